@@ -1,0 +1,52 @@
+// The futex backend of the Parker (see detail/parker_backend.hpp).
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <ctime>
+
+#include "parkpool/detail/parker_backend.hpp"
+
+namespace parkpool::detail {
+namespace {
+
+std::uint32_t* futex_address(ParkerWord& word) noexcept {
+  // std::atomic<std::uint32_t> has the size and representation of std::uint32_t (asserted in the
+  // header); the kernel reads the word, it never writes it.
+  return reinterpret_cast<std::uint32_t*>(&word);
+}
+
+long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
+           std::uint32_t val3) noexcept {
+  return syscall(SYS_futex, addr, op, val, ts, nullptr, val3);
+}
+
+}  // namespace
+
+WaitStatus FutexBackend::wait(Word& word, std::uint32_t expected,
+                              const Deadline& deadline) noexcept {
+  long rc = 0;
+  if (deadline.is_forever()) {
+    rc = futex(futex_address(word), FUTEX_WAIT_PRIVATE, expected, nullptr, 0);
+  } else {
+    const std::int64_t ns = deadline.ns < 0 ? 0 : deadline.ns;
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    int op = FUTEX_WAIT_BITSET_PRIVATE;
+    if (deadline.clock == Deadline::Clock::realtime) op |= FUTEX_CLOCK_REALTIME;
+    rc = futex(futex_address(word), op, expected, &ts, FUTEX_BITSET_MATCH_ANY);
+  }
+  // 0: woken (perhaps spuriously); EAGAIN: the word already differed; EINTR: a signal. All three
+  // send the protocol back to re-check the word with the same absolute deadline.
+  if (rc == -1 && errno == ETIMEDOUT) return WaitStatus::timed_out;
+  return WaitStatus::woken;
+}
+
+void FutexBackend::wake_one(Word& word) noexcept {
+  futex(futex_address(word), FUTEX_WAKE_PRIVATE, 1, nullptr, 0);
+}
+
+}  // namespace parkpool::detail
