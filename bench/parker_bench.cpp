@@ -47,7 +47,8 @@ class RawFutexParker {
     for (;;) {
       futex(FUTEX_WAIT_PRIVATE, 1, nullptr);
       e = 2;
-      if (s_.compare_exchange_strong(e, 0, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      if (s_.compare_exchange_strong(e, 0, std::memory_order_acquire, std::memory_order_relaxed))
+        return;
     }
   }
   bool park_timeout(std::chrono::nanoseconds t) noexcept {
@@ -58,7 +59,8 @@ class RawFutexParker {
       s_.exchange(0, std::memory_order_acquire);
       return true;
     }
-    timespec ts{static_cast<time_t>(t.count() / 1'000'000'000), static_cast<long>(t.count() % 1'000'000'000)};
+    timespec ts{static_cast<time_t>(t.count() / 1'000'000'000),
+                static_cast<long>(t.count() % 1'000'000'000)};
     futex(FUTEX_WAIT_PRIVATE, 1, &ts);  // relative; good enough for a floor
     return s_.exchange(0, std::memory_order_acquire) == 2;
   }
@@ -104,7 +106,8 @@ class AtomicWaitParker {  // C++20 std::atomic<int>::wait / notify_one
     flag_.notify_one();
   }
   void park() noexcept {
-    while (flag_.exchange(0, std::memory_order_acquire) == 0) flag_.wait(0, std::memory_order_relaxed);
+    while (flag_.exchange(0, std::memory_order_acquire) == 0)
+      flag_.wait(0, std::memory_order_relaxed);
   }
   bool park_timeout(std::chrono::nanoseconds) noexcept {  // no timed wait in std::atomic
     return flag_.exchange(0, std::memory_order_acquire) == 1;
@@ -114,7 +117,8 @@ class AtomicWaitParker {  // C++20 std::atomic<int>::wait / notify_one
   std::atomic<int> flag_{0};
 };
 
-class SemaphoreParker {  // std::binary_semaphore; release() beyond 1 is UB, so no "token present" unpark
+class SemaphoreParker {  // std::binary_semaphore; release() beyond 1 is UB, so no "token present"
+                         // unpark
  public:
   void unpark() noexcept { sem_.release(); }
   void park() noexcept { sem_.acquire(); }
@@ -165,7 +169,8 @@ void PingPong(benchmark::State& state) {
   stop.store(true, std::memory_order_relaxed);
   b.unpark();
   partner.join();
-  state.counters["cpu_ns"] = benchmark::Counter((cpu1 - cpu0) / static_cast<double>(state.iterations()));
+  state.counters["cpu_ns"] =
+      benchmark::Counter((cpu1 - cpu0) / static_cast<double>(state.iterations()));
 }
 
 template <class P>
@@ -198,7 +203,9 @@ void Oversleep50us(benchmark::State& state) {
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     benchmark::DoNotOptimize(p.park_timeout(50us));
-    over.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0 - 50us).count());
+    over.push_back(
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0 - 50us)
+            .count());
   }
   std::sort(over.begin(), over.end());
   if (!over.empty()) {
@@ -223,8 +230,12 @@ BENCHMARK_TEMPLATE(PingPong, SemaphoreParker)->Name("PingPong/semaphore")->UseRe
 BENCHMARK_TEMPLATE(PingPong, ParkpoolSpinParker)->Name("PingPongSpin25us/parkpool")->UseRealTime();
 BENCHMARK_TEMPLATE(Oversleep50us, ParkpoolParker)->Name("Oversleep50us/parkpool")->Iterations(400);
 BENCHMARK_TEMPLATE(Oversleep50us, RawFutexParker)->Name("Oversleep50us/raw_futex")->Iterations(400);
-BENCHMARK_TEMPLATE(Oversleep50us, MutexCondvarParker)->Name("Oversleep50us/mutex_condvar")->Iterations(400);
-BENCHMARK_TEMPLATE(Oversleep50us, SemaphoreParker)->Name("Oversleep50us/semaphore")->Iterations(400);
+BENCHMARK_TEMPLATE(Oversleep50us, MutexCondvarParker)
+    ->Name("Oversleep50us/mutex_condvar")
+    ->Iterations(400);
+BENCHMARK_TEMPLATE(Oversleep50us, SemaphoreParker)
+    ->Name("Oversleep50us/semaphore")
+    ->Iterations(400);
 
 // ---------------------------------------------------------------- the ratio table
 // Collects the median of every run (or the single run without repetitions), then prints one row
@@ -287,8 +298,14 @@ class TableReporter : public benchmark::BenchmarkReporter {
           best = floor_v;
         }
       }
-      if (floor_v > 0) std::printf(" %8.2fx", pp->second / floor_v); else std::printf(" %9s", "-");
-      if (best > 0) std::printf(" %8.2fx\n", pp->second / best); else std::printf(" %9s\n", "-");
+      if (floor_v > 0)
+        std::printf(" %8.2fx", pp->second / floor_v);
+      else
+        std::printf(" %9s", "-");
+      if (best > 0)
+        std::printf(" %8.2fx\n", pp->second / best);
+      else
+        std::printf(" %9s\n", "-");
     }
     std::printf("(machine: %u CPUs; a VM: compare ratios, not absolute figures)\n",
                 std::thread::hardware_concurrency());

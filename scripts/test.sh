@@ -21,8 +21,12 @@ run_stage() {
   local preset=$1 labels=$2
   local start=$SECONDS
   echo "=== [$preset] configure and build" >&2
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset" -j "$jobs"
+  if ! cmake --preset "$preset" >/dev/null || ! cmake --build --preset "$preset" -j "$jobs"; then
+    failed=$((failed + 1))
+    status=1
+    summary+=("$preset: BUILD FAILED")
+    return 0
+  fi
   echo "=== [$preset] ctest -L '$labels'" >&2
   local log="build/$preset/ctest.log" rc=0
   ctest --preset "$preset" -L "$labels" -j "$jobs" 2>&1 | tee "$log" || rc=$?

@@ -28,7 +28,8 @@ WaitStatus PortableBackend::wait(Word& word, std::uint32_t expected,
     }
     case Deadline::Clock::realtime: {
       const std::chrono::system_clock::time_point tp{
-          std::chrono::duration_cast<std::chrono::system_clock::duration>(nanoseconds(deadline.ns))};
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              nanoseconds(deadline.ns))};
       if (condvar.wait_until(lock, tp) == std::cv_status::timeout &&
           std::chrono::system_clock::now() >= tp) {
         return WaitStatus::timed_out;

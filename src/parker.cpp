@@ -16,10 +16,14 @@ void parker_misuse(const char* what) noexcept {
 namespace {
 const char* state_name(std::uint32_t s) noexcept {
   switch (s) {
-    case kEmpty: return "EMPTY";
-    case kParked: return "PARKED";
-    case kNotified: return "NOTIFIED";
-    default: return "INVALID";
+    case kEmpty:
+      return "EMPTY";
+    case kParked:
+      return "PARKED";
+    case kNotified:
+      return "NOTIFIED";
+    default:
+      return "INVALID";
   }
 }
 }  // namespace
@@ -40,7 +44,8 @@ void Unparker::release() noexcept {
 std::ostream& operator<<(std::ostream& os, const Unparker& u) {
   if (u.inner_ == nullptr) return os << "Unparker{moved-from}";
   // Relaxed loads: a diagnostic snapshot, ordered with nothing.
-  return os << "Unparker{state=" << detail::state_name(u.inner_->state.load(std::memory_order_relaxed))
+  return os << "Unparker{state="
+            << detail::state_name(u.inner_->state.load(std::memory_order_relaxed))
             << ", handles=" << u.inner_->refs.load(std::memory_order_relaxed) << '}';
 }
 

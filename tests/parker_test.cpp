@@ -85,7 +85,8 @@ TEST(Parker, ZeroAndNegativeTimeoutsNeverBlock) {
   EXPECT_EQ(p.park_deadline(std::chrono::system_clock::now() - 1s), UnparkReason::timed_out);
 }
 
-// --- Table-driven timeouts: deadline (past / now / short / huge) x unpark (before / during / never)
+// --- Table-driven timeouts: deadline (past / now / short / huge) x unpark (before / during /
+// never)
 enum class DeadlineKind { past, now, short_, huge };
 enum class UnparkWhen { before, during, never };
 
@@ -97,18 +98,25 @@ struct TimeoutCase {
 
 const char* name(DeadlineKind d) {
   switch (d) {
-    case DeadlineKind::past: return "past";
-    case DeadlineKind::now: return "now";
-    case DeadlineKind::short_: return "short";
-    case DeadlineKind::huge: return "huge";
+    case DeadlineKind::past:
+      return "past";
+    case DeadlineKind::now:
+      return "now";
+    case DeadlineKind::short_:
+      return "short";
+    case DeadlineKind::huge:
+      return "huge";
   }
   return "?";
 }
 const char* name(UnparkWhen u) {
   switch (u) {
-    case UnparkWhen::before: return "before";
-    case UnparkWhen::during: return "during";
-    case UnparkWhen::never: return "never";
+    case UnparkWhen::before:
+      return "before";
+    case UnparkWhen::during:
+      return "during";
+    case UnparkWhen::never:
+      return "never";
   }
   return "?";
 }
@@ -121,27 +129,40 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
   switch (form) {
     case Form::timeout:
       switch (kind) {
-        case DeadlineKind::past: return p.park_timeout(-1ms);
-        case DeadlineKind::now: return p.park_timeout(0ns);
-        case DeadlineKind::short_: return p.park_timeout(kShort);
-        case DeadlineKind::huge: return p.park_timeout(std::chrono::nanoseconds::max());
+        case DeadlineKind::past:
+          return p.park_timeout(-1ms);
+        case DeadlineKind::now:
+          return p.park_timeout(0ns);
+        case DeadlineKind::short_:
+          return p.park_timeout(kShort);
+        case DeadlineKind::huge:
+          return p.park_timeout(std::chrono::nanoseconds::max());
       }
       break;
     case Form::steady_deadline:
       switch (kind) {
-        case DeadlineKind::past: return p.park_deadline(Clock::now() - 1s);
-        case DeadlineKind::now: return p.park_deadline(Clock::now());
-        case DeadlineKind::short_: return p.park_deadline(Clock::now() + kShort);
-        case DeadlineKind::huge: return p.park_deadline(Clock::time_point::max());
+        case DeadlineKind::past:
+          return p.park_deadline(Clock::now() - 1s);
+        case DeadlineKind::now:
+          return p.park_deadline(Clock::now());
+        case DeadlineKind::short_:
+          return p.park_deadline(Clock::now() + kShort);
+        case DeadlineKind::huge:
+          return p.park_deadline(Clock::time_point::max());
       }
       break;
     case Form::system_deadline: {
       using S = std::chrono::system_clock;
       switch (kind) {
-        case DeadlineKind::past: return p.park_deadline(S::now() - 1s);
-        case DeadlineKind::now: return p.park_deadline(S::now());
-        case DeadlineKind::short_: return p.park_deadline(S::now() + kShort);
-        case DeadlineKind::huge: return p.park_deadline(S::now() + std::chrono::hours(24 * 365 * 100));  // 100 years fits in ns
+        case DeadlineKind::past:
+          return p.park_deadline(S::now() - 1s);
+        case DeadlineKind::now:
+          return p.park_deadline(S::now());
+        case DeadlineKind::short_:
+          return p.park_deadline(S::now() + kShort);
+        case DeadlineKind::huge:
+          return p.park_deadline(S::now() +
+                                 std::chrono::hours(24 * 365 * 100));  // 100 years fits in ns
       }
       break;
     }
@@ -149,10 +170,15 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
       // A deadline in hours on steady_clock: hours::max() must mean forever, not overflow.
       using H = std::chrono::time_point<Clock, std::chrono::hours>;
       switch (kind) {
-        case DeadlineKind::past: return p.park_deadline(std::chrono::time_point_cast<std::chrono::hours>(Clock::now()) - std::chrono::hours(1));
-        case DeadlineKind::now: return p.park_deadline(std::chrono::time_point_cast<std::chrono::hours>(Clock::now()));
-        case DeadlineKind::short_: return p.park_timeout(kShort);  // hours cannot express 30 ms
-        case DeadlineKind::huge: return p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1)));
+        case DeadlineKind::past:
+          return p.park_deadline(std::chrono::time_point_cast<std::chrono::hours>(Clock::now()) -
+                                 std::chrono::hours(1));
+        case DeadlineKind::now:
+          return p.park_deadline(std::chrono::time_point_cast<std::chrono::hours>(Clock::now()));
+        case DeadlineKind::short_:
+          return p.park_timeout(kShort);  // hours cannot express 30 ms
+        case DeadlineKind::huge:
+          return p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1)));
       }
       break;
     }
@@ -214,8 +240,8 @@ std::vector<std::tuple<Form, TimeoutCase>> all_cases() {
       // huge x never would block forever by contract; HugeTimeoutDoesNotReturnEarly covers it.
   };
   std::vector<std::tuple<Form, TimeoutCase>> out;
-  for (Form f : {Form::timeout, Form::steady_deadline, Form::system_deadline,
-                 Form::coarse_clock_deadline}) {
+  for (Form f :
+       {Form::timeout, Form::steady_deadline, Form::system_deadline, Form::coarse_clock_deadline}) {
     for (const auto& c : cases) out.emplace_back(f, c);
   }
   return out;
@@ -253,6 +279,7 @@ struct SlowClock {
 };
 
 TEST(Parker, CustomClockDeadlineTimesOutOnThatClock) {
+  static_assert(SlowClock::is_steady);
   Parker p;
   const auto deadline = SlowClock::now() + 25ms;
   EXPECT_EQ(p.park_deadline(deadline), UnparkReason::timed_out);

@@ -240,7 +240,8 @@ class Parker {
   const detail::ParkerInner* block() const noexcept { return unparker_.inner_; }
   explicit Parker(Unparker u) noexcept : unparker_(std::move(u)) {}
   detail::ParkerInner& inner(const char* what) const noexcept {
-    if (unparker_.inner_ == nullptr) [[unlikely]] detail::parker_misuse(what);
+    if (unparker_.inner_ == nullptr) [[unlikely]]
+      detail::parker_misuse(what);
     return *unparker_.inner_;
   }
   // Out of line: the sleeping paths (WebKit's *_slow habit keeps the inline paths small).

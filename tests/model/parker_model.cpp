@@ -32,12 +32,17 @@ rl::memory_order map(std::memory_order mo) {
   if (g_variant == Variant::relaxed_orders) return rl::mo_relaxed;
   switch (mo) {
     // C++20's scoped names: Relacy macro-renames the memory_order_* constants.
-    case std::memory_order::relaxed: return rl::mo_relaxed;
+    case std::memory_order::relaxed:
+      return rl::mo_relaxed;
     case std::memory_order::consume:
-    case std::memory_order::acquire: return rl::mo_acquire;
-    case std::memory_order::release: return rl::mo_release;
-    case std::memory_order::acq_rel: return rl::mo_acq_rel;
-    case std::memory_order::seq_cst: return rl::mo_seq_cst;
+    case std::memory_order::acquire:
+      return rl::mo_acquire;
+    case std::memory_order::release:
+      return rl::mo_release;
+    case std::memory_order::acq_rel:
+      return rl::mo_acq_rel;
+    case std::memory_order::seq_cst:
+      return rl::mo_seq_cst;
   }
   return rl::mo_seq_cst;
 }
@@ -46,7 +51,9 @@ rl::memory_order map(std::memory_order mo) {
 struct ModelWord {
   rl::atomic<int> v;
 
-  std::uint32_t load(std::memory_order mo) { return static_cast<std::uint32_t>(v.load(map(mo), $)); }
+  std::uint32_t load(std::memory_order mo) {
+    return static_cast<std::uint32_t>(v.load(map(mo), $));
+  }
   std::uint32_t exchange(std::uint32_t x, std::memory_order mo) {
     if (g_variant == Variant::plain_store_consume && x == kEmpty) {
       const int old = v.load(map(mo), $);  // the bug: a read and a separate plain store
@@ -67,8 +74,8 @@ struct ModelWord {
       return true;
     }
     int e = static_cast<int>(expected);
-    const bool ok = v.compare_exchange_strong(e, static_cast<int>(desired), map(success), $,
-                                              map(failure), $);
+    const bool ok =
+        v.compare_exchange_strong(e, static_cast<int>(desired), map(success), $, map(failure), $);
     expected = static_cast<std::uint32_t>(e);
     return ok;
   }
@@ -202,15 +209,22 @@ bool run(const char* name, rl::iteration_t iterations) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s <correct|plain_store_consume|relaxed_orders|missing_wake> [--expect-failure]\n", argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s <correct|plain_store_consume|relaxed_orders|missing_wake> [--expect-failure]\n",
+        argv[0]);
     return 2;
   }
   const std::string v = argv[1];
   const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
-  if (v == "correct") g_variant = Variant::correct;
-  else if (v == "plain_store_consume") g_variant = Variant::plain_store_consume;
-  else if (v == "relaxed_orders") g_variant = Variant::relaxed_orders;
-  else if (v == "missing_wake") g_variant = Variant::missing_wake;
+  if (v == "correct")
+    g_variant = Variant::correct;
+  else if (v == "plain_store_consume")
+    g_variant = Variant::plain_store_consume;
+  else if (v == "relaxed_orders")
+    g_variant = Variant::relaxed_orders;
+  else if (v == "missing_wake")
+    g_variant = Variant::missing_wake;
   else {
     std::fprintf(stderr, "unknown variant '%s'\n", v.c_str());
     return 2;

@@ -18,7 +18,8 @@ inline bool slow_instrumentation() noexcept {
 
 // Scales a stress iteration count down under instrumentation, so that the same test stays
 // bounded in time everywhere. Never returns less than `floor`.
-inline std::size_t scaled(std::size_t n, std::size_t divisor = 20, std::size_t floor = 100) noexcept {
+inline std::size_t scaled(std::size_t n, std::size_t divisor = 20,
+                          std::size_t floor = 100) noexcept {
   if (!slow_instrumentation()) return n;
   std::size_t s = n / divisor;
   return s < floor ? (n < floor ? n : floor) : s;

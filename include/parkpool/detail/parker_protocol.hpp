@@ -37,7 +37,8 @@ enum class WaitStatus : std::uint8_t { woken, timed_out };
 //   PARKED    no token; the owner sleeps (or is about to) owner only, and only from EMPTY
 //   NOTIFIED  a token is available                        any unparker, from any state
 //
-//   transitions: EMPTY -> PARKED (owner, about to sleep)      EMPTY/PARKED/NOTIFIED -> NOTIFIED (unpark)
+//   transitions: EMPTY -> PARKED (owner, about to sleep)      EMPTY/PARKED/NOTIFIED -> NOTIFIED
+//   (unpark)
 //                NOTIFIED -> EMPTY (owner consumes the token)  PARKED -> EMPTY (owner times out)
 //
 // There is no SPINNING state: while the owner spins the word stays EMPTY, which already tells
