@@ -1,0 +1,364 @@
+// Relacy model of the thread-parker protocols of <parkpool/thread_parker.hpp>:
+//   - ParkThread shutdown: flag (S1)/(S2) + unpark, over the production Parker protocol
+//     (include/parkpool/detail/parker_protocol.hpp instantiated with a Relacy backend);
+//   - block_on's completion word (B1)-(B5) when the root coroutine finishes on another thread;
+//   - block_on's ready queue (Q1)-(Q3) with wakes from several threads.
+// The ParkThread and block_on logic is restated here step by step from include/parkpool/
+// thread_parker.hpp and src/thread_parker.cpp (labels as in the code); the Parker is the
+// production code itself.
+//
+// Why shutdown never leaves a thread asleep (the argument the model checks): shutdown stores the
+// flag (S1) and then unparks. A park that reads the flag as false goes to the Parker. Either the
+// shutdown token is still in the word (this park consumes it) or an earlier park consumed it; that
+// park synchronized with the unpark, which follows (S1), so this later park must have seen the
+// flag: contradiction. Hence at most one park uses the token and no park sleeps after shutdown.
+//
+// Broken variants (each must be rejected):
+//   shutdown_without_unpark  shutdown sets the flag but does not unpark: the parked owner sleeps
+//                            forever (Relacy: deadlock)
+//   shutdown_relaxed         (S1)/(S2) relaxed: a park that returns on the flag does not see the
+//                            writes made before shutdown() (Relacy: data race)
+//   complete_without_wake    a foreign completer replaces kSleeping by kDone without waking the
+//                            owner (Relacy: deadlock)
+//   complete_relaxed         the completer's (B3)/(B3') are relaxed: block_on returns without
+//                            seeing the coroutine's result (Relacy: data race)
+//   push_relaxed             (Q2) relaxed: the owner resumes a node whose contents are not
+//                            visible to it (Relacy: data race)
+//
+// The marker lines are read by tests/model/CMakeLists.txt and must stay one line each.
+// clang-format off
+// PARKPOOL_MODEL_CORRECT: correct
+// PARKPOOL_MODEL_BROKEN: shutdown_without_unpark shutdown_relaxed complete_without_wake complete_relaxed push_relaxed
+// clang-format on
+#include "parkpool/detail/parker_protocol.hpp"  // before Relacy, which macro-renames pthread calls
+
+#include <relacy/relacy.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace {
+
+using parkpool::UnparkReason;
+using parkpool::detail::Deadline;
+using parkpool::detail::kEmpty;
+using parkpool::detail::WaitStatus;
+
+enum class Variant {
+  correct,
+  shutdown_without_unpark,
+  shutdown_relaxed,
+  complete_without_wake,
+  complete_relaxed,
+  push_relaxed
+};
+Variant g_variant = Variant::correct;
+
+rl::memory_order to_rl(std::memory_order mo) {
+  switch (mo) {
+    case std::memory_order::relaxed:
+      return rl::mo_relaxed;
+    case std::memory_order::consume:
+    case std::memory_order::acquire:
+      return rl::mo_acquire;
+    case std::memory_order::release:
+      return rl::mo_release;
+    case std::memory_order::acq_rel:
+      return rl::mo_acq_rel;
+    case std::memory_order::seq_cst:
+      return rl::mo_seq_cst;
+  }
+  return rl::mo_seq_cst;
+}
+
+// ---- the production Parker protocol on a Relacy word -----------------------------------------
+struct Word {
+  rl::atomic<int> v;
+  std::uint32_t load(std::memory_order mo) {
+    return static_cast<std::uint32_t>(v.load(to_rl(mo), $));
+  }
+  std::uint32_t exchange(std::uint32_t x, std::memory_order mo) {
+    return static_cast<std::uint32_t>(v.exchange(static_cast<int>(x), to_rl(mo), $));
+  }
+  bool compare_exchange_strong(std::uint32_t& expected, std::uint32_t desired,
+                               std::memory_order success, std::memory_order failure) {
+    int e = static_cast<int>(expected);
+    const bool ok = v.compare_exchange_strong(e, static_cast<int>(desired), to_rl(success), $,
+                                              to_rl(failure), $);
+    expected = static_cast<std::uint32_t>(e);
+    return ok;
+  }
+};
+
+struct Backend {
+  using Word = ::Word;
+  WaitStatus wait(Word& w, std::uint32_t expected, const Deadline& d) {
+    struct timespec ts {};
+    const int rc = rl::rl_futex(&w.v, rl::RL_FUTEX_WAIT, static_cast<int>(expected),
+                                d.is_forever() ? nullptr : &ts, nullptr, 0, $);
+    return rc == rl::RL_ETIMEDOUT ? WaitStatus::timed_out : WaitStatus::woken;
+  }
+  void wake_one(Word& w) { rl::rl_futex(&w.v, rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $); }
+  static std::int64_t monotonic_ns() { return 0; }
+  static void cpu_relax() {}
+};
+using Protocol = parkpool::detail::ParkerProtocol<Backend>;
+
+// ---- ParkThread: Parker + shutdown flag ------------------------------------------------------
+struct ModelParkThread {
+  Word state;
+  Backend backend;
+  rl::atomic<bool> shutdown_flag;
+
+  void init() {
+    state.v.store(static_cast<int>(kEmpty), rl::mo_relaxed, $);
+    shutdown_flag.store(false, rl::mo_relaxed, $);
+  }
+  void unpark() { Protocol::unpark(state, backend); }
+  bool is_shutdown() {
+    // (S2)
+    return shutdown_flag.load(
+        g_variant == Variant::shutdown_relaxed ? rl::mo_relaxed : rl::mo_acquire, $);
+  }
+  void park() {
+    if (is_shutdown()) return;
+    if (Protocol::try_consume(state)) return;
+    Protocol::park_slow(state, backend, Deadline::forever(), 0);
+  }
+  void shutdown() {
+    // (S1)
+    shutdown_flag.store(
+        true, g_variant == Variant::shutdown_relaxed ? rl::mo_relaxed : rl::mo_release, $);
+    if (g_variant != Variant::shutdown_without_unpark) unpark();
+  }
+};
+
+// 1. Shutdown racing with an owner that parks repeatedly: every park returns, and a park that
+//    returns because of the shutdown sees what was written before shutdown().
+struct ShutdownWakesOwner : rl::test_suite<ShutdownWakesOwner, 2> {
+  ModelParkThread p;
+  rl::var<int> data;
+  void before() { p.init(); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      p.park();
+      p.park();
+      p.park();
+      RL_ASSERT(data($) == 1);
+    } else {
+      data($) = 1;
+      p.shutdown();
+    }
+  }
+};
+
+// 2. Shutdown plus an ordinary unparker: the owner's three parks still all return.
+struct ShutdownWithUnparker : rl::test_suite<ShutdownWithUnparker, 3> {
+  ModelParkThread p;
+  void before() { p.init(); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      p.park();
+      p.park();
+      p.park();
+      RL_ASSERT(p.is_shutdown() || g_variant == Variant::shutdown_relaxed);
+    } else if (index == 1) {
+      p.unpark();
+    } else {
+      p.shutdown();
+    }
+  }
+};
+
+// ---- block_on: completion word and ready queue -----------------------------------------------
+constexpr int kRunning = 0;
+constexpr int kSleeping = 1;
+constexpr int kDone = 2;
+
+struct Node {
+  rl::var<int> payload;
+  Node* next = nullptr;  // written by the pusher before (Q2), read by the owner after (Q3)
+};
+
+struct ModelBlockOn {
+  ModelParkThread owner_parker;
+  rl::atomic<int> state;
+  rl::atomic<Node*> ready;
+  rl::var<int> waker;  // BlockOnContext::waker_: written by the owner, read by completers
+
+  void init() {
+    owner_parker.init();
+    state.store(kRunning, rl::mo_relaxed, $);
+    ready.store(nullptr, rl::mo_relaxed, $);
+  }
+
+  // BlockOnContext::push (+ the wake Resumption::resume does from another thread).
+  void push_and_wake(Node& n) {
+    Node* head = ready.load(rl::mo_relaxed, $);  // (Q1)
+    for (;;) {
+      n.next = head;
+      // (Q2)
+      if (ready.compare_exchange_strong(
+              head, &n, g_variant == Variant::push_relaxed ? rl::mo_relaxed : rl::mo_release, $,
+              rl::mo_relaxed, $)) {
+        break;
+      }
+    }
+    owner_parker.unpark();  // Waker::wake
+  }
+
+  // BlockOnContext::complete_foreign.
+  void complete_foreign() {
+    const rl::memory_order rel =
+        g_variant == Variant::complete_relaxed ? rl::mo_relaxed : rl::mo_acq_rel;
+    // Relacy requires failure <= success; the broken variant weakens both.
+    const rl::memory_order fail =
+        g_variant == Variant::complete_relaxed ? rl::mo_relaxed : rl::mo_acquire;
+    int s = state.load(rl::mo_acquire, $);  // (B2)
+    for (;;) {
+      if (s == kRunning) {
+        if (state.compare_exchange_strong(s, kDone, rel, $, fail, $)) return;  // (B3)
+        continue;
+      }
+      RL_ASSERT(s == kSleeping);
+      RL_ASSERT(waker($) == 1);  // INV-B2: the owner's waker is initialized and readable
+      if (state.compare_exchange_strong(s, kDone, rel, $, fail, $)) {  // (B3')
+        if (g_variant != Variant::complete_without_wake) owner_parker.unpark();
+        return;
+      }
+    }
+  }
+
+  // BlockOnContext::drain_ready; `on_node` processes a node (may complete the root).
+  template <class F>
+  bool drain(F on_node) {
+    Node* list = ready.exchange(nullptr, rl::mo_acquire, $);  // (Q3)
+    if (list == nullptr) return false;
+    while (list != nullptr) {
+      Node* next = list->next;
+      on_node(*list);
+      list = next;
+    }
+    return true;
+  }
+
+  // BlockOnContext::run after the first resumption.
+  template <class F>
+  void run_loop(F on_node) {
+    for (;;) {
+      if (state.load(rl::mo_acquire, $) == kDone) break;  // (B5)
+      if (drain(on_node)) continue;
+      waker($) = 1;  // ensure_waker (idempotent write by the owner)
+      int s = kRunning;
+      if (!state.compare_exchange_strong(s, kSleeping, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
+        break;  // (B1) failed: kDone
+      }
+      if (ready.load(rl::mo_relaxed, $) == nullptr) owner_parker.park();
+      s = kSleeping;
+      if (!state.compare_exchange_strong(s, kRunning, rl::mo_acquire, $, rl::mo_acquire, $)) {
+        break;  // (B4) failed: kDone
+      }
+    }
+  }
+};
+
+// 3. The root coroutine finishes on another thread (a foreign awaitable moved it there):
+//    block_on returns, exactly after seeing the result.
+struct ForeignCompletion : rl::test_suite<ForeignCompletion, 2> {
+  ModelBlockOn b;
+  rl::var<int> result;
+  void before() { b.init(); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      b.run_loop([](Node&) { RL_ASSERT(false); });
+      RL_ASSERT(result($) == 42);
+    } else {
+      result($) = 42;
+      b.complete_foreign();
+    }
+  }
+};
+
+// 4. Two resumptions queued from two threads (e.g. two AsyncEvents): both run on the owner,
+//    which sees each node's contents; the owner completes the root after the second.
+struct ReadyQueue : rl::test_suite<ReadyQueue, 3> {
+  ModelBlockOn b;
+  Node n1, n2;
+  int seen = 0;
+  void before() {
+    b.init();
+    seen = 0;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      b.run_loop([this](Node& n) {
+        RL_ASSERT(n.payload($) == (&n == &n1 ? 1 : 2));
+        if (++seen == 2) b.state.store(kDone, rl::mo_relaxed, $);  // complete() on the owner
+      });
+      RL_ASSERT(seen == 2);
+    } else if (index == 1) {
+      n1.payload($) = 1;
+      b.push_and_wake(n1);
+    } else {
+      n2.payload($) = 2;
+      b.push_and_wake(n2);
+    }
+  }
+};
+
+template <class Model>
+bool run(const char* name, rl::iteration_t iterations) {
+  rl::test_params params;
+  params.iteration_count = iterations;
+  params.search_type = rl::random_scheduler_type;
+  params.output_history = false;
+  const bool ok = rl::simulate<Model>(params);
+  std::printf("  %-22s %s\n", name, ok ? "no failure found" : "FAILURE found");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* usage =
+      "usage: %s <correct|shutdown_without_unpark|shutdown_relaxed|complete_without_wake|"
+      "complete_relaxed|push_relaxed> [--expect-failure]\n";
+  if (argc < 2) {
+    std::fprintf(stderr, usage, argv[0]);
+    return 2;
+  }
+  const std::string v = argv[1];
+  const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
+  if (v == "correct")
+    g_variant = Variant::correct;
+  else if (v == "shutdown_without_unpark")
+    g_variant = Variant::shutdown_without_unpark;
+  else if (v == "shutdown_relaxed")
+    g_variant = Variant::shutdown_relaxed;
+  else if (v == "complete_without_wake")
+    g_variant = Variant::complete_without_wake;
+  else if (v == "complete_relaxed")
+    g_variant = Variant::complete_relaxed;
+  else if (v == "push_relaxed")
+    g_variant = Variant::push_relaxed;
+  else {
+    std::fprintf(stderr, usage, argv[0]);
+    return 2;
+  }
+  std::printf("thread_parker model, variant %s\n", v.c_str());
+  const rl::iteration_t iters = 500000;
+  bool all_ok = true;
+  // A broken variant stops at the first suite that rejects it (the others would pass: each bug
+  // lives in one protocol).
+  all_ok = all_ok && run<ShutdownWakesOwner>("ShutdownWakesOwner", iters);
+  all_ok = all_ok && run<ShutdownWithUnparker>("ShutdownWithUnparker", iters);
+  all_ok = all_ok && run<ForeignCompletion>("ForeignCompletion", iters);
+  all_ok = all_ok && run<ReadyQueue>("ReadyQueue", iters);
+  if (expect_failure) {
+    std::printf(all_ok ? "ERROR: the broken variant was not rejected\n"
+                       : "ok: the broken variant was rejected\n");
+    return all_ok ? 1 : 0;
+  }
+  return all_ok ? 0 : 1;
+}
