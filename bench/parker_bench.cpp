@@ -227,7 +227,7 @@ PARKPOOL_PARKER_BENCH(ParkTimeoutZero)
 BENCHMARK_TEMPLATE(ParkTimeoutZero, SemaphoreParker)->Name("ParkTimeoutZero/semaphore");
 PARKPOOL_PARKER_BENCH(PingPong)
 BENCHMARK_TEMPLATE(PingPong, SemaphoreParker)->Name("PingPong/semaphore")->UseRealTime();
-BENCHMARK_TEMPLATE(PingPong, ParkpoolSpinParker)->Name("PingPongSpin25us/parkpool")->UseRealTime();
+BENCHMARK_TEMPLATE(PingPong, ParkpoolSpinParker)->Name("PingPong/parkpool_spin25us")->UseRealTime();
 BENCHMARK_TEMPLATE(Oversleep50us, ParkpoolParker)->Name("Oversleep50us/parkpool")->Iterations(400);
 BENCHMARK_TEMPLATE(Oversleep50us, RawFutexParker)->Name("Oversleep50us/raw_futex")->Iterations(400);
 BENCHMARK_TEMPLATE(Oversleep50us, MutexCondvarParker)
@@ -275,37 +275,31 @@ class TableReporter : public benchmark::BenchmarkReporter {
     std::printf("%-30s %10s %10s %10s %10s %10s %9s %9s\n", "figure", "parkpool", "raw_futex",
                 "mutex_cv", "atom_wait", "semaphore", "/floor", "/best");
     for (const auto& [fig, impls] : figures_) {
-      auto pp = impls.find("parkpool");
-      if (pp == impls.end()) continue;
-      std::printf("%-30s %10.1f", fig.c_str(), pp->second);
-      double best = 0;
-      for (const char* b : kImpls) {
-        auto it = impls.find(b);
-        if (it == impls.end()) {
-          std::printf(" %10s", "-");
-        } else {
-          std::printf(" %10.1f", it->second);
-          if (best == 0 || it->second < best) best = it->second;
+      // One row per parkpool variant ("parkpool", "parkpool_spin25us"), against the same baselines.
+      for (const auto& [impl, value] : impls) {
+        if (impl.rfind("parkpool", 0) != 0) continue;
+        const std::string label = impl == "parkpool" ? fig : fig + " [" + impl.substr(9) + "]";
+        std::printf("%-30s %10.1f", label.c_str(), value);
+        double best = 0;
+        for (const char* b : kImpls) {
+          auto it = impls.find(b);
+          if (it == impls.end()) {
+            std::printf(" %10s", "-");
+          } else {
+            std::printf(" %10.1f", it->second);
+            if (best == 0 || it->second < best) best = it->second;
+          }
         }
+        auto floor = impls.find("raw_futex");
+        if (floor != impls.end())
+          std::printf(" %8.2fx", value / floor->second);
+        else
+          std::printf(" %9s", "-");
+        if (best > 0)
+          std::printf(" %8.2fx\n", value / best);
+        else
+          std::printf(" %9s\n", "-");
       }
-      auto floor = impls.find("raw_futex");
-      // PingPongSpin25us has only parkpool: compare it with the blocking floor of PingPong.
-      double floor_v = floor != impls.end() ? floor->second : 0;
-      if (floor == impls.end() && fig.rfind("PingPongSpin25us", 0) == 0) {
-        auto plain = figures_.find("PingPong" + fig.substr(std::string("PingPongSpin25us").size()));
-        if (plain != figures_.end() && plain->second.count("raw_futex")) {
-          floor_v = plain->second.at("raw_futex");
-          best = floor_v;
-        }
-      }
-      if (floor_v > 0)
-        std::printf(" %8.2fx", pp->second / floor_v);
-      else
-        std::printf(" %9s", "-");
-      if (best > 0)
-        std::printf(" %8.2fx\n", pp->second / best);
-      else
-        std::printf(" %9s\n", "-");
     }
     std::printf("(machine: %u CPUs; a VM: compare ratios, not absolute figures)\n",
                 std::thread::hardware_concurrency());

@@ -1,4 +1,7 @@
-// Micro benchmarks of <parkpool/thread_parker.hpp>, each with its baseline in this binary:
+// Micro benchmarks of <parkpool/thread_parker.hpp>, each with its baseline in this binary
+// (reported as "Workload/impl" for parkpool-bench: BlockOnReady/{parkpool,eager_coroutine},
+// WakeToResume/{parkpool_block_on,parkpool_parker,raw_futex},
+// WakerCloneDrop/{parkpool,shared_ptr}):
 //   BlockOnReady           block_on of a coroutine that never suspends   vs  EagerCoroutine (the
 //                          bare cost of creating, running and destroying a coroutine frame)
 //   BlockOnPingPong        wake-to-resume round trip between two block_on threads through
@@ -34,7 +37,7 @@ void BlockOnReady(benchmark::State& state) {
     benchmark::DoNotOptimize(x);
   }
 }
-BENCHMARK(BlockOnReady);
+BENCHMARK(BlockOnReady)->Name("BlockOnReady/parkpool");
 
 // Baseline: an eager coroutine that stores its result in the promise, run and destroyed by hand.
 struct Eager {
@@ -61,7 +64,7 @@ void EagerCoroutine(benchmark::State& state) {
     benchmark::DoNotOptimize(x);
   }
 }
-BENCHMARK(EagerCoroutine);
+BENCHMARK(EagerCoroutine)->Name("BlockOnReady/eager_coroutine");
 
 // ---- wake-to-resume latency ---------------------------------------------------------------------
 
@@ -93,7 +96,10 @@ void BlockOnPingPong(benchmark::State& state) {
   peer.join();
   state.SetLabel("round trip = 2 wake-to-resume");
 }
-BENCHMARK(BlockOnPingPong)->Iterations(kRounds)->UseRealTime();
+BENCHMARK(BlockOnPingPong)
+    ->Name("WakeToResume/parkpool_block_on")
+    ->Iterations(kRounds)
+    ->UseRealTime();
 
 long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t val) {
   return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, val, nullptr, nullptr, 0);
@@ -128,7 +134,7 @@ void RawFutexPingPong(benchmark::State& state) {
   }
   peer.join();
 }
-BENCHMARK(RawFutexPingPong)->Iterations(kRounds)->UseRealTime();
+BENCHMARK(RawFutexPingPong)->Name("WakeToResume/raw_futex")->Iterations(kRounds)->UseRealTime();
 
 void ParkerPingPong(benchmark::State& state) {
   parkpool::Parker main_parker;
@@ -159,7 +165,7 @@ void ParkerPingPong(benchmark::State& state) {
   }
   peer.join();
 }
-BENCHMARK(ParkerPingPong)->Iterations(kRounds)->UseRealTime();
+BENCHMARK(ParkerPingPong)->Name("WakeToResume/parkpool_parker")->Iterations(kRounds)->UseRealTime();
 
 // ---- Waker clone + drop vs std::shared_ptr copy -------------------------------------------------
 
@@ -170,7 +176,7 @@ void WakerCloneDrop(benchmark::State& state) {
     benchmark::DoNotOptimize(&c);
   }
 }
-BENCHMARK(WakerCloneDrop);
+BENCHMARK(WakerCloneDrop)->Name("WakerCloneDrop/parkpool");
 
 void SharedPtrCopyDrop(benchmark::State& state) {
   auto sp = std::make_shared<int>(1);
@@ -179,7 +185,7 @@ void SharedPtrCopyDrop(benchmark::State& state) {
     benchmark::DoNotOptimize(&c);
   }
 }
-BENCHMARK(SharedPtrCopyDrop);
+BENCHMARK(SharedPtrCopyDrop)->Name("WakerCloneDrop/shared_ptr");
 
 }  // namespace
 

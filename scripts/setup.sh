@@ -10,6 +10,8 @@ PACKAGES=(
   libtbb-dev                        # oneTBB: the baseline we measure against
   libboost-dev                      # Boost.Lockfree (the pool's injector), Boost.Asio
   relacy-dev                        # Relacy: model checking of the protocols (tests/model)
+  libcli11-dev libfmt-dev nlohmann-json3-dev  # parkpool-bench: command line, output, JSON
+  gnuplot-nox                       # parkpool-bench --plots: PNG and SVG pictures
   "$@"
 )
 
