@@ -10,9 +10,7 @@
 //
 // PARKPOOL_MODEL_CORRECT: correct
 // PARKPOOL_MODEL_BROKEN: plain_store_consume relaxed_orders missing_wake
-#include "parkpool/detail/parker_protocol.hpp"  // before Relacy, which macro-renames pthread calls
-
-#include <relacy/relacy.hpp>
+#include "model_parker.hpp"  // first: it orders the protocol header before Relacy
 
 #include <cstdio>
 #include <cstring>
@@ -21,98 +19,7 @@
 namespace {
 
 using parkpool::UnparkReason;
-using parkpool::detail::Deadline;
-using parkpool::detail::kEmpty;
-using parkpool::detail::WaitStatus;
-
-enum class Variant { correct, plain_store_consume, relaxed_orders, missing_wake };
-Variant g_variant = Variant::correct;
-
-rl::memory_order map(std::memory_order mo) {
-  if (g_variant == Variant::relaxed_orders) return rl::mo_relaxed;
-  switch (mo) {
-    // C++20's scoped names: Relacy macro-renames the memory_order_* constants.
-    case std::memory_order::relaxed:
-      return rl::mo_relaxed;
-    case std::memory_order::consume:
-    case std::memory_order::acquire:
-      return rl::mo_acquire;
-    case std::memory_order::release:
-      return rl::mo_release;
-    case std::memory_order::acq_rel:
-      return rl::mo_acq_rel;
-    case std::memory_order::seq_cst:
-      return rl::mo_seq_cst;
-  }
-  return rl::mo_seq_cst;
-}
-
-// The protocol's Word, on a Relacy atomic. Same interface as std::atomic<std::uint32_t>.
-struct ModelWord {
-  rl::atomic<int> v;
-
-  std::uint32_t load(std::memory_order mo) {
-    return static_cast<std::uint32_t>(v.load(map(mo), $));
-  }
-  std::uint32_t exchange(std::uint32_t x, std::memory_order mo) {
-    if (g_variant == Variant::plain_store_consume && x == kEmpty) {
-      const int old = v.load(map(mo), $);  // the bug: a read and a separate plain store
-      v.store(static_cast<int>(x), rl::mo_relaxed, $);
-      return static_cast<std::uint32_t>(old);
-    }
-    return static_cast<std::uint32_t>(v.exchange(static_cast<int>(x), map(mo), $));
-  }
-  bool compare_exchange_strong(std::uint32_t& expected, std::uint32_t desired,
-                               std::memory_order success, std::memory_order failure) {
-    if (g_variant == Variant::plain_store_consume && desired == kEmpty) {
-      const int old = v.load(map(success), $);
-      if (static_cast<std::uint32_t>(old) != expected) {
-        expected = static_cast<std::uint32_t>(old);
-        return false;
-      }
-      v.store(static_cast<int>(desired), rl::mo_relaxed, $);
-      return true;
-    }
-    int e = static_cast<int>(expected);
-    const bool ok =
-        v.compare_exchange_strong(e, static_cast<int>(desired), map(success), $, map(failure), $);
-    expected = static_cast<std::uint32_t>(e);
-    return ok;
-  }
-};
-
-struct ModelBackend {
-  using Word = ModelWord;
-  WaitStatus wait(Word& w, std::uint32_t expected, const Deadline& d) {
-    // A timed wait may time out at any point the scheduler chooses; Relacy's futex may also
-    // return spuriously (EINTR), which the protocol must absorb.
-    struct timespec ts {};
-    const int rc = rl::rl_futex(&w.v, rl::RL_FUTEX_WAIT, static_cast<int>(expected),
-                                d.is_forever() ? nullptr : &ts, nullptr, 0, $);
-    return rc == rl::RL_ETIMEDOUT ? WaitStatus::timed_out : WaitStatus::woken;
-  }
-  void wake_one(Word& w) {
-    if (g_variant == Variant::missing_wake) return;
-    rl::rl_futex(&w.v, rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
-  }
-  static std::int64_t monotonic_ns() { return 0; }
-  static void cpu_relax() {}
-};
-
-using Protocol = parkpool::detail::ParkerProtocol<ModelBackend>;
-
-struct ModelParker {
-  ModelWord state;
-  ModelBackend backend;
-  void init() { state.v.store(static_cast<int>(kEmpty), rl::mo_relaxed, $); }
-  void unpark() { Protocol::unpark(state, backend); }
-  UnparkReason park(Deadline d) {
-    if (Protocol::try_consume(state)) return UnparkReason::unparked;
-    return Protocol::park_slow(state, backend, d, 0);
-  }
-  void park() { park(Deadline::forever()); }
-  UnparkReason park_timeout() { return park(Deadline::monotonic(1)); }
-};
+using parkpool::model::ModelParker;
 
 // 1. An unpark racing a park: the park returns, and sees the unparker's write.
 struct Handoff : rl::test_suite<Handoff, 2> {
@@ -217,15 +124,14 @@ int main(int argc, char** argv) {
   }
   const std::string v = argv[1];
   const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
-  if (v == "correct")
-    g_variant = Variant::correct;
-  else if (v == "plain_store_consume")
-    g_variant = Variant::plain_store_consume;
-  else if (v == "relaxed_orders")
-    g_variant = Variant::relaxed_orders;
-  else if (v == "missing_wake")
-    g_variant = Variant::missing_wake;
-  else {
+  auto& faults = parkpool::model::g_parker_faults;
+  if (v == "plain_store_consume") {
+    faults.plain_store_consume = true;
+  } else if (v == "relaxed_orders") {
+    faults.relaxed_orders = true;
+  } else if (v == "missing_wake") {
+    faults.missing_wake = true;
+  } else if (v != "correct") {
     std::fprintf(stderr, "unknown variant '%s'\n", v.c_str());
     return 2;
   }

@@ -30,9 +30,7 @@
 // PARKPOOL_MODEL_CORRECT: correct
 // PARKPOOL_MODEL_BROKEN: shutdown_without_unpark shutdown_relaxed complete_without_wake complete_relaxed push_relaxed
 // clang-format on
-#include "parkpool/detail/parker_protocol.hpp"  // before Relacy, which macro-renames pthread calls
-
-#include <relacy/relacy.hpp>
+#include "model_parker.hpp"  // first: it orders the protocol header before Relacy
 
 #include <cstdio>
 #include <cstring>
@@ -55,55 +53,10 @@ enum class Variant {
 };
 Variant g_variant = Variant::correct;
 
-rl::memory_order to_rl(std::memory_order mo) {
-  switch (mo) {
-    case std::memory_order::relaxed:
-      return rl::mo_relaxed;
-    case std::memory_order::consume:
-    case std::memory_order::acquire:
-      return rl::mo_acquire;
-    case std::memory_order::release:
-      return rl::mo_release;
-    case std::memory_order::acq_rel:
-      return rl::mo_acq_rel;
-    case std::memory_order::seq_cst:
-      return rl::mo_seq_cst;
-  }
-  return rl::mo_seq_cst;
-}
-
-// ---- the production Parker protocol on a Relacy word -----------------------------------------
-struct Word {
-  rl::atomic<int> v;
-  std::uint32_t load(std::memory_order mo) {
-    return static_cast<std::uint32_t>(v.load(to_rl(mo), $));
-  }
-  std::uint32_t exchange(std::uint32_t x, std::memory_order mo) {
-    return static_cast<std::uint32_t>(v.exchange(static_cast<int>(x), to_rl(mo), $));
-  }
-  bool compare_exchange_strong(std::uint32_t& expected, std::uint32_t desired,
-                               std::memory_order success, std::memory_order failure) {
-    int e = static_cast<int>(expected);
-    const bool ok = v.compare_exchange_strong(e, static_cast<int>(desired), to_rl(success), $,
-                                              to_rl(failure), $);
-    expected = static_cast<std::uint32_t>(e);
-    return ok;
-  }
-};
-
-struct Backend {
-  using Word = ::Word;
-  WaitStatus wait(Word& w, std::uint32_t expected, const Deadline& d) {
-    struct timespec ts {};
-    const int rc = rl::rl_futex(&w.v, rl::RL_FUTEX_WAIT, static_cast<int>(expected),
-                                d.is_forever() ? nullptr : &ts, nullptr, 0, $);
-    return rc == rl::RL_ETIMEDOUT ? WaitStatus::timed_out : WaitStatus::woken;
-  }
-  void wake_one(Word& w) { rl::rl_futex(&w.v, rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $); }
-  static std::int64_t monotonic_ns() { return 0; }
-  static void cpu_relax() {}
-};
-using Protocol = parkpool::detail::ParkerProtocol<Backend>;
+using parkpool::model::to_rl;
+using Word = parkpool::model::ModelWord;
+using Backend = parkpool::model::ModelParkerBackend;
+using Protocol = parkpool::model::ModelParkerProtocol;
 
 // ---- ParkThread: Parker + shutdown flag ------------------------------------------------------
 struct ModelParkThread {
