@@ -1,0 +1,309 @@
+// Micro benchmarks of <parkpool/idle.hpp>, each with a std baseline in the same binary:
+//   notify fast path (nobody sleeps / a worker searches)  vs  std::condition_variable::notify_one
+//   wake round trip to a parked worker                    vs  mutex + condition_variable
+//   sparse load (one short task every 20 us): CPU per task and start latency p50/p99, per preset,
+//                                                           vs  mutex + condition_variable pool
+// Figures are noisy on the shared 2-core VM; run with --benchmark_repetitions for spreads.
+// Names are "Workload/impl" (NotifyNoWaiter, IdleWakeRoundTrip, IdleSparse20us) for parkpool-bench.
+#include <parkpool/idle.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+void BM_NotifyWorkNobodySleeps(benchmark::State& state) {
+  parkpool::IdleCoordinator idle(2);
+  for (auto _ : state) idle.notify_work();
+}
+BENCHMARK(BM_NotifyWorkNobodySleeps)->Name("NotifyNoWaiter/parkpool_nobody_sleeps");
+
+void BM_NotifyWorkWhileSearching(benchmark::State& state) {
+  parkpool::IdleCoordinator idle(2);
+  idle.try_start_searching(0);
+  for (auto _ : state) idle.notify_work();
+  idle.found_work(0);
+}
+BENCHMARK(BM_NotifyWorkWhileSearching)->Name("NotifyNoWaiter/parkpool_while_searching");
+
+void BM_StdCondvarNotifyOneNoWaiter(benchmark::State& state) {
+  std::condition_variable cv;
+  for (auto _ : state) cv.notify_one();
+}
+BENCHMARK(BM_StdCondvarNotifyOneNoWaiter)->Name("NotifyNoWaiter/std_condvar");
+
+// ------------------------------------------------------------------------- wake round trip
+
+// One worker, parks at once (no spin). Each iteration: publish, notify, wait until it ran.
+void BM_IdleWakeRoundTrip(benchmark::State& state) {
+  parkpool::IdleOptions o;
+  o.spin_min = o.spin_max = 0ns;
+  o.timed_park = 0ns;
+  parkpool::IdleCoordinator idle(1, o);
+  std::atomic<std::uint64_t> posted{0}, done{0};
+  std::thread worker([&] {
+    std::uint64_t taken = 0;
+    for (;;) {
+      if (posted.load(std::memory_order_acquire) > taken) {
+        idle.found_work(0);
+        done.store(++taken, std::memory_order_release);
+        continue;
+      }
+      if (!idle.wait_for_work(0, [&] { return posted.load(std::memory_order_acquire) > taken; })) {
+        return;
+      }
+    }
+  });
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    while (idle.sleeping() != 1) {
+    }
+    posted.store(++n, std::memory_order_release);
+    idle.notify_work();
+    while (done.load(std::memory_order_acquire) != n) {
+    }
+  }
+  idle.shutdown();
+  worker.join();
+}
+BENCHMARK(BM_IdleWakeRoundTrip)->Name("IdleWakeRoundTrip/parkpool")->UseRealTime();
+
+void BM_StdCondvarWakeRoundTrip(benchmark::State& state) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::uint64_t posted = 0;
+  bool stop = false, waiting = false;
+  std::atomic<std::uint64_t> done{0};
+  std::thread worker([&] {
+    std::uint64_t taken = 0;
+    std::unique_lock<std::mutex> l(m);
+    for (;;) {
+      waiting = true;
+      cv.wait(l, [&] { return stop || posted > taken; });
+      waiting = false;
+      if (stop) return;
+      done.store(++taken, std::memory_order_release);
+    }
+  });
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    for (;;) {
+      std::lock_guard<std::mutex> l(m);
+      if (waiting) break;
+    }
+    {
+      std::lock_guard<std::mutex> l(m);
+      posted = ++n;
+    }
+    cv.notify_one();
+    while (done.load(std::memory_order_acquire) != n) {
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(m);
+    stop = true;
+  }
+  cv.notify_one();
+  worker.join();
+}
+BENCHMARK(BM_StdCondvarWakeRoundTrip)->Name("IdleWakeRoundTrip/std_condvar")->UseRealTime();
+
+// ------------------------------------------------------------------------- sparse load
+
+double cpu_us(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+void busy_for(std::chrono::nanoseconds d) {
+  const auto end = Clock::now() + d;
+  while (Clock::now() < end) {
+  }
+}
+
+// A 2-worker ticket pool on the coordinator; tasks record their start time.
+template <class Pool>
+void run_sparse(benchmark::State& state, Pool& pool) {
+  constexpr int kTasks = 2000;
+  std::vector<std::int64_t> lat;
+  lat.reserve(kTasks);
+  double cpu = 0;
+  for (auto _ : state) {
+    lat.clear();
+    const double c0 = cpu_us(CLOCK_PROCESS_CPUTIME_ID);
+    const double t0 = cpu_us(CLOCK_THREAD_CPUTIME_ID);  // the submitter (this thread)
+    auto next = Clock::now();
+    for (int i = 0; i < kTasks; ++i) {
+      next += 20us;
+      while (Clock::now() < next) {
+        std::this_thread::yield();  // pacing; this thread's CPU is subtracted below
+      }
+      const std::int64_t start = pool.post_and_wait_start();
+      lat.push_back(start);
+    }
+    // Workers only: the submitter's pacing loop is subtracted.
+    cpu = (cpu_us(CLOCK_PROCESS_CPUTIME_ID) - c0) - (cpu_us(CLOCK_THREAD_CPUTIME_ID) - t0);
+  }
+  std::sort(lat.begin(), lat.end());
+  state.counters["p50_us"] = static_cast<double>(lat[lat.size() / 2]) / 1e3;
+  state.counters["p99_us"] = static_cast<double>(lat[lat.size() * 99 / 100]) / 1e3;
+  state.counters["worker_cpu_per_task_us"] = cpu / kTasks;
+}
+
+class IdleSparsePool {
+ public:
+  explicit IdleSparsePool(parkpool::IdleOptions o) : idle_(2, o) {
+    for (std::size_t i = 0; i < 2; ++i) threads_.emplace_back([this, i] { run(i); });
+  }
+  ~IdleSparsePool() {
+    idle_.shutdown();
+    for (auto& t : threads_) t.join();
+  }
+  // Posts one 2 us task and returns its start latency in ns (after it started).
+  std::int64_t post_and_wait_start() {
+    const auto t0 = Clock::now();
+    post_time_ns_.store(t0.time_since_epoch().count(), std::memory_order_relaxed);
+    posted_.fetch_add(1, std::memory_order_release);
+    idle_.notify_work();
+    const std::uint64_t want = posted_.load(std::memory_order_relaxed);
+    while (started_.load(std::memory_order_acquire) < want) {
+    }
+    return latency_ns_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  bool has_work() const {
+    return claimed_.load(std::memory_order_relaxed) < posted_.load(std::memory_order_acquire);
+  }
+  bool try_take() {
+    std::uint64_t c = claimed_.load(std::memory_order_relaxed);
+    while (c < posted_.load(std::memory_order_acquire)) {
+      if (claimed_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) return true;
+    }
+    return false;
+  }
+  void run(std::size_t w) {
+    for (;;) {
+      if (try_take()) {
+        idle_.found_work(w, [this] { return has_work(); });
+        const auto now = Clock::now().time_since_epoch().count();
+        latency_ns_.store(now - post_time_ns_.load(std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+        started_.fetch_add(1, std::memory_order_release);
+        busy_for(2us);
+        continue;
+      }
+      if (!idle_.wait_for_work(w, [this] { return has_work(); })) return;
+    }
+  }
+  parkpool::IdleCoordinator idle_;
+  std::atomic<std::uint64_t> posted_{0}, claimed_{0}, started_{0};
+  std::atomic<std::int64_t> post_time_ns_{0}, latency_ns_{0};
+  std::vector<std::thread> threads_;
+};
+
+class StdSparsePool {
+ public:
+  StdSparsePool() {
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~StdSparsePool() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  std::int64_t post_and_wait_start() {
+    const auto t0 = Clock::now();
+    post_time_ns_.store(t0.time_since_epoch().count(), std::memory_order_relaxed);
+    std::uint64_t want;
+    {
+      std::lock_guard<std::mutex> l(m_);
+      want = ++posted_;
+    }
+    cv_.notify_one();
+    while (started_.load(std::memory_order_acquire) < want) {
+    }
+    return latency_ns_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> l(m_);
+    for (;;) {
+      cv_.wait(l, [this] { return stop_ || claimed_ < posted_; });
+      if (stop_) return;
+      ++claimed_;
+      l.unlock();
+      const auto now = Clock::now().time_since_epoch().count();
+      latency_ns_.store(now - post_time_ns_.load(std::memory_order_relaxed),
+                        std::memory_order_relaxed);
+      started_.fetch_add(1, std::memory_order_release);
+      busy_for(2us);
+      l.lock();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::uint64_t posted_ = 0, claimed_ = 0;
+  bool stop_ = false;
+  std::atomic<std::uint64_t> started_{0};
+  std::atomic<std::int64_t> post_time_ns_{0}, latency_ns_{0};
+  std::vector<std::thread> threads_;
+};
+
+void BM_SparseIdleDefault(benchmark::State& state) {
+  IdleSparsePool p(parkpool::IdleOptions{});
+  run_sparse(state, p);
+}
+void BM_SparseIdleEfficiency(benchmark::State& state) {
+  IdleSparsePool p(parkpool::IdleOptions::efficiency());
+  run_sparse(state, p);
+}
+void BM_SparseIdleLatency(benchmark::State& state) {
+  IdleSparsePool p(parkpool::IdleOptions::latency());
+  run_sparse(state, p);
+}
+void BM_SparseStdCondvar(benchmark::State& state) {
+  StdSparsePool p;
+  run_sparse(state, p);
+}
+BENCHMARK(BM_SparseIdleDefault)
+    ->Name("IdleSparse20us/parkpool")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseIdleEfficiency)
+    ->Name("IdleSparse20us/parkpool_efficiency")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseIdleLatency)
+    ->Name("IdleSparse20us/parkpool_latency")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseStdCondvar)
+    ->Name("IdleSparse20us/std_condvar")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,341 @@
+// parkpool/idle.hpp: idle-worker coordination, the drop-in piece any pool of N workers can use.
+//
+// Contract
+// --------
+// What: an IdleCoordinator decides, for a pool of `workers` threads, how long an idle worker spins,
+//   how many workers may search for work at once, whom to wake when work arrives (the most recently
+//   parked worker first) and when (a submit wakes one sleeper only if no worker is searching; the
+//   last searcher to find work wakes the next sleeper, so a burst ramps up one worker at a time
+//   instead of as a herd). Each worker owns a parkpool::Parker; sleeping is spin -> one timed park
+//   -> untimed park, all configurable (IdleOptions, three presets).
+// How a pool uses it (worker w, running on its own thread):
+//     auto has_work = [&] { return !queues_empty(); };
+//     for (;;) {
+//       if (Task t = pop_local_or_steal_or_injector()) {
+//         idle.found_work(w, has_work);
+//         run(t);
+//         continue;
+//       }
+//       if (!idle.wait_for_work(w, has_work)) break;  // shutdown (drain first if promised)
+//     }
+//   and a submitter: `publish(task); idle.notify_work();`, and once: `idle.shutdown();`.
+//   A worker that wants to search other queues first calls try_start_searching(w); see below.
+// Thread-safety: notify_work(), shutdown(), unparker(), stats(), searching(), sleeping() may be
+//   called from any thread. The worker-side calls for a given index w (try_start_searching,
+//   found_work, wait_for_work) must come from one thread at a time, normally worker w itself:
+//   they keep per-worker state that only that thread touches.
+// Memory ordering, in user terms (INV-NOLOST, argued in pool/SLEEP.md and checked by
+//   tests/model/idle_model.cpp): if a task is published before notify_work() is called, then
+//   at least one worker will afterwards call has_work() and see it, or is running and will come
+//   back to the queues, unless shutdown() was called. Requirements on the pool: publication must
+//   be an atomic store / RMW or happen under a mutex, and has_work() must read it atomically or
+//   under the same mutex (plain non-atomic reads racing with writes are a data race anyway).
+//   notify_work() is a seq_cst fence + a relaxed load; the worker side is an RMW on the state
+//   word + a seq_cst fence, then the re-check: the store->load (Dekker) handshake needs seq_cst
+//   on both sides. Work published before a notify_work() that woke a worker happens-before that
+//   worker's return from wait_for_work() (the Parker's release/acquire token).
+// Orderings: every RMW on the state word is relaxed; three seq_cst fences carry the handshake
+//   (notify_work, after the announce, before has_more() on the last-searcher path). Under TSAN
+//   (which does not model fences) they become acq_rel RMWs on the state word. The Relacy model
+//   tests/model/idle_model.cpp checks both and rejects each fence's removal.
+// Spurious returns: wait_for_work() may return true with no work available (a stale Parker
+//   token, a foreign unparker(w).unpark(), a racing claim); callers just look again. It never
+//   returns false before shutdown().
+// Lifetime: the coordinator must outlive every call into it; the Unparkers returned by
+//   unparker(w) may be copied and outlive it (unpark on a dead parker is a no-op).
+// Fairness: wakes are LIFO (most recently parked first: warm cache); a long-idle worker may stay
+//   asleep indefinitely while others suffice. That is the point.
+// Cost: notify_work() when no wake is needed: one fence + one load, no RMW on a shared line, no
+//   syscall. When a wake is needed: an uncontended mutex, one CAS, the Parker's unpark (one
+//   exchange + FUTEX_WAKE). found_work() of a non-searching worker: a branch on thread-owned state.
+// Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
+//   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
+//   violation (checked by an assertion in debug builds).
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "parkpool/parker.hpp"
+
+namespace parkpool {
+
+// Configuration. The default-constructed value is the "default" preset. Spin budgets are time,
+// never iteration counts (a count-based spin varies 100x across CPUs: onnxruntime PR 27916).
+struct IdleOptions {
+  // Adaptive spin budget per worker, in [spin_min, spin_max]. Doubled after a spin that found
+  // work. When an idle episode ends after the spin (a wake, or the re-check found work) after g:
+  // g < spin_max -> budget = 2g (a spin that long would have caught it, with margin for jitter);
+  // g >= spin_max -> halved (spinning would not have helped). Dropped to spin_min when a timed
+  // park expires (the pool went idle). A miss alone never shrinks the budget, so periodic load
+  // whose gap exceeds the current budget grows it back instead of ratcheting it down.
+  // spin_max == 0 disables spinning; spin_min == 0 acts as min(spin_max, 1 us) as the floor, so
+  // a budget can always grow back after hits.
+  // 25 us: DESIGN.md measured on this 2-core VM that waking a sleeping core costs ~15 us and a
+  // blocking ping-pong ~50 us, while a ~25 us spin brings a hand-off to ~0.3 us. With at most half
+  // the workers spinning (2 workers -> 1 spinner), the idle burn after a burst is bounded by
+  // ~25 us + two park syscalls per idle episode, inside the 0.1 ms / 200 ms target.
+  std::chrono::nanoseconds spin_min{std::chrono::microseconds(2)};
+  std::chrono::nanoseconds spin_max{std::chrono::microseconds(25)};
+  // After the spin and the announce/re-check: one park_timeout(timed_park) (0 = skip), then, if it
+  // expired, one more has_work() check and an untimed park. 1 ms: the expiry costs one wakeup
+  // (a few us of CPU) per worker per idle episode, and tells the adaptive spin that the pool went
+  // idle (budget -> spin_min), so the next burst starts with short spins.
+  std::chrono::nanoseconds timed_park{std::chrono::milliseconds(1)};
+  // Maximum number of workers searching (and spinning) at once; 0 = half the workers, at least 1.
+  // Values above the worker count are clamped to it.
+  std::size_t max_searching = 0;
+
+  // Shortest start latency: longer spins (up to 100 us, 4x the measured hand-off break-even),
+  // a longer shallow park. Burns more CPU after each burst.
+  static IdleOptions latency() noexcept;
+  // Least CPU: spin at most 2 us, no timed park (straight to the untimed park), one searcher.
+  // Wake latency is then the bare futex wake.
+  static IdleOptions efficiency() noexcept;
+};
+
+// Per-worker counters. Each field is written only by the worker's own thread (no RMW, no shared
+// line); a snapshot read from another thread is approximate while the worker runs.
+struct IdleWorkerStats {
+  std::uint64_t parks = 0;            // park() / park_timeout() calls (one may return at once
+                                      // when a token is already pending)
+  std::uint64_t unparks = 0;          // parks ended by an unpark: a wake issued to this worker
+                                      // (claim or shutdown), a foreign unpark, or a stale token
+  std::uint64_t timed_out_parks = 0;  // park_timeout() calls that expired
+  std::uint64_t spin_hits = 0;        // has_work() became true while spinning (no park needed)
+  IdleWorkerStats& operator+=(const IdleWorkerStats& o) noexcept {
+    parks += o.parks;
+    unparks += o.unparks;
+    timed_out_parks += o.timed_out_parks;
+    spin_hits += o.spin_hits;
+    return *this;
+  }
+};
+
+namespace detail {
+struct IdleTestAccess;  // white-box tests
+// Issues a pause/yield instruction for the spin loop.
+inline void idle_cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+}  // namespace detail
+
+class IdleCoordinator {
+ public:
+  static constexpr std::size_t kMaxWorkers = 0xFFFF;  // the counters are 16-bit fields of state_
+
+  // Throws std::invalid_argument on workers == 0, workers > kMaxWorkers, or bad options.
+  explicit IdleCoordinator(std::size_t workers, IdleOptions options = {});
+  IdleCoordinator(const IdleCoordinator&) = delete;
+  IdleCoordinator& operator=(const IdleCoordinator&) = delete;
+  ~IdleCoordinator();
+
+  // ---- Worker side (worker = index in [0, workers())), from that worker's thread. ----
+
+  // Becomes a searcher (counted, so notify_work() relies on it instead of waking a sleeper).
+  // Returns true if the worker is (now or already) searching; false if max_searching workers
+  // already search or shutdown() was called: the worker should call wait_for_work(), which then
+  // parks without spinning.
+  bool try_start_searching(std::size_t worker) noexcept;
+
+  // The worker got a task. If it was searching it stops; if it was the last searcher and a
+  // worker sleeps, wakes the most recently parked one (as a searcher): ramp-up without a herd.
+  // Cheap no-op for a worker that was not searching: call it on every task found.
+  // This form wakes the next sleeper whenever it was the last searcher (tokio's rule): under
+  // sparse load that is one wasted wake (and spin) per task. Prefer the overload below.
+  void found_work(std::size_t worker) noexcept;
+
+  // Same, but the last searcher wakes the next sleeper only if has_more() says work is still
+  // queued (called after a seq_cst fence, so it sees every task whose notify_work() skipped the
+  // wake because this worker searched: SLEEP.md case 3). has_more() has the contract of
+  // has_work() (cheap, noexcept, no calls back into *this); it is called at most once, and only
+  // on the last-searcher path with sleepers, so the common path stays one branch.
+  template <class HasMore>
+  void found_work(std::size_t worker, HasMore&& has_more) noexcept {
+    Slot& s = slot(worker);
+    if (!s.searching) return;
+    s.searching = false;
+    if (stop_searching_slow() && has_more()) wake_one_slow();
+  }
+
+  // The worker found no work. Spins (only if it is or may become a searcher) for its adaptive
+  // budget calling has_work(); then announces it sleeps, re-checks has_work() (the store->load
+  // handshake, seq_cst on both sides), and parks: park_timeout(timed_park), one more has_work()
+  // check, then an untimed park. Returns true when work may be available or the worker was
+  // woken (it is then searching: call found_work() when it gets a task), false once shutdown()
+  // was called. has_work() must be cheap, must not throw, and must not call back into *this;
+  // it is called on this thread only.
+  template <class HasWork>
+  bool wait_for_work(std::size_t worker, HasWork&& has_work);
+
+  // ---- Submitter side, any thread. ----
+
+  // Call after publishing a task. Wakes one sleeper (the most recently parked) only if no worker
+  // is searching. No syscall and no RMW on a shared line when a worker searches or none sleeps.
+  void notify_work() noexcept;
+
+  // Wakes every sleeping worker; from then on wait_for_work() returns false and
+  // try_start_searching() returns false. Idempotent.
+  void shutdown() noexcept;
+
+  // The Unparker of worker's Parker. A foreign unpark() makes that worker's wait_for_work()
+  // return true (as a searcher); it never loses or corrupts the coordinator's state.
+  const Unparker& unparker(std::size_t worker) const noexcept;
+
+  // ---- Observers (snapshots, any thread). ----
+  std::size_t workers() const noexcept { return workers_; }
+  std::size_t max_searching() const noexcept { return max_searching_; }
+  const IdleOptions& options() const noexcept { return options_; }
+  std::size_t searching() const noexcept;  // workers counted as searching
+  std::size_t sleeping() const noexcept;   // workers announced asleep and not yet woken
+  bool is_shutdown() const noexcept;
+  IdleWorkerStats stats(std::size_t worker) const noexcept;
+  IdleWorkerStats total_stats() const noexcept;
+
+ private:
+  friend struct detail::IdleTestAccess;
+
+  // ---- state_: the one shared word (64-bit, lock-free, own cache line) ----
+  //   bits  0..15  S  searching workers (counted by try_start_searching, claims, withdrawals)
+  //   bits 16..31  P  sleeping workers  (announced asleep, in sleepers_, not yet claimed)
+  //   bit  32      D  shutdown (set once, never cleared)
+  // Transitions (who / where / ordering). Every RMW is relaxed: state_ publishes no data; the
+  // handshake needs only its modification order plus the seq_cst fences N1 (notify_work) and
+  // A1 (after the announce), see src/idle.cpp and pool/SLEEP.md. Under TSAN: acq_rel RMWs.
+  //   S+1      try_start_searching, CAS                             relaxed
+  //   S-1      found_work, fetch_sub (the last searcher: R0)         relaxed (+ seq_cst fence R1
+  //            before has_more() on the last-searcher path)
+  //   P+1,S-s  announce, fetch_add under mutex_ (s = was searching)  relaxed + seq_cst fence (A1)
+  //   P-1,S+1  claim (wake one, C1) CAS under mutex_                 relaxed
+  //   P-1,S+1  withdraw (re-check found work) under mutex_           relaxed
+  //   D        shutdown, fetch_or, then drain under mutex_           relaxed
+  //   read     notify_work: seq_cst fence (N1) + relaxed load (N2)
+  // INV-P: P == sleepers_.size() whenever mutex_ is free (both change only under mutex_).
+  // INV-S: S == number of workers whose slot.searching is true, plus claims whose woken worker
+  //        has not yet returned (it sets slot.searching on return).
+  static constexpr std::uint64_t kSearchingOne = 1;
+  static constexpr std::uint64_t kSleepingOne = std::uint64_t{1} << 16;
+  static constexpr std::uint64_t kCountMask = 0xFFFF;
+  static constexpr std::uint64_t kShutdownBit = std::uint64_t{1} << 32;
+  static std::size_t searching_of(std::uint64_t s) noexcept { return s & kCountMask; }
+  static std::size_t sleeping_of(std::uint64_t s) noexcept { return (s >> 16) & kCountMask; }
+
+  // Per-worker state, one cache line each.
+  struct alignas(64) Slot {
+    Parker parker;
+    // True while this worker is in sleepers_. Written only under mutex_; read by the owner after a
+    // park returned (the unpark that follows the write orders it: release/acquire in the Parker).
+    std::atomic<bool> in_sleepers{false};
+    // Owner-only (no atomics needed): is this worker counted in S; its current spin budget.
+    bool searching = false;
+    std::int64_t spin_budget_ns = 0;
+    std::int64_t idle_since_ns = 0;  // steady_clock when this idle episode began (adaptive spin)
+    // Single-writer counters (owner); relaxed load+store, read by stats() with relaxed loads.
+    std::atomic<std::uint64_t> parks{0}, unparks{0}, timed_out_parks{0}, spin_hits{0};
+  };
+  static void bump(std::atomic<std::uint64_t>& c) noexcept {
+    // Relaxed: a statistic with a single writer; no other data is published through it.
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  Slot& slot(std::size_t worker) noexcept {
+    assert(worker < workers_ && "IdleCoordinator: worker index out of range");
+    return slots_[worker];
+  }
+  const Slot& slot(std::size_t worker) const noexcept {
+    assert(worker < workers_ && "IdleCoordinator: worker index out of range");
+    return slots_[worker];
+  }
+
+  enum class Announce { parked_ok, shutdown };
+  // Out-of-line slow paths (src/idle.cpp).
+  Announce announce_sleep(std::size_t worker) noexcept;  // push + (P+1, S-s) + fence
+  bool withdraw(std::size_t worker) noexcept;            // re-check found work
+  bool on_unparked(std::size_t worker) noexcept;         // after a park returned unparked
+  bool stop_searching_slow() noexcept;  // R0; true (after fence R1) if last searcher + sleepers
+  void wake_one_slow() noexcept;        // claim the top sleeper and unpark it
+  void on_spin_hit(Slot& s) noexcept;
+  void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
+  void on_timed_out(Slot& s) noexcept;
+
+  alignas(64) std::atomic<std::uint64_t> state_{0};
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "state_ must be lock-free");
+
+  alignas(64) std::mutex mutex_;
+  std::vector<std::uint32_t> sleepers_;  // LIFO stack of sleeping worker indices, under mutex_
+
+  std::size_t workers_;
+  std::size_t max_searching_;
+  IdleOptions options_;
+  std::unique_ptr<Slot[]> slots_;
+};
+
+template <class HasWork>
+bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
+  Slot& s = slot(worker);
+  // Relaxed: only a fast exit; the shutdown bit is re-read under mutex_ before any park.
+  if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
+
+  // Phase 1: spin, only as a counted searcher (caps the CPU burnt by spinners; Go and tokio cap at
+  // half). A counted spinner makes notify_work() skip the wake: it will see the task itself, or
+  // announce sleep and see it in the re-check.
+  // The episode's start time feeds the adaptive budget (skipped when spinning is disabled).
+  std::chrono::steady_clock::time_point start{};
+  if (options_.spin_max.count() > 0) {
+    start = std::chrono::steady_clock::now();
+    s.idle_since_ns = start.time_since_epoch().count();
+  }
+  if (s.spin_budget_ns > 0 && try_start_searching(worker)) {
+    const auto deadline = start + std::chrono::nanoseconds(s.spin_budget_ns);
+    for (unsigned i = 1;; ++i) {
+      if (has_work()) {
+        on_spin_hit(s);
+        return true;  // still searching: the caller's found_work() ends it
+      }
+      detail::idle_cpu_relax();
+      // The clock read (~20 ns via vDSO) every 8th round keeps the budget in time, not rounds.
+      if ((i & 7u) == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
+      }
+    }
+    // A miss changes nothing yet: the wake (or re-check) that ends this episode decides, from
+    // the episode's length, whether a longer spin would have caught the work.
+  }
+
+  // Phase 2: announce (A1: RMW + seq_cst fence), then re-check (A2). Pairs with the
+  // submitter's publish ; fence (N1) ; load (N2) in notify_work(). See pool/SLEEP.md.
+  if (announce_sleep(worker) == Announce::shutdown) return false;
+  if (has_work()) {
+    adapt_after_sleep(s);
+    return withdraw(worker);
+  }
+
+  // Phase 3: park. A returned token is either a claim/shutdown (we were popped) or foreign.
+  if (options_.timed_park.count() > 0) {
+    bump(s.parks);
+    if (s.parker.park_timeout(options_.timed_park) == UnparkReason::unparked) {
+      return on_unparked(worker);
+    }
+    on_timed_out(s);
+    // Still announced (in sleepers_, counted in P): this check is a safety net, not part of the
+    // handshake. If it sees work, withdraw (which copes with a claim racing the timeout).
+    if (has_work()) return withdraw(worker);
+  }
+  bump(s.parks);
+  s.parker.park();
+  return on_unparked(worker);
+}
+
+}  // namespace parkpool

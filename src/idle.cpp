@@ -1,0 +1,340 @@
+// IdleCoordinator slow paths. The protocol and the no-lost-wakeup argument: pool/SLEEP.md.
+// Labels (A1), (A2), (N1), (N2), (C1), (R0), (R1) refer to that document. The orderings below are
+// the ones tests/model/idle_model.cpp checks (variants v1..v6); dropping any one of the fences,
+// or draining before setting the shutdown bit, fails it (b1..b5).
+//
+// Why every RMW on state_ can be relaxed: no data is published through state_ (sleepers_ is
+// under mutex_, tasks go through the pool's own queues, the woken worker is ordered by the
+// Parker's token). state_ only carries the counts the handshake reasons about, and that argument
+// needs only (a) state_'s single modification order (coherence, true for relaxed RMWs too) and
+// (b) the seq_cst fences N1, A1 (and R1 for has_more()): C++20 [atomics.order] p4.4 -- if N1
+// happens before a read of state_ that is coherence-ordered before A1's RMW, and A1's RMW happens
+// before the A1 fence, then N1 precedes the A1 fence in S, so the re-check sees the published
+// task.
+#include "parkpool/idle.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace parkpool {
+
+namespace {
+
+// The store->load fences of the handshake. ThreadSanitizer does not model free-standing fences
+// (and g++ -Wtsan warns about them), so under TSAN both fences are replaced by acq_rel RMWs on
+// state_ itself. That path is also correct on its own (model variants v2, v4): two RMWs on the
+// same word are totally ordered and the later one reads and acquires the earlier one (SLEEP.md,
+// "TSAN path"); it only costs an RMW on a shared line per notify, which the fast path avoids.
+#if defined(__SANITIZE_THREAD__)
+#define PARKPOOL_IDLE_RMW_HANDSHAKE 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PARKPOOL_IDLE_RMW_HANDSHAKE 1
+#endif
+#endif
+#ifndef PARKPOOL_IDLE_RMW_HANDSHAKE
+#define PARKPOOL_IDLE_RMW_HANDSHAKE 0
+#endif
+
+constexpr std::int64_t kOneMicro = 1000;
+
+std::int64_t budget_floor(const IdleOptions& o) noexcept {
+  // A zero floor could never grow back (a worker that never spins never has a spin hit), so a
+  // spin_min of 0 means "as low as min(spin_max, 1 us)"; spin_max == 0 disables spinning.
+  const std::int64_t lo = o.spin_min.count();
+  const std::int64_t hi = o.spin_max.count();
+  return lo > 0 ? lo : std::min(hi, kOneMicro);
+}
+
+}  // namespace
+
+IdleOptions IdleOptions::latency() noexcept {
+  IdleOptions o;
+  o.spin_min = std::chrono::microseconds(10);
+  o.spin_max = std::chrono::microseconds(100);
+  o.timed_park = std::chrono::milliseconds(2);
+  return o;
+}
+
+IdleOptions IdleOptions::efficiency() noexcept {
+  IdleOptions o;
+  o.spin_min = std::chrono::nanoseconds(0);
+  o.spin_max = std::chrono::microseconds(2);
+  o.timed_park = std::chrono::nanoseconds(0);
+  o.max_searching = 1;
+  return o;
+}
+
+IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
+    : workers_(workers), max_searching_(0), options_(options) {
+  if (workers == 0) throw std::invalid_argument("IdleCoordinator: workers must be > 0");
+  if (workers > kMaxWorkers) {
+    throw std::invalid_argument("IdleCoordinator: workers must be <= " +
+                                std::to_string(kMaxWorkers));
+  }
+  if (options.spin_min.count() < 0 || options.spin_max.count() < 0 ||
+      options.timed_park.count() < 0) {
+    throw std::invalid_argument("IdleCoordinator: IdleOptions durations must be >= 0");
+  }
+  if (options.spin_min > options.spin_max) {
+    throw std::invalid_argument("IdleCoordinator: IdleOptions spin_min must be <= spin_max");
+  }
+  max_searching_ = options.max_searching == 0 ? std::max<std::size_t>(1, workers / 2)
+                                              : std::min(options.max_searching, workers);
+  sleepers_.reserve(workers);  // never allocates afterwards: the noexcept paths push/pop only
+  slots_ = std::make_unique<Slot[]>(workers);
+  for (std::size_t i = 0; i < workers; ++i) {
+    // Start at the cap: a fresh pool is about to receive work; a miss halves it.
+    slots_[i].spin_budget_ns = options.spin_max.count();
+  }
+}
+
+IdleCoordinator::~IdleCoordinator() = default;
+
+bool IdleCoordinator::try_start_searching(std::size_t worker) noexcept {
+  Slot& s = slot(worker);
+  // Relaxed: S+1 publishes nothing; it only makes notify_work() skip wakes, and the skip is
+  // covered by this searcher's own later S-1 (R0 or A1), see SLEEP.md case 3.
+  std::uint64_t cur = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((cur & kShutdownBit) != 0) return false;
+    if (s.searching) return true;  // already counted
+    if (searching_of(cur) >= max_searching_) return false;
+    if (state_.compare_exchange_weak(cur, cur + kSearchingOne, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+      s.searching = true;
+      return true;
+    }
+  }
+}
+
+void IdleCoordinator::found_work(std::size_t worker) noexcept {
+  Slot& s = slot(worker);
+  if (!s.searching) return;  // the common case for a busy worker: thread-owned, no atomics
+  s.searching = false;
+  if (stop_searching_slow()) wake_one_slow();  // last searcher: there may be more, wake one
+}
+
+bool IdleCoordinator::stop_searching_slow() noexcept {
+#if PARKPOOL_IDLE_RMW_HANDSHAKE
+  // TSAN path: acq_rel so that has_more() sees tasks whose notify RMW (release) came earlier in
+  // state_'s order (a release sequence continues through the RMWs in between).
+  const std::uint64_t old = state_.fetch_sub(kSearchingOne, std::memory_order_acq_rel);
+#else
+  // (R0) relaxed: when this is the S 1->0 step, a notify_work() that skipped because it read
+  // S > 0 read a value earlier in state_'s modification order than R0, hence earlier than any
+  // later A1: that A1's re-check sees its task (SLEEP.md case 3). Coherence is all it needs.
+  const std::uint64_t old = state_.fetch_sub(kSearchingOne, std::memory_order_relaxed);
+#endif
+  assert(searching_of(old) > 0 && "IdleCoordinator: searching count underflow");
+  if (searching_of(old) != 1 || sleeping_of(old) == 0 || (old & kShutdownBit) != 0) return false;
+#if !PARKPOOL_IDLE_RMW_HANDSHAKE
+  // (R1) seq_cst fence, only on this rare path: the caller's has_more() is a re-check like A2.
+  // A notify that skipped read a value before R0, so its N1 precedes R1 in S (p4.4) and
+  // has_more() sees its task. Model variant b4 drops this fence and deadlocks.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  return true;
+}
+
+void IdleCoordinator::notify_work() noexcept {
+#if PARKPOOL_IDLE_RMW_HANDSHAKE
+  // TSAN path: (N1+N2) as one RMW on state_. acq_rel: the worker's (A1) RMW either precedes it
+  // in state_'s modification order (we read P > 0) or follows it and acquires our release,
+  // making the published task visible to its re-check (A2).
+  const std::uint64_t cur = state_.fetch_add(0, std::memory_order_acq_rel);
+#else
+  // (N1) seq_cst fence: orders the caller's publication before (N2) in the single total order.
+  // Pairs with (A1)'s fence in announce_sleep(): of the two fences, whichever comes first in
+  // that order, the thread after the other fence sees the write before the first: either (N2)
+  // sees P > 0 or the re-check (A2) sees the task. Without it (release/acquire only), both may
+  // read stale values: the lost wakeup of tokio PR 1788 / llvm-project 109290.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // (N2) relaxed load: ordered by N1 (C++20 [atomics.order] p4.4: N1 happens before this read;
+  // if it reads a value before A1's RMW, N1 precedes A1's fence in S).
+  const std::uint64_t cur = state_.load(std::memory_order_relaxed);
+#endif
+  // Fast path: a searcher will see the task (case 3), or nobody sleeps (case 2).
+  if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+  wake_one_slow();
+}
+
+void IdleCoordinator::wake_one_slow() noexcept {
+  std::uint32_t victim;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
+    // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
+    // modification order, so the case analysis of SLEEP.md applies to it unchanged.
+    std::uint64_t cur = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+      // (C1) claim: P-1, S+1 (the woken worker comes up as a searcher, so the next notify_work()
+      // skips: no herd). Relaxed: sleepers_ is ordered by mutex_, the victim by the Parker token;
+      // the handshake only needs this RMW's place in state_'s modification order.
+      if (state_.compare_exchange_weak(cur, cur - kSleepingOne + kSearchingOne,
+                                       std::memory_order_relaxed, std::memory_order_relaxed)) {
+        break;
+      }
+    }
+    assert(!sleepers_.empty() && "IdleCoordinator: INV-P broken (P > 0, no sleeper)");
+    victim = sleepers_.back();  // LIFO: the most recently parked worker, warm cache (folly)
+    sleepers_.pop_back();
+    // Relaxed: read by the victim after its park returns; the unpark below (release) and the
+    // park's token consumption (acquire) order this store before that read.
+    slots_[victim].in_sleepers.store(false, std::memory_order_relaxed);
+  }
+  // Outside the lock: the wake syscall never runs under mutex_.
+  slots_[victim].parker.unparker().unpark();
+}
+
+IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) noexcept {
+  Slot& s = slot(worker);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
+    // we locked, the mutex orders its fetch_or before this load. If it drains after, it pops us.
+    if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return Announce::shutdown;
+    sleepers_.push_back(static_cast<std::uint32_t>(worker));
+    s.in_sleepers.store(true, std::memory_order_relaxed);  // under mutex_, owner reads later
+    const std::uint64_t delta = kSleepingOne - (s.searching ? kSearchingOne : 0);
+    s.searching = false;
+    // (A1) announce P+1 (and S-1 if we searched) in one RMW, so that no moment exists where we
+    // are counted neither as a searcher nor as a sleeper. Relaxed: the fence below orders it
+    // (p4.4 needs only that this RMW happens before the fence). Read by N2 and C1.
+#if PARKPOOL_IDLE_RMW_HANDSHAKE
+    state_.fetch_add(delta, std::memory_order_acq_rel);  // TSAN path: acquires N's RMW
+#else
+    state_.fetch_add(delta, std::memory_order_relaxed);
+#endif
+  }
+#if !PARKPOOL_IDLE_RMW_HANDSHAKE
+  // (A1 fence) seq_cst: orders the announce before the re-check (A2) the caller does next,
+  // whatever ordering has_work() uses. Pairs with N1 in notify_work(). Store->load: a release
+  // RMW followed by acquire loads would let A2 read a stale empty queue while N2 reads P == 0
+  // (model variant b1 deadlocks exactly so).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  return Announce::parked_ok;
+}
+
+bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
+  Slot& s = slot(worker);
+  std::uint64_t cur;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (s.in_sleepers.load(std::memory_order_relaxed)) {  // under mutex_, its only writer
+      sleepers_.erase(
+          std::find(sleepers_.begin(), sleepers_.end(), static_cast<std::uint32_t>(worker)));
+      s.in_sleepers.store(false, std::memory_order_relaxed);
+      // P-1, S+1: come back as a searcher, so that finding the task makes us the last searcher,
+      // who wakes the next sleeper if more work is queued (ramp-up). Relaxed: under mutex_, no
+      // data published; the count's place in the modification order is all case 3 needs.
+      cur = state_.fetch_add(kSearchingOne - kSleepingOne, std::memory_order_relaxed) +
+            kSearchingOne - kSleepingOne;
+      s.searching = true;
+    } else {
+      // A waker popped us (claim C1 or shutdown) and its unpark is on the way or already here.
+      // Act as woken; the token, if it arrives late, makes one later park return at once, and
+      // that return is then treated as foreign (in_sleepers is true again by then): harmless.
+      cur = state_.load(std::memory_order_relaxed);
+      s.searching = true;  // a claim counted us in S (shutdown: counts no longer matter)
+    }
+  }
+  return (cur & kShutdownBit) == 0;
+}
+
+bool IdleCoordinator::on_unparked(std::size_t worker) noexcept {
+  Slot& s = slot(worker);
+  bump(s.unparks);
+  adapt_after_sleep(s);
+  // Relaxed: written under mutex_ by the waker before its unpark; the Parker's release/acquire
+  // token makes it visible here.
+  if (s.in_sleepers.load(std::memory_order_relaxed)) {
+    // Still in sleepers_: a foreign unpark (unparker(w) used directly) or a stale token from an
+    // earlier race. Leave the sleep state properly, as if the re-check had found work.
+    return withdraw(worker);
+  }
+  // Claimed: C1 counted us in S. No fence here (nothing extra on the wake path): if the claim
+  // came from found_work (R0) for a task whose notify skipped, our first search may miss it,
+  // but we are a searcher, so we either find it while spinning or announce again, and that
+  // A1 comes after the skipped notify's read in state_'s order: its re-check sees the task.
+  s.searching = true;
+  // Relaxed: shutdown() sets D before popping us; the unpark orders it before this load.
+  return (state_.load(std::memory_order_relaxed) & kShutdownBit) == 0;
+}
+
+void IdleCoordinator::on_spin_hit(Slot& s) noexcept {
+  bump(s.spin_hits);
+  s.spin_budget_ns =
+      std::min(options_.spin_max.count(), std::max(budget_floor(options_), s.spin_budget_ns * 2));
+}
+
+void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
+  const std::int64_t hi = options_.spin_max.count();
+  if (hi == 0) return;  // spinning disabled: no clock read at all
+  // One vDSO clock read (~20 ns) on the way out of a sleep: small next to the wake itself.
+  const std::int64_t gap =
+      std::chrono::steady_clock::now().time_since_epoch().count() - s.idle_since_ns;
+  const std::int64_t lo = budget_floor(options_);
+  if (gap < hi) {
+    s.spin_budget_ns = std::min(hi, std::max(lo, 2 * gap));
+  } else {
+    s.spin_budget_ns = std::max(lo, s.spin_budget_ns / 2);
+  }
+}
+
+void IdleCoordinator::on_timed_out(Slot& s) noexcept {
+  bump(s.timed_out_parks);
+  s.spin_budget_ns = budget_floor(options_);  // the pool went idle: start the next burst short
+}
+
+void IdleCoordinator::shutdown() noexcept {
+  // Relaxed: D publishes nothing; it is set before the drain, and every reader that must see it
+  // is ordered after us by mutex_ (announce_sleep) or by the Parker token (on_unparked).
+  // Idempotent.
+  const std::uint64_t old = state_.fetch_or(kShutdownBit, std::memory_order_relaxed);
+  if ((old & kShutdownBit) != 0) return;
+  std::vector<std::uint32_t> popped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    popped.swap(sleepers_);  // no allocation: moves the buffer out
+    for (std::uint32_t w : popped) slots_[w].in_sleepers.store(false, std::memory_order_relaxed);
+    // P no longer matters (D is set); keep INV-P anyway.
+    state_.fetch_sub(kSleepingOne * popped.size(), std::memory_order_relaxed);
+  }
+  for (std::uint32_t w : popped) slots_[w].parker.unparker().unpark();
+}
+
+const Unparker& IdleCoordinator::unparker(std::size_t worker) const noexcept {
+  return slot(worker).parker.unparker();
+}
+
+std::size_t IdleCoordinator::searching() const noexcept {
+  return searching_of(state_.load(std::memory_order_relaxed));  // a snapshot
+}
+std::size_t IdleCoordinator::sleeping() const noexcept {
+  return sleeping_of(state_.load(std::memory_order_relaxed));  // a snapshot
+}
+bool IdleCoordinator::is_shutdown() const noexcept {
+  return (state_.load(std::memory_order_relaxed) & kShutdownBit) != 0;
+}
+
+IdleWorkerStats IdleCoordinator::stats(std::size_t worker) const noexcept {
+  const Slot& s = slot(worker);
+  IdleWorkerStats r;
+  r.parks = s.parks.load(std::memory_order_relaxed);
+  r.unparks = s.unparks.load(std::memory_order_relaxed);
+  r.timed_out_parks = s.timed_out_parks.load(std::memory_order_relaxed);
+  r.spin_hits = s.spin_hits.load(std::memory_order_relaxed);
+  return r;
+}
+
+IdleWorkerStats IdleCoordinator::total_stats() const noexcept {
+  IdleWorkerStats t;
+  for (std::size_t i = 0; i < workers_; ++i) t += stats(i);
+  return t;
+}
+
+}  // namespace parkpool

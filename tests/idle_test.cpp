@@ -1,0 +1,578 @@
+// Unit tests of <parkpool/idle.hpp>: API contract, bad input, every sleep path (spin hit, re-check,
+// timed park, untimed park, foreign unpark, shutdown), wake policy (only if nobody searches, LIFO,
+// last searcher wakes the next), adaptive spin. No sleeps order threads: the tests wait for an
+// observable state (sleeping(), stats()) with a bounded poll, and a hang is a ctest TIMEOUT.
+#include <parkpool/idle.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "parkpool_test.hpp"
+
+namespace parkpool::detail {
+struct IdleTestAccess {
+  static std::int64_t spin_budget_ns(const IdleCoordinator& c, std::size_t w) {
+    return c.slots_[w].spin_budget_ns;
+  }
+  static bool is_searching_flag(const IdleCoordinator& c, std::size_t w) {
+    return c.slots_[w].searching;
+  }
+  static void set_spin_budget_ns(IdleCoordinator& c, std::size_t w, std::int64_t ns) {
+    c.slots_[w].spin_budget_ns = ns;
+  }
+};
+}  // namespace parkpool::detail
+
+namespace {
+
+using namespace std::chrono_literals;
+using parkpool::IdleCoordinator;
+using parkpool::IdleOptions;
+using Access = parkpool::detail::IdleTestAccess;
+
+// Parks at once: no spin, no timed park. A lost wakeup then hangs instead of being papered over.
+IdleOptions no_spin_options() {
+  IdleOptions o;
+  o.spin_min = 0ns;
+  o.spin_max = 0ns;
+  o.timed_park = 0ns;
+  return o;
+}
+
+// Polls `pred` (yielding) until it holds or 10 s pass. Waits for a state; never orders a race.
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// One wait_for_work() call on its own thread; has_work() reads `work`.
+class Waiter {
+ public:
+  Waiter(IdleCoordinator& c, std::size_t w, const std::atomic<bool>& work)
+      : thread_([&c, w, &work, this] {
+          const bool r =
+              c.wait_for_work(w, [&work] { return work.load(std::memory_order_acquire); });
+          result_.store(r ? 1 : 0, std::memory_order_release);
+        }) {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  ~Waiter() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() const { return result_.load(std::memory_order_acquire) >= 0; }
+  bool result() {
+    thread_.join();
+    return result_.load(std::memory_order_acquire) == 1;
+  }
+
+ private:
+  std::atomic<int> result_{-1};
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------- construction and bad input
+
+TEST(IdleCoordinator, ZeroWorkersThrowsInvalidArgument) {
+  EXPECT_THROW(IdleCoordinator(0), std::invalid_argument);
+}
+
+TEST(IdleCoordinator, TooManyWorkersThrowsInvalidArgument) {
+  EXPECT_THROW(IdleCoordinator(IdleCoordinator::kMaxWorkers + 1), std::invalid_argument);
+}
+
+TEST(IdleCoordinator, BadOptionsThrowInvalidArgument) {
+  IdleOptions o;
+  o.spin_min = 10us;
+  o.spin_max = 5us;
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+  o = IdleOptions{};
+  o.spin_min = -1ns;
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+  o = IdleOptions{};
+  o.timed_park = -1ms;
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+}
+
+TEST(IdleCoordinator, MaxSearchingDefaultsToHalfAtLeastOneAndIsClamped) {
+  EXPECT_EQ(IdleCoordinator(1).max_searching(), 1u);
+  EXPECT_EQ(IdleCoordinator(2).max_searching(), 1u);
+  EXPECT_EQ(IdleCoordinator(8).max_searching(), 4u);
+  EXPECT_EQ(IdleCoordinator(9).max_searching(), 4u);
+  IdleOptions o;
+  o.max_searching = 100;
+  EXPECT_EQ(IdleCoordinator(3, o).max_searching(), 3u);
+  o.max_searching = 2;
+  EXPECT_EQ(IdleCoordinator(8, o).max_searching(), 2u);
+}
+
+TEST(IdleOptions, PresetsAreValidAndOrdered) {
+  const IdleOptions d{}, l = IdleOptions::latency(), e = IdleOptions::efficiency();
+  for (const IdleOptions& o : {d, l, e}) {
+    EXPECT_LE(o.spin_min, o.spin_max);
+    EXPECT_NO_THROW(IdleCoordinator(4, o));
+  }
+  EXPECT_GT(l.spin_max, d.spin_max);
+  EXPECT_LT(e.spin_max, d.spin_max);
+  EXPECT_EQ(e.timed_park, 0ns);
+  EXPECT_EQ(e.max_searching, 1u);
+}
+
+// ---------------------------------------------------------------- searching
+
+TEST(IdleCoordinator, TryStartSearchingIsCappedAndFoundWorkReleasesTheSlot) {
+  IdleCoordinator c(4);  // max 2
+  EXPECT_TRUE(c.try_start_searching(0));
+  EXPECT_TRUE(c.try_start_searching(0));  // already searching: idempotent
+  EXPECT_TRUE(c.try_start_searching(1));
+  EXPECT_FALSE(c.try_start_searching(2));
+  EXPECT_EQ(c.searching(), 2u);
+  c.found_work(0);
+  EXPECT_EQ(c.searching(), 1u);
+  c.found_work(0);  // not searching any more: no-op
+  EXPECT_EQ(c.searching(), 1u);
+  EXPECT_TRUE(c.try_start_searching(2));
+  c.found_work(1);
+  c.found_work(2);
+  EXPECT_EQ(c.searching(), 0u);
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+TEST(IdleCoordinator, NotifyWithNobodySleepingIsANoOp) {
+  IdleCoordinator c(2);
+  c.notify_work();
+  EXPECT_EQ(c.searching(), 0u);
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+// ---------------------------------------------------------------- every sleep path
+
+TEST(IdleCoordinator, SpinHitReturnsTrueWithoutParking) {
+  IdleCoordinator c(2);
+  std::atomic<bool> work{true};
+  EXPECT_TRUE(c.wait_for_work(0, [&] { return work.load(); }));
+  EXPECT_EQ(c.stats(0).spin_hits, 1u);
+  EXPECT_EQ(c.stats(0).parks, 0u);
+  EXPECT_EQ(c.searching(), 1u);  // a spin hit stays searching until found_work
+  c.found_work(0);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
+TEST(IdleCoordinator, RecheckAfterAnnounceSeesWorkAndWithdraws) {
+  IdleCoordinator c(2, no_spin_options());
+  int calls = 0;
+  // No spin: the first call is the re-check after the announce (A2).
+  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 1; }));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(c.stats(0).parks, 0u);
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);  // withdrawn as a searcher
+  c.found_work(0);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
+TEST(IdleCoordinator, NotifyWakesAnUntimedParkedWorker) {
+  IdleCoordinator c(2, no_spin_options());
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);  // woken as a searcher
+  EXPECT_EQ(c.stats(0).unparks, 1u);
+}
+
+TEST(IdleCoordinator, NotifyWakesAWorkerInItsTimedPark) {
+  IdleOptions o = no_spin_options();
+  o.timed_park = 60s;  // longer than the test timeout: only a wake can end it
+  IdleCoordinator c(2, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.stats(0).timed_out_parks, 0u);
+  EXPECT_EQ(c.stats(0).unparks, 1u);
+}
+
+TEST(IdleCoordinator, TimedParkExpiresThenUntimedParkIsWokenByNotify) {
+  IdleOptions o = no_spin_options();
+  o.timed_park = 1ms;
+  IdleCoordinator c(2, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);
+  ASSERT_TRUE(eventually([&] { return c.stats(0).parks == 2; }));
+  EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
+  EXPECT_EQ(c.sleeping(), 1u);  // still announced while in the untimed park
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.stats(0).parks, 2u);
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+TEST(IdleCoordinator, TimedParkExpiryRechecksWorkPublishedWithoutNotify) {
+  // Misuse (no notify_work) is still caught by the check after the timed park: a safety net.
+  IdleOptions o = no_spin_options();
+  o.timed_park = 2ms;
+  IdleCoordinator c(2, o);
+  int calls = 0;
+  // Call 1 is the re-check after the announce (empty); call 2 the check after the timed park.
+  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(c.stats(0).parks, 1u);
+  EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);
+}
+
+TEST(IdleCoordinator, ForeignUnparkReturnsTrueAndLeavesTheSleepStateClean) {
+  IdleCoordinator c(2, no_spin_options());
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  c.unparker(1).unpark();
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);
+  c.found_work(1);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
+TEST(IdleCoordinator, StaleTokenCausesOneEarlyReturnOnly) {
+  IdleCoordinator c(1, no_spin_options());
+  c.unparker(0).unpark();  // a token nobody asked for
+  int calls = 0;
+  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls > 5; }));  // consumed at once
+  EXPECT_EQ(c.sleeping(), 0u);
+  c.found_work(0);
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);  // the next wait really parks
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 2; }));
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_TRUE(w.result());
+}
+
+TEST(IdleCoordinator, ShutdownWakesEveryParkedWorkerAndIsSticky) {
+  IdleOptions o = no_spin_options();
+  IdleCoordinator c(4, o);
+  std::atomic<bool> work{false};
+  std::vector<std::unique_ptr<Waiter>> ws;
+  for (std::size_t i = 0; i < 4; ++i) ws.push_back(std::make_unique<Waiter>(c, i, work));
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 4; }));
+  c.shutdown();
+  for (auto& w : ws) EXPECT_FALSE(w->result());
+  EXPECT_TRUE(c.is_shutdown());
+  EXPECT_FALSE(c.wait_for_work(0, [] { return true; }));
+  EXPECT_FALSE(c.try_start_searching(1));
+  c.shutdown();  // idempotent
+  c.notify_work();
+}
+
+TEST(IdleCoordinator, ShutdownWakesAWorkerInItsTimedPark) {
+  IdleOptions o = no_spin_options();
+  o.timed_park = 60s;
+  IdleCoordinator c(1, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  c.shutdown();
+  EXPECT_FALSE(w.result());
+}
+
+TEST(IdleCoordinator, ShutdownStopsASpinningWorker) {
+  IdleOptions o;
+  o.spin_min = o.spin_max = 60s;  // spins "forever" unless shutdown is noticed
+  IdleCoordinator c(2, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work);
+  ASSERT_TRUE(eventually([&] { return c.searching() == 1; }));
+  c.shutdown();
+  EXPECT_FALSE(w.result());
+}
+
+// ---------------------------------------------------------------- wake policy
+
+TEST(IdleCoordinator, NotifySkipsTheWakeWhileAWorkerSearchesAndTheLastSearcherWakesNext) {
+  IdleCoordinator c(3, no_spin_options());  // max_searching 1
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  ASSERT_TRUE(c.try_start_searching(0));
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_EQ(c.sleeping(), 1u);  // skipped: the claim would have happened inside notify_work
+  EXPECT_FALSE(w.done());
+  c.found_work(0);  // last searcher found work and someone sleeps: wake the next
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);
+}
+
+TEST(IdleCoordinator, FoundWorkOfANonLastSearcherWakesNobody) {
+  IdleOptions o = no_spin_options();
+  o.max_searching = 2;
+  IdleCoordinator c(3, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 2, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  ASSERT_TRUE(c.try_start_searching(0));
+  ASSERT_TRUE(c.try_start_searching(1));
+  c.found_work(0);
+  EXPECT_EQ(c.sleeping(), 1u);
+  work.store(true, std::memory_order_release);
+  c.found_work(1);
+  EXPECT_TRUE(w.result());
+}
+
+TEST(IdleCoordinator, LastSearcherWithHasMoreWakesOnlyWhenWorkIsLeft) {
+  IdleCoordinator c(3, no_spin_options());  // max_searching 1
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  int asked = 0;
+  ASSERT_TRUE(c.try_start_searching(0));
+  c.found_work(0, [&] {
+    ++asked;
+    return false;
+  });  // took the only task: nobody to wake
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(c.sleeping(), 1u);
+  EXPECT_EQ(c.searching(), 0u);
+  EXPECT_FALSE(w.done());
+  c.found_work(0, [&] {
+    ++asked;
+    return true;
+  });  // not searching: no-op, not even asked
+  EXPECT_EQ(asked, 1);
+  ASSERT_TRUE(c.try_start_searching(0));
+  work.store(true, std::memory_order_release);
+  c.notify_work();  // skipped: worker 0 searches
+  EXPECT_EQ(c.sleeping(), 1u);
+  c.found_work(0, [&] {
+    ++asked;
+    return work.load(std::memory_order_acquire);
+  });
+  EXPECT_EQ(asked, 2);
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+TEST(IdleCoordinator, HasMoreIsNotAskedWhenOtherSearchersRemainOrNobodySleeps) {
+  IdleOptions o = no_spin_options();
+  o.max_searching = 2;
+  IdleCoordinator c(2, o);
+  int asked = 0;
+  ASSERT_TRUE(c.try_start_searching(0));
+  ASSERT_TRUE(c.try_start_searching(1));
+  c.found_work(0, [&] {
+    ++asked;
+    return true;
+  });  // another searcher remains
+  c.found_work(1, [&] {
+    ++asked;
+    return true;
+  });  // last, but nobody sleeps
+  EXPECT_EQ(asked, 0);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
+TEST(IdleCoordinator, NotifyWakesTheMostRecentlyParkedWorkerFirst) {
+  IdleCoordinator c(3, no_spin_options());
+  std::atomic<bool> work1{false}, work2{false}, work0{false};
+  Waiter w1(c, 1, work1);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  Waiter w2(c, 2, work2);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 2; }));
+  Waiter w0(c, 0, work0);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 3; }));
+  c.notify_work();  // LIFO: worker 0
+  EXPECT_TRUE(w0.result());
+  EXPECT_FALSE(w1.done());
+  EXPECT_FALSE(w2.done());
+  c.found_work(0);  // last searcher, 2 sleepers: wakes worker 2, the next most recent
+  EXPECT_TRUE(w2.result());
+  EXPECT_FALSE(w1.done());
+  c.found_work(2);
+  EXPECT_TRUE(w1.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+TEST(IdleCoordinator, OneNotifyWakesOneWorkerNotAHerd) {
+  IdleCoordinator c(4, no_spin_options());
+  std::atomic<bool> work{false};
+  std::vector<std::unique_ptr<Waiter>> ws;
+  for (std::size_t i = 0; i < 4; ++i) ws.push_back(std::make_unique<Waiter>(c, i, work));
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 4; }));
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  c.notify_work();  // the woken worker counts as searching: these skip
+  c.notify_work();
+  EXPECT_EQ(c.sleeping(), 3u);
+  EXPECT_EQ(c.searching(), 1u);
+  // Let the woken worker return before shutdown, or it would (correctly) report shutdown.
+  ASSERT_TRUE(eventually([&] {
+    int n = 0;
+    for (auto& w : ws) n += w->done() ? 1 : 0;
+    return n == 1;
+  }));
+  c.shutdown();
+  int woken = 0;
+  for (auto& w : ws) woken += w->result() ? 1 : 0;
+  EXPECT_EQ(woken, 1);
+}
+
+// ---------------------------------------------------------------- adaptive spin
+
+// Busy-waits `d` on the clock. Not ordering a race: it makes an idle episode provably long.
+void hold_for(std::chrono::nanoseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) std::this_thread::yield();
+}
+
+TEST(IdleCoordinator, SpinBudgetHalvesAfterALongSleepAndResetsWhenATimedParkExpires) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 64us;
+  o.timed_park = 0ns;
+  IdleCoordinator c(2, o);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 64000);  // starts at the cap
+  {
+    std::atomic<bool> work{false};
+    Waiter w(c, 0, work);  // spins 64 us without finding work (a miss), then parks
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    EXPECT_EQ(Access::spin_budget_ns(c, 0), 64000);  // a miss alone does not shrink it
+    hold_for(1ms);  // the episode lasts >= 1 ms > spin_max: spinning would not have helped
+    work.store(true, std::memory_order_release);
+    c.notify_work();
+    EXPECT_TRUE(w.result());
+  }
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 32000);
+  c.found_work(0);
+
+  IdleOptions t = o;
+  t.timed_park = 1ms;
+  IdleCoordinator d(2, t);
+  {
+    std::atomic<bool> work{false};
+    Waiter w(d, 0, work);
+    ASSERT_TRUE(eventually([&] { return d.stats(0).parks == 2; }));
+    work.store(true, std::memory_order_release);
+    d.notify_work();
+    EXPECT_TRUE(w.result());
+  }
+  EXPECT_EQ(Access::spin_budget_ns(d, 0), 1000);  // the pool went idle: back to spin_min
+}
+
+TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 60s;  // every wake in this test comes sooner than that
+  o.timed_park = 0ns;
+  IdleCoordinator c(2, o);
+  Access::set_spin_budget_ns(c, 0, 0);  // park at once, without spinning
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<bool> work{false};
+  {
+    Waiter w(c, 0, work);
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    work.store(true, std::memory_order_release);
+    c.notify_work();
+    EXPECT_TRUE(w.result());
+  }
+  const auto upper =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  const std::int64_t b = Access::spin_budget_ns(c, 0);
+  EXPECT_GE(b, 1000);       // >= spin_min
+  EXPECT_LE(b, 2 * upper);  // 2 x the episode, which lasted less than `upper`
+}
+
+TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 4us;
+  o.timed_park = 1ms;
+  IdleCoordinator c(2, o);
+  {
+    std::atomic<bool> work{false};
+    Waiter w(c, 0, work);
+    ASSERT_TRUE(eventually([&] { return c.stats(0).parks == 2; }));
+    work.store(true, std::memory_order_release);
+    c.notify_work();
+    EXPECT_TRUE(w.result());
+  }
+  c.found_work(0);
+  ASSERT_EQ(Access::spin_budget_ns(c, 0), 1000);
+  const std::int64_t expected[] = {2000, 4000, 4000};
+  for (std::int64_t e : expected) {
+    EXPECT_TRUE(c.wait_for_work(0, [] { return true; }));  // a spin hit
+    c.found_work(0);
+    EXPECT_EQ(Access::spin_budget_ns(c, 0), e);
+  }
+  EXPECT_EQ(c.stats(0).spin_hits, 3u);
+}
+
+TEST(IdleCoordinator, ZeroSpinMaxNeverSpinsAndZeroSpinMinStillAdapts) {
+  IdleCoordinator never(2, no_spin_options());
+  EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);
+  EXPECT_TRUE(never.wait_for_work(0, [] { return true; }));  // the re-check, not a spin
+  EXPECT_EQ(never.stats(0).spin_hits, 0u);
+  EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);
+
+  IdleCoordinator eff(2, IdleOptions::efficiency());  // spin_min 0, spin_max 2 us
+  EXPECT_TRUE(eff.wait_for_work(0, [] { return true; }));
+  EXPECT_EQ(eff.stats(0).spin_hits, 1u);
+  EXPECT_GT(Access::spin_budget_ns(eff, 0), 0);
+}
+
+// ---------------------------------------------------------------- a small lost-wakeup hammer
+
+TEST(IdleCoordinator, PingPongThroughParkNeverLosesAWakeup) {
+  // Each round needs a real wake: the worker parks (no spin, no timed park) between tasks.
+  IdleCoordinator c(1, no_spin_options());
+  std::atomic<std::uint64_t> posted{0}, done{0};
+  std::thread worker([&] {
+    std::uint64_t taken = 0;
+    for (;;) {
+      if (posted.load(std::memory_order_acquire) > taken) {
+        c.found_work(0);
+        ++taken;
+        done.store(taken, std::memory_order_release);
+        continue;
+      }
+      if (!c.wait_for_work(0, [&] { return posted.load(std::memory_order_acquire) > taken; })) {
+        break;
+      }
+    }
+  });
+  const std::uint64_t rounds = parkpool::test::scaled(2000);
+  parkpool::test::TimeBudget budget(20s);
+  std::uint64_t r = 0;
+  for (; r < rounds && !budget.exhausted(); ++r) {
+    posted.store(r + 1, std::memory_order_release);
+    c.notify_work();
+    ASSERT_TRUE(eventually([&] { return done.load(std::memory_order_acquire) == r + 1; }))
+        << "lost wakeup at round " << r;
+  }
+  c.shutdown();
+  worker.join();
+  EXPECT_GT(r, 0u);
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+}  // namespace

@@ -1,0 +1,315 @@
+// Relacy model of the IdleCoordinator sleep handshake (pool/SLEEP.md, src/idle.cpp).
+//
+// The model mirrors src/idle.cpp for one worker that can sleep: the state word (S searching,
+// P sleeping), the mutex-protected sleeper set, announce (A1) + re-check (A2), notify (N1/N2) +
+// claim (C1), withdraw, found_work (R0), with the same memory orders. The Parker is modelled with
+// its own token under a Relacy mutex + condition variable (crossbeam's portable parker), NOT with
+// Relacy's futex emulation, whose wait/wake execute a seq_cst fence that would hide a missing fence
+// in the protocol. A lost wakeup leaves the worker blocked in park() forever: Relacy reports a
+// deadlock. The worker loops like a pool worker (a woken worker is a searcher and looks again).
+//
+// Variants (argv[1]):
+//   v1  handshake, production orderings (relaxed RMWs on state_, seq_cst fences N1 and A1)
+//   v2  handshake, TSAN path (N1+N2 one acq_rel RMW on state_, A1 acq_rel RMW, no fences)
+//   v3  last searcher: a third thread is searching when the task is published, so notify skips;
+//       that searcher then finds other work (R0) and must wake the sleeper or the sleeper's
+//       re-check must see the task. Production orderings.
+//       The searcher uses found_work(w, has_more): it wakes only if has_more() sees work.
+//   v4  v3 on the TSAN path
+//   v5  v3 with the unconditional found_work(w) (always wakes the next sleeper)
+//   v6  shutdown against an idle worker (set D, then drain under the mutex): the worker returns
+//   b1  v1 with the worker's seq_cst fence (A1) replaced by release/acquire: must fail
+//   b2  v1 with the submitter's seq_cst fence (N1) replaced by release/acquire: must fail
+//   b3  v3 with the worker's fence replaced by release/acquire: must fail
+//   b4  v3 without the fence R1 before has_more(): must fail
+//   b5  v6 with the drain before D is set: a worker announcing in between parks forever
+// Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5
+#include <relacy/relacy.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+struct Config {
+  bool rmw_handshake = false;                        // the TSAN path
+  bool worker_fence = true;                          // the seq_cst fence after A1
+  bool submit_fence = true;                          // N1
+  rl::memory_order announce_mo = rl::mo_relaxed;     // A1 (production: relaxed + fence)
+  rl::memory_order notify_load_mo = rl::mo_relaxed;  // N2
+  bool searcher_has_more = true;                     // the searcher uses found_work(w, has_more)
+  bool r1_fence = true;                              // the seq_cst fence before has_more() (R1)
+  bool drain_before_flag = false;  // broken shutdown: drains sleepers before setting D
+};
+Config g_cfg;
+
+constexpr unsigned kS = 1;         // searching count, bits 0..7
+constexpr unsigned kP = 1u << 8;   // sleeping count, bits 8..15
+constexpr unsigned kD = 1u << 16;  // shutdown
+unsigned searching_of(unsigned v) { return v & 0xffu; }
+unsigned sleeping_of(unsigned v) { return (v >> 8) & 0xffu; }
+
+struct Coordinator {
+  rl::atomic<unsigned> state;
+  rl::atomic<int> queue;        // the pool's queue: number of tasks published (0 or 1)
+  rl::mutex sleepers_mutex;     // mutex_ in src/idle.cpp
+  rl::atomic<int> in_sleepers;  // slot.in_sleepers (the model has one sleeper-capable worker)
+  rl::mutex park_mutex;         // the Parker: token under a mutex + condvar
+  rl::condition_variable park_cv;
+  rl::var<int> token;
+
+  void init(unsigned initial_state) {
+    state.store(initial_state, rl::mo_relaxed, $);
+    queue.store(0, rl::mo_relaxed, $);
+    in_sleepers.store(0, rl::mo_relaxed, $);
+    token($) = 0;
+  }
+
+  void unpark() {
+    park_mutex.lock($);
+    token($) = 1;
+    park_mutex.unlock($);
+    park_cv.notify_one($);
+  }
+  void park() {
+    park_mutex.lock($);
+    while (token($) == 0) park_cv.wait(park_mutex, $);
+    token($) = 0;
+    park_mutex.unlock($);
+  }
+
+  // wake_one_slow(): claim (C1) under the mutex, unpark after it. Relaxed like src/idle.cpp.
+  void wake_one() {
+    bool claimed = false;
+    sleepers_mutex.lock($);
+    unsigned cur = state.load(rl::mo_relaxed, $);
+    while (searching_of(cur) == 0 && sleeping_of(cur) > 0) {
+      if (state.compare_exchange_weak(cur, cur - kP + kS, rl::mo_relaxed, $)) {
+        claimed = true;
+        break;
+      }
+    }
+    if (claimed) in_sleepers.store(0, rl::mo_relaxed, $);
+    sleepers_mutex.unlock($);
+    if (claimed) unpark();
+  }
+
+  // notify_work(), called after the task was published.
+  void notify() {
+    unsigned cur;
+    if (g_cfg.rmw_handshake) {
+      cur = state.fetch_add(0, rl::mo_acq_rel, $);
+    } else {
+      if (g_cfg.submit_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // N1
+      cur = state.load(g_cfg.notify_load_mo, $);                           // N2
+    }
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0) wake_one();
+  }
+
+  // announce_sleep() (A1). False if shutdown was seen under the mutex.
+  bool announce(bool& searching) {
+    sleepers_mutex.lock($);
+    if ((state.load(rl::mo_relaxed, $) & kD) != 0) {
+      sleepers_mutex.unlock($);
+      return false;
+    }
+    in_sleepers.store(1, rl::mo_relaxed, $);
+    const unsigned delta = searching ? kP - kS : kP;
+    searching = false;
+    state.fetch_add(delta, g_cfg.rmw_handshake ? rl::mo_acq_rel : g_cfg.announce_mo, $);
+    sleepers_mutex.unlock($);
+    if (!g_cfg.rmw_handshake && g_cfg.worker_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    return true;
+  }
+
+  // shutdown(): set D (relaxed), then drain the sleepers under the mutex, unpark after it.
+  void shutdown() {
+    if (!g_cfg.drain_before_flag) state.fetch_or(kD, rl::mo_relaxed, $);
+    sleepers_mutex.lock($);
+    const bool popped = in_sleepers.load(rl::mo_relaxed, $) != 0;
+    if (popped) {
+      in_sleepers.store(0, rl::mo_relaxed, $);
+      state.fetch_sub(kP, rl::mo_relaxed, $);
+    }
+    sleepers_mutex.unlock($);
+    if (g_cfg.drain_before_flag) state.fetch_or(kD, rl::mo_relaxed, $);
+    if (popped) unpark();
+  }
+
+  // withdraw(): the re-check saw work.
+  void withdraw(bool& searching) {
+    sleepers_mutex.lock($);
+    if (in_sleepers.load(rl::mo_relaxed, $) != 0) {
+      in_sleepers.store(0, rl::mo_relaxed, $);
+      state.fetch_add(kS - kP, rl::mo_relaxed, $);
+    }
+    searching = true;
+    sleepers_mutex.unlock($);
+  }
+
+  // found_work() (R0) and found_work(w, has_more) (R0, R1 fence, has_more()), as src/idle.cpp.
+  void found_work(bool& searching, bool with_has_more = false) {
+    if (!searching) return;
+    searching = false;
+    const unsigned old =
+        state.fetch_sub(kS, g_cfg.rmw_handshake ? rl::mo_acq_rel : rl::mo_relaxed, $);
+    if (searching_of(old) != 1 || sleeping_of(old) == 0) return;
+    if (!with_has_more) {
+      wake_one();
+      return;
+    }
+    if (!g_cfg.rmw_handshake && g_cfg.r1_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    if (has_work()) wake_one();
+  }
+
+  // has_work(): the pool reads its queue with acquire.
+  bool has_work() { return queue.load(rl::mo_acquire, $) != 0; }
+
+  // A pool worker until it takes the task or sees shutdown: search, announce, re-check, park.
+  void worker(bool searching) {
+    for (int round = 0;; ++round) {
+      RL_ASSERT(round < 4);  // one task, at most two wakes: the loop is bounded
+      if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // wait_for_work's fast exit
+      if (has_work()) {
+        found_work(searching);
+        return;
+      }
+      if (!announce(searching)) return;
+      if (has_work()) {  // A2
+        withdraw(searching);
+        continue;
+      }
+      park();
+      // Popped by a claim (a searcher now) or shutdown, or still listed (foreign/stale token).
+      if (in_sleepers.load(rl::mo_relaxed, $) != 0) {
+        withdraw(searching);
+      } else {
+        searching = true;
+      }
+      if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // on_unparked returns false
+    }
+  }
+
+  void submitter() {
+    queue.store(1, rl::mo_release, $);  // publish
+    notify();
+  }
+};
+
+// Two threads: the worker (not searching) against a submitter.
+struct Handshake : rl::test_suite<Handshake, 2> {
+  Coordinator c;
+  void before() { c.init(0); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      c.worker(false);
+    } else {
+      c.submitter();
+    }
+  }
+  void after() {}
+};
+
+// Three threads: a searcher (S = 1 at the start) that finds other work, the worker, a submitter
+// whose notify may skip because of the searcher.
+struct LastSearcher : rl::test_suite<LastSearcher, 3> {
+  Coordinator c;
+  void before() { c.init(kS); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      c.worker(false);
+    } else if (idx == 1) {
+      c.submitter();
+    } else {
+      bool searching = true;
+      c.found_work(searching, g_cfg.searcher_has_more);
+    }
+  }
+  void after() {}
+};
+
+// The two-thread handshake is searched exhaustively (every interleaving and every value the
+// memory model allows each load to read: ~5 s); the three-thread model is too large for that and
+// runs 500,000 random schedules (~1 s). IDLE_MODEL_ITERATIONS overrides the random count.
+// Two threads: an idle worker (no task is ever published) against shutdown(): the worker must
+// return, never stay parked.
+struct Shutdown : rl::test_suite<Shutdown, 2> {
+  Coordinator c;
+  void before() { c.init(0); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      c.worker(false);
+    } else {
+      c.shutdown();
+    }
+  }
+  void after() {}
+};
+
+template <class Suite>
+bool run(bool full_search) {
+  rl::test_params p;
+  unsigned long iterations = 500000;
+  if (const char* e = std::getenv("IDLE_MODEL_ITERATIONS"))
+    iterations = std::strtoul(e, nullptr, 10);
+  p.iteration_count = iterations;
+  p.search_type = full_search ? rl::sched_full : rl::sched_random;
+  p.output_history = false;
+  return rl::simulate<Suite>(p);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s v1..v6|b1..b5 [--expect-failure]\n", argv[0]);
+    return 2;
+  }
+  const std::string v = argv[1];
+  const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
+  bool ok;
+  if (v == "v1") {
+    ok = run<Handshake>(true);
+  } else if (v == "v2") {
+    g_cfg.rmw_handshake = true;
+    ok = run<Handshake>(true);
+  } else if (v == "v3") {
+    ok = run<LastSearcher>(false);
+  } else if (v == "v4") {
+    g_cfg.rmw_handshake = true;
+    ok = run<LastSearcher>(false);
+  } else if (v == "v5") {
+    g_cfg.searcher_has_more = false;
+    ok = run<LastSearcher>(false);
+  } else if (v == "v6") {
+    ok = run<Shutdown>(true);
+  } else if (v == "b5") {
+    g_cfg.drain_before_flag = true;
+    ok = run<Shutdown>(true);
+  } else if (v == "b4") {
+    g_cfg.r1_fence = false;
+    ok = run<LastSearcher>(false);
+  } else if (v == "b1") {
+    g_cfg.worker_fence = false;
+    g_cfg.announce_mo = rl::mo_acq_rel;  // release/acquire instead of seq_cst
+    ok = run<Handshake>(true);
+  } else if (v == "b2") {
+    g_cfg.submit_fence = false;
+    g_cfg.notify_load_mo = rl::mo_acquire;  // release publish + acquire load, no seq_cst
+    ok = run<Handshake>(true);
+  } else if (v == "b3") {
+    g_cfg.worker_fence = false;
+    g_cfg.announce_mo = rl::mo_acq_rel;
+    ok = run<LastSearcher>(false);
+  } else {
+    std::fprintf(stderr, "unknown variant %s\n", v.c_str());
+    return 2;
+  }
+  std::printf("variant %s: %s\n", v.c_str(), ok ? "no failure found" : "Relacy found a failure");
+  if (expect_failure) return ok ? 1 : 0;
+  return ok ? 0 : 1;
+}
