@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   1. dev preset (futex backend, g++, -Werror): unit, stress, examples, Relacy models, install
-#   2. portable preset (mutex+condvar backend, clang++, -Werror): unit and examples
+#   2. portable preset (mutex+condvar backend, clang++, -Werror, deadlock detection): unit, examples
 #   3. tsan preset: unit and stress tests under ThreadSanitizer
 #   4. asan preset: unit and stress tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # Usage: scripts/test.sh [stage ...]   (stages: dev portable tsan asan; default: all)

@@ -1,0 +1,56 @@
+// parkpool::deadlock: optional deadlock detection for primitives built on the parking lot.
+//
+// What: primitives report the resources a thread holds (acquire_resource / release_resource,
+// keyed like the parking lot, usually by the primitive's address); the parking lot records which
+// key each thread is parked on when it parks *without* a deadline. check_deadlock() builds the
+// wait-for graph "thread T is parked on key K, K is held by thread U" and returns its cycles.
+//
+// Build option: PARKPOOL_DEADLOCK_DETECTION (CMake option of the same name, a public compile
+// definition of parkpool::sync). Without it every function here is an inline no-op and
+// check_deadlock() returns no cycles; parkpool::Mutex, SharedMutex and Condvar then carry no
+// bookkeeping at all. With it, each thread allocates a small record on its first use (freed
+// when the thread exits) and acquire/release take a per-thread lock: a debugging aid, not for
+// production hot paths.
+//
+// Thread-safety: all functions may be called from any thread. check_deadlock() briefly locks
+// every bucket of the parking lot (freezing who is parked where) and the per-thread records; it
+// must not be called from a parking-lot callback.
+//
+// Result: one Cycle per strongly connected component of the wait-for graph that contains a
+// cycle (two or more threads waiting on each other, or a thread waiting on a resource it holds).
+// Every thread of a real deadlock appears in exactly one Cycle. The graph is a snapshot: threads
+// in a real deadlock never move, so repeated checks report them again; a transient state (a
+// resource released a moment later) could in principle be reported once, so confirm by calling
+// again when acting on the result.
+//
+// Lifetime: records of exited threads are removed when they exit; keys are never dereferenced.
+#pragma once
+
+#include <thread>
+#include <vector>
+
+namespace parkpool::deadlock {
+
+struct DeadlockedThread {
+  std::thread::id thread;            // the thread
+  const void* waiting_on = nullptr;  // the key it is parked on (no deadline)
+  std::vector<const void*> holding;  // resources it holds
+};
+using Cycle = std::vector<DeadlockedThread>;
+
+#if defined(PARKPOOL_DEADLOCK_DETECTION) && PARKPOOL_DEADLOCK_DETECTION
+inline constexpr bool kEnabled = true;
+// Records that the calling thread now holds `key` (a thread may hold a key several times, and
+// several threads may hold one key, e.g. readers of a SharedMutex).
+void acquire_resource(const void* key) noexcept;
+// Forgets one hold of `key` by the calling thread (no effect if it holds none).
+void release_resource(const void* key) noexcept;
+std::vector<Cycle> check_deadlock();
+#else
+inline constexpr bool kEnabled = false;
+inline void acquire_resource(const void*) noexcept {}
+inline void release_resource(const void*) noexcept {}
+inline std::vector<Cycle> check_deadlock() { return {}; }
+#endif
+
+}  // namespace parkpool::deadlock

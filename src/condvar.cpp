@@ -1,0 +1,114 @@
+// parkpool::Condvar slow paths. State table and invariants in <parkpool/condvar.hpp>.
+#include <parkpool/condvar.hpp>
+
+#include <stdexcept>
+
+#include <parkpool/deadlock.hpp>
+
+namespace parkpool {
+
+std::cv_status Condvar::wait_internal(std::unique_lock<Mutex>& lock,
+                                      const parking_lot::Deadline& dl) {
+  if (lock.mutex() == nullptr || !lock.owns_lock()) {
+    throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
+                            "parkpool::Condvar::wait: the unique_lock does not own a mutex");
+  }
+  Mutex* const mutex = lock.mutex();
+  bool bad_mutex = false;
+  bool requeued = false;
+
+  // Callback checklist: validate and timed_out run under this Condvar's bucket lock (timed_out
+  // under the mutex's bucket lock if we were requeued); no throw, no park, short.
+  // before_sleep runs unlocked and releases the mutex (may unpark a mutex waiter: allowed there).
+  const parking_lot::ParkResult r = parking_lot::park(
+      this,
+      [this, mutex, &bad_mutex]() noexcept {
+        // INV-C1: state_ is written only under this bucket lock.
+        Mutex* current = state_.load(std::memory_order_relaxed);
+        if (current == nullptr) {
+          state_.store(mutex, std::memory_order_relaxed);
+        } else if (current != mutex) {
+          bad_mutex = true;  // reported by throwing after park() returns, lock still held
+          return false;
+        }
+        return true;
+      },
+      [mutex]() noexcept {
+        // Queued already, so a notify from here on finds us: releasing the mutex cannot lose a
+        // notification (this is the whole point of before_sleep).
+        mutex->unlock();
+      },
+      [this, &requeued](const void* key, bool was_last_thread) noexcept {
+        // If we were requeued onto the mutex, a notify selected us: not a timeout.
+        requeued = key != static_cast<const void*>(this);
+        // INV-C1: the last waiter leaving this Condvar's queue clears state_. On the mutex's
+        // queue there is nothing to clear: its kParkedBit may stay set; unlock_slow copes with
+        // an empty queue.
+        if (!requeued && was_last_thread) state_.store(nullptr, std::memory_order_relaxed);
+      },
+      parking_lot::kDefaultParkToken, dl);
+
+  if (r.is_invalid()) {
+    if (bad_mutex) {
+      throw std::invalid_argument(
+          "parkpool::Condvar: waited on with two different mutexes at the same time");
+    }
+    // Unreachable: validate only fails for a different mutex.
+    return std::cv_status::no_timeout;
+  }
+  // Relock. An unparked thread either got the lock handed off by Mutex::unlock_slow (it was
+  // requeued onto the mutex and a fair unlock chose it) or must lock it now.
+  if (r.is_unparked() && r.token() == Mutex::kTokenHandoff) {
+    deadlock::acquire_resource(mutex);  // lock() does this on the other path
+  } else {
+    mutex->lock();
+  }
+  return (r.is_timed_out() && !requeued) ? std::cv_status::timeout : std::cv_status::no_timeout;
+}
+
+bool Condvar::notify_one_slow(Mutex* mutex) noexcept {
+  // Callback checklist: validate and callback run under both bucket locks (this Condvar's and
+  // the mutex's); no throw, no park, short.
+  const parking_lot::UnparkResult r = parking_lot::unpark_requeue(
+      this, mutex,
+      [this, mutex]() noexcept {
+        // The waiters might have left (timed out) or switched mutex since our unlocked read.
+        if (state_.load(std::memory_order_relaxed) != mutex) return parking_lot::RequeueOp::abort;
+        // Mutex held by someone (typically the notifier): waking the waiter would only make it
+        // block on the mutex, so move it to the mutex's queue; unlock will wake it. kParkedBit
+        // is set here, under the mutex's bucket lock, so that unlock takes its slow path (INV-M1).
+        if (mutex->mark_parked_if_locked()) return parking_lot::RequeueOp::requeue_one;
+        return parking_lot::RequeueOp::unpark_one;
+      },
+      [this](parking_lot::RequeueOp, parking_lot::UnparkResult result) noexcept {
+        // INV-C1: no waiter left on this Condvar.
+        if (!result.have_more_threads) state_.store(nullptr, std::memory_order_relaxed);
+        return Mutex::kTokenNormal;
+      });
+  return r.unparked_threads + r.requeued_threads != 0;
+}
+
+std::size_t Condvar::notify_all_slow(Mutex* mutex) noexcept {
+  // Callback checklist: as notify_one_slow.
+  const parking_lot::UnparkResult r = parking_lot::unpark_requeue(
+      this, mutex,
+      [this, mutex]() noexcept {
+        if (state_.load(std::memory_order_relaxed) != mutex) return parking_lot::RequeueOp::abort;
+        // Every waiter leaves this Condvar's queue now (INV-C1).
+        state_.store(nullptr, std::memory_order_relaxed);
+        if (mutex->mark_parked_if_locked()) return parking_lot::RequeueOp::requeue_all;
+        // Mutex free: wake one to take it, the rest wait for it on the mutex's queue.
+        return parking_lot::RequeueOp::unpark_one_requeue_rest;
+      },
+      [mutex](parking_lot::RequeueOp op, parking_lot::UnparkResult result) noexcept {
+        // Threads now parked on the mutex need kParkedBit so the woken one's unlock wakes them
+        // (INV-M1). In the requeue_all case mark_parked_if_locked already set it.
+        if (op == parking_lot::RequeueOp::unpark_one_requeue_rest && result.requeued_threads != 0) {
+          mutex->mark_parked();
+        }
+        return Mutex::kTokenNormal;
+      });
+  return r.unparked_threads + r.requeued_threads;
+}
+
+}  // namespace parkpool

@@ -1,0 +1,191 @@
+// Deadlock detection (PARKPOOL_DEADLOCK_DETECTION). Contract in <parkpool/deadlock.hpp>.
+#include <parkpool/deadlock.hpp>
+
+#if defined(PARKPOOL_DEADLOCK_DETECTION) && PARKPOOL_DEADLOCK_DETECTION
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "parking_lot_internal.hpp"
+
+namespace parkpool {
+namespace {
+
+// One per thread that ever used the detector. Lock order: Registry::m -> every bucket lock ->
+// Record::m. The hooks take Record::m alone and never while holding a bucket lock.
+struct Record {
+  std::mutex m;
+  std::vector<const void*> held;             // guarded by m
+  const void* parked_thread_data = nullptr;  // guarded by m: set while parked without deadline
+  std::thread::id id = std::this_thread::get_id();
+};
+
+struct Registry {
+  std::mutex m;
+  std::vector<Record*> records;  // guarded by m
+};
+
+Registry& registry() {
+  // Never destroyed: threads may exit (and unregister) during static destruction.
+  static Registry* r = new Registry;
+  return *r;
+}
+
+class ThreadHandle {
+ public:
+  ThreadHandle() : rec_(new Record) {
+    const std::scoped_lock lk(registry().m);
+    registry().records.push_back(rec_);
+  }
+  ~ThreadHandle() {
+    {
+      Registry& r = registry();
+      const std::scoped_lock lk(r.m);
+      r.records.erase(std::remove(r.records.begin(), r.records.end(), rec_), r.records.end());
+    }
+    delete rec_;
+  }
+  ThreadHandle(const ThreadHandle&) = delete;
+  ThreadHandle& operator=(const ThreadHandle&) = delete;
+  Record& record() noexcept { return *rec_; }
+
+ private:
+  Record* rec_;
+};
+
+Record& self() {
+  thread_local ThreadHandle handle;
+  return handle.record();
+}
+
+// Tarjan's strongly connected components over the wait-for graph.
+struct Tarjan {
+  const std::vector<std::vector<std::size_t>>& edges;
+  std::vector<int> index, low;
+  std::vector<bool> on_stack;
+  std::vector<std::size_t> stack;
+  std::vector<std::vector<std::size_t>> components;
+  int next = 0;
+
+  explicit Tarjan(const std::vector<std::vector<std::size_t>>& e)
+      : edges(e), index(e.size(), -1), low(e.size(), 0), on_stack(e.size(), false) {}
+
+  void visit(std::size_t v) {
+    index[v] = low[v] = next++;
+    stack.push_back(v);
+    on_stack[v] = true;
+    for (std::size_t w : edges[v]) {
+      if (index[w] < 0) {
+        visit(w);
+        low[v] = std::min(low[v], low[w]);
+      } else if (on_stack[w]) {
+        low[v] = std::min(low[v], index[w]);
+      }
+    }
+    if (low[v] == index[v]) {
+      std::vector<std::size_t> comp;
+      std::size_t w;
+      do {
+        w = stack.back();
+        stack.pop_back();
+        on_stack[w] = false;
+        comp.push_back(w);
+      } while (w != v);
+      components.push_back(std::move(comp));
+    }
+  }
+};
+
+}  // namespace
+
+namespace parking_lot::detail {
+
+void deadlock_park_begin(const void* thread_data) noexcept {
+  Record& r = self();
+  const std::scoped_lock lk(r.m);
+  r.parked_thread_data = thread_data;
+}
+
+void deadlock_park_end() noexcept {
+  Record& r = self();
+  const std::scoped_lock lk(r.m);
+  r.parked_thread_data = nullptr;
+}
+
+}  // namespace parking_lot::detail
+
+namespace deadlock {
+
+void acquire_resource(const void* key) noexcept {
+  Record& r = self();
+  const std::scoped_lock lk(r.m);
+  r.held.push_back(key);  // debugging builds only: may allocate (std::terminate if out of memory)
+}
+
+void release_resource(const void* key) noexcept {
+  Record& r = self();
+  const std::scoped_lock lk(r.m);
+  // The most recent hold first: locks are usually released in reverse order.
+  const auto it = std::find(r.held.rbegin(), r.held.rend(), key);
+  if (it != r.held.rend()) r.held.erase(std::next(it).base());
+}
+
+std::vector<Cycle> check_deadlock() {
+  Registry& reg = registry();
+  std::vector<DeadlockedThread> threads;
+  {
+    const std::scoped_lock lk(reg.m);
+    parking_lot::detail::lock_all_buckets();
+    for (Record* r : reg.records) {
+      const std::scoped_lock rl(r->m);
+      DeadlockedThread t;
+      t.thread = r->id;
+      t.holding = r->held;
+      if (r->parked_thread_data != nullptr) {
+        t.waiting_on = parking_lot::detail::parked_key_locked(r->parked_thread_data);
+      }
+      threads.push_back(std::move(t));
+    }
+    parking_lot::detail::unlock_all_buckets();
+  }
+
+  // Edges: T -> U when T is parked on a key that U holds.
+  std::multimap<const void*, std::size_t> holders;
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    for (const void* k : threads[i].holding) holders.emplace(k, i);
+  }
+  std::vector<std::vector<std::size_t>> edges(threads.size());
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    if (threads[i].waiting_on == nullptr) continue;
+    const auto [lo, hi] = holders.equal_range(threads[i].waiting_on);
+    for (auto it = lo; it != hi; ++it) {
+      if (std::find(edges[i].begin(), edges[i].end(), it->second) == edges[i].end()) {
+        edges[i].push_back(it->second);
+      }
+    }
+  }
+
+  Tarjan tarjan(edges);
+  for (std::size_t v = 0; v < threads.size(); ++v) {
+    if (tarjan.index[v] < 0) tarjan.visit(v);
+  }
+  std::vector<Cycle> cycles;
+  for (const auto& comp : tarjan.components) {
+    const bool self_loop =
+        comp.size() == 1 &&
+        std::find(edges[comp[0]].begin(), edges[comp[0]].end(), comp[0]) != edges[comp[0]].end();
+    if (comp.size() < 2 && !self_loop) continue;
+    Cycle c;
+    for (std::size_t v : comp) c.push_back(threads[v]);
+    cycles.push_back(std::move(c));
+  }
+  return cycles;
+}
+
+}  // namespace deadlock
+}  // namespace parkpool
+
+#endif  // PARKPOOL_DEADLOCK_DETECTION

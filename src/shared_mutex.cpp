@@ -1,0 +1,248 @@
+// parkpool::SharedMutex slow paths. State table and invariants in <parkpool/shared_mutex.hpp>.
+#include <parkpool/shared_mutex.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace parkpool {
+namespace {
+
+constexpr parking_lot::ParkToken kReaderToken{1};
+constexpr parking_lot::ParkToken kWriterToken{2};
+constexpr parking_lot::UnparkToken kTokenNormal{0};
+constexpr parking_lot::UnparkToken kTokenHandoff{1};
+
+[[noreturn]] void too_many_readers() noexcept {
+  std::fputs("parkpool::SharedMutex: reader count overflow (2^29 - 1 readers)\n", stderr);
+  std::abort();
+}
+
+}  // namespace
+
+bool SharedMutex::try_lock() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & kWriterBit) != 0 || s >= kOneReader) return false;
+    // (S1') acquire, as (S1).
+    if (state_.compare_exchange_weak(s, s | kWriterBit, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      deadlock::acquire_resource(this);
+      return true;
+    }
+  }
+}
+
+bool SharedMutex::try_lock_shared() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & kWriterBit) != 0) return false;
+    if (s >= kMaxReaders) too_many_readers();
+    // (S3') acquire, as (S3).
+    if (state_.compare_exchange_weak(s, s + kOneReader, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      deadlock::acquire_resource(this);
+      return true;
+    }
+  }
+}
+
+bool SharedMutex::lock_slow(const parking_lot::Deadline& deadline) noexcept {
+  parking_lot::SpinWait spin;
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & kWriterBit) == 0) {
+      // Claim the writer bit even with readers inside: from now on no new reader enters (no
+      // writer starvation), then wait for the ones inside. (S1'') acquire, as (S1).
+      if (state_.compare_exchange_weak(s, s | kWriterBit, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        // The claim blocks others from now on: it counts as holding the resource.
+        deadlock::acquire_resource(this);
+        return s < kOneReader || wait_for_readers(deadline);
+      }
+      continue;
+    }
+    if ((s & kParkedBit) == 0 && spin.spin()) {
+      s = state_.load(std::memory_order_relaxed);
+      continue;
+    }
+    if ((s & kParkedBit) == 0 &&
+        !state_.compare_exchange_weak(s, s | kParkedBit, std::memory_order_relaxed,
+                                      std::memory_order_relaxed)) {
+      continue;  // relaxed: the bit carries no data, validate re-checks it under the lock
+    }
+    // Callback checklist (validate, timed_out: bucket lock held; no throw, no park, short).
+    const parking_lot::ParkResult r = parking_lot::park(
+        this,
+        [this]() noexcept {
+          const std::uint32_t st = state_.load(std::memory_order_relaxed);
+          return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
+        },
+        []() noexcept {},
+        [this](const void*, bool was_last_thread) noexcept {
+          // INV-R1. An RMW, not a store: readers change the count concurrently.
+          if (was_last_thread) {
+            state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
+          }
+        },
+        kWriterToken, deadline);
+    if (r.is_unparked() && r.token() == kTokenHandoff) {  // writer bit is ours
+      deadlock::acquire_resource(this);
+      return true;
+    }
+    if (r.is_timed_out()) return false;
+    spin.reset();
+    s = state_.load(std::memory_order_relaxed);
+  }
+}
+
+bool SharedMutex::wait_for_readers(const parking_lot::Deadline& deadline) noexcept {
+  parking_lot::SpinWait spin;
+  // (S5) acquire: pairs with the readers' (S4) release sequence.
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if (s < kOneReader) return true;
+    if ((s & kWriterParkedBit) == 0 && spin.spin()) {
+      s = state_.load(std::memory_order_acquire);
+      continue;
+    }
+    if ((s & kWriterParkedBit) == 0 &&
+        !state_.compare_exchange_weak(s, s | kWriterParkedBit, std::memory_order_acquire,
+                                      std::memory_order_acquire)) {
+      continue;  // acquire on failure too: `s` may show a count of zero (S5)
+    }
+    // Callback checklist (validate: bucket lock of readers_key(); no throw, no park, short).
+    const parking_lot::ParkResult r = parking_lot::park(
+        readers_key(),
+        [this]() noexcept {
+          // INV-R3: sleep only if the last reader will see kWriterParkedBit and wake us.
+          const std::uint32_t st = state_.load(std::memory_order_relaxed);
+          return st >= kOneReader && (st & kWriterParkedBit) != 0;
+        },
+        []() noexcept {}, [](const void*, bool) noexcept {}, kWriterToken, deadline);
+    if (r.is_timed_out()) {
+      // Abandon the claim: readers may enter again; wake whoever parked behind our claim.
+      const std::uint32_t prev =
+          state_.fetch_and(~(kWriterBit | kWriterParkedBit), std::memory_order_relaxed);
+      deadlock::release_resource(this);
+      if ((prev & kParkedBit) != 0) wake_after_abandoned_claim();
+      return false;
+    }
+    s = state_.load(std::memory_order_acquire);  // (S5)
+  }
+}
+
+void SharedMutex::unlock_shared_slow() noexcept {
+  // Callback checklist (bucket lock of readers_key(); no throw, no park, short).
+  parking_lot::unpark_one(readers_key(), [this](parking_lot::UnparkResult) noexcept {
+    // INV-R2: cleared under the lock, so a writer's validate either runs before (and is woken
+    // now) or after (and sees the bit clear: it re-checks the count instead of sleeping).
+    state_.fetch_and(~kWriterParkedBit, std::memory_order_relaxed);
+    return kTokenNormal;
+  });
+}
+
+void SharedMutex::unlock_slow() noexcept {
+  // We hold the writer bit with no readers; kParkedBit is set. Wake the head of the queue: a
+  // batch of consecutive readers, or one writer.
+  std::size_t readers = 0;
+  bool writer = false;
+  // Callback checklist (filter and callback: bucket lock held; no throw, no park, short).
+  parking_lot::unpark_filter(
+      this,
+      [&readers, &writer](parking_lot::ParkToken t) noexcept {
+        if (writer) return parking_lot::FilterOp::stop;
+        if (t == kWriterToken) {
+          if (readers != 0) return parking_lot::FilterOp::stop;
+          writer = true;
+          return parking_lot::FilterOp::unpark;
+        }
+        ++readers;
+        return parking_lot::FilterOp::unpark;
+      },
+      [this, &readers, &writer](parking_lot::UnparkResult result) noexcept {
+        // No reader can enter and no writer can claim while we hold kWriterBit, and only
+        // parkers (setting kParkedBit, re-validated under this lock) race with us: a store is
+        // safe. (S2') release, as (S2).
+        const std::uint32_t parked = result.have_more_threads ? kParkedBit : 0U;
+        if (result.unparked_threads != 0 && result.be_fair) {
+          if (readers > kMaxReaders / kOneReader) too_many_readers();
+          const std::uint32_t owners =
+              writer ? kWriterBit : static_cast<std::uint32_t>(readers) * kOneReader;
+          state_.store(owners | parked, std::memory_order_release);
+          return kTokenHandoff;
+        }
+        state_.store(parked, std::memory_order_release);
+        return kTokenNormal;
+      });
+}
+
+void SharedMutex::wake_after_abandoned_claim() noexcept {
+  // Readers may be inside (we gave up waiting for them), so no hand-off: wake the head batch
+  // normally and let them retry.
+  std::size_t readers = 0;
+  bool writer = false;
+  parking_lot::unpark_filter(
+      this,
+      [&readers, &writer](parking_lot::ParkToken t) noexcept {
+        if (writer) return parking_lot::FilterOp::stop;
+        if (t == kWriterToken) {
+          if (readers != 0) return parking_lot::FilterOp::stop;
+          writer = true;
+          return parking_lot::FilterOp::unpark;
+        }
+        ++readers;
+        return parking_lot::FilterOp::unpark;
+      },
+      [this](parking_lot::UnparkResult result) noexcept {
+        // An RMW: readers change the count concurrently. INV-R1.
+        if (!result.have_more_threads) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
+        return kTokenNormal;
+      });
+}
+
+bool SharedMutex::lock_shared_slow(const parking_lot::Deadline& deadline) noexcept {
+  parking_lot::SpinWait spin;
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & kWriterBit) == 0) {
+      if (s >= kMaxReaders) too_many_readers();
+      // (S3'') acquire, as (S3).
+      if (state_.compare_exchange_weak(s, s + kOneReader, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        deadlock::acquire_resource(this);
+        return true;
+      }
+      continue;
+    }
+    if ((s & kParkedBit) == 0 && spin.spin()) {
+      s = state_.load(std::memory_order_relaxed);
+      continue;
+    }
+    if ((s & kParkedBit) == 0 &&
+        !state_.compare_exchange_weak(s, s | kParkedBit, std::memory_order_relaxed,
+                                      std::memory_order_relaxed)) {
+      continue;
+    }
+    // Callback checklist (validate, timed_out: bucket lock held; no throw, no park, short).
+    const parking_lot::ParkResult r = parking_lot::park(
+        this,
+        [this]() noexcept {
+          const std::uint32_t st = state_.load(std::memory_order_relaxed);
+          return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
+        },
+        []() noexcept {},
+        [this](const void*, bool was_last_thread) noexcept {
+          if (was_last_thread) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
+        },
+        kReaderToken, deadline);
+    if (r.is_unparked() && r.token() == kTokenHandoff) {  // our count was added
+      deadlock::acquire_resource(this);
+      return true;
+    }
+    if (r.is_timed_out()) return false;
+    spin.reset();
+    s = state_.load(std::memory_order_relaxed);
+  }
+}
+
+}  // namespace parkpool

@@ -1,0 +1,96 @@
+// Relacy model of parkpool::Condvar's wait / notify with requeue onto parkpool::Mutex.
+// Two waiters wait (under the mutex) for a flag; a notifier sets the flag under the mutex and
+// notifies (notify_one twice, or notify_all), with the mutex held or not depending on the
+// variant. Every waiter must return; the flag and a plain counter are rl::vars guarded by the
+// mutex. A lost notification shows as a Relacy deadlock.
+//
+// clang-format off
+// PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit
+// clang-format on
+#include <cstdio>
+#include <string>
+
+#include "parking_lot_model.hpp"
+
+namespace {
+
+model::Bugs g_bugs;
+bool g_notify_all = true;
+bool g_notify_locked = true;
+
+struct CondvarTest : rl::test_suite<CondvarTest, 3> {
+  model::Lot lot;
+  model::Mutex mutex;
+  model::Condvar cv;
+  rl::var<int> flag;
+  rl::var<int> woken;
+
+  void before() {
+    lot.init(3);
+    mutex.init(&lot, 1, &g_bugs);
+    cv.init(&lot, 2, &g_bugs);
+    flag($) = 0;
+    woken($) = 0;
+  }
+
+  void thread(unsigned index) {
+    const int me = static_cast<int>(index);
+    if (index == 0) {
+      mutex.lock(me);
+      flag($) = 1;
+      if (g_notify_locked) notify();
+      mutex.unlock();
+      if (!g_notify_locked) notify();
+    } else {
+      mutex.lock(me);
+      while (flag($) == 0) cv.wait(me, mutex);
+      woken($) = woken($) + 1;
+      mutex.unlock();
+    }
+  }
+
+  void notify() {
+    if (g_notify_all) {
+      cv.notify_all(mutex);
+    } else {
+      cv.notify_one(mutex);
+      cv.notify_one(mutex);
+    }
+  }
+
+  void after() { RL_ASSERT(woken($) == 2); }
+};
+
+bool run_model(const std::string& variant, int& known) {
+  g_bugs = model::Bugs{};
+  g_notify_all = true;
+  g_notify_locked = true;
+  known = 1;
+  if (variant == "notify_all_locked") {
+  } else if (variant == "notify_all_unlocked") {
+    g_notify_locked = false;
+  } else if (variant == "notify_one_locked") {
+    g_notify_all = false;
+  } else if (variant == "notify_one_unlocked") {
+    g_notify_all = false;
+    g_notify_locked = false;
+  } else if (variant == "unlock_before_queueing") {
+    g_bugs.unlock_before_queueing = true;
+    g_notify_locked = false;
+  } else if (variant == "requeue_without_parked_bit") {
+    g_bugs.requeue_without_parked_bit = true;
+  } else {
+    known = 0;
+    return false;
+  }
+  rl::test_params p;
+  p.search_type = rl::random_scheduler_type;
+  p.iteration_count = 200000;
+  p.execution_depth_limit = 4000;
+  return rl::simulate<CondvarTest>(p);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return model::model_main(argc, argv, run_model); }

@@ -1,0 +1,471 @@
+// Contract tests for <parkpool/parking_lot.hpp>.
+#include <parkpool/parking_lot.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <latch>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "parkpool_test.hpp"
+
+namespace pl = parkpool::parking_lot;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Parks on `key` while `*flag` is false (validate), recording the result.
+pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
+                                pl::ParkToken token = pl::kDefaultParkToken,
+                                pl::Deadline deadline = std::nullopt) {
+  return pl::park(
+      key, [flag] { return !flag->load(std::memory_order_relaxed); }, [] {},
+      [](const void*, bool) {}, token, deadline);
+}
+
+// Waits (spinning with yields, bounded) until `n` threads are queued on `key`, observed by an
+// unpark_filter that skips everyone: the only race-free way to know a thread is asleep.
+std::size_t queued_on(const void* key) {
+  std::size_t n = 0;
+  pl::unpark_filter(
+      key,
+      [&n](pl::ParkToken) {
+        ++n;
+        return pl::FilterOp::skip;
+      },
+      [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  return n;
+}
+void wait_until_queued(const void* key, std::size_t n) {
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (queued_on(key) < n) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "threads never parked";
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+TEST(ParkingLot, ValidateFalseReturnsInvalidWithoutSleeping) {
+  int key = 0;
+  bool before_sleep_ran = false;
+  const pl::ParkResult r = pl::park(
+      &key, [] { return false; }, [&] { before_sleep_ran = true; }, [](const void*, bool) {});
+  EXPECT_TRUE(r.is_invalid());
+  EXPECT_FALSE(before_sleep_ran);
+  EXPECT_EQ(queued_on(&key), 0U);
+}
+
+TEST(ParkingLot, UnparkOneWithNoWaitersReportsNothingButRunsCallback) {
+  int key = 0;
+  bool called = false;
+  const pl::UnparkResult r = pl::unpark_one(&key, [&](pl::UnparkResult res) {
+    called = true;
+    EXPECT_EQ(res.unparked_threads, 0U);
+    EXPECT_FALSE(res.have_more_threads);
+    return pl::kDefaultUnparkToken;
+  });
+  EXPECT_TRUE(called);
+  EXPECT_EQ(r.unparked_threads, 0U);
+  EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 0U);
+  EXPECT_EQ(pl::unpark_all(&key), 0U);
+}
+
+TEST(ParkingLot, UnparkOneDeliversTokenAndHappensBefore) {
+  int key = 0;
+  std::atomic<bool> go{false};
+  int payload = 0;
+  pl::ParkResult result = pl::ParkResult::invalid();
+  std::thread t([&] { result = park_while_false(&key, &go); });
+  wait_until_queued(&key, 1);
+  payload = 42;  // plain write: the unpark must publish it (TSAN checks)
+  const pl::UnparkResult r = pl::unpark_one(&key, [](pl::UnparkResult res) {
+    EXPECT_EQ(res.unparked_threads, 1U);
+    EXPECT_FALSE(res.have_more_threads);
+    return pl::UnparkToken{7};
+  });
+  t.join();
+  EXPECT_EQ(r.unparked_threads, 1U);
+  ASSERT_TRUE(result.is_unparked());
+  EXPECT_EQ(result.token(), pl::UnparkToken{7});
+  EXPECT_EQ(payload, 42);
+}
+
+TEST(ParkingLot, BeforeSleepRunsAfterQueueingSoItCannotMissAnUnpark) {
+  // before_sleep unparks ourselves-by-proxy: it signals the main thread, which unparks us before
+  // we could possibly sleep. The unpark must still find us (we are already queued).
+  int key = 0;
+  std::atomic<bool> never{false};
+  std::latch queued(1);
+  pl::ParkResult result = pl::ParkResult::invalid();
+  std::thread t([&] {
+    result = pl::park(
+        &key, [&] { return !never.load(); }, [&] { queued.count_down(); },
+        [](const void*, bool) {});
+  });
+  queued.wait();
+  EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U);
+  t.join();
+  EXPECT_TRUE(result.is_unparked());
+}
+
+TEST(ParkingLot, FifoOrderPerKey) {
+  int key = 0;
+  constexpr int kThreads = 4;
+  std::atomic<bool> go{false};
+  std::vector<int> order;
+  std::atomic<int> wake_seq{0};
+  std::vector<int> woke_at(kThreads, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const pl::ParkResult r = park_while_false(&key, &go);
+      EXPECT_TRUE(r.is_unparked());
+      woke_at[static_cast<std::size_t>(i)] = static_cast<int>(r.token().value);
+    });
+    wait_until_queued(&key, static_cast<std::size_t>(i) + 1);  // enforce park order i
+  }
+  for (int i = 0; i < kThreads; ++i) {
+    pl::unpark_one(&key, [&](pl::UnparkResult res) {
+      EXPECT_EQ(res.have_more_threads, i + 1 < kThreads);
+      return pl::UnparkToken{static_cast<std::size_t>(wake_seq.fetch_add(1))};
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_EQ(woke_at[static_cast<std::size_t>(i)], i);
+}
+
+TEST(ParkingLot, UnparkAllWakesEveryoneOnTheKeyOnly) {
+  int key_a = 0;
+  int key_b = 0;
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  std::atomic<int> woken_a{0};
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] {
+      if (park_while_false(&key_a, &go).is_unparked()) woken_a.fetch_add(1);
+    });
+  }
+  pl::ParkResult rb = pl::ParkResult::invalid();
+  std::thread tb([&] { rb = park_while_false(&key_b, &go); });
+  wait_until_queued(&key_a, 3);
+  wait_until_queued(&key_b, 1);
+  EXPECT_EQ(pl::unpark_all(&key_a, pl::UnparkToken{3}), 3U);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woken_a.load(), 3);
+  EXPECT_EQ(queued_on(&key_b), 1U);
+  EXPECT_EQ(pl::unpark_all(&key_b), 1U);
+  tb.join();
+  EXPECT_TRUE(rb.is_unparked());
+}
+
+TEST(ParkingLot, TimeoutTable) {
+  // deadline (past / now / short) x unpark (never / before deadline).
+  struct Row {
+    const char* name;
+    std::chrono::nanoseconds timeout;
+    bool unpark;
+    bool expect_unparked;
+  };
+  const Row rows[] = {
+      {"past, never", -1ms, false, false},
+      {"now, never", 0ms, false, false},
+      {"short, never", 20ms, false, false},
+      {"long, unparked", 30s, true, true},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    int key = 0;
+    std::atomic<bool> go{false};
+    std::atomic<int> timed_out_calls{0};
+    bool last = false;
+    pl::ParkResult r = pl::ParkResult::invalid();
+    const auto start = std::chrono::steady_clock::now();
+    std::thread t([&] {
+      r = pl::park(
+          &key, [&] { return !go.load(); }, [] {},
+          [&](const void* k, bool was_last) {
+            EXPECT_EQ(k, &key);
+            last = was_last;
+            timed_out_calls.fetch_add(1);
+          },
+          pl::kDefaultParkToken, pl::deadline_after(row.timeout));
+    });
+    if (row.unpark) {
+      wait_until_queued(&key, 1);
+      pl::unpark_one(&key);
+    }
+    t.join();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.is_unparked(), row.expect_unparked);
+    EXPECT_EQ(r.is_timed_out(), !row.expect_unparked);
+    EXPECT_EQ(timed_out_calls.load(), row.expect_unparked ? 0 : 1);
+    if (!row.expect_unparked) {
+      EXPECT_TRUE(last);
+      if (row.timeout > 0ms) {
+        EXPECT_GE(elapsed, row.timeout);
+      }
+    }
+    EXPECT_EQ(queued_on(&key), 0U);
+  }
+}
+
+TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
+  int key = 0;
+  std::atomic<bool> go{false};
+  std::thread forever([&] { EXPECT_TRUE(park_while_false(&key, &go).is_unparked()); });
+  wait_until_queued(&key, 1);
+  bool last = true;
+  const pl::ParkResult r = pl::park(
+      &key, [] { return true; }, [] {}, [&](const void*, bool was_last) { last = was_last; },
+      pl::kDefaultParkToken, pl::deadline_after(1ms));
+  EXPECT_TRUE(r.is_timed_out());
+  EXPECT_FALSE(last);  // the other thread is still parked on the key
+  EXPECT_EQ(pl::unpark_all(&key), 1U);
+  forever.join();
+}
+
+TEST(ParkingLot, UnparkFilterHonoursSkipAndStop) {
+  int key = 0;
+  std::atomic<bool> go{false};
+  constexpr std::size_t kThreads = 5;
+  std::vector<pl::ParkResult> results(kThreads, pl::ParkResult::invalid());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] { results[i] = park_while_false(&key, &go, pl::ParkToken{i}); });
+    wait_until_queued(&key, i + 1);
+  }
+  // Tokens 0..4 in FIFO order: unpark even tokens, stop at 4.
+  const pl::UnparkResult r = pl::unpark_filter(
+      &key,
+      [](pl::ParkToken t) {
+        if (t.value == 4) return pl::FilterOp::stop;
+        return t.value % 2 == 0 ? pl::FilterOp::unpark : pl::FilterOp::skip;
+      },
+      [](pl::UnparkResult res) {
+        EXPECT_EQ(res.unparked_threads, 2U);
+        EXPECT_TRUE(res.have_more_threads);
+        return pl::UnparkToken{9};
+      });
+  EXPECT_EQ(r.unparked_threads, 2U);
+  threads[0].join();
+  threads[2].join();
+  EXPECT_EQ(results[0].token(), pl::UnparkToken{9});
+  EXPECT_EQ(results[2].token(), pl::UnparkToken{9});
+  EXPECT_EQ(queued_on(&key), 3U);
+  EXPECT_EQ(pl::unpark_all(&key), 3U);
+  for (std::size_t i : {1U, 3U, 4U}) threads[i].join();
+}
+
+TEST(ParkingLot, RequeueMovesThreadsAndTimedOutSeesNewKey) {
+  int from = 0;
+  int to = 0;
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  std::atomic<int> unparked{0};
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] {
+      if (park_while_false(&from, &go).is_unparked()) unparked.fetch_add(1);
+    });
+  }
+  wait_until_queued(&from, 3);
+  pl::UnparkResult r = pl::unpark_requeue(
+      &from, &to, [] { return pl::RequeueOp::unpark_one_requeue_rest; },
+      [](pl::RequeueOp op, pl::UnparkResult res) {
+        EXPECT_EQ(op, pl::RequeueOp::unpark_one_requeue_rest);
+        EXPECT_EQ(res.unparked_threads, 1U);
+        EXPECT_EQ(res.requeued_threads, 2U);
+        EXPECT_FALSE(res.have_more_threads);
+        return pl::kDefaultUnparkToken;
+      });
+  EXPECT_EQ(r.requeued_threads, 2U);
+  EXPECT_EQ(queued_on(&from), 0U);
+  EXPECT_EQ(queued_on(&to), 2U);
+  // requeue_one moves one back; abort does nothing and skips the callback.
+  r = pl::unpark_requeue(
+      &to, &from, [] { return pl::RequeueOp::requeue_one; },
+      [](pl::RequeueOp, pl::UnparkResult res) {
+        EXPECT_TRUE(res.have_more_threads);
+        return pl::kDefaultUnparkToken;
+      });
+  EXPECT_EQ(r.requeued_threads, 1U);
+  bool callback_ran = false;
+  r = pl::unpark_requeue(
+      &to, &from, [] { return pl::RequeueOp::abort; },
+      [&](pl::RequeueOp, pl::UnparkResult) {
+        callback_ran = true;
+        return pl::kDefaultUnparkToken;
+      });
+  EXPECT_FALSE(callback_ran);
+  EXPECT_EQ(r.requeued_threads + r.unparked_threads, 0U);
+  EXPECT_EQ(pl::unpark_all(&from), 1U);
+  EXPECT_EQ(pl::unpark_all(&to), 1U);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(unparked.load(), 3);
+}
+
+TEST(ParkingLot, TimedOutAfterRequeueGetsDestinationKey) {
+  int from = 0;
+  int to = 0;
+  const void* seen_key = nullptr;
+  std::latch queued(1);
+  pl::ParkResult r = pl::ParkResult::invalid();
+  std::thread t([&] {
+    r = pl::park(
+        &from, [] { return true; }, [&] { queued.count_down(); },
+        [&](const void* k, bool) { seen_key = k; }, pl::kDefaultParkToken,
+        pl::deadline_after(300ms));
+  });
+  queued.wait();
+  const pl::UnparkResult res = pl::unpark_requeue(
+      &from, &to, [] { return pl::RequeueOp::requeue_all; },
+      [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  t.join();
+  EXPECT_EQ(res.requeued_threads, 1U);
+  EXPECT_TRUE(r.is_timed_out());
+  EXPECT_EQ(seen_key, &to);
+}
+
+TEST(ParkingLot, RequeueOntoSameKeyIsRejected) {
+  int key = 0;
+  EXPECT_THROW(pl::unpark_requeue(
+                   &key, &key, [] { return pl::RequeueOp::requeue_all; },
+                   [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; }),
+               std::invalid_argument);
+}
+
+TEST(ParkingLotDeathTest, ThrowingCallbackTerminatesWithMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int key = 0;
+  EXPECT_DEATH(
+      pl::unpark_one(&key,
+                     [](pl::UnparkResult) -> pl::UnparkToken { throw std::runtime_error("boom"); }),
+      "must not throw");
+}
+
+TEST(ParkingLotDeathTest, ParkingFromACallbackAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int key = 0;
+  EXPECT_DEATH(pl::unpark_one(&key,
+                              [&](pl::UnparkResult) {
+                                // Would self-deadlock on the bucket lock: detected instead.
+                                pl::unpark_one(
+                                    &key, [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+                                return pl::kDefaultUnparkToken;
+                              }),
+               "from a callback");
+}
+
+TEST(ParkingLot, BeFairEventuallyBecomesTrue) {
+  int key = 0;
+  std::atomic<bool> go{false};
+  bool saw_fair = false;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!saw_fair && std::chrono::steady_clock::now() < end) {
+    std::thread t([&] { park_while_false(&key, &go); });
+    wait_until_queued(&key, 1);
+    pl::unpark_one(&key, [&](pl::UnparkResult r) {
+      saw_fair = r.be_fair;
+      return pl::kDefaultUnparkToken;
+    });
+    t.join();
+    std::this_thread::sleep_for(2ms);  // time itself is what is tested: let the fair delay pass
+  }
+  EXPECT_TRUE(saw_fair);
+}
+
+TEST(ParkingLot, NoLostWakeupWithCallbacklessUnpark) {
+  // The INV-W handshake: a waiter parks while `flag` is false; the waker sets it (relaxed!) and
+  // calls the lock-free unpark_one. Every round must end with the waiter awake.
+  const std::size_t rounds = parkpool::test::scaled(20000);
+  parkpool::test::TimeBudget budget(20s);
+  int key = 0;
+  for (std::size_t i = 0; i < rounds && !budget.exhausted(); ++i) {
+    std::atomic<bool> flag{false};
+    std::barrier sync(2);
+    std::thread waiter([&] {
+      sync.arrive_and_wait();
+      while (!flag.load(std::memory_order_relaxed)) {
+        park_while_false(&key, &flag);
+      }
+    });
+    sync.arrive_and_wait();
+    flag.store(true, std::memory_order_relaxed);
+    pl::unpark_one(&key);
+    waiter.join();  // a lost wakeup hangs here (ctest TIMEOUT makes it a failure)
+  }
+}
+
+TEST(ParkingLot, ThreadsExitWhileTheirKeysAreUnparked) {
+  // Waker races with the woken thread's exit (its thread_local ThreadData goes away).
+  const std::size_t rounds = parkpool::test::scaled(3000);
+  parkpool::test::TimeBudget budget(20s);
+  int key = 0;
+  for (std::size_t i = 0; i < rounds && !budget.exhausted(); ++i) {
+    std::atomic<bool> go{false};
+    std::vector<std::thread> ts;
+    for (int j = 0; j < 3; ++j) {
+      ts.emplace_back([&] {
+        while (!go.load()) park_while_false(&key, &go);
+      });
+    }
+    go.store(true);
+    pl::unpark_all(&key);
+    for (auto& t : ts) t.join();
+  }
+  EXPECT_EQ(queued_on(&key), 0U);
+}
+
+TEST(SpinWait, GivesUpAfterBudgetAndResets) {
+  pl::SpinWait s;
+  int spins = 0;
+  while (s.spin()) ++spins;
+  EXPECT_EQ(spins, 10);
+  EXPECT_FALSE(s.spin());
+  s.reset();
+  EXPECT_TRUE(s.spin());
+  s.spin_no_yield();  // never gives up, never blocks
+}
+
+TEST(Deadline, SaturatesHugeTimeoutsAndClampsNegativeOnes) {
+  EXPECT_FALSE(pl::deadline_after(std::chrono::nanoseconds::max()).has_value());
+  EXPECT_FALSE(pl::deadline_after(std::chrono::hours::max()).has_value());
+  const auto d = pl::deadline_after(-5s);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_LE(*d, std::chrono::steady_clock::now());
+  const auto s = pl::deadline_at(std::chrono::system_clock::now() + 1h);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_GT(*s, std::chrono::steady_clock::now() + 59min);
+}
+
+namespace {
+std::atomic<bool> g_teardown_release{false};
+int g_teardown_key = 0;
+struct ParksInDestructor {
+  bool armed = false;
+  ~ParksInDestructor() {
+    if (!armed) return;
+    while (!g_teardown_release.load()) {
+      pl::park(
+          &g_teardown_key, [] { return !g_teardown_release.load(); }, [] {},
+          [](const void*, bool) {});
+    }
+  }
+};
+thread_local ParksInDestructor t_parks_in_destructor;
+}  // namespace
+
+TEST(ParkingLot, ParkDuringThreadLocalTeardown) {
+  // A thread_local destructor parks after the thread's function returned: the parking lot's own
+  // per-thread data is constant-initialized and trivially destructible, so it is still valid.
+  g_teardown_release.store(false);
+  std::thread t([] { t_parks_in_destructor.armed = true; });
+  wait_until_queued(&g_teardown_key, 1);
+  g_teardown_release.store(true);
+  EXPECT_EQ(pl::unpark_all(&g_teardown_key), 1U);
+  t.join();
+}

@@ -1,0 +1,208 @@
+// Contract tests for <parkpool/shared_mutex.hpp>; the shared contract also runs on
+// std::shared_timed_mutex (typed suite).
+#include <parkpool/shared_mutex.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <latch>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "parkpool_test.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class M>
+class SharedLockableContract : public ::testing::Test {};
+using SharedTypes = ::testing::Types<parkpool::SharedMutex, std::shared_timed_mutex>;
+TYPED_TEST_SUITE(SharedLockableContract, SharedTypes);
+
+TYPED_TEST(SharedLockableContract, ReadersShareTheLock) {
+  TypeParam m;
+  // Both readers must be inside at the same time to pass the latch: an exclusive lock hangs.
+  std::latch both_inside(2);
+  auto reader = [&] {
+    std::shared_lock lk(m);
+    both_inside.arrive_and_wait();
+  };
+  std::thread a(reader);
+  std::thread b(reader);
+  a.join();
+  b.join();
+}
+
+TYPED_TEST(SharedLockableContract, WriterExcludesReadersAndWriters) {
+  TypeParam m;
+  std::unique_lock wl(m);
+  bool got_shared = true;
+  bool got_exclusive = true;
+  std::thread([&] {
+    got_shared = m.try_lock_shared();
+    got_exclusive = m.try_lock();
+  }).join();
+  EXPECT_FALSE(got_shared);
+  EXPECT_FALSE(got_exclusive);
+  wl.unlock();
+  {
+    std::shared_lock rl(m);
+    std::thread([&] {
+      got_shared = m.try_lock_shared();
+      if (got_shared) m.unlock_shared();
+      got_exclusive = m.try_lock();
+    }).join();
+    EXPECT_TRUE(got_shared);
+    EXPECT_FALSE(got_exclusive);
+  }
+}
+
+TYPED_TEST(SharedLockableContract, TimeoutTable) {
+  struct Row {
+    const char* name;
+    std::chrono::milliseconds timeout;
+  };
+  const Row rows[] = {{"past", -1ms}, {"now", 0ms}, {"short", 15ms}};
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    TypeParam m;
+    m.lock();
+    bool r1 = true;
+    bool r2 = true;
+    bool w1 = true;
+    bool w2 = true;
+    std::thread([&] {
+      r1 = m.try_lock_shared_for(row.timeout);
+      r2 = m.try_lock_shared_until(std::chrono::steady_clock::now() + row.timeout);
+      w1 = m.try_lock_for(row.timeout);
+      w2 = m.try_lock_until(std::chrono::system_clock::now() + row.timeout);
+    }).join();
+    EXPECT_FALSE(r1 || r2 || w1 || w2);
+    m.unlock();
+    // Free: every variant succeeds, even with a past deadline.
+    EXPECT_TRUE(m.try_lock_shared_for(row.timeout));
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock_for(row.timeout));
+    m.unlock();
+  }
+}
+
+TYPED_TEST(SharedLockableContract, ReadersAndWritersKeepAnInvariant) {
+  // Writers keep a == b under the exclusive lock; readers check it under the shared lock.
+  TypeParam m;
+  long a = 0;
+  long b = 0;
+  const std::size_t iters = parkpool::test::scaled(20000);
+  std::atomic<long> bad{0};
+  std::vector<std::thread> ts;
+  for (int w = 0; w < 2; ++w) {
+    ts.emplace_back([&] {
+      for (std::size_t i = 0; i < iters; ++i) {
+        std::unique_lock lk(m);
+        ++a;
+        ++b;
+      }
+    });
+  }
+  for (int r = 0; r < 3; ++r) {
+    ts.emplace_back([&] {
+      for (std::size_t i = 0; i < iters; ++i) {
+        std::shared_lock lk(m);
+        if (a != b) bad.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(a, static_cast<long>(2 * iters));
+}
+
+}  // namespace
+
+TEST(SharedMutex, IsFourBytes) { static_assert(sizeof(parkpool::SharedMutex) == 4); }
+
+TEST(SharedMutex, WriterIsNotStarvedByOverlappingReaders) {
+  // Readers keep the lock continuously shared (each re-locks while another still holds it). A
+  // writer must still get in, and readers arriving after it must wait for it.
+  parkpool::SharedMutex m;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> writer_done{false};
+  std::barrier start(4);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; ++i) {
+    readers.emplace_back([&] {
+      start.arrive_and_wait();
+      while (!stop.load()) {
+        std::shared_lock lk(m);
+        std::this_thread::yield();
+      }
+    });
+  }
+  start.arrive_and_wait();
+  bool got = false;
+  std::thread writer([&] {
+    got = m.try_lock_for(20s);
+    if (got) m.unlock();
+    writer_done.store(true);
+  });
+  writer.join();
+  stop.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_TRUE(got);
+}
+
+TEST(SharedMutex, WaitingWriterBlocksNewReaders) {
+  parkpool::SharedMutex m;
+  m.lock_shared();
+  std::thread writer([&] {
+    m.lock();
+    m.unlock();
+  });
+  // Once the writer has claimed the writer bit, try_lock_shared fails even though only readers
+  // hold the lock.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  bool blocked = false;
+  while (!blocked && std::chrono::steady_clock::now() < end) {
+    if (m.try_lock_shared()) {
+      m.unlock_shared();
+      std::this_thread::yield();
+    } else {
+      blocked = true;
+    }
+  }
+  EXPECT_TRUE(blocked);
+  m.unlock_shared();
+  writer.join();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+TEST(SharedMutex, WriterTimingOutWhileDrainingReadersLetsBlockedThreadsIn) {
+  parkpool::SharedMutex m;
+  m.lock_shared();
+  bool writer_got = true;
+  std::thread writer([&] { writer_got = m.try_lock_for(300ms); });
+  // A reader that arrives behind the writer's claim parks; when the writer gives up, it must be
+  // woken (the lock is only shared again).
+  std::thread late_reader([&] {
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (m.try_lock_shared()) {  // wait until the writer's claim is visible
+      m.unlock_shared();
+      if (std::chrono::steady_clock::now() > end) return;
+      std::this_thread::yield();
+    }
+    m.lock_shared();
+    m.unlock_shared();
+  });
+  writer.join();
+  late_reader.join();
+  EXPECT_FALSE(writer_got);
+  m.unlock_shared();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
