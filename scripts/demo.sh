@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target parker_bench
+cmake --build --preset release --target parker_bench parkpool-bench
 exec ./build/release/bench/parker_bench "$@"

@@ -239,7 +239,7 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
       // Act as woken; the token, if it arrives late, makes one later park return at once, and
       // that return is then treated as foreign (in_sleepers is true again by then): harmless.
       cur = state_.load(std::memory_order_relaxed);
-      s.searching = true;  // a claim counted us in S (shutdown: counts no longer matter)
+      s.searching = true;  // the claim or shutdown that popped us counted us in S
     }
   }
   return (cur & kShutdownBit) == 0;
@@ -301,8 +301,14 @@ void IdleCoordinator::shutdown() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     popped.swap(sleepers_);  // no allocation: moves the buffer out
     for (std::uint32_t w : popped) slots_[w].in_sleepers.store(false, std::memory_order_relaxed);
-    // P no longer matters (D is set); keep INV-P anyway.
-    state_.fetch_sub(kSleepingOne * popped.size(), std::memory_order_relaxed);
+    // A pop by shutdown is accounted exactly like a claim (C1): P-1, S+1 per worker. The popped
+    // worker comes back through on_unparked() or withdraw() as a searcher (s.searching = true),
+    // and its later found_work() subtracts that S again. Subtracting P alone left S one short,
+    // so that found_work() borrowed through P into the shutdown bit, cleared it, and a worker
+    // that announced afterwards slept forever (tests/regress/issue_5_idle_shutdown_test.cpp).
+    // Relaxed: under mutex_, publishes nothing (as for withdraw's P-1, S+1).
+    const std::uint64_t n = popped.size();
+    state_.fetch_add(kSearchingOne * n - kSleepingOne * n, std::memory_order_relaxed);
   }
   for (std::uint32_t w : popped) slots_[w].parker.unparker().unpark();
 }

@@ -1,5 +1,6 @@
 // A consumer of the installed package: uses the public API and checks the result.
 #include <parkpool/parker.hpp>
+#include <parkpool/thread_pool.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,12 @@ int main() {
   t.join();
   if (parker.park_timeout(std::chrono::milliseconds(1)) != parkpool::UnparkReason::timed_out) {
     std::puts("consumer: expected timed_out");
+    return 1;
+  }
+  // The pool target, with its Boost dependency found through the package config.
+  parkpool::ThreadPool pool(parkpool::PoolOptions{.threads = 2});
+  if (pool.submit([](int a, int b) { return a * b; }, 6, 7).get() != 42) {
+    std::puts("consumer: ThreadPool::submit returned a wrong value");
     return 1;
   }
   std::puts("consumer: ok");

@@ -1,0 +1,546 @@
+// ThreadPool benchmarks against oneTBB and a std::mutex + std::condition_variable pool, in the
+// same binary (issue 5's workloads). Figures are Google Benchmark counters:
+//   external_post    1M empty post()s from a non-worker thread         items_per_second
+//   internal_spawn   1M tasks posted from a worker / via TaskGroup::run items_per_second
+//   fib27            fork-join fib(27), a spawn at every call           time (ms)
+//   wake_latency     pool idle 5 ms, one task, time until it starts     p50_us / p99_us
+//   idle_burn        CPU used in the 200 ms after a burst of 100k tasks cpu_ms
+//   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task, p50_us,
+//   p99_us memory           resident bytes per queued small task, 1M queued    bytes_per_task
+// Two workers unless the name says otherwise. Run with --benchmark_filter to pick one.
+#include <benchmark/benchmark.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <latch>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "parkpool/thread_pool.hpp"
+
+#if defined(PARKPOOL_HAVE_TBB)
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+#endif
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kWorkers = 2;
+
+// ---- The std baseline: one mutex, one condition variable, one deque of std::function. ----
+class StdPool {
+ public:
+  explicit StdPool(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~StdPool() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  template <class F>
+  void post(F&& f) {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      q_.emplace_back(std::forward<F>(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> f;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;
+        f = std::move(q_.front());
+        q_.pop_front();
+      }
+      f();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+parkpool::PoolOptions pp_options(std::size_t n) {
+  parkpool::PoolOptions o;
+  o.threads = n;
+  return o;
+}
+
+void wait_count(const std::atomic<std::size_t>& c, std::size_t n) {
+  while (c.load(std::memory_order_acquire) < n) {
+    // spin: the submitter's own waiting must not add a wakeup to the measurement
+  }
+}
+
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr std::size_t kTasks = 1'000'000;
+
+// ---- 1. external submit ----
+template <class Post>
+void external_post(benchmark::State& state, Post&& post) {
+  for (auto _ : state) {
+    std::atomic<std::size_t> done{0};
+    for (std::size_t i = 0; i < kTasks; ++i)
+      post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+    wait_count(done, kTasks);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+void BM_ExternalPost_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  external_post(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_ExternalPost_Std(benchmark::State& state) {
+  StdPool pool(kWorkers);
+  external_post(state, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_ExternalPost_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);  // 0 slots reserved for the submitter
+  external_post(state, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+// ---- 2. internal spawn ----
+void BM_InternalPost_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  for (auto _ : state) {
+    std::atomic<std::size_t> done{0};
+    pool.post([&] {
+      for (std::size_t i = 0; i < kTasks; ++i) {
+        pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+      }
+    });
+    wait_count(done, kTasks);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+void BM_InternalTaskGroup_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  for (auto _ : state) {
+    pool.submit([&] {
+          parkpool::TaskGroup g(pool);
+          for (std::size_t i = 0; i < kTasks; ++i) g.run([] {});
+          g.wait();
+        })
+        .get();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_InternalTaskGroup_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 1);
+  for (auto _ : state) {
+    arena.execute([&] {
+      tbb::task_group g;
+      for (std::size_t i = 0; i < kTasks; ++i) g.run([] {});
+      g.wait();
+    });
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+#endif
+
+// ---- 3. fork-join fib(27) ----
+long fib_join(parkpool::ThreadPool& pool, int n) {
+  if (n < 2) return n;
+  auto [a, b] = parkpool::join(
+      pool, [&] { return fib_join(pool, n - 1); }, [&] { return fib_join(pool, n - 2); });
+  return a + b;
+}
+long fib_group(parkpool::ThreadPool& pool, int n) {
+  if (n < 2) return n;
+  long a = 0, b = 0;
+  parkpool::TaskGroup g(pool);
+  g.run([&] { a = fib_group(pool, n - 1); });
+  b = fib_group(pool, n - 2);
+  g.wait();
+  return a + b;
+}
+void BM_Fib27Join_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(static_cast<std::size_t>(state.range(0))));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(pool.submit([&] { return fib_join(pool, 27); }).get());
+}
+void BM_Fib27TaskGroup_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(static_cast<std::size_t>(state.range(0))));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(pool.submit([&] { return fib_group(pool, 27); }).get());
+}
+#if defined(PARKPOOL_HAVE_TBB)
+long fib_tbb(int n) {
+  if (n < 2) return n;
+  long a = 0, b = 0;
+  tbb::task_group g;
+  g.run([&] { a = fib_tbb(n - 1); });
+  b = fib_tbb(n - 2);
+  g.wait();
+  return a + b;
+}
+void BM_Fib27TaskGroup_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(state.range(0)), 1);
+  for (auto _ : state) {
+    long r = 0;
+    arena.execute([&] { r = fib_tbb(27); });
+    benchmark::DoNotOptimize(r);
+  }
+}
+#endif
+
+// ---- 4. wake latency from idle ----
+template <class Submit>
+void wake_latency(benchmark::State& state, Submit&& submit) {
+  std::vector<double> us;
+  for (auto _ : state) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the workers fall asleep
+    std::atomic<std::int64_t> started{0};
+    const std::int64_t t0 = now_ns();
+    submit([&started] { started.store(now_ns(), std::memory_order_release); });
+    std::int64_t t1 = 0;
+    // Yield while waiting: on 2 cores a pure spin here can sit on the CPU the woken worker is
+    // placed on and delay it by a scheduler slice (~1.7 ms measured), which times the scheduler.
+    while ((t1 = started.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
+  }
+  state.counters["p50_us"] = percentile(us, 0.5);
+  state.counters["p99_us"] = percentile(us, 0.99);
+}
+void BM_WakeLatency_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  wake_latency(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_WakeLatency_ParkpoolEfficiency(benchmark::State& state) {
+  auto o = pp_options(kWorkers);
+  o.idle = parkpool::IdleOptions::efficiency();
+  parkpool::ThreadPool pool(o);
+  wake_latency(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_WakeLatency_Std(benchmark::State& state) {
+  StdPool pool(kWorkers);
+  wake_latency(state, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_WakeLatency_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  wake_latency(state, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+// A bare thread blocked in FUTEX_WAIT, woken by FUTEX_WAKE: the floor.
+void BM_WakeLatency_BareFutex(benchmark::State& state) {
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<std::int64_t> started{0};
+  std::atomic<bool> stop{false};
+  std::thread t([&] {
+    for (;;) {
+      while (word.load(std::memory_order_acquire) == 0) {
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, nullptr,
+                nullptr, 0);
+      }
+      if (stop.load()) return;
+      started.store(now_ns(), std::memory_order_release);
+      word.store(0, std::memory_order_relaxed);
+    }
+  });
+  std::vector<double> us;
+  for (auto _ : state) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    started.store(0);
+    const std::int64_t t0 = now_ns();
+    word.store(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+    std::int64_t t1 = 0;
+    while ((t1 = started.load(std::memory_order_acquire)) == 0)
+      std::this_thread::yield();  // as above
+    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
+  }
+  stop.store(true);
+  word.store(1);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+  t.join();
+  state.counters["p50_us"] = percentile(us, 0.5);
+  state.counters["p99_us"] = percentile(us, 0.99);
+}
+
+// ---- 5. idle burn ----
+template <class Post>
+void idle_burn(benchmark::State& state, Post&& post) {
+  double cpu = 0;
+  for (auto _ : state) {
+    std::atomic<std::size_t> done{0};
+    for (std::size_t i = 0; i < 100'000; ++i)
+      post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+    wait_count(done, 100'000);
+    const double c0 = process_cpu_s();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cpu += process_cpu_s() - c0;
+  }
+  state.counters["cpu_ms"] = cpu * 1e3 / static_cast<double>(state.iterations());
+}
+void BM_IdleBurn_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  idle_burn(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_IdleBurn_Std(benchmark::State& state) {
+  StdPool pool(kWorkers);
+  idle_burn(state, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_IdleBurn_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  idle_burn(state, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+// ---- 6. sparse load ----
+void spin_for_ns(std::int64_t ns) {
+  const std::int64_t end = now_ns() + ns;
+  while (now_ns() < end) {
+  }
+}
+template <class Post>
+void sparse_load(benchmark::State& state, Post&& post) {
+  std::vector<double> lat;
+  double cpu = 0;
+  std::size_t tasks = 0;
+  for (auto _ : state) {
+    const std::size_t n = 25'000;  // 0.5 s at one task per 20 us
+    std::vector<std::int64_t> start(n, 0);
+    std::atomic<std::size_t> done{0};
+    const double p0 = process_cpu_s(), m0 = thread_cpu_s();
+    const std::int64_t base = now_ns();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t due = base + static_cast<std::int64_t>(i) * 20'000;
+      while (now_ns() < due) {
+      }
+      post([&start, &done, i, due] {
+        start[i] = now_ns() - due;
+        spin_for_ns(2'000);
+        done.fetch_add(1, std::memory_order_release);
+      });
+    }
+    wait_count(done, n);
+    // CPU of everything but the submitting thread, which spins between its posts.
+    cpu += (process_cpu_s() - p0) - (thread_cpu_s() - m0);
+    tasks += n;
+    for (std::int64_t s : start) lat.push_back(static_cast<double>(s) * 1e-3);
+  }
+  state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
+  state.counters["p50_us"] = percentile(lat, 0.5);
+  state.counters["p99_us"] = percentile(lat, 0.99);
+}
+void BM_SparseLoad_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  sparse_load(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_SparseLoad_ParkpoolEfficiency(benchmark::State& state) {
+  auto o = pp_options(kWorkers);
+  o.idle = parkpool::IdleOptions::efficiency();
+  parkpool::ThreadPool pool(o);
+  sparse_load(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_SparseLoad_Std(benchmark::State& state) {
+  StdPool pool(kWorkers);
+  sparse_load(state, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_SparseLoad_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  sparse_load(state, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+// ---- 7. memory per queued small task ----
+long rss_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * sysconf(_SC_PAGESIZE);
+}
+void BM_MemoryPerQueuedTask_Parkpool(benchmark::State& state) {
+  double per = 0;
+  for (auto _ : state) {
+    parkpool::ThreadPool pool(pp_options(kWorkers));
+    std::latch gate(1);
+    std::latch blocked(static_cast<std::ptrdiff_t>(kWorkers));
+    for (std::size_t i = 0; i < kWorkers; ++i) {
+      pool.post([&] {
+        blocked.count_down();
+        gate.wait();
+      });
+    }
+    blocked.wait();
+    std::atomic<std::size_t> done{0};
+    const long r0 = rss_bytes();
+    for (std::size_t i = 0; i < kTasks; ++i)
+      pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+    const long r1 = rss_bytes();
+    per = static_cast<double>(r1 - r0) / static_cast<double>(kTasks);
+    gate.count_down();
+    wait_count(done, kTasks);
+  }
+  state.counters["bytes_per_task"] = per;
+}
+
+}  // namespace
+
+BENCHMARK(BM_ExternalPost_Parkpool)
+    ->Name("ExternalPost/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_ExternalPost_Std)
+    ->Name("ExternalPost/std_pool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_InternalPost_Parkpool)
+    ->Name("InternalSpawn/parkpool_post")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_InternalTaskGroup_Parkpool)
+    ->Name("InternalSpawn/parkpool_taskgroup")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_Fib27Join_Parkpool)
+    ->Name("Fib27/parkpool_join")
+    ->Arg(2)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10)
+    ->UseRealTime();
+BENCHMARK(BM_Fib27TaskGroup_Parkpool)
+    ->Name("Fib27/parkpool_taskgroup")
+    ->Arg(2)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10)
+    ->UseRealTime();
+BENCHMARK(BM_WakeLatency_BareFutex)->Name("WakeLatency/bare_futex")->Iterations(200)->UseRealTime();
+BENCHMARK(BM_WakeLatency_Parkpool)->Name("WakeLatency/parkpool")->Iterations(200)->UseRealTime();
+BENCHMARK(BM_WakeLatency_ParkpoolEfficiency)
+    ->Name("WakeLatency/parkpool_efficiency")
+    ->Iterations(200)
+    ->UseRealTime();
+BENCHMARK(BM_WakeLatency_Std)->Name("WakeLatency/std_pool")->Iterations(200)->UseRealTime();
+BENCHMARK(BM_IdleBurn_Parkpool)
+    ->Name("IdleBurn/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
+BENCHMARK(BM_IdleBurn_Std)
+    ->Name("IdleBurn/std_pool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_Parkpool)
+    ->Name("SparseLoad/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_ParkpoolEfficiency)
+    ->Name("SparseLoad/parkpool_efficiency")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_Std)
+    ->Name("SparseLoad/std_pool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_MemoryPerQueuedTask_Parkpool)
+    ->Name("MemoryPerQueuedTask/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+#if defined(PARKPOOL_HAVE_TBB)
+BENCHMARK(BM_ExternalPost_TBB)
+    ->Name("ExternalPost/onetbb")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_InternalTaskGroup_TBB)
+    ->Name("InternalSpawn/onetbb_task_group")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_Fib27TaskGroup_TBB)
+    ->Name("Fib27/onetbb_task_group")
+    ->Arg(2)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10)
+    ->UseRealTime();
+BENCHMARK(BM_WakeLatency_TBB)->Name("WakeLatency/onetbb")->Iterations(200)->UseRealTime();
+BENCHMARK(BM_IdleBurn_TBB)
+    ->Name("IdleBurn/onetbb")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_TBB)
+    ->Name("SparseLoad/onetbb")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+#endif
+
+int main(int argc, char** argv) {
+#if defined(PARKPOOL_HAVE_TBB)
+  // oneTBB caps its workers at hardware_concurrency - 1 by default; the 8-worker fib and the
+  // 2-worker arenas with no slot reserved for the submitter need more.
+  tbb::global_control gc(tbb::global_control::max_allowed_parallelism, 9);
+#endif
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,194 @@
+// parkpool::detail::ChaseLevDeque<T>: the per-worker work-stealing deque of pointers.
+//
+// What it is
+//   A growable single-owner / multi-thief deque of T* (Chase & Lev, SPAA 2005) with the C11
+//   orderings proved correct by Le, Pop, Cohen and Zappa Nardelli ("Correct and Efficient
+//   Work-Stealing for Weak Memory Models", PPoPP 2013, figure 1). The owner pushes and pops at the
+//   bottom (LIFO); any thread steals at the top (FIFO). Null is never stored.
+//
+// Thread safety
+//   push() and pop() only from the owning thread (one at a time). steal(), size_hint() and
+//   empty_hint() from any thread.
+//
+// Memory ordering (user terms)
+//   Everything the owner wrote before push(p) happens-before everything a thief does after a
+//   steal() that returns p. pop() returns the owner's own pushes, so it needs no ordering.
+//   Each pushed pointer is returned exactly once, by pop() or by one steal() (INV-1).
+//
+// Growth and lifetime
+//   The ring starts at `initial_capacity` (rounded up to a power of two) and doubles when full.
+//   Old rings are kept until the deque dies (a thief may still be reading one), so memory is at
+//   most twice the peak ring. Indices are 64-bit signed and never wrap in practice (2^63 pushes);
+//   the ring position wraps (index & mask). Destroying the deque does not touch the pointees.
+//
+// TSAN
+//   ThreadSanitizer does not model free-standing fences. Under __SANITIZE_THREAD__ (or clang's
+//   thread_sanitizer feature) the two seq_cst fences are replaced by seq_cst accesses on the
+//   words they order (bottom_ store / top_ load in pop, top_ load / bottom_ load in steal). Those
+//   give at least the same guarantees in the C++ model (all four accesses join the single total
+//   order S), so the TSAN build checks the same algorithm, just with stronger orders.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <vector>
+
+#if defined(__SANITIZE_THREAD__)
+#define PARKPOOL_DEQUE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PARKPOOL_DEQUE_TSAN 1
+#endif
+#endif
+#ifndef PARKPOOL_DEQUE_TSAN
+#define PARKPOOL_DEQUE_TSAN 0
+#endif
+
+namespace parkpool::detail {
+
+enum class StealResult { success, empty, retry };
+
+template <class T>
+class ChaseLevDeque {
+ public:
+  explicit ChaseLevDeque(std::size_t initial_capacity = 256) {
+    std::size_t cap = 2;
+    while (cap < initial_capacity) cap <<= 1;
+    rings_.push_back(std::make_unique<Ring>(cap));
+    ring_.store(rings_.back().get(), std::memory_order_relaxed);  // relaxed: before sharing
+  }
+  ChaseLevDeque(const ChaseLevDeque&) = delete;
+  ChaseLevDeque& operator=(const ChaseLevDeque&) = delete;
+
+  // Owner only. Never fails (grows; may throw std::bad_alloc while growing, deque unchanged).
+  void push(T* item) {
+    assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
+    // relaxed: only the owner writes bottom_.
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    // (D1) acquire: pairs with the seq_cst CAS on top_ in steal() (D4) so that a slot a thief has
+    // vacated (read before its CAS) is not overwritten while it still reads it.
+    const std::int64_t t = top_.load(std::memory_order_acquire);
+    Ring* r = ring_.load(std::memory_order_relaxed);  // relaxed: only the owner stores ring_
+    if (b - t > static_cast<std::int64_t>(r->mask)) r = grow(r, b, t);
+    r->put(b, item);
+    // (D2) release: publishes the slot (and everything the owner wrote before push) to a thief
+    // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
+    // a release store is the same on every target and TSAN understands it.
+    bottom_.store(b + 1, std::memory_order_release);
+  }
+
+  // Owner only. Returns the most recently pushed item not yet taken, or nullptr.
+  T* pop() noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;  // relaxed: owner's word
+    Ring* r = ring_.load(std::memory_order_relaxed);                     // relaxed: owner's word
+#if PARKPOOL_DEQUE_TSAN
+    bottom_.store(b, std::memory_order_seq_cst);
+    std::int64_t t = top_.load(std::memory_order_seq_cst);
+#else
+    bottom_.store(b, std::memory_order_relaxed);
+    // (D3) store->load: the bottom_ store above must be visible before top_ is read, against a
+    // thief's top_ read / bottom_ read (D6 fence). Without it both could take the last item.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::int64_t t = top_.load(std::memory_order_relaxed);
+#endif
+    T* item = nullptr;
+    if (t <= b) {
+      item = r->get(b);
+      if (t == b) {
+        // Last item: race thieves for it on top_. (D4) seq_cst: the total order on top_ decides.
+        if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) {
+          item = nullptr;  // a thief won
+        }
+        bottom_.store(b + 1, std::memory_order_relaxed);  // relaxed: deque now empty, t+1 == b+1
+      }
+    } else {
+      bottom_.store(b + 1, std::memory_order_relaxed);  // relaxed: was empty; restore
+    }
+    return item;
+  }
+
+  // Any thread. On success stores the item in *out.
+  StealResult steal(T** out) noexcept {
+#if PARKPOOL_DEQUE_TSAN
+    std::int64_t t = top_.load(std::memory_order_seq_cst);
+    const std::int64_t b = bottom_.load(std::memory_order_seq_cst);
+#else
+    // (D1') acquire: pairs with the CAS on top_ (D4) by other thieves / the owner.
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    // (D6) pairs with (D3): see pop().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // (D5) acquire: pairs with (D2) so the slot and the item's contents are visible.
+    const std::int64_t b = bottom_.load(std::memory_order_acquire);
+#endif
+    if (t >= b) return StealResult::empty;
+    // acquire: pairs with the release store of ring_ in grow() (G1), so the copied slots are seen.
+    Ring* r = ring_.load(std::memory_order_acquire);
+    T* item = r->get(t);
+    // (D4) seq_cst CAS: claims index t; at most one of the owner and the thieves succeeds.
+    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+      return StealResult::retry;
+    }
+    *out = item;
+    return StealResult::success;
+  }
+
+  // Any thread; a snapshot that may be stale at once. Exact when called by the owner with no
+  // concurrent thieves.
+  std::size_t size_hint() const noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: a hint only
+    const std::int64_t t = top_.load(std::memory_order_relaxed);     // relaxed: a hint only
+    return b > t ? static_cast<std::size_t>(b - t) : 0;
+  }
+  bool empty_hint() const noexcept { return size_hint() == 0; }
+  std::size_t capacity() const noexcept {
+    return ring_.load(std::memory_order_relaxed)->mask + 1;  // relaxed: owner/test use only
+  }
+
+ private:
+  struct Ring {
+    explicit Ring(std::size_t cap) : mask(cap - 1), slots(new std::atomic<T*>[cap]) {
+      for (std::size_t i = 0; i < cap; ++i) slots[i].store(nullptr, std::memory_order_relaxed);
+    }
+    // Slots are atomics because a thief reads one while the owner may overwrite it after the
+    // thief's CAS will fail anyway; relaxed: ordering comes from bottom_/top_/ring_.
+    T* get(std::int64_t i) const noexcept {
+      return slots[static_cast<std::size_t>(i) & mask].load(std::memory_order_relaxed);
+    }
+    void put(std::int64_t i, T* v) noexcept {
+      slots[static_cast<std::size_t>(i) & mask].store(v, std::memory_order_relaxed);
+    }
+    std::size_t mask;
+    std::unique_ptr<std::atomic<T*>[]> slots;
+  };
+
+  Ring* grow(Ring* old, std::int64_t b, std::int64_t t) {
+    rings_.reserve(rings_.size() + 1);  // may throw: nothing changed yet
+    auto bigger = std::make_unique<Ring>((old->mask + 1) * 2);
+    for (std::int64_t i = t; i < b; ++i) bigger->put(i, old->get(i));
+    Ring* r = bigger.get();
+    rings_.push_back(std::move(bigger));  // cannot throw: reserved
+    // (G1) release: pairs with the acquire load of ring_ in steal(). The old ring stays alive in
+    // rings_ (INV-2: a ring is freed only with the deque), so a thief that read it may finish.
+    ring_.store(r, std::memory_order_release);
+    return r;
+  }
+
+  // Owner-written bottom and thief-contended top on separate cache lines.
+  // top_: index of the oldest item. Only increases, only by a CAS (thieves, owner on last item).
+  alignas(64) std::atomic<std::int64_t> top_{0};
+  // bottom_: one past the newest item. Written only by the owner: +1 on push; -1 then maybe +1
+  // on pop. Items live at [top_, bottom_).
+  alignas(64) std::atomic<std::int64_t> bottom_{0};
+  std::atomic<Ring*> ring_{nullptr};
+  std::vector<std::unique_ptr<Ring>> rings_;  // owner only; INV-2: every ring ever used
+  static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+  static_assert(std::atomic<T*>::is_always_lock_free);
+};
+
+}  // namespace parkpool::detail

@@ -1,0 +1,37 @@
+// parkpool::PoolOptions: construction options of parkpool::ThreadPool, and the default worker
+// count. See <parkpool/thread_pool.hpp> for the pool's contract.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+
+#include "parkpool/idle.hpp"
+
+namespace parkpool {
+
+/// The number of CPUs this process may use: the CPUs in its sched_getaffinity mask, capped by a
+/// cgroup CPU quota (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us, rounded up).
+/// At least 1. Read once per call (a few small file reads); not cached.
+std::size_t available_cpus() noexcept;
+
+struct PoolOptions {
+  /// Worker threads. 0 is rejected with std::invalid_argument by the ThreadPool constructor.
+  std::size_t threads = available_cpus();
+  /// Idle behaviour: spin budget, timed park (idle timeout), searcher cap. IdleOptions::latency()
+  /// and IdleOptions::efficiency() are presets (see <parkpool/idle.hpp>).
+  IdleOptions idle = {};
+  /// Worker thread names are prefix + index, truncated to 15 bytes (Linux limit). Empty: unnamed.
+  std::string thread_name_prefix = "parkpool-";
+  /// Called on each worker thread, with its index, before it runs any task / after its last one.
+  /// An exception thrown by a hook is passed to on_post_exception.
+  std::function<void(std::size_t worker)> on_thread_start;
+  std::function<void(std::size_t worker)> on_thread_stop;
+  /// Receives exceptions that escape post() tasks (submit() delivers them to its future, TaskGroup
+  /// to wait()). Called on the worker thread that ran the task; an exception it throws is ignored.
+  /// Default (empty): the exception is counted in stats() and its what() is written to stderr.
+  std::function<void(std::exception_ptr)> on_post_exception;
+};
+
+}  // namespace parkpool

@@ -1,0 +1,449 @@
+// parkpool::ThreadPool: a work-stealing thread pool whose idle workers sleep (and wake) through
+// parkpool::IdleCoordinator. Also TaskGroup, join and parallel_for on top of it.
+//
+// What it is
+//   N worker threads. Each owns a Chase-Lev deque for the work it spawns (LIFO for itself, stolen
+//   FIFO by others from a random victim); work from other threads goes through one lock-free MPMC
+//   injector queue (Boost.Lockfree). Idle workers spin for a short adaptive time budget, then
+//   park; a submit wakes one sleeper only when no worker is already searching (pool/SLEEP.md).
+//
+// Entry points and what they cost
+//   post(f)          fire-and-forget. From outside the pool, a trivially copyable callable of at
+//                    most 40 bytes (8-aligned) is stored inline in the injector's 64-byte node: no
+//                    allocation in steady state. Otherwise one allocation holding an 8-byte header
+//                    and the decayed callable. On a worker of this pool: push to its deque;
+//                    elsewhere: the injector. No lock; a syscall only when a sleeper is woken.
+//   submit(f, a...)  as post, plus a std::promise/future (its shared state is one more allocation).
+//   TaskGroup        run(f) as post, counted by the group; wait() runs the pool's tasks while the
+//                    group has pending tasks when called on a worker (never blocks a worker; the
+//                    tasks it runs nest on the waiter's stack); on another thread it blocks.
+//   join(pool, a, b) runs a here while b is offered to thieves; no heap allocation on a worker
+//                    (b's job lives on this stack frame); results returned as a std::pair, void as
+//                    std::monostate, by value. From a non-worker thread the whole join is injected
+//                    as a stack job and the caller blocks until a worker has run it.
+//   parallel_for     recursive halving with join down to `grain` indices per leaf.
+//
+// Thread safety
+//   Every member function of ThreadPool may be called from any thread, including from tasks,
+//   except: shutdown() (and hence the destructor) from a task of the same pool throws
+//   std::logic_error instead of deadlocking. A TaskGroup's run() may be called by its owner and by
+//   its own running tasks; wait() by one thread at a time.
+//
+// Memory ordering (user terms)
+//   Everything a thread did before post/submit/run/join-b happens-before the task starts. A task's
+//   effects happen-before: future::get() returning, TaskGroup::wait() returning, join() returning.
+//
+// Exceptions
+//   A throwing task never kills a worker. submit: the exception goes to the future. TaskGroup: the
+//   first exception is rethrown by wait(); it also cancels the group's tasks that have not started.
+//   join: if a throws, b may or may not run, join waits for it if it was stolen, then rethrows a's
+//   exception (a's wins over b's). parallel_for: the first exception seen propagates.
+//   post: PoolOptions::on_post_exception (default: stderr + stats().total.post_exceptions).
+//
+// Shutdown and lifetime (nothing accepted is lost)
+//   shutdown(): stops accepting work from non-worker threads (they get parkpool::pool_closed; the
+//   callable is destroyed, never run), runs every task already accepted, including tasks those
+//   tasks spawn while draining (a worker of the pool may still post during shutdown), wakes every
+//   parked worker and joins them. Idempotent; concurrent callers all return after the join.
+//   Afterwards every submit/post/run/join throws pool_closed. ~ThreadPool() calls shutdown().
+//   During the final drain, workers that find nothing poll (sched_yield) until every worker is
+//   idle at once, so a drain behind one long task costs the other workers CPU while it runs.
+//   The pool must outlive every TaskGroup, future-less post and join that uses it.
+//   Each accepted task runs exactly once (or is discarded by TaskGroup::cancel()); a call that
+//   throws accepted nothing.
+//
+// Spurious wakeups / fairness
+//   None visible to users. The injector is FIFO; local deques are LIFO; stealing is random. There
+//   is no priority and no fairness guarantee between tasks.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "parkpool/detail/pool_core.hpp"
+#include "parkpool/idle.hpp"
+#include "parkpool/pool_options.hpp"
+
+namespace parkpool {
+
+/// Counters of one worker. Snapshots: exact once the pool is quiescent, approximate while it runs.
+struct WorkerStats {
+  std::uint64_t tasks_run = 0;        // post/submit/TaskGroup tasks run by this worker
+  std::uint64_t tasks_cancelled = 0;  // TaskGroup tasks discarded after cancel()
+  std::uint64_t spawned = 0;          // tasks accepted from this worker (its deque)
+  std::uint64_t steals = 0;           // items taken from other workers' deques (incl. join jobs)
+  std::uint64_t injector_pops = 0;    // items taken from the injector
+  std::uint64_t post_exceptions = 0;  // exceptions that escaped post() tasks
+  std::uint64_t parks = 0;            // from the IdleCoordinator (see IdleWorkerStats)
+  std::uint64_t unparks = 0;
+  std::uint64_t timed_out_parks = 0;
+  std::uint64_t spin_hits = 0;
+  WorkerStats& operator+=(const WorkerStats& o) noexcept;
+};
+
+struct PoolStats {
+  std::vector<WorkerStats> workers;
+  WorkerStats total;                    // sum over workers
+  std::uint64_t external_accepted = 0;  // tasks accepted from non-worker threads
+  // external_accepted + total.spawned. When quiescent: == total.tasks_run + total.tasks_cancelled.
+  std::uint64_t tasks_accepted = 0;
+};
+
+class TaskGroup;
+
+namespace detail {
+struct PoolAccess;
+
+template <class F>
+struct PostTask final : TaskBase {
+  template <class G>
+  explicit PostTask(G&& g) : TaskBase(&execute), f(std::forward<G>(g)) {}
+  static void execute(TaskBase* self, bool run) noexcept {
+    auto* t = static_cast<PostTask*>(self);
+    if (run) {
+      WorkerContext* w = tl_current_worker;  // tasks only run on workers
+      try {
+        t->f();
+      } catch (...) {
+        w->pool->report_post_exception(std::current_exception());
+      }
+      w->tasks_run.bump();
+    }
+    delete t;
+  }
+  F f;
+};
+
+template <class R, class F, class... Args>
+struct SubmitTask final : TaskBase {
+  template <class G, class... A>
+  explicit SubmitTask(G&& g, A&&... a)
+      : TaskBase(&execute), f(std::forward<G>(g)), args(std::forward<A>(a)...) {}
+  static void execute(TaskBase* self, bool run) noexcept {
+    auto* t = static_cast<SubmitTask*>(self);
+    if (run) {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::apply(std::move(t->f), std::move(t->args));
+          t->promise.set_value();
+        } else {
+          t->promise.set_value(std::apply(std::move(t->f), std::move(t->args)));
+        }
+      } catch (...) {
+        t->promise.set_exception(std::current_exception());
+      }
+      tl_current_worker->tasks_run.bump();
+    }
+    delete t;  // not run: the promise breaks (the submit that failed already threw)
+  }
+  F f;
+  std::tuple<Args...> args;
+  std::promise<R> promise;
+};
+
+// Accepts a heap task or, on failure, releases it without running and rethrows.
+inline void schedule_or_release(PoolCore& core, TaskBase* t) {
+  try {
+    core.schedule(t);
+  } catch (...) {
+    t->fn(t, false);
+    throw;
+  }
+}
+
+template <class F>
+using join_result_t = std::conditional_t<std::is_void_v<std::invoke_result_t<F&>>, std::monostate,
+                                         std::decay_t<std::invoke_result_t<F&>>>;
+
+template <class R, class F>
+R call_for_result(F& f) {
+  if constexpr (std::is_same_v<R, std::monostate> && std::is_void_v<std::invoke_result_t<F&>>) {
+    f();
+    return {};
+  } else {
+    return f();
+  }
+}
+
+// The b half of a join: lives on the joining thread's stack; pushed by pointer.
+template <class F>
+struct StackJob final : TaskBase {
+  using R = join_result_t<F>;
+  StackJob(F& callable, PoolCore* p) noexcept : TaskBase(&execute), f(&callable), pool(p) {}
+  static void execute(TaskBase* self, bool run) noexcept {
+    auto* j = static_cast<StackJob*>(self);
+    PoolCore* p = j->pool;  // read before count_down (INV-L1)
+    if (run) {
+      try {
+        j->result.emplace(call_for_result<R>(*j->f));
+      } catch (...) {
+        j->error = std::current_exception();
+      }
+    }
+    j->latch.count_down(p);  // (L2) release: result/error happen-before the waiter's done()
+  }
+  F* f;
+  PoolCore* pool;
+  std::optional<R> result;
+  std::exception_ptr error;
+  CountLatch latch{1};
+};
+
+// Pops the local deque until `job` comes back (then returns true: it was not stolen) or the deque
+// is empty (false: a thief has it). Items above `job` are the joiner's own leftovers (posts or
+// TaskGroup runs made by a()); they are run.
+inline bool reclaim(WorkerContext& w, TaskBase* job) noexcept {
+  while (TaskBase* t = w.deque.pop()) {
+    if (t == job) return true;
+    t->fn(t, true);
+  }
+  return false;
+}
+
+template <class A, class B>
+auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>, join_result_t<B>> {
+  using RA = join_result_t<A>;
+  StackJob<B> job(b, w.pool);
+  // Owner's exact view (thieves only shrink it). Notify sleepers only when the deque was empty:
+  // otherwise thieves already had work from us and were notified then. A missed wake here loses
+  // no work, only parallelism: this thread pops `job` itself if nobody stole it (rayon's rule).
+  const bool was_empty = w.deque.empty_hint();
+  w.deque.push(&job);
+  if (was_empty) w.pool->idle().notify_work();
+  std::optional<RA> ra;
+  try {
+    ra.emplace(call_for_result<RA>(a));
+  } catch (...) {
+    if (!reclaim(w, &job)) w.wait_until(job.latch);  // b is on our stack: wait for the thief
+    throw;
+  }
+  if (reclaim(w, &job)) {
+    // Not stolen: run b inline. Its exception propagates directly.
+    return {std::move(*ra), call_for_result<join_result_t<B>>(b)};
+  }
+  w.wait_until(job.latch);
+  if (job.error) std::rethrow_exception(job.error);
+  return {std::move(*ra), std::move(*job.result)};
+}
+
+}  // namespace detail
+
+class ThreadPool {
+ public:
+  /// Starts options.threads workers. Throws std::invalid_argument if options.threads == 0 (or
+  /// the IdleOptions are invalid), std::system_error if a thread cannot be started.
+  explicit ThreadPool(PoolOptions options = {});
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  /// Runs f(args...) once on a worker; the result or exception goes to the future.
+  /// Throws pool_closed after shutdown (from a non-worker thread), or std::bad_alloc.
+  template <class F, class... Args>
+  auto submit(F&& f, Args&&... args)
+      -> std::future<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    auto* t = new detail::SubmitTask<R, std::decay_t<F>, std::decay_t<Args>...>(
+        std::forward<F>(f), std::forward<Args>(args)...);
+    std::future<R> fut = t->promise.get_future();
+    detail::schedule_or_release(*core_, t);
+    return fut;
+  }
+
+  /// Runs f() once on a worker; nothing to wait for. Throws pool_closed after shutdown (from a
+  /// non-worker thread), or std::bad_alloc. Exceptions from f go to on_post_exception.
+  template <class F>
+  void post(F&& f) {
+    using D = std::decay_t<F>;
+    if constexpr (std::is_trivially_copyable_v<D> &&
+                  sizeof(D) <= detail::InjectedItem::kInlineBytes &&
+                  alignof(D) <= detail::InjectedItem::kInlineAlign) {
+      if (core_->local_worker() == nullptr) {
+        // From outside the pool, a small trivially copyable callable travels inside the
+        // injector node itself: no allocation in steady state.
+        detail::InjectedItem item{nullptr, &call_inline<D>, {}};
+        ::new (static_cast<void*>(item.storage)) D(std::forward<F>(f));
+        core_->inject_item(item);
+        return;
+      }
+    }
+    detail::schedule_or_release(*core_, new detail::PostTask<D>(std::forward<F>(f)));
+  }
+
+  /// See the header comment. Throws std::logic_error when called from a task of this pool.
+  void shutdown();
+  std::size_t size() const noexcept;
+  PoolStats stats() const;
+
+ private:
+  template <class D>
+  static void call_inline(unsigned char* storage) {
+    // The bytes were copied (memcpy) from an object of the trivially copyable type D.
+    (*std::launder(reinterpret_cast<D*>(storage)))();
+  }
+
+  friend struct detail::PoolAccess;
+  std::unique_ptr<detail::PoolCore> core_;
+};
+
+namespace detail {
+struct PoolAccess {
+  static PoolCore& core(ThreadPool& p) noexcept { return *p.core_; }
+};
+
+// join from a thread that is not a worker of `pool`: run the whole join on a worker.
+template <class A, class B>
+auto join_cold(ThreadPool& pool, A& a, B& b) -> std::pair<join_result_t<A>, join_result_t<B>> {
+  PoolCore& core = PoolAccess::core(pool);
+  auto whole = [&] {
+    WorkerContext* w = core.local_worker();
+    return join_on_worker(*w, a, b);
+  };
+  StackJob<decltype(whole)> job(whole, &core);
+  core.inject(&job, /*is_task=*/false);  // throws pool_closed: nothing accepted
+  job.latch.wait_external();
+  if (job.error) std::rethrow_exception(job.error);
+  return std::move(*job.result);
+}
+}  // namespace detail
+
+/// Runs a() on this thread and b() on this thread or a thief; returns {a(), b()} (void results
+/// as std::monostate). Does not allocate on a worker of `pool`; nests arbitrarily (each level
+/// costs one stack frame on the worker's stack). See the header comment for exceptions.
+template <class A, class B>
+auto join(ThreadPool& pool, A&& a, B&& b)
+    -> std::pair<detail::join_result_t<A>, detail::join_result_t<B>> {
+  detail::PoolCore& core = detail::PoolAccess::core(pool);
+  if (detail::WorkerContext* w = core.local_worker()) return detail::join_on_worker(*w, a, b);
+  return detail::join_cold(pool, a, b);
+}
+
+/// A set of tasks to wait for together. Not copyable or movable (tasks refer to it).
+/// The destructor waits for pending tasks (without rethrowing their exception).
+class TaskGroup {
+ public:
+  explicit TaskGroup(ThreadPool& pool) noexcept : core_(&detail::PoolAccess::core(pool)) {}
+  ~TaskGroup() {
+    if (!latch_.done()) wait_impl();
+  }
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  /// Schedules f() as part of the group. Throws pool_closed / std::bad_alloc (then f is not
+  /// accepted and the group is unchanged).
+  template <class F>
+  void run(F&& f) {
+    latch_.add(1);  // before the task is published: the task's count_down needs this count
+    detail::schedule_or_release(*core_, new Task<std::decay_t<F>>(std::forward<F>(f), this));
+  }
+
+  /// Waits until every task run() so far (and those they run()) has finished or been discarded.
+  /// On a worker of the pool it runs other tasks meanwhile. Rethrows the group's first exception.
+  /// Afterwards the group is reset (not cancelled, no exception) and may be reused.
+  void wait() {
+    wait_impl();
+    std::exception_ptr e = std::move(error_);
+    error_ = nullptr;
+    failed_.store(false, std::memory_order_relaxed);     // relaxed: no task of the group is left
+    cancelled_.store(false, std::memory_order_relaxed);  // relaxed: idem
+    if (e) std::rethrow_exception(e);
+  }
+
+  /// Tasks of the group that have not started yet will be discarded (destroyed without running).
+  /// Running tasks finish. wait() still waits for all of them.
+  void cancel() noexcept {
+    cancelled_.store(true, std::memory_order_relaxed);  // relaxed: a best-effort flag
+  }
+  bool is_cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  template <class F>
+  struct Task final : detail::TaskBase {
+    template <class G>
+    Task(G&& g, TaskGroup* grp) : TaskBase(&execute), f(std::forward<G>(g)), group(grp) {}
+    static void execute(TaskBase* self, bool run) noexcept {
+      auto* t = static_cast<Task*>(self);
+      TaskGroup* g = t->group;
+      detail::PoolCore* core = g->core_;  // read before count_down (INV-L1)
+      detail::WorkerContext* w = detail::tl_current_worker;
+      if (run && !g->is_cancelled()) {
+        try {
+          t->f();
+        } catch (...) {
+          g->record(std::current_exception());
+        }
+        w->tasks_run.bump();
+      } else if (run) {
+        w->tasks_cancelled.bump();
+      }
+      delete t;  // the callable dies before wait() can return
+      g->latch_.count_down(core);
+    }
+    F f;
+    TaskGroup* group;
+  };
+
+  void record(std::exception_ptr e) noexcept {
+    // relaxed exchange: error_ is published to wait() by the count_down release (L2).
+    if (!failed_.exchange(true, std::memory_order_relaxed)) {
+      error_ = std::move(e);
+      cancel();
+    }
+  }
+  void wait_impl() noexcept {
+    if (detail::WorkerContext* w = core_->local_worker()) {
+      w->wait_until(latch_);
+    } else {
+      latch_.wait_external();
+    }
+  }
+
+  detail::PoolCore* core_;
+  detail::CountLatch latch_{0};
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+};
+
+/// Calls body(i) once for every i in [first, last), in parallel, with chunks of at most `grain`
+/// indices (0: about 4 chunks per worker). Index must be an integral type. Returns when all
+/// calls have returned; rethrows the first exception (other chunks may then not run).
+template <class Index, class Body>
+void parallel_for(ThreadPool& pool, Index first, Index last, Body&& body, std::size_t grain = 0) {
+  static_assert(std::is_integral_v<Index>, "parallel_for: Index must be an integral type");
+  if (!(first < last)) return;
+  using U = std::make_unsigned_t<Index>;
+  const U n = static_cast<U>(static_cast<U>(last) - static_cast<U>(first));
+  if (grain == 0) {
+    const std::size_t chunks = 4 * pool.size();
+    grain = static_cast<std::size_t>(n) / chunks;
+    if (grain == 0) grain = 1;
+  }
+  const U g = static_cast<std::size_t>(n) < grain ? n : static_cast<U>(grain);
+  auto& fn = body;
+  auto rec = [&pool, &fn, g, first](auto& self, U lo, U hi) -> void {
+    if (static_cast<U>(hi - lo) > g) {
+      const U mid = static_cast<U>(lo + static_cast<U>(hi - lo) / 2);
+      join(
+          pool, [&] { self(self, lo, mid); }, [&] { self(self, mid, hi); });
+      return;
+    }
+    for (U i = lo; i < hi; ++i) fn(static_cast<Index>(static_cast<U>(static_cast<U>(first) + i)));
+  };
+  rec(rec, U{0}, n);  // a single chunk runs here, without a pool round trip
+}
+
+}  // namespace parkpool

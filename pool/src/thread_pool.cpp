@@ -1,0 +1,428 @@
+// parkpool::ThreadPool: workers, the external-submit gate, shutdown, latches, CPU count.
+#include "parkpool/thread_pool.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <system_error>
+
+#include "parkpool/detail/injector.hpp"
+
+namespace parkpool {
+
+// ---------------------------------------------------------------------------------------------
+// CPU count
+
+namespace {
+
+std::size_t affinity_cpus() noexcept {
+  constexpr int kMaxCpus = 8192;
+  cpu_set_t* set = CPU_ALLOC(kMaxCpus);
+  if (set == nullptr) return 0;
+  const std::size_t bytes = CPU_ALLOC_SIZE(kMaxCpus);
+  std::size_t n = 0;
+  if (sched_getaffinity(0, bytes, set) == 0) n = static_cast<std::size_t>(CPU_COUNT_S(bytes, set));
+  CPU_FREE(set);
+  return n;
+}
+
+// ceil(quota / period), or 0 when unlimited / unreadable.
+std::size_t quota_cpus(double quota, double period) noexcept {
+  if (quota <= 0 || period <= 0) return 0;
+  const double c = quota / period;
+  const auto whole = static_cast<std::size_t>(c);
+  return static_cast<double>(whole) < c ? whole + 1 : std::max<std::size_t>(whole, 1);
+}
+
+std::size_t cgroup_cpus() {
+  // cgroup v2: "0::/path" in /proc/self/cgroup; cpu.max is "max 100000" or "<quota> <period>".
+  std::string rel;
+  {
+    std::ifstream f("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("0::", 0) == 0) rel = line.substr(3);
+    }
+  }
+  std::size_t best = 0;
+  auto consider = [&best](std::size_t n) {
+    if (n != 0 && (best == 0 || n < best)) best = n;
+  };
+  for (std::string dir = rel;; dir = dir.substr(0, dir.rfind('/'))) {
+    std::ifstream f("/sys/fs/cgroup" + dir + "/cpu.max");
+    std::string q;
+    double period = 0;
+    if (f >> q >> period && q != "max")
+      consider(quota_cpus(std::strtod(q.c_str(), nullptr), period));
+    if (dir.empty() || dir == "/") break;
+  }
+  // cgroup v1.
+  std::ifstream fq("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+  std::ifstream fp("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+  double quota = 0, period = 0;
+  if (fq >> quota && fp >> period) consider(quota_cpus(quota, period));
+  return best;
+}
+
+}  // namespace
+
+std::size_t available_cpus() noexcept {
+  std::size_t n = affinity_cpus();
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  try {
+    const std::size_t q = cgroup_cpus();
+    if (q != 0 && q < n) n = q;
+  } catch (...) {  // I/O trouble: the affinity count stands
+  }
+  return n;
+}
+
+WorkerStats& WorkerStats::operator+=(const WorkerStats& o) noexcept {
+  tasks_run += o.tasks_run;
+  tasks_cancelled += o.tasks_cancelled;
+  spawned += o.spawned;
+  steals += o.steals;
+  injector_pops += o.injector_pops;
+  post_exceptions += o.post_exceptions;
+  parks += o.parks;
+  unparks += o.unparks;
+  timed_out_parks += o.timed_out_parks;
+  spin_hits += o.spin_hits;
+  return *this;
+}
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// CountLatch
+
+void CountLatch::count_down(PoolCore* pool) noexcept {
+  // (L2) acq_rel: release publishes the counted task's effects (results, exceptions) to the
+  // waiter's done() (L1); acquire makes the waiter's ext_ (written before its tag CAS, L3) visible.
+  const std::uint64_t old = word_.fetch_sub(1, std::memory_order_acq_rel);
+  assert((old & kCountMask) != 0 && "CountLatch: count_down below zero");
+  if ((old & kCountMask) != 1) return;
+  const std::uint64_t tag = old >> 32;
+  if (tag == 0) return;  // nobody registered: the waiter will see count 0 by itself
+  if (tag == kExternalTag) {
+    // INV-L1: the waiter stays blocked until `done` is set, so ext_ and *ext_ are alive.
+    ExternalWaiter* e = ext_;
+    std::lock_guard<std::mutex> lk(e->m);
+    e->done = true;
+    e->cv.notify_one();  // under the lock: the waiter cannot destroy cv before we are done
+    return;
+  }
+  // A worker: a foreign unpark makes its wait_for_work() return (idle.hpp contract). The pool
+  // outlives every task, and we no longer touch the latch.
+  pool->idle().unparker(static_cast<std::size_t>(tag - 1)).unpark();
+}
+
+void CountLatch::wait_external() noexcept {
+  if (done()) return;
+  ExternalWaiter w;
+  ext_ = &w;  // published by the tag CAS (L3)
+  if (register_waiter(kExternalTag)) {
+    std::unique_lock<std::mutex> lk(w.m);
+    w.cv.wait(lk, [&] { return w.done; });
+    // The finisher's count_down (L2) precedes its critical section, which precedes ours.
+  }
+  clear_waiter();
+  ext_ = nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+void WorkerContext::InlineSlot::execute(TaskBase* self, bool run) noexcept {
+  // Copy first: the callable may wait (join, TaskGroup) and this worker then reuses the slot.
+  InjectedItem item = static_cast<InlineSlot*>(self)->item;
+  if (!run) return;  // trivially destructible: nothing to release
+  WorkerContext* w = tl_current_worker;
+  try {
+    item.call(item.storage);
+  } catch (...) {
+    w->pool->report_post_exception(std::current_exception());
+  }
+  w->tasks_run.bump();
+}
+
+TaskBase* WorkerContext::find_task_slow() noexcept {
+  InjectedItem item;
+  if (pool->injector_pop(item)) {
+    injector_pops.bump();
+    if (item.call == nullptr) return item.task;
+    inline_slot.item = item;
+    return &inline_slot;
+  }
+  const std::size_t n = pool->workers_.size();
+  if (n < 2) return nullptr;
+  const std::size_t start = static_cast<std::size_t>(next_random() % n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t v = (start + k) % n;
+    if (v == index) continue;
+    ChaseLevDeque<TaskBase>& victim = pool->workers_[v]->deque;
+    // A lost CAS means another thread took an item (global progress); retry this victim a few
+    // times, then move on. Returning nullptr with work left is harmless: the idle re-check sees it.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      TaskBase* t = nullptr;
+      const StealResult r = victim.steal(&t);
+      if (r == StealResult::success) {
+        steals.bump();
+        return t;
+      }
+      if (r == StealResult::empty) break;
+    }
+  }
+  return nullptr;
+}
+
+bool WorkerContext::any_work() const noexcept {
+  if (!pool->injector_empty()) return true;
+  for (const auto& w : pool->workers_) {
+    if (!w->deque.empty_hint()) return true;
+  }
+  return false;
+}
+
+void WorkerContext::wait_until(CountLatch& latch) noexcept {
+  IdleCoordinator& idle = pool->idle_;
+  bool registered = false;
+  bool slept = false;
+  while (!latch.done()) {
+    if (TaskBase* t = find_task()) {
+      if (!idle_closed) idle.found_work(index);
+      slept = false;
+      t->fn(t, true);
+      continue;
+    }
+    if (!registered) {
+      // Register before sleeping so the last count_down wakes us (one RMW, no store->load race).
+      if (!latch.register_waiter(index + 1)) break;
+      registered = true;
+      continue;  // re-check the latch and the queues once more
+    }
+    slept = true;
+    if (idle_closed || !idle.wait_for_work(index, [&] { return latch.done() || any_work(); })) {
+      // Shutdown: the coordinator no longer parks us. The latch's job is accepted work that some
+      // worker is running; keep helping and yield until it is done.
+      idle_closed = true;
+      std::this_thread::yield();
+    }
+  }
+  if (registered) latch.clear_waiter();
+  // wait_for_work() may have left us counted as a searcher; we return to user code now, so stop
+  // searching (and hand the search over to a sleeper if we were the last searcher).
+  if (slept && !idle_closed) idle.found_work(index);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PoolCore
+
+struct PoolCore::InjectorBox {
+  Injector<InjectedItem> q{1024};
+};
+
+namespace {
+PoolOptions validated(PoolOptions o) {
+  if (o.threads == 0) throw std::invalid_argument("parkpool::ThreadPool: threads must be >= 1");
+  return o;
+}
+}  // namespace
+
+PoolCore::PoolCore(PoolOptions options)
+    : options_(validated(std::move(options))),
+      idle_(options_.threads, options_.idle),
+      injector_(std::make_unique<InjectorBox>()) {
+  workers_.reserve(options_.threads);
+  for (std::size_t i = 0; i < options_.threads; ++i) {
+    workers_.push_back(
+        std::make_unique<WorkerContext>(this, i, 0x9E3779B97F4A7C15ull * (i + 1) | 1));
+  }
+  threads_.reserve(options_.threads);
+  try {
+    for (std::size_t i = 0; i < options_.threads; ++i) {
+      threads_.emplace_back([this, i] { worker_main(i); });
+    }
+  } catch (...) {
+    shutdown();  // joins the threads that did start
+    throw;
+  }
+}
+
+PoolCore::~PoolCore() { assert(joined_ && "PoolCore destroyed before shutdown()"); }
+
+bool PoolCore::injector_empty() const noexcept { return injector_->q.empty_hint(); }
+bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_->q.pop(out); }
+
+void PoolCore::inject_item(const InjectedItem& item, bool is_task) {
+  const std::uint64_t entry = kInflightOne + (is_task ? kAcceptedOne : 0);
+  // Relaxed: the closed decision needs only RMW atomicity (we read the latest gate_ value); if
+  // shutdown's fetch_or comes later, it sees our in-flight count until (G2).
+  const std::uint64_t prev = gate_.fetch_add(entry, std::memory_order_relaxed);
+  if ((prev & kClosedBit) != 0) {
+    // Relaxed: this undo publishes nothing; shutdown only waits for the in-flight count.
+    gate_.fetch_sub(entry, std::memory_order_relaxed);
+    throw pool_closed();
+  }
+  try {
+    injector_->q.push(item);
+  } catch (...) {
+    gate_.fetch_sub(entry, std::memory_order_relaxed);  // as above
+    throw;
+  }
+  // (G2) release: pairs with (G3) in shutdown(): the push happens-before the drain (INV-G1).
+  gate_.fetch_sub(kInflightOne, std::memory_order_release);
+  // Submitter half of the idle handshake: seq_cst fence + load inside (pool/SLEEP.md).
+  idle_.notify_work();
+}
+
+void PoolCore::shutdown() {
+  if (local_worker() != nullptr) {
+    throw std::logic_error(
+        "parkpool::ThreadPool::shutdown() called from a task of the same pool: it would wait "
+        "for itself");
+  }
+  std::lock_guard<std::mutex> lk(shutdown_mutex_);
+  if (joined_) return;
+  // Relaxed: RMW atomicity orders it against inject()'s entry RMW; see inject().
+  gate_.fetch_or(kClosedBit, std::memory_order_relaxed);
+  // (G3) acquire: pairs with (G2). Submitters in flight are between two RMWs (a push): short.
+  while ((gate_.load(std::memory_order_acquire) & kInflightMask) != 0) std::this_thread::yield();
+  draining_.store(true, std::memory_order_release);  // (G4) pairs with (G5) in worker_main
+  idle_.shutdown();
+  for (std::thread& th : threads_) {
+    if (th.joinable()) th.join();
+  }
+  joined_ = true;
+  assert(injector_->q.empty_hint() && "ThreadPool: tasks left in the injector after shutdown");
+}
+
+void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
+  if (WorkerContext* w = tl_current_worker) w->post_exceptions.bump();
+  if (options_.on_post_exception) {
+    try {
+      options_.on_post_exception(std::move(e));
+    } catch (...) {  // documented: ignored
+    }
+    return;
+  }
+  try {
+    std::rethrow_exception(std::move(e));
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "parkpool: exception escaped a post() task: %s\n", ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "parkpool: non-std exception escaped a post() task\n");
+  }
+}
+
+void PoolCore::worker_main(std::size_t i) noexcept {
+  WorkerContext& w = *workers_[i];
+  tl_current_worker = &w;
+  if (!options_.thread_name_prefix.empty()) {
+    std::string name = options_.thread_name_prefix + std::to_string(i);
+    if (name.size() > 15) name.resize(15);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+  if (options_.on_thread_start) {
+    try {
+      options_.on_thread_start(i);
+    } catch (...) {
+      report_post_exception(std::current_exception());
+    }
+  }
+
+  for (;;) {
+    if (TaskBase* t = w.find_task()) {
+      if (!w.idle_closed) idle_.found_work(i);
+      t->fn(t, true);
+      continue;
+    }
+    if (w.idle_closed || !idle_.wait_for_work(i, [&w] { return w.any_work(); })) break;
+  }
+  w.idle_closed = true;
+
+  // Drain (INV-G1: every accepted external task is in the injector once draining_ is set).
+  while (!draining_.load(std::memory_order_acquire)) std::this_thread::yield();  // (G5)
+  // A worker leaves only when every worker is idle at once: then no task runs anywhere, so no
+  // task can be pushed any more, and each worker emptied its own deque before counting itself.
+  // (A worker that merely exited when *it* found nothing could strand a task that a still
+  // running task pushed and then blocks on.)
+  bool counted = false;
+  for (;;) {
+    if (TaskBase* t = w.find_task()) {
+      if (counted) {
+        drain_idle_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: see the load below
+        counted = false;
+      }
+      t->fn(t, true);
+      continue;
+    }
+    if (!counted) {
+      drain_idle_.fetch_add(1, std::memory_order_seq_cst);
+      counted = true;
+    }
+    // seq_cst with the RMWs above: all workers agree on one order of idle/busy transitions.
+    if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
+    std::this_thread::yield();
+  }
+
+  if (options_.on_thread_stop) {
+    try {
+      options_.on_thread_stop(i);
+    } catch (...) {
+      report_post_exception(std::current_exception());
+    }
+  }
+  tl_current_worker = nullptr;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// ThreadPool
+
+ThreadPool::ThreadPool(PoolOptions options)
+    : core_(std::make_unique<detail::PoolCore>(std::move(options))) {}
+
+ThreadPool::~ThreadPool() {
+  if (core_) core_->shutdown();
+}
+
+void ThreadPool::shutdown() { core_->shutdown(); }
+
+std::size_t ThreadPool::size() const noexcept { return core_->size(); }
+
+PoolStats ThreadPool::stats() const {
+  PoolStats s;
+  const auto& ws = core_->workers();
+  s.workers.reserve(ws.size());
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    const detail::WorkerContext& w = *ws[i];
+    WorkerStats x;
+    x.tasks_run = w.tasks_run.get();
+    x.tasks_cancelled = w.tasks_cancelled.get();
+    x.spawned = w.spawned.get();
+    x.steals = w.steals.get();
+    x.injector_pops = w.injector_pops.get();
+    x.post_exceptions = w.post_exceptions.get();
+    const IdleWorkerStats is = core_->idle().stats(i);
+    x.parks = is.parks;
+    x.unparks = is.unparks;
+    x.timed_out_parks = is.timed_out_parks;
+    x.spin_hits = is.spin_hits;
+    s.total += x;
+    s.workers.push_back(x);
+  }
+  s.external_accepted = core_->external_accepted();
+  s.tasks_accepted = s.external_accepted + s.total.spawned;
+  return s;
+}
+
+}  // namespace parkpool

@@ -1,0 +1,137 @@
+// White-box tests of the Chase-Lev deque: owner LIFO, thief FIFO, wrap-around of the ring, growth
+// under thieves, and push/pop/steal races where every item must be taken exactly once.
+#include "parkpool/detail/chase_lev_deque.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "parkpool_test.hpp"
+
+namespace {
+
+using parkpool::detail::ChaseLevDeque;
+using parkpool::detail::StealResult;
+
+TEST(ChaseLevDeque, EmptyPopAndStealReturnNothing) {
+  ChaseLevDeque<int> d(4);
+  int* out = nullptr;
+  EXPECT_EQ(d.pop(), nullptr);
+  EXPECT_EQ(d.steal(&out), StealResult::empty);
+  EXPECT_TRUE(d.empty_hint());
+}
+
+TEST(ChaseLevDeque, OwnerIsLifoThiefIsFifo) {
+  ChaseLevDeque<int> d(4);
+  int v[3] = {0, 1, 2};
+  for (int& x : v) d.push(&x);
+  int* out = nullptr;
+  ASSERT_EQ(d.steal(&out), StealResult::success);
+  EXPECT_EQ(out, &v[0]);
+  EXPECT_EQ(d.pop(), &v[2]);
+  EXPECT_EQ(d.pop(), &v[1]);
+  EXPECT_EQ(d.pop(), nullptr);
+  EXPECT_EQ(d.size_hint(), 0u);
+}
+
+TEST(ChaseLevDeque, RingPositionsWrapAroundWithoutGrowing) {
+  ChaseLevDeque<int> d(4);
+  std::vector<int> v(4);
+  const std::size_t cap = d.capacity();
+  // Indices run far past the ring size; every push/pop pair reuses slots modulo capacity.
+  for (int round = 0; round < 1000; ++round) {
+    d.push(&v[0]);
+    d.push(&v[1]);
+    int* out = nullptr;
+    ASSERT_EQ(d.steal(&out), StealResult::success);
+    ASSERT_EQ(out, &v[0]);
+    ASSERT_EQ(d.pop(), &v[1]);
+  }
+  EXPECT_EQ(d.capacity(), cap);
+}
+
+TEST(ChaseLevDeque, GrowsAndKeepsOrder) {
+  ChaseLevDeque<int> d(2);
+  std::vector<int> v(1000);
+  for (int& x : v) d.push(&x);
+  EXPECT_GE(d.capacity(), 1000u);
+  EXPECT_EQ(d.size_hint(), 1000u);
+  int* out = nullptr;
+  for (std::size_t i = 0; i < 10; ++i) {
+    ASSERT_EQ(d.steal(&out), StealResult::success);
+    EXPECT_EQ(out, &v[i]);
+  }
+  for (std::size_t i = 999; i >= 10; --i) ASSERT_EQ(d.pop(), &v[i]);
+  EXPECT_EQ(d.pop(), nullptr);
+}
+
+// The owner pushes and pops while thieves steal; each item must be taken exactly once.
+// Small initial ring so growth happens under concurrent steals.
+void race(std::size_t thieves, std::size_t items, int pop_every) {
+  ChaseLevDeque<std::uint32_t> d(2);
+  std::vector<std::uint32_t> v(items);
+  std::vector<std::atomic<std::uint32_t>> taken(items);
+  for (std::size_t i = 0; i < items; ++i) v[i] = static_cast<std::uint32_t>(i);
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> count{0};
+  std::barrier start(static_cast<std::ptrdiff_t>(thieves + 1));
+  auto take = [&](std::uint32_t* p) {
+    taken[*p].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+  };
+  std::vector<std::thread> ts;
+  for (std::size_t k = 0; k < thieves; ++k) {
+    ts.emplace_back([&] {
+      start.arrive_and_wait();
+      while (!done.load(std::memory_order_acquire) || !d.empty_hint()) {
+        std::uint32_t* out = nullptr;
+        if (d.steal(&out) == StealResult::success) take(out);
+      }
+    });
+  }
+  start.arrive_and_wait();
+  for (std::size_t i = 0; i < items; ++i) {
+    d.push(&v[i]);
+    if (pop_every > 0 && i % static_cast<std::size_t>(pop_every) == 0) {
+      if (std::uint32_t* p = d.pop()) take(p);
+    }
+  }
+  while (std::uint32_t* p = d.pop()) take(p);
+  done.store(true, std::memory_order_release);
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(count.load(), items);
+  for (std::size_t i = 0; i < items; ++i) ASSERT_EQ(taken[i].load(), 1u) << "item " << i;
+}
+
+TEST(ChaseLevDeque, StealOnlyRaceTakesEveryItemOnce) { race(2, parkpool::test::scaled(200000), 0); }
+TEST(ChaseLevDeque, PushPopStealRaceTakesEveryItemOnce) {
+  race(3, parkpool::test::scaled(200000), 2);
+}
+TEST(ChaseLevDeque, LastItemRaceBetweenPopAndSteal) {
+  // One item at a time: every pop races the thief for the last element (the CAS on top).
+  ChaseLevDeque<std::uint32_t> d(2);
+  const std::size_t n = parkpool::test::scaled(100000);
+  std::vector<std::uint32_t> v(n);
+  std::vector<std::atomic<std::uint32_t>> taken(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint32_t>(i);
+  std::atomic<bool> done{false};
+  std::thread thief([&] {
+    while (!done.load(std::memory_order_acquire)) {
+      std::uint32_t* out = nullptr;
+      if (d.steal(&out) == StealResult::success) taken[*out].fetch_add(1);
+    }
+  });
+  for (std::size_t i = 0; i < n; ++i) {
+    d.push(&v[i]);
+    if (std::uint32_t* p = d.pop()) taken[*p].fetch_add(1);
+  }
+  done.store(true, std::memory_order_release);
+  thief.join();
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(taken[i].load(), 1u) << "item " << i;
+}
+
+}  // namespace

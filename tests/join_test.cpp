@@ -1,0 +1,171 @@
+// join: results, void results, exceptions from either side, calls from outside the pool, one
+// worker, fib correctness, 10,000-deep nesting, no heap allocation on a worker, closed pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <variant>
+
+#include "parkpool/thread_pool.hpp"
+#include "parkpool_test.hpp"
+
+// Counts heap allocations while enabled (global replacement; enabled only around the measured
+// region). Not used under sanitizers, which bring their own allocator hooks.
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+#if !defined(PARKPOOL_UNDER_SANITIZER)
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
+namespace {
+
+using parkpool::join;
+using parkpool::PoolOptions;
+using parkpool::ThreadPool;
+
+PoolOptions with_threads(std::size_t n) {
+  PoolOptions o;
+  o.threads = n;
+  return o;
+}
+
+long fib(ThreadPool& pool, int n) {
+  if (n < 2) return n;
+  auto [a, b] = join(
+      pool, [&] { return fib(pool, n - 1); }, [&] { return fib(pool, n - 2); });
+  return a + b;
+}
+
+TEST(Join, ReturnsBothResults) {
+  ThreadPool pool(with_threads(2));
+  auto [a, b] = join(
+      pool, [] { return 1; }, [] { return std::string("b"); });
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, "b");
+}
+
+TEST(Join, VoidResultsAreMonostate) {
+  ThreadPool pool(with_threads(2));
+  int x = 0, y = 0;
+  auto r = join(
+      pool, [&] { x = 1; }, [&] { y = 2; });
+  static_assert(std::is_same_v<decltype(r), std::pair<std::monostate, std::monostate>>);
+  EXPECT_EQ(x + y, 3);
+}
+
+TEST(Join, FibIsCorrectOnOneAndSeveralWorkers) {
+  for (std::size_t threads : {1u, 2u, 4u}) {
+    ThreadPool pool(with_threads(threads));
+    EXPECT_EQ(fib(pool, 20), 6765) << threads;
+    EXPECT_EQ(pool.submit([&] { return fib(pool, 22); }).get(), 17711) << threads;
+  }
+}
+
+TEST(Join, ExceptionFromAPropagates) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> b_runs{0};
+  for (int i = 0; i < 100; ++i) {
+    auto f = pool.submit([&] {
+      join(
+          pool, []() -> int { throw std::runtime_error("a"); }, [&] { b_runs.fetch_add(1); });
+    });
+    EXPECT_THROW(f.get(), std::runtime_error);
+  }
+  EXPECT_LE(b_runs.load(), 100);  // b may or may not have run (stolen or not)
+}
+
+TEST(Join, ExceptionFromBPropagates) {
+  ThreadPool pool(with_threads(2));
+  for (int i = 0; i < 100; ++i) {
+    auto f = pool.submit([&] {
+      join(
+          pool, [] { return 1; }, []() -> int { throw std::logic_error("b"); });
+    });
+    EXPECT_THROW(f.get(), std::logic_error);
+  }
+}
+
+TEST(Join, WhenBothThrowTheExceptionOfAWins) {
+  ThreadPool pool(with_threads(2));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_THROW(
+        join(
+            pool, [] { throw std::runtime_error("a"); }, [] { throw std::logic_error("b"); }),
+        std::runtime_error);
+  }
+}
+
+TEST(Join, FromOutsideThePoolRunsOnAWorker) {
+  ThreadPool pool(with_threads(2));
+  auto [a, b] = join(
+      pool, [] { return parkpool::detail::tl_current_worker != nullptr; },
+      [] { return parkpool::detail::tl_current_worker != nullptr; });
+  EXPECT_TRUE(a);
+  EXPECT_TRUE(b);
+  EXPECT_EQ(fib(pool, 18), 2584);
+}
+
+// Left-deep chain: every level joins the next level with a trivial b.
+int chain(ThreadPool& pool, int depth) {
+  if (depth == 0) return 0;
+  auto [a, b] = join(
+      pool, [&] { return chain(pool, depth - 1); }, [] { return 1; });
+  return a + b;
+}
+
+TEST(Join, Nests10000Deep) {
+  const int depth = parkpool::test::slow_instrumentation() ? 2000 : 10000;
+  for (std::size_t threads : {1u, 2u}) {
+    ThreadPool pool(with_threads(threads));
+    EXPECT_EQ(chain(pool, depth), depth);
+  }
+}
+
+TEST(Join, DoesNotAllocateOnAWorker) {
+#if defined(PARKPOOL_UNDER_SANITIZER)
+  GTEST_SKIP() << "allocation counting is disabled under sanitizers";
+#else
+  ThreadPool pool(with_threads(2));
+  auto f = pool.submit([&] {
+    fib(pool, 20);  // warm up: deque rings grown, idle structures touched
+    g_allocations.store(0);
+    g_counting.store(true);
+    const long r = fib(pool, 22);
+    g_counting.store(false);
+    return r;
+  });
+  EXPECT_EQ(f.get(), 17711);
+  EXPECT_EQ(g_allocations.load(), 0);
+#endif
+}
+
+TEST(Join, FromAWorkerOfAnotherPool) {
+  ThreadPool a(with_threads(1)), b(with_threads(2));
+  EXPECT_EQ(a.submit([&] { return fib(b, 15); }).get(), 610);
+}
+
+TEST(Join, AfterShutdownFromOutsideThrowsPoolClosed) {
+  ThreadPool pool(with_threads(1));
+  pool.shutdown();
+  EXPECT_THROW(join(
+                   pool, [] {}, [] {}),
+               parkpool::pool_closed);
+}
+
+}  // namespace

@@ -1,0 +1,97 @@
+// parallel_for: every index exactly once for random ranges and grains (seeded), signed and
+// unsigned and narrow index types, empty ranges, exceptions, calls from inside the pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "parkpool/thread_pool.hpp"
+#include "parkpool_test.hpp"
+
+namespace {
+
+using parkpool::parallel_for;
+using parkpool::PoolOptions;
+using parkpool::ThreadPool;
+
+PoolOptions with_threads(std::size_t n) {
+  PoolOptions o;
+  o.threads = n;
+  return o;
+}
+
+TEST(ParallelFor, CoversRandomRangesExactlyOnce) {
+  ThreadPool pool(with_threads(2));
+  std::mt19937_64 rng(20261122);  // fixed seed: reproducible
+  const int rounds = static_cast<int>(parkpool::test::scaled(200, 10, 20));
+  for (int round = 0; round < rounds; ++round) {
+    const std::int64_t first = static_cast<std::int64_t>(rng() % 2000) - 1000;
+    const std::int64_t len = static_cast<std::int64_t>(rng() % 5000);
+    const std::size_t grain = static_cast<std::size_t>(rng() % 64);  // 0 = automatic
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(len));
+    parallel_for(
+        pool, first, first + len,
+        [&](std::int64_t i) { hits[static_cast<std::size_t>(i - first)].fetch_add(1); }, grain);
+    for (std::int64_t i = 0; i < len; ++i) {
+      ASSERT_EQ(hits[static_cast<std::size_t>(i)].load(), 1)
+          << "round " << round << " first " << first << " len " << len << " grain " << grain;
+    }
+  }
+}
+
+TEST(ParallelFor, EmptyAndReversedRangesDoNothing) {
+  ThreadPool pool(with_threads(2));
+  int calls = 0;
+  parallel_for(pool, 5, 5, [&](int) { ++calls; });
+  parallel_for(pool, 5, 3, [&](int) { ++calls; });
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(ParallelFor, NarrowAndUnsignedIndexTypes) {
+  ThreadPool pool(with_threads(2));
+  std::vector<std::atomic<int>> hits(256);
+  parallel_for(
+      pool, std::int8_t{-128}, std::int8_t{127},
+      [&](std::int8_t i) { hits[static_cast<std::size_t>(i + 128)].fetch_add(1); }, 3);
+  for (std::size_t i = 0; i < 255; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+  EXPECT_EQ(hits[255].load(), 0);
+  std::atomic<std::uint64_t> sum{0};
+  parallel_for(pool, 0u, 1001u, [&](unsigned i) { sum.fetch_add(i); });
+  EXPECT_EQ(sum.load(), 500500u);
+}
+
+TEST(ParallelFor, ExceptionPropagates) {
+  ThreadPool pool(with_threads(2));
+  EXPECT_THROW(parallel_for(
+                   pool, 0, 10000,
+                   [](int i) {
+                     if (i == 7777) throw std::runtime_error("x");
+                   },
+                   16),
+               std::runtime_error);
+  // The pool is still fine.
+  std::atomic<int> n{0};
+  parallel_for(pool, 0, 100, [&](int) { n.fetch_add(1); });
+  EXPECT_EQ(n.load(), 100);
+}
+
+TEST(ParallelFor, NestedInsideATaskAndInsideParallelFor) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<long> total{0};
+  auto f = pool.submit([&] {
+    parallel_for(
+        pool, 0, 64,
+        [&](int) {
+          parallel_for(
+              pool, 0, 64, [&](int j) { total.fetch_add(j); }, 4);
+        },
+        2);
+  });
+  f.get();
+  EXPECT_EQ(total.load(), 64L * (63 * 64 / 2));
+}
+
+}  // namespace

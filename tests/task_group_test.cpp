@@ -1,0 +1,159 @@
+// TaskGroup: run/wait from outside and inside the pool, helping waits that cannot deadlock a
+// one-worker pool, first-exception propagation, cancel, reuse, nesting 10,000 deep, closed pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <latch>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "parkpool/thread_pool.hpp"
+#include "parkpool_test.hpp"
+
+namespace {
+
+using parkpool::PoolOptions;
+using parkpool::TaskGroup;
+using parkpool::ThreadPool;
+
+PoolOptions with_threads(std::size_t n) {
+  PoolOptions o;
+  o.threads = n;
+  return o;
+}
+
+TEST(TaskGroup, WaitFromOutsideSeesEveryTask) {
+  ThreadPool pool(with_threads(2));
+  std::vector<int> out(1000, 0);
+  TaskGroup g(pool);
+  for (std::size_t i = 0; i < out.size(); ++i) g.run([&out, i] { out[i] = static_cast<int>(i); });
+  g.wait();
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], static_cast<int>(i));
+}
+
+TEST(TaskGroup, WaitWithNoTasksReturnsAtOnce) {
+  ThreadPool pool(with_threads(1));
+  TaskGroup g(pool);
+  g.wait();
+  EXPECT_EQ(pool.submit([&] {
+                  TaskGroup inner(pool);
+                  inner.wait();
+                  return 1;
+                })
+                .get(),
+            1);
+}
+
+TEST(TaskGroup, WaitInsideAOneWorkerPoolHelpsInsteadOfDeadlocking) {
+  ThreadPool pool(with_threads(1));
+  auto f = pool.submit([&] {
+    std::atomic<int> sum{0};
+    TaskGroup g(pool);
+    for (int i = 1; i <= 100; ++i) g.run([&sum, i] { sum.fetch_add(i); });
+    g.wait();  // the only worker is here: it must run the tasks itself
+    return sum.load();
+  });
+  EXPECT_EQ(f.get(), 5050);
+}
+
+TEST(TaskGroup, TasksMayRunMoreTasksOfTheirGroup) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> n{0};
+  TaskGroup g(pool);
+  for (int i = 0; i < 10; ++i) {
+    g.run([&] {
+      for (int j = 0; j < 10; ++j) g.run([&] { n.fetch_add(1); });
+    });
+  }
+  g.wait();
+  EXPECT_EQ(n.load(), 100);
+}
+
+TEST(TaskGroup, WaitRethrowsTheFirstExceptionAndResets) {
+  ThreadPool pool(with_threads(2));
+  TaskGroup g(pool);
+  g.run([] { throw std::runtime_error("first"); });
+  EXPECT_THROW(g.wait(), std::runtime_error);
+  // Reset: the group is usable again and not cancelled.
+  EXPECT_FALSE(g.is_cancelled());
+  std::atomic<int> n{0};
+  g.run([&] { n.fetch_add(1); });
+  g.wait();
+  EXPECT_EQ(n.load(), 1);
+}
+
+TEST(TaskGroup, OnlyOneOfManyExceptionsIsRethrown) {
+  ThreadPool pool(with_threads(2));
+  TaskGroup g(pool);
+  for (int i = 0; i < 100; ++i) g.run([i] { throw i; });
+  try {
+    g.wait();
+    FAIL() << "no exception";
+  } catch (int v) {
+    EXPECT_GE(v, 0);
+    EXPECT_LT(v, 100);
+  }
+}
+
+TEST(TaskGroup, CancelDiscardsTasksNotYetStarted) {
+  ThreadPool pool(with_threads(1));
+  std::latch started(1), release(1);
+  std::atomic<int> ran{0};
+  TaskGroup g(pool);
+  g.run([&] {
+    started.count_down();
+    release.wait();
+  });
+  started.wait();  // the only worker is busy: the next tasks are queued
+  for (int i = 0; i < 50; ++i) g.run([&] { ran.fetch_add(1); });
+  g.cancel();
+  EXPECT_TRUE(g.is_cancelled());
+  release.count_down();
+  g.wait();
+  EXPECT_EQ(ran.load(), 0);
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.total.tasks_cancelled, 50u);
+  EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled);
+}
+
+TEST(TaskGroup, DestructorWaitsForPendingTasks) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> n{0};
+  {
+    TaskGroup g(pool);
+    for (int i = 0; i < 100; ++i) g.run([&] { n.fetch_add(1); });
+  }
+  EXPECT_EQ(n.load(), 100);
+}
+
+// Each level runs the next one in a new group and waits: the wait helps, so on one worker the
+// whole chain runs nested on that worker's stack.
+void nest(ThreadPool& pool, int depth, std::atomic<int>& reached) {
+  reached.fetch_add(1, std::memory_order_relaxed);
+  if (depth == 0) return;
+  TaskGroup g(pool);
+  g.run([&pool, depth, &reached] { nest(pool, depth - 1, reached); });
+  g.wait();
+}
+
+TEST(TaskGroup, Nests10000Deep) {
+  const int depth = parkpool::test::slow_instrumentation() ? 2000 : 10000;
+  for (std::size_t threads : {1u, 2u}) {
+    ThreadPool pool(with_threads(threads));
+    std::atomic<int> reached{0};
+    nest(pool, depth, reached);
+    EXPECT_EQ(reached.load(), depth + 1);
+  }
+}
+
+TEST(TaskGroup, RunAfterShutdownThrowsPoolClosed) {
+  ThreadPool pool(with_threads(1));
+  pool.shutdown();
+  TaskGroup g(pool);
+  EXPECT_THROW(g.run([] {}), parkpool::pool_closed);
+  g.wait();  // nothing was accepted
+}
+
+}  // namespace
