@@ -26,6 +26,8 @@
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
 // PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6
 // PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5
+#include "model_main.hpp"
+
 #include <relacy/relacy.hpp>
 
 #include <cstdio>
@@ -264,13 +266,10 @@ bool run(bool full_search) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s v1..v6|b1..b5 [--expect-failure]\n", argv[0]);
-    return 2;
-  }
-  const std::string v = argv[1];
-  const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
+// Runs the suite of one variant (v1..v6 correct, b1..b5 broken); `known` tells model_main the
+// variant exists.
+static bool run_model(const std::string& v, int& known) {
+  known = 1;
   bool ok;
   if (v == "v1") {
     ok = run<Handshake>(true);
@@ -306,10 +305,10 @@ int main(int argc, char** argv) {
     g_cfg.announce_mo = rl::mo_acq_rel;
     ok = run<LastSearcher>(false);
   } else {
-    std::fprintf(stderr, "unknown variant %s\n", v.c_str());
-    return 2;
+    known = 0;
+    return false;
   }
-  std::printf("variant %s: %s\n", v.c_str(), ok ? "no failure found" : "Relacy found a failure");
-  if (expect_failure) return ok ? 1 : 0;
-  return ok ? 0 : 1;
+  return ok;
 }
+
+int main(int argc, char** argv) { return parkpool::model::model_main(argc, argv, run_model); }

@@ -10,6 +10,7 @@
 //
 // PARKPOOL_MODEL_CORRECT: correct
 // PARKPOOL_MODEL_BROKEN: plain_store_consume relaxed_orders missing_wake
+#include "model_main.hpp"
 #include "model_parker.hpp"  // first: it orders the protocol header before Relacy
 
 #include <cstdio>
@@ -114,17 +115,10 @@ bool run(const char* name, rl::iteration_t iterations) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: %s <correct|plain_store_consume|relaxed_orders|missing_wake> [--expect-failure]\n",
-        argv[0]);
-    return 2;
-  }
-  const std::string v = argv[1];
-  const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
+// Runs every scenario for one variant; `known` tells model_main the variant exists.
+static bool run_model(const std::string& v, int& known) {
   auto& faults = parkpool::model::g_parker_faults;
+  known = 1;
   if (v == "plain_store_consume") {
     faults.plain_store_consume = true;
   } else if (v == "relaxed_orders") {
@@ -132,19 +126,15 @@ int main(int argc, char** argv) {
   } else if (v == "missing_wake") {
     faults.missing_wake = true;
   } else if (v != "correct") {
-    std::fprintf(stderr, "unknown variant '%s'\n", v.c_str());
-    return 2;
+    known = 0;
+    return false;
   }
-  std::printf("parker model, variant %s\n", v.c_str());
   bool all_ok = true;
   all_ok &= run<Handoff>("Handoff", 200000);
   all_ok &= run<TimeoutRace>("TimeoutRace", 200000);
   all_ok &= run<PingPong>("PingPong", 200000);
   all_ok &= run<LastUnparkIsNeverLost>("LastUnpark", 200000);
-  if (expect_failure) {
-    std::printf(all_ok ? "ERROR: the broken variant was not rejected\n"
-                       : "ok: the broken variant was rejected\n");
-    return all_ok ? 1 : 0;
-  }
-  return all_ok ? 0 : 1;
+  return all_ok;
 }
+
+int main(int argc, char** argv) { return parkpool::model::model_main(argc, argv, run_model); }

@@ -18,6 +18,8 @@
 // to create happens-before.
 #pragma once
 
+#include "model_main.hpp"
+
 #include <relacy/relacy.hpp>
 #include <relacy/stdlib/mutex.hpp>
 #include <relacy/stdlib/pthread.hpp>
@@ -358,28 +360,6 @@ class Condvar {
   rl::atomic<int> state_;
 };
 
-// Shared main(): `<exe> <variant> [--expect-failure]`.
-template <class Run>
-int model_main(int argc, char** argv, Run run) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s <variant> [--expect-failure]\n", argv[0]);
-    return 2;
-  }
-  const std::string variant = argv[1];
-  const bool expect_failure = argc > 2 && std::string(argv[2]) == "--expect-failure";
-  int known = 0;
-  const bool ok = run(variant, known);
-  if (known == 0) {
-    std::fprintf(stderr, "unknown variant '%s'\n", variant.c_str());
-    return 2;
-  }
-  if (expect_failure) {
-    std::printf("%s: Relacy %s a failure (expected one)\n", variant.c_str(),
-                ok ? "did NOT find" : "found");
-    return ok ? 1 : 0;
-  }
-  std::printf("%s: %s\n", variant.c_str(), ok ? "no failure found" : "FAILURE found");
-  return ok ? 0 : 1;
-}
+using parkpool::model::model_main;  // the shared main() (model_main.hpp)
 
 }  // namespace model

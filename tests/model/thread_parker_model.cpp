@@ -30,11 +30,13 @@
 // PARKPOOL_MODEL_CORRECT: correct
 // PARKPOOL_MODEL_BROKEN: shutdown_without_unpark shutdown_relaxed complete_without_wake complete_relaxed push_relaxed
 // clang-format on
+#include "model_main.hpp"
 #include "model_parker.hpp"  // first: it orders the protocol header before Relacy
 
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -273,45 +275,29 @@ bool run(const char* name, rl::iteration_t iterations) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const char* usage =
-      "usage: %s <correct|shutdown_without_unpark|shutdown_relaxed|complete_without_wake|"
-      "complete_relaxed|push_relaxed> [--expect-failure]\n";
-  if (argc < 2) {
-    std::fprintf(stderr, usage, argv[0]);
-    return 2;
+// Runs the suites for one variant; `known` tells model_main the variant exists.
+static bool run_model(const std::string& v, int& known) {
+  static const std::pair<const char*, Variant> kVariants[] = {
+      {"correct", Variant::correct},
+      {"shutdown_without_unpark", Variant::shutdown_without_unpark},
+      {"shutdown_relaxed", Variant::shutdown_relaxed},
+      {"complete_without_wake", Variant::complete_without_wake},
+      {"complete_relaxed", Variant::complete_relaxed},
+      {"push_relaxed", Variant::push_relaxed}};
+  known = 0;
+  for (const auto& [name, variant] : kVariants) {
+    if (v == name) {
+      g_variant = variant;
+      known = 1;
+    }
   }
-  const std::string v = argv[1];
-  const bool expect_failure = argc > 2 && std::strcmp(argv[2], "--expect-failure") == 0;
-  if (v == "correct")
-    g_variant = Variant::correct;
-  else if (v == "shutdown_without_unpark")
-    g_variant = Variant::shutdown_without_unpark;
-  else if (v == "shutdown_relaxed")
-    g_variant = Variant::shutdown_relaxed;
-  else if (v == "complete_without_wake")
-    g_variant = Variant::complete_without_wake;
-  else if (v == "complete_relaxed")
-    g_variant = Variant::complete_relaxed;
-  else if (v == "push_relaxed")
-    g_variant = Variant::push_relaxed;
-  else {
-    std::fprintf(stderr, usage, argv[0]);
-    return 2;
-  }
-  std::printf("thread_parker model, variant %s\n", v.c_str());
+  if (known == 0) return false;
   const rl::iteration_t iters = 500000;
-  bool all_ok = true;
   // A broken variant stops at the first suite that rejects it (the others would pass: each bug
   // lives in one protocol).
-  all_ok = all_ok && run<ShutdownWakesOwner>("ShutdownWakesOwner", iters);
-  all_ok = all_ok && run<ShutdownWithUnparker>("ShutdownWithUnparker", iters);
-  all_ok = all_ok && run<ForeignCompletion>("ForeignCompletion", iters);
-  all_ok = all_ok && run<ReadyQueue>("ReadyQueue", iters);
-  if (expect_failure) {
-    std::printf(all_ok ? "ERROR: the broken variant was not rejected\n"
-                       : "ok: the broken variant was rejected\n");
-    return all_ok ? 1 : 0;
-  }
-  return all_ok ? 0 : 1;
+  return run<ShutdownWakesOwner>("ShutdownWakesOwner", iters) &&
+         run<ShutdownWithUnparker>("ShutdownWithUnparker", iters) &&
+         run<ForeignCompletion>("ForeignCompletion", iters) && run<ReadyQueue>("ReadyQueue", iters);
 }
+
+int main(int argc, char** argv) { return parkpool::model::model_main(argc, argv, run_model); }
