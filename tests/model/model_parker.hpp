@@ -12,6 +12,7 @@
 #include <relacy/relacy.hpp>
 
 #include <cstdint>
+#include <cstdio>
 
 namespace parkpool::model {
 
@@ -117,5 +118,17 @@ struct ModelParker {
   // A timed park; in the model the deadline may pass at any point.
   UnparkReason park_timeout() { return park(detail::Deadline::monotonic(1)); }
 };
+
+// Runs one Relacy suite with the random scheduler and prints its verdict on one line.
+template <class Model>
+bool simulate(const char* name, rl::iteration_t iterations) {
+  rl::test_params params;
+  params.iteration_count = iterations;
+  params.search_type = rl::random_scheduler_type;
+  params.output_history = false;
+  const bool ok = rl::simulate<Model>(params);
+  std::printf("  %-22s %s\n", name, ok ? "no failure found" : "FAILURE found");
+  return ok;
+}
 
 }  // namespace parkpool::model

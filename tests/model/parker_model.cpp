@@ -102,16 +102,7 @@ struct LastUnparkIsNeverLost : rl::test_suite<LastUnparkIsNeverLost, 3> {
   }
 };
 
-template <class Model>
-bool run(const char* name, rl::iteration_t iterations) {
-  rl::test_params params;
-  params.iteration_count = iterations;
-  params.search_type = rl::random_scheduler_type;
-  params.output_history = false;
-  const bool ok = rl::simulate<Model>(params);
-  std::printf("  %-14s %s\n", name, ok ? "no failure found" : "FAILURE found");
-  return ok;
-}
+using parkpool::model::simulate;
 
 }  // namespace
 
@@ -130,10 +121,10 @@ static bool run_model(const std::string& v, int& known) {
     return false;
   }
   bool all_ok = true;
-  all_ok &= run<Handoff>("Handoff", 200000);
-  all_ok &= run<TimeoutRace>("TimeoutRace", 200000);
-  all_ok &= run<PingPong>("PingPong", 200000);
-  all_ok &= run<LastUnparkIsNeverLost>("LastUnpark", 200000);
+  all_ok &= simulate<Handoff>("Handoff", 200000);
+  all_ok &= simulate<TimeoutRace>("TimeoutRace", 200000);
+  all_ok &= simulate<PingPong>("PingPong", 200000);
+  all_ok &= simulate<LastUnparkIsNeverLost>("LastUnpark", 200000);
   return all_ok;
 }
 

@@ -262,16 +262,7 @@ struct ReadyQueue : rl::test_suite<ReadyQueue, 3> {
   }
 };
 
-template <class Model>
-bool run(const char* name, rl::iteration_t iterations) {
-  rl::test_params params;
-  params.iteration_count = iterations;
-  params.search_type = rl::random_scheduler_type;
-  params.output_history = false;
-  const bool ok = rl::simulate<Model>(params);
-  std::printf("  %-22s %s\n", name, ok ? "no failure found" : "FAILURE found");
-  return ok;
-}
+using parkpool::model::simulate;
 
 }  // namespace
 
@@ -295,9 +286,10 @@ static bool run_model(const std::string& v, int& known) {
   const rl::iteration_t iters = 500000;
   // A broken variant stops at the first suite that rejects it (the others would pass: each bug
   // lives in one protocol).
-  return run<ShutdownWakesOwner>("ShutdownWakesOwner", iters) &&
-         run<ShutdownWithUnparker>("ShutdownWithUnparker", iters) &&
-         run<ForeignCompletion>("ForeignCompletion", iters) && run<ReadyQueue>("ReadyQueue", iters);
+  return simulate<ShutdownWakesOwner>("ShutdownWakesOwner", iters) &&
+         simulate<ShutdownWithUnparker>("ShutdownWithUnparker", iters) &&
+         simulate<ForeignCompletion>("ForeignCompletion", iters) &&
+         simulate<ReadyQueue>("ReadyQueue", iters);
 }
 
 int main(int argc, char** argv) { return parkpool::model::model_main(argc, argv, run_model); }
