@@ -17,6 +17,23 @@ constexpr parking_lot::UnparkToken kTokenHandoff{1};
   std::abort();
 }
 
+// The unpark_filter filter that selects the head of the queue: a run of consecutive readers, or
+// one writer. Runs under the bucket lock (no throw, no park, short); it counts what it selected.
+struct HeadBatch {
+  std::size_t readers = 0;
+  bool writer = false;
+  parking_lot::FilterOp operator()(parking_lot::ParkToken t) noexcept {
+    if (writer) return parking_lot::FilterOp::stop;
+    if (t == kWriterToken) {
+      if (readers != 0) return parking_lot::FilterOp::stop;
+      writer = true;
+      return parking_lot::FilterOp::unpark;
+    }
+    ++readers;
+    return parking_lot::FilterOp::unpark;
+  }
+};
+
 }  // namespace
 
 bool SharedMutex::try_lock() noexcept {
@@ -144,60 +161,34 @@ void SharedMutex::unlock_shared_slow() noexcept {
 void SharedMutex::unlock_slow() noexcept {
   // We hold the writer bit with no readers; kParkedBit is set. Wake the head of the queue: a
   // batch of consecutive readers, or one writer.
-  std::size_t readers = 0;
-  bool writer = false;
+  HeadBatch head;
   // Callback checklist (filter and callback: bucket lock held; no throw, no park, short).
-  parking_lot::unpark_filter(
-      this,
-      [&readers, &writer](parking_lot::ParkToken t) noexcept {
-        if (writer) return parking_lot::FilterOp::stop;
-        if (t == kWriterToken) {
-          if (readers != 0) return parking_lot::FilterOp::stop;
-          writer = true;
-          return parking_lot::FilterOp::unpark;
-        }
-        ++readers;
-        return parking_lot::FilterOp::unpark;
-      },
-      [this, &readers, &writer](parking_lot::UnparkResult result) noexcept {
-        // No reader can enter and no writer can claim while we hold kWriterBit, and only
-        // parkers (setting kParkedBit, re-validated under this lock) race with us: a store is
-        // safe. (S2') release, as (S2).
-        const std::uint32_t parked = result.have_more_threads ? kParkedBit : 0U;
-        if (result.unparked_threads != 0 && result.be_fair) {
-          if (readers > kMaxReaders / kOneReader) too_many_readers();
-          const std::uint32_t owners =
-              writer ? kWriterBit : static_cast<std::uint32_t>(readers) * kOneReader;
-          state_.store(owners | parked, std::memory_order_release);
-          return kTokenHandoff;
-        }
-        state_.store(parked, std::memory_order_release);
-        return kTokenNormal;
-      });
+  parking_lot::unpark_filter(this, head, [this, &head](parking_lot::UnparkResult result) noexcept {
+    // No reader can enter and no writer can claim while we hold kWriterBit, and only
+    // parkers (setting kParkedBit, re-validated under this lock) race with us: a store is
+    // safe. (S2') release, as (S2).
+    const std::uint32_t parked = result.have_more_threads ? kParkedBit : 0U;
+    if (result.unparked_threads != 0 && result.be_fair) {
+      if (head.readers > kMaxReaders / kOneReader) too_many_readers();
+      const std::uint32_t owners =
+          head.writer ? kWriterBit : static_cast<std::uint32_t>(head.readers) * kOneReader;
+      state_.store(owners | parked, std::memory_order_release);
+      return kTokenHandoff;
+    }
+    state_.store(parked, std::memory_order_release);
+    return kTokenNormal;
+  });
 }
 
 void SharedMutex::wake_after_abandoned_claim() noexcept {
   // Readers may be inside (we gave up waiting for them), so no hand-off: wake the head batch
   // normally and let them retry.
-  std::size_t readers = 0;
-  bool writer = false;
-  parking_lot::unpark_filter(
-      this,
-      [&readers, &writer](parking_lot::ParkToken t) noexcept {
-        if (writer) return parking_lot::FilterOp::stop;
-        if (t == kWriterToken) {
-          if (readers != 0) return parking_lot::FilterOp::stop;
-          writer = true;
-          return parking_lot::FilterOp::unpark;
-        }
-        ++readers;
-        return parking_lot::FilterOp::unpark;
-      },
-      [this](parking_lot::UnparkResult result) noexcept {
-        // An RMW: readers change the count concurrently. INV-R1.
-        if (!result.have_more_threads) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
-        return kTokenNormal;
-      });
+  HeadBatch head;
+  parking_lot::unpark_filter(this, head, [this](parking_lot::UnparkResult result) noexcept {
+    // An RMW: readers change the count concurrently. INV-R1.
+    if (!result.have_more_threads) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
+    return kTokenNormal;
+  });
 }
 
 bool SharedMutex::lock_shared_slow(const parking_lot::Deadline& deadline) noexcept {
