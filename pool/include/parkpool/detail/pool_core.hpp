@@ -155,11 +155,10 @@ struct alignas(64) WorkerContext {
   Counter tasks_run, tasks_cancelled, spawned, steals, injector_pops, post_exceptions;
 
   // Set (owner only) once wait_for_work() returned false: the coordinator is shut down. From then
-  // on this worker never calls found_work(): after a shutdown pop the coordinator may mark the
-  // worker as searching without counting it in S (src/idle.cpp withdraw()/on_unparked() as of
-  // 2026-11-22), and the found_work() S-1 would then borrow through P into the shutdown bit and
-  // clear it; a worker could then sleep after the drain (seen as a hang in
-  // tests/stress/thread_pool_stress_test.cpp, state_ 0x1'0000'FFFF). Reported to idle.hpp's owner.
+  // on this worker no longer calls into it: wait_for_work() would spin its budget before seeing
+  // the shutdown, and found_work() has nothing left to do. (The coordinator itself stays
+  // consistent either way since the 2026-11-22 fix of its shutdown accounting, see
+  // tests/regress/issue_5_idle_shutdown_test.cpp; this flag only saves the calls.)
   bool idle_closed = false;
 
   // Runs an inline injector item as a TaskBase. find_task() fills `item` and returns &inline_slot;
