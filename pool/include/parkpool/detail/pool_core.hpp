@@ -154,11 +154,11 @@ struct alignas(64) WorkerContext {
   // Single-writer (this worker) statistics.
   Counter tasks_run, tasks_cancelled, spawned, steals, injector_pops, post_exceptions;
 
-  // Set (owner only) once wait_for_work() returned false: the coordinator is shut down. From then
-  // on this worker no longer calls into it: wait_for_work() would spin its budget before seeing
-  // the shutdown, and found_work() has nothing left to do. (The coordinator itself stays
-  // consistent either way since the 2026-11-22 fix of its shutdown accounting, see
-  // tests/regress/issue_5_idle_shutdown_test.cpp; this flag only saves the calls.)
+  // Set (owner only) once wait_for_work() returned false: the coordinator is shut down, and this
+  // worker no longer calls into it. It only saves calls: after shutdown wait_for_work() returns
+  // false at once and found_work() changes nothing that matters. (It was added as a workaround
+  // for a coordinator bug, fixed at its cause on 2026-11-22 in src/idle.cpp; regression test
+  // tests/regress/issue_5_idle_shutdown_test.cpp.)
   bool idle_closed = false;
 
   // Runs an inline injector item as a TaskBase. find_task() fills `item` and returns &inline_slot;
