@@ -310,4 +310,73 @@ TEST(ThreadPool, IdleWorkersStopBurningCpuAfterABurst) {
   EXPECT_LT(used, 0.05 * 0.2) << "idle pool used " << used * 1e3 << " ms of CPU in 200 ms";
 }
 
+TEST(ThreadPool, WorkersWaitingForALongTaskAtShutdownDoNotSpin) {
+  // Shutdown drains: a worker with nothing left to run waits until every worker is idle. It
+  // used to wait with sched_yield in a loop, a whole core for as long as another worker's task
+  // ran (a server's graceful shutdown with a slow request in flight). It now backs off to 1 ms
+  // sleeps. Measured on the waiting workers' own CPU clocks, so the task's thread (blocked on a
+  // latch, not spinning) and this thread do not count.
+  if (parkpool::test::slow_instrumentation()) GTEST_SKIP() << "timing test";
+  constexpr std::size_t kThreads = 3;
+  std::mutex m;
+  clockid_t clocks[kThreads]{};
+  std::thread::id ids[kThreads];
+  std::latch started(kThreads);
+  parkpool::PoolOptions o = with_threads(kThreads);
+  o.idle.timed_park = 0ms;  // idle workers sit in one untimed park until shutdown wakes them
+  o.on_thread_start = [&](std::size_t i) {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      EXPECT_EQ(pthread_getcpuclockid(pthread_self(), &clocks[i]), 0);
+      ids[i] = std::this_thread::get_id();
+    }
+    started.count_down();
+  };
+  ThreadPool pool(o);
+  started.wait();
+  std::latch running(1), release(1);
+  std::thread::id runner;
+  pool.post([&] {
+    runner = std::this_thread::get_id();  // read after running.wait(): the latch orders it
+    running.count_down();
+    release.wait();
+  });
+  running.wait();
+  std::vector<std::size_t> waiters;
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    if (ids[i] != runner) waiters.push_back(i);
+  }
+  ASSERT_EQ(waiters.size(), kThreads - 1);
+  // parks - unparks - timed-out parks: 1 while a worker is in (or entering) its park.
+  auto in_park = [&](std::size_t i) {
+    const parkpool::WorkerStats w = pool.stats().workers[i];
+    return w.parks - w.unparks - w.timed_out_parks;
+  };
+  for (std::size_t i : waiters) {
+    while (in_park(i) != 1) std::this_thread::yield();  // the state orders the test, not time
+  }
+  std::thread closer([&] { pool.shutdown(); });
+  // shutdown() wakes every parked worker; once both left their park they are in the drain.
+  for (std::size_t i : waiters) {
+    while (in_park(i) != 0) std::this_thread::yield();
+  }
+  auto cpu_of_waiters = [&] {
+    double sum = 0;
+    for (std::size_t i : waiters) {
+      timespec ts{};
+      clock_gettime(clocks[i], &ts);
+      sum += static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+    }
+    return sum;
+  };
+  // Time itself is what is tested: the waiting workers' CPU while the long task runs 200 ms.
+  const double before = cpu_of_waiters();
+  std::this_thread::sleep_for(200ms);
+  const double used = cpu_of_waiters() - before;
+  release.count_down();
+  closer.join();
+  EXPECT_LT(used, 0.05 * 0.2) << "two waiting workers used " << used * 1e3
+                              << " ms of CPU in 200 ms of shutdown";
+}
+
 }  // namespace
