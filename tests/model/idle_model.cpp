@@ -18,14 +18,19 @@
 //   v4  v3 on the TSAN path
 //   v5  v3 with the unconditional found_work(w) (always wakes the next sleeper)
 //   v6  shutdown against an idle worker (set D, then drain under the mutex): the worker returns
+//   v7  v6, then the worker calls found_work() (the contract allows it on every task found; the
+//       pool's wait_until does it on its way out) and waits again: it must return at once. The
+//       drain accounts a popped sleeper like a claim (P-1, S+1), as src/idle.cpp does.
 //   b1  v1 with the worker's seq_cst fence (A1) replaced by release/acquire: must fail
 //   b2  v1 with the submitter's seq_cst fence (N1) replaced by release/acquire: must fail
 //   b3  v3 with the worker's fence replaced by release/acquire: must fail
 //   b4  v3 without the fence R1 before has_more(): must fail
 //   b5  v6 with the drain before D is set: a worker announcing in between parks forever
+//   b6  v7 with the drain subtracting P only (the bug fixed on 2026-11-22): found_work's S-1
+//       borrows through P into D, clears it, and the second wait parks forever
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -46,6 +51,7 @@ struct Config {
   bool searcher_has_more = true;                     // the searcher uses found_work(w, has_more)
   bool r1_fence = true;                              // the seq_cst fence before has_more() (R1)
   bool drain_before_flag = false;  // broken shutdown: drains sleepers before setting D
+  bool drain_counts_searcher = true;  // the drain does P-1, S+1 per popped sleeper (a claim)
 };
 Config g_cfg;
 
@@ -135,7 +141,11 @@ struct Coordinator {
     const bool popped = in_sleepers.load(rl::mo_relaxed, $) != 0;
     if (popped) {
       in_sleepers.store(0, rl::mo_relaxed, $);
-      state.fetch_sub(kP, rl::mo_relaxed, $);
+      if (g_cfg.drain_counts_searcher) {
+        state.fetch_add(kS - kP, rl::mo_relaxed, $);  // unsigned wrap: P-1, S+1 in one RMW
+      } else {
+        state.fetch_sub(kP, rl::mo_relaxed, $);
+      }
     }
     sleepers_mutex.unlock($);
     if (g_cfg.drain_before_flag) state.fetch_or(kD, rl::mo_relaxed, $);
@@ -172,7 +182,8 @@ struct Coordinator {
   bool has_work() { return queue.load(rl::mo_acquire, $) != 0; }
 
   // A pool worker until it takes the task or sees shutdown: search, announce, re-check, park.
-  void worker(bool searching) {
+  // `searching` is the slot's flag: in on entry, out on return (the caller may call found_work).
+  void worker(bool& searching) {
     for (int round = 0;; ++round) {
       RL_ASSERT(round < 4);  // one task, at most two wakes: the loop is bounded
       if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // wait_for_work's fast exit
@@ -208,7 +219,8 @@ struct Handshake : rl::test_suite<Handshake, 2> {
   void before() { c.init(0); }
   void thread(unsigned idx) {
     if (idx == 0) {
-      c.worker(false);
+      bool searching = false;
+      c.worker(searching);
     } else {
       c.submitter();
     }
@@ -223,7 +235,8 @@ struct LastSearcher : rl::test_suite<LastSearcher, 3> {
   void before() { c.init(kS); }
   void thread(unsigned idx) {
     if (idx == 0) {
-      c.worker(false);
+      bool searching = false;
+      c.worker(searching);
     } else if (idx == 1) {
       c.submitter();
     } else {
@@ -244,12 +257,35 @@ struct Shutdown : rl::test_suite<Shutdown, 2> {
   void before() { c.init(0); }
   void thread(unsigned idx) {
     if (idx == 0) {
-      c.worker(false);
+      bool searching = false;
+      c.worker(searching);
     } else {
       c.shutdown();
     }
   }
   void after() {}
+};
+
+// Shutdown, then the worker's found_work() and a second wait: the second wait must return at
+// once (D still set), and the counts must not have wrapped.
+struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
+  Coordinator c;
+  void before() { c.init(0); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      bool searching = false;
+      c.worker(searching);
+      c.found_work(searching);
+      c.worker(searching);  // parks forever (a Relacy deadlock) if D was lost
+    } else {
+      c.shutdown();
+    }
+  }
+  void after() {
+    const unsigned s = c.state.load(rl::mo_relaxed, $);
+    RL_ASSERT((s & kD) != 0);
+    RL_ASSERT(sleeping_of(s) == 0);
+  }
 };
 
 template <class Suite>
@@ -266,7 +302,7 @@ bool run(bool full_search) {
 
 }  // namespace
 
-// Runs the suite of one variant (v1..v6 correct, b1..b5 broken); `known` tells model_main the
+// Runs the suite of one variant (v1..v7 correct, b1..b6 broken); `known` tells model_main the
 // variant exists.
 static bool run_model(const std::string& v, int& known) {
   known = 1;
@@ -286,6 +322,11 @@ static bool run_model(const std::string& v, int& known) {
     ok = run<LastSearcher>(false);
   } else if (v == "v6") {
     ok = run<Shutdown>(true);
+  } else if (v == "v7") {
+    ok = run<ShutdownThenFoundWork>(true);
+  } else if (v == "b6") {
+    g_cfg.drain_counts_searcher = false;
+    ok = run<ShutdownThenFoundWork>(true);
   } else if (v == "b5") {
     g_cfg.drain_before_flag = true;
     ok = run<Shutdown>(true);
