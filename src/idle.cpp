@@ -138,12 +138,12 @@ bool IdleCoordinator::stop_searching_slow() noexcept {
   return true;
 }
 
-void IdleCoordinator::notify_work() noexcept {
+std::uint64_t IdleCoordinator::notify_fence_load() noexcept {
 #if PARKPOOL_IDLE_RMW_HANDSHAKE
   // TSAN path: (N1+N2) as one RMW on state_. acq_rel: the worker's (A1) RMW either precedes it
   // in state_'s modification order (we read P > 0) or follows it and acquires our release,
   // making the published task visible to its re-check (A2).
-  const std::uint64_t cur = state_.fetch_add(0, std::memory_order_acq_rel);
+  return state_.fetch_add(0, std::memory_order_acq_rel);
 #else
   // (N1) seq_cst fence: orders the caller's publication before (N2) in the single total order.
   // Pairs with (A1)'s fence in announce_sleep(): of the two fences, whichever comes first in
@@ -153,23 +153,32 @@ void IdleCoordinator::notify_work() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // (N2) relaxed load: ordered by N1 (C++20 [atomics.order] p4.4: N1 happens before this read;
   // if it reads a value before A1's RMW, N1 precedes A1's fence in S).
-  const std::uint64_t cur = state_.load(std::memory_order_relaxed);
+  return state_.load(std::memory_order_relaxed);
 #endif
+}
+
+void IdleCoordinator::notify_work() noexcept {
+  const std::uint64_t cur = notify_fence_load();
   // Fast path: a searcher will see the task (case 3), or nobody sleeps (case 2).
   if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
   wake_one_slow();
 }
 
-void IdleCoordinator::wake_one_slow() noexcept {
+void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
   std::uint32_t victim;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
     // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
     // modification order, so the case analysis of SLEEP.md applies to it unchanged.
+    // even_if_searching (notify_work(backlog) only): an extra wake beside the searchers; it can
+    // only add wakes to the protocol, so INV-NOLOST is unaffected.
     std::uint64_t cur = state_.load(std::memory_order_relaxed);
     for (;;) {
-      if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+      if ((searching_of(cur) != 0 && !even_if_searching) || sleeping_of(cur) == 0 ||
+          (cur & kShutdownBit) != 0) {
+        return;
+      }
       // (C1) claim: P-1, S+1 (the woken worker comes up as a searcher, so the next notify_work()
       // skips: no herd). Relaxed: sleepers_ is ordered by mutex_, the victim by the Parker token;
       // the handshake only needs this RMW's place in state_'s modification order.

@@ -323,6 +323,50 @@ TEST(IdleCoordinator, NotifySkipsTheWakeWhileAWorkerSearchesAndTheLastSearcherWa
   EXPECT_EQ(c.searching(), 1u);
 }
 
+TEST(IdleCoordinator, NotifyWithBacklogWakesASleeperEvenWhileAWorkerSearches) {
+  // A counted searcher that is not running (placed behind a busy thread by the OS) would hold
+  // every task back: with a backlog, notify_work(backlog) wakes a sleeper beside it.
+  IdleCoordinator c(3, no_spin_options());
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  ASSERT_TRUE(c.try_start_searching(0));
+  work.store(true, std::memory_order_release);
+  int asked = 0;
+  c.notify_work([&] {
+    ++asked;
+    return false;  // no backlog: same as notify_work()
+  });
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(c.sleeping(), 1u);
+  EXPECT_FALSE(w.done());
+  c.notify_work([&] {
+    ++asked;
+    return true;  // tasks published earlier are still queued
+  });
+  EXPECT_EQ(asked, 2);
+  EXPECT_TRUE(w.result());  // woken (as a searcher) although worker 0 still searches
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 2u);
+  c.found_work(0);
+  EXPECT_EQ(c.searching(), 1u);
+}
+
+TEST(IdleCoordinator, NotifyWithBacklogAsksOnlyWhenAWorkerSearchesAndOneSleeps) {
+  IdleCoordinator c(2, no_spin_options());
+  int asked = 0;
+  auto backlog = [&] {
+    ++asked;
+    return true;
+  };
+  c.notify_work(backlog);  // nobody sleeps: nothing to decide
+  ASSERT_TRUE(c.try_start_searching(0));
+  c.notify_work(backlog);  // a searcher, nobody sleeps
+  EXPECT_EQ(asked, 0);
+  c.found_work(0);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
 TEST(IdleCoordinator, FoundWorkOfANonLastSearcherWakesNobody) {
   IdleOptions o = no_spin_options();
   o.max_searching = 2;

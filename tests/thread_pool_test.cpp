@@ -296,6 +296,28 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+TEST(ThreadPool, InjectorBacklogCountsItemsNotYetTaken) {
+  // White-box: the estimate notify_work(backlog) uses for external posts.
+  ThreadPool pool(with_threads(1));
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  std::latch running(1), release(1);
+  pool.post([&] {  // item 1: occupies the only worker
+    running.count_down();
+    release.wait();
+  });
+  running.wait();
+  EXPECT_FALSE(core.injector_backlog(2)) << "item 1 was taken: nothing is ahead of item 2";
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; ++i) pool.post([&] { ran.fetch_add(1); });  // items 2..4, queued
+  EXPECT_TRUE(core.injector_backlog(5)) << "items 2..4 wait ahead of item 5";
+  EXPECT_TRUE(core.injector_backlog(3)) << "item 2 waits ahead of item 3";
+  release.count_down();
+  pool.shutdown();
+  EXPECT_EQ(ran.load(), 3);
+  EXPECT_FALSE(core.injector_backlog(5)) << "everything injected was taken";
+  EXPECT_EQ(pool.stats().external_accepted, 4u);
+}
+
 TEST(ThreadPool, IdleWorkersStopBurningCpuAfterABurst) {
   if (parkpool::test::slow_instrumentation()) GTEST_SKIP() << "timing test";
   ThreadPool pool(with_threads(2));

@@ -185,6 +185,26 @@ class IdleCoordinator {
   // is searching. No syscall and no RMW on a shared line when a worker searches or none sleeps.
   void notify_work() noexcept;
 
+  // Same, for a submitter that can tell whether work is piling up. notify_work() trusts a
+  // counted searcher to find the task; but a searcher that is not actually running (a woken
+  // worker the OS has not scheduled yet, or a spinner preempted) then holds back every task
+  // published meanwhile until it runs: up to a scheduler slice, milliseconds, while other workers
+  // sleep. This form also wakes a sleeper while workers are searching when backlog() says that
+  // work published before this task is still queued (the searchers are not keeping up).
+  // backlog() is called only on that path (a worker searches and one sleeps), after the fence;
+  // it must be cheap, noexcept and not call back into *this. A wrong answer costs a wasted wake
+  // (true) or the plain notify_work() behaviour (false), never a lost wakeup.
+  template <class Backlog>
+  void notify_work(Backlog&& backlog) noexcept {
+    const std::uint64_t cur = notify_fence_load();
+    if (sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+    if (searching_of(cur) == 0) {
+      wake_one_slow();
+    } else if (backlog()) {
+      wake_one_slow(/*even_if_searching=*/true);
+    }
+  }
+
   // Wakes every sleeping worker; from then on wait_for_work() returns false and
   // try_start_searching() returns false. Idempotent.
   void shutdown() noexcept;
@@ -264,7 +284,9 @@ class IdleCoordinator {
   bool withdraw(std::size_t worker) noexcept;            // re-check found work
   bool on_unparked(std::size_t worker) noexcept;         // after a park returned unparked
   bool stop_searching_slow() noexcept;  // R0; true (after fence R1) if last searcher + sleepers
-  void wake_one_slow() noexcept;        // claim the top sleeper and unpark it
+  // Claim the top sleeper and unpark it; by default only while no worker searches.
+  void wake_one_slow(bool even_if_searching = false) noexcept;
+  std::uint64_t notify_fence_load() noexcept;  // (N1) + (N2): the submitter's half
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
   void on_timed_out(Slot& s) noexcept;

@@ -225,6 +225,10 @@ class PoolCore {
     inject_item(InjectedItem{t, nullptr, {}}, is_task);
   }
   void inject_item(const InjectedItem& item, bool is_task = true);
+  // True if some item injected before the one numbered `mine` (1-based, in gate_ order) has not
+  // been popped yet: the searchers are not keeping up. An estimate from relaxed snapshots of the
+  // workers' single-writer pop counters (stale values can only overestimate it).
+  bool injector_backlog(std::uint64_t mine) const noexcept;
 
   void shutdown();
   bool closed() const noexcept {
@@ -234,7 +238,10 @@ class PoolCore {
   std::size_t size() const noexcept { return workers_.size(); }
   const std::vector<std::unique_ptr<WorkerContext>>& workers() const noexcept { return workers_; }
   std::uint64_t external_accepted() const noexcept {
-    return (gate_.load(std::memory_order_relaxed) >> kAcceptedShift) & kAcceptedMask;  // snapshot
+    // Snapshots (relaxed): the gate counts every injected item; join's stack jobs are not tasks.
+    const std::uint64_t injected = (gate_.load(std::memory_order_relaxed) >> kAcceptedShift) &
+                                   kAcceptedMask;
+    return injected - external_jobs_.load(std::memory_order_relaxed);
   }
   bool injector_empty() const noexcept;
   bool injector_pop(InjectedItem& out) noexcept;
@@ -246,7 +253,8 @@ class PoolCore {
 
   // gate_ (64 bits): the external-submit gate, written only by inject() and shutdown().
   //   bits  0..23  in-flight external submitters (between their entry RMW and their push's end)
-  //   bits 24..62  external tasks accepted (monotonic; a statistic)
+  //   bits 24..62  items injected (monotonic): external tasks accepted, plus join's stack jobs
+  //                (counted apart in external_jobs_); read for stats and the backlog estimate
   //   bit  63      closed: set once by shutdown(), never cleared
   // inject: fetch_add(in-flight+1, accepted+1); if closed: undo, throw. push. fetch_sub(in-flight).
   // shutdown: fetch_or(closed); wait until in-flight == 0; then every accepted external task is in
@@ -264,6 +272,9 @@ class PoolCore {
   std::vector<std::unique_ptr<WorkerContext>> workers_;
   std::unique_ptr<InjectorBox> injector_;
   alignas(64) std::atomic<std::uint64_t> gate_{0};
+  // Stack jobs of join() called from outside the pool (rare: one relaxed RMW each); subtracted
+  // from the gate's injected count for stats().external_accepted.
+  std::atomic<std::uint64_t> external_jobs_{0};
   // Set (release) by shutdown once in-flight external submits are done, before idle_.shutdown();
   // a worker that saw the idle shutdown waits for it (acquire) before its final drain, so it sees
   // every injected task (INV-G1).
