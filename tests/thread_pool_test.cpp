@@ -296,6 +296,14 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+TEST(ThreadPool, RunningInThisThreadIsTrueOnlyOnItsOwnWorkers) {
+  ThreadPool a(with_threads(2)), b(with_threads(1));
+  EXPECT_FALSE(a.running_in_this_thread());
+  EXPECT_TRUE(a.submit([&] { return a.running_in_this_thread(); }).get());
+  EXPECT_FALSE(b.submit([&] { return a.running_in_this_thread(); }).get());
+  EXPECT_TRUE(b.submit([&] { return b.running_in_this_thread(); }).get());
+}
+
 TEST(ThreadPool, InjectorBacklogCountsItemsNotYetTaken) {
   // White-box: the estimate notify_work(backlog) uses for external posts.
   ThreadPool pool(with_threads(1));

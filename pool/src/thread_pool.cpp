@@ -439,6 +439,10 @@ void ThreadPool::shutdown() { core_->shutdown(); }
 
 std::size_t ThreadPool::size() const noexcept { return core_->size(); }
 
+bool ThreadPool::running_in_this_thread() const noexcept {
+  return core_->local_worker() != nullptr;
+}
+
 PoolStats ThreadPool::stats() const {
   PoolStats s;
   const auto& ws = core_->workers();

@@ -287,6 +287,10 @@ class ThreadPool {
   void shutdown();
   std::size_t size() const noexcept;
   PoolStats stats() const;
+  /// True when the calling thread is one of this pool's workers (a task of this pool is running
+  /// on it): then post/submit/run go to its own deque, join and TaskGroup::wait help instead of
+  /// blocking, and shutdown() throws. Cheap: one thread-local load and a compare.
+  bool running_in_this_thread() const noexcept;
 
  private:
   template <class D>
