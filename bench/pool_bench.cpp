@@ -20,10 +20,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <latch>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -544,3 +546,264 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   return 0;
 }
+
+// ================================================================================================
+// Figure families for parkpool-bench's three pictures (issue 6). They sit apart from issue 5's
+// families above and reuse their pieces (StdPool, pp_options, percentile, now_ns, spin_for_ns,
+// process_cpu_s, thread_cpu_s, wait_count, the fib benchmarks); they repeat issue 5's wake-latency
+// and sparse-load loops in a parametrised form rather than edit them.
+//   WakeLatencyDist/<impl>        the pool idle 5 ms, one task, time until it starts (as
+//                                 WakeLatency), as a distribution: p01_us p05_us p10_us p25_us
+//                                 p50_us p75_us p90_us p95_us p99_us p999_us (percentile of the
+//                                 samples of one repetition). impl: parkpool, parkpool_efficiency,
+//                                 onetbb, std_pool, bare_futex (a thread in FUTEX_WAIT: the floor)
+//   SparseSweep/<impl>/<gap_us>   one ~2 us task every gap_us (5, 10, 20, 50, 100, 200) from a
+//                                 non-worker thread, as SparseLoad: cpu_us_per_task (CPU of every
+//                                 thread but the submitter, per task), p50_us, p99_us (start
+//                                 latency from the task's due time). impl: parkpool,
+//                                 parkpool_efficiency, onetbb, std_pool
+//   Fib27Workers/<impl>/<n>       fork-join fib(27) on n workers, whatever the core count: time
+//   (ms).
+//                                 impl: parkpool_join, parkpool_taskgroup, onetbb_task_group
+// Sizes come from PARKPOOL_BENCH_SIZE (parkpool-bench sets it from --quick / --full), and the
+// worker counts of Fib27Workers from PARKPOOL_BENCH_WORKERS="1,2,4" (parkpool-bench --workers):
+//   full (also when unset)  1000 wake samples, 1 s per sweep point, workers 1..8, 5 fib runs
+//   quick                   100 wake samples, 0.1 s per sweep point, workers 1 2 4 8, 3 fib runs
+//   tiny (smoke test)       10 wake samples, 10 ms per sweep point, workers 1 2, 1 fib run
+namespace {
+
+struct FigureSizes {
+  int wake_samples;
+  double sweep_seconds;
+  std::vector<int> workers;
+  int fib_runs;
+};
+FigureSizes figure_sizes() {
+  const char* s = std::getenv("PARKPOOL_BENCH_SIZE");
+  const std::string size = s == nullptr ? "full" : s;
+  FigureSizes f{1000, 1.0, {1, 2, 3, 4, 5, 6, 7, 8}, 5};
+  if (size == "tiny") {
+    f = {10, 0.01, {1, 2}, 1};
+  } else if (size == "quick") {
+    f = {100, 0.1, {1, 2, 4, 8}, 3};
+  } else if (size != "full") {
+    std::fprintf(stderr, "pool_bench: PARKPOOL_BENCH_SIZE=%s is not tiny, quick or full: full\n",
+                 size.c_str());
+  }
+  // PARKPOOL_BENCH_WORKERS="1,2,4": the worker counts of Fib27Workers (parkpool-bench --workers).
+  if (const char* w = std::getenv("PARKPOOL_BENCH_WORKERS"); w != nullptr && *w != '\0') {
+    std::vector<int> workers;
+    for (const char* p = w; *p != '\0';) {
+      char* end = nullptr;
+      const long n = std::strtol(p, &end, 10);
+      if (end == p || n < 1 || n > 256) {
+        workers.clear();
+        break;
+      }
+      workers.push_back(static_cast<int>(n));
+      p = *end == ',' ? end + 1 : end;
+      if (*end != ',' && *end != '\0') {
+        workers.clear();
+        break;
+      }
+    }
+    if (workers.empty()) {
+      std::fprintf(stderr, "pool_bench: PARKPOOL_BENCH_WORKERS=%s is not a list like 1,2,4\n", w);
+    } else {
+      f.workers = workers;
+    }
+  }
+  return f;
+}
+
+// The wake-from-idle distribution: wake_latency's loop, reporting percentiles.
+template <class Submit>
+void wake_latency_dist(benchmark::State& state, Submit&& submit) {
+  std::vector<double> us;
+  for (auto _ : state) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the workers fall asleep
+    // (W1) the task's release store pairs with the acquire load below: t1 is the task's clock.
+    std::atomic<std::int64_t> started{0};
+    const std::int64_t t0 = now_ns();
+    submit([&started] { started.store(now_ns(), std::memory_order_release); });  // (W1)
+    std::int64_t t1 = 0;
+    // Yield, not spin, while waiting: see wake_latency.
+    while ((t1 = started.load(std::memory_order_acquire)) == 0) std::this_thread::yield();  // (W1)
+    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
+  }
+  static constexpr struct {
+    const char* name;
+    double p;
+  } kPercentiles[] = {{"p01_us", 0.01}, {"p05_us", 0.05},  {"p10_us", 0.10}, {"p25_us", 0.25},
+                      {"p50_us", 0.50}, {"p75_us", 0.75},  {"p90_us", 0.90}, {"p95_us", 0.95},
+                      {"p99_us", 0.99}, {"p999_us", 0.999}};
+  for (const auto& q : kPercentiles) state.counters[q.name] = percentile(us, q.p);
+}
+
+// bare_futex for wake_latency_dist: one thread blocked in FUTEX_WAIT runs each posted task.
+// post() must not be called again before the previous task has run (wake_latency_dist waits).
+class FutexThread {
+ public:
+  FutexThread() : thread_([this] { loop(); }) {}
+  ~FutexThread() {
+    stop_.store(true, std::memory_order_relaxed);  // published by post()'s release store (F1)
+    post([] {});
+    thread_.join();
+  }
+  FutexThread(const FutexThread&) = delete;
+  FutexThread& operator=(const FutexThread&) = delete;
+  template <class F>
+  void post(F&& f) {
+    task_ = std::forward<F>(f);
+    // (F1) release: the task (and stop_) are visible to the thread that sees word_ == 1.
+    word_.store(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      while (word_.load(std::memory_order_acquire) == 0) {  // (F1)
+        // FUTEX_WAIT sleeps only while the word is still 0: a post() in between is not lost.
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, 0, nullptr,
+                nullptr, 0);
+      }
+      // Relaxed: only this thread writes 0, and the next post() happens after the task ran.
+      word_.store(0, std::memory_order_relaxed);
+      if (stop_.load(std::memory_order_relaxed)) return;  // ordered by (F1)
+      task_();
+    }
+  }
+  std::atomic<std::uint32_t> word_{0};
+  std::atomic<bool> stop_{false};
+  std::function<void()> task_;
+  std::thread thread_;
+};
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
+              std::atomic<std::uint32_t>::is_always_lock_free);
+
+void BM_WakeLatencyDist_Parkpool(benchmark::State& state) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  wake_latency_dist(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_WakeLatencyDist_ParkpoolEfficiency(benchmark::State& state) {
+  auto o = pp_options(kWorkers);
+  o.idle = parkpool::IdleOptions::efficiency();
+  parkpool::ThreadPool pool(o);
+  wake_latency_dist(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_WakeLatencyDist_Std(benchmark::State& state) {
+  StdPool pool(kWorkers);
+  wake_latency_dist(state, [&](auto&& f) { pool.post(f); });
+}
+void BM_WakeLatencyDist_BareFutex(benchmark::State& state) {
+  FutexThread t;
+  wake_latency_dist(state, [&](auto&& f) { t.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_WakeLatencyDist_TBB(benchmark::State& state) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  wake_latency_dist(state, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+// The sparse-load sweep: sparse_load's loop with the gap (state.range(0), us) and the length as
+// parameters.
+template <class Post>
+void sparse_sweep(benchmark::State& state, double seconds, Post&& post) {
+  const std::int64_t gap_ns = state.range(0) * 1000;
+  const auto n =
+      static_cast<std::size_t>(std::max<double>(10, seconds * 1e9 / static_cast<double>(gap_ns)));
+  std::vector<double> lat;
+  double cpu = 0;
+  std::size_t tasks = 0;
+  for (auto _ : state) {
+    std::vector<std::int64_t> start(n, 0);
+    // (S1) each task's release increment pairs with wait_count's acquire: start[] is complete.
+    std::atomic<std::size_t> done{0};
+    const double p0 = process_cpu_s(), m0 = thread_cpu_s();
+    const std::int64_t base = now_ns();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t due = base + static_cast<std::int64_t>(i) * gap_ns;
+      while (now_ns() < due) {
+      }
+      post([&start, &done, i, due] {
+        start[i] = now_ns() - due;
+        spin_for_ns(2'000);
+        done.fetch_add(1, std::memory_order_release);  // (S1)
+      });
+    }
+    wait_count(done, n);  // (S1)
+    // CPU of everything but the submitting thread, which spins between its posts.
+    cpu += (process_cpu_s() - p0) - (thread_cpu_s() - m0);
+    tasks += n;
+    for (std::int64_t s : start) lat.push_back(static_cast<double>(s) * 1e-3);
+  }
+  state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
+  state.counters["p50_us"] = percentile(lat, 0.5);
+  state.counters["p99_us"] = percentile(lat, 0.99);
+}
+void BM_SparseSweep_Parkpool(benchmark::State& state, double seconds) {
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  sparse_sweep(state, seconds, [&](auto&& f) { pool.post(f); });
+}
+void BM_SparseSweep_ParkpoolEfficiency(benchmark::State& state, double seconds) {
+  auto o = pp_options(kWorkers);
+  o.idle = parkpool::IdleOptions::efficiency();
+  parkpool::ThreadPool pool(o);
+  sparse_sweep(state, seconds, [&](auto&& f) { pool.post(f); });
+}
+void BM_SparseSweep_Std(benchmark::State& state, double seconds) {
+  StdPool pool(kWorkers);
+  sparse_sweep(state, seconds, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_SparseSweep_TBB(benchmark::State& state, double seconds) {
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  sparse_sweep(state, seconds, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+bool register_figure_families() {
+  const FigureSizes size = figure_sizes();
+  auto wake = [&](const char* name, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark(name, fn)->Iterations(size.wake_samples)->UseRealTime();
+  };
+  wake("WakeLatencyDist/bare_futex", BM_WakeLatencyDist_BareFutex);
+  wake("WakeLatencyDist/parkpool", BM_WakeLatencyDist_Parkpool);
+  wake("WakeLatencyDist/parkpool_efficiency", BM_WakeLatencyDist_ParkpoolEfficiency);
+  wake("WakeLatencyDist/std_pool", BM_WakeLatencyDist_Std);
+#if defined(PARKPOOL_HAVE_TBB)
+  wake("WakeLatencyDist/onetbb", BM_WakeLatencyDist_TBB);
+#endif
+
+  auto sweep = [&](const char* name, void (*fn)(benchmark::State&, double)) {
+    auto* b = benchmark::RegisterBenchmark(name, fn, size.sweep_seconds);
+    for (int gap_us : {5, 10, 20, 50, 100, 200}) b->Arg(gap_us);
+    b->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+  };
+  sweep("SparseSweep/parkpool", BM_SparseSweep_Parkpool);
+  sweep("SparseSweep/parkpool_efficiency", BM_SparseSweep_ParkpoolEfficiency);
+  sweep("SparseSweep/std_pool", BM_SparseSweep_Std);
+#if defined(PARKPOOL_HAVE_TBB)
+  sweep("SparseSweep/onetbb", BM_SparseSweep_TBB);
+#endif
+
+  auto workers = [&](const char* name, void (*fn)(benchmark::State&)) {
+    auto* b = benchmark::RegisterBenchmark(name, fn);
+    for (int n : size.workers) b->Arg(n);
+    b->Unit(benchmark::kMillisecond)->Iterations(size.fib_runs)->UseRealTime();
+  };
+  workers("Fib27Workers/parkpool_join", BM_Fib27Join_Parkpool);
+  workers("Fib27Workers/parkpool_taskgroup", BM_Fib27TaskGroup_Parkpool);
+#if defined(PARKPOOL_HAVE_TBB)
+  workers("Fib27Workers/onetbb_task_group", BM_Fib27TaskGroup_TBB);
+#endif
+  return true;
+}
+// Registered during static initialisation, like the BENCHMARK() families above, so main() is
+// shared with them unchanged.
+[[maybe_unused]] const bool kFigureFamiliesRegistered = register_figure_families();
+
+}  // namespace

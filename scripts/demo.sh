@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main demo: builds the release preset and runs the comparison benchmark at a short default
-# size, printing the table of ratios against the baselines. Extra arguments go to the benchmark
-# (e.g. --benchmark_min_time=0.5 for a longer run, --benchmark_filter=PingPong).
+# The main demo: installs what is missing (scripts/setup.sh), builds the release preset and runs
+# parkpool-bench, the comparison benchmark, at its short default size (--quick: under 2 minutes
+# on 2 cores), printing the table of ratios against oneTBB and the std baselines. Extra arguments
+# go to parkpool-bench (e.g. --full for the long run, --workloads PingPong,WakeLatencyDist,
+# --plots DIR for the pictures; --help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target parker_bench parkpool-bench
-exec ./build/release/bench/parker_bench "$@"
+cmake --build --preset release --target parkpool-bench
+exec ./build/release/bench/parkpool_bench/parkpool-bench "$@"

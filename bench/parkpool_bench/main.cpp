@@ -1,14 +1,50 @@
-// parkpool-bench: one comparison run of parkpool against its baselines, as a table, JSON, CSV and
-// pictures. See CMakeLists.txt beside this file for the design; `parkpool-bench --help` for use.
+// parkpool-bench: one comparison run of parkpool against its baselines (oneTBB, the std pools and
+// primitives, a bare futex), as a table, JSON, CSV, Markdown and pictures. `parkpool-bench --help`
+// for use; CMakeLists.txt beside this file for the build.
 //
-// Conventions it relies on (every bench/*_bench.cpp follows them):
-//   - benchmark names are "Workload/impl[/args]"; parkpool's implementations are named
-//     "parkpool" or "parkpool_<variant>", everything else is a baseline;
+// What it runs: every "Workload/impl" case of the Google Benchmark suites in bench/ (parker_bench,
+// thread_parker_bench, pool_bench, idle_bench, parking_lot_bench, http_bench, tbb_rml_bench), one
+// fresh process per (workload, impl), so one implementation's threads, caches and oneTBB's global
+// state never disturb the next. Conventions it relies on (every suite follows them):
+//   - benchmark names are "Workload/impl[/args]"; parkpool's implementations are named "parkpool"
+//     or "parkpool_<variant>" (parkpool_rml: oneTBB on parkpool's RML server), everything else
+//     (tbb, onetbb, std_pool, raw_futex, ...) is a baseline;
 //   - each suite accepts Google Benchmark's flags (--benchmark_filter, --benchmark_out, ...).
-// Figures: real_time and cpu_time (ns) and every user counter. Counters named *_per_second or
-// items_per_second are "higher is better"; everything else "lower is better".
+//
+// Sizes: --quick (the default) is under 2 minutes on 2 cores; --full runs every case at its full
+// size. Children learn the size from PARKPOOL_BENCH_SIZE (tiny | quick | full; pool_bench's figure
+// families read it; --workers sets PARKPOOL_BENCH_WORKERS), PARKPOOL_HTTP_BENCH_SECONDS and
+// PARKPOOL_HTTP_IDLE_SECONDS (http_bench; an explicit setting in the environment wins). --quick
+// leaves out the workloads of kFullOnly (naming one in --workloads runs it anyway) and runs those
+// of kQuickOnce once instead of --repetitions times; --list marks both.
+//
+// Figures: every case gives real_<unit> (the suite's time unit: ns, us or ms) and its user
+// counters; cpu_<unit> only when the case is timed by CPU time (for a case timed by the wall
+// clock it is the main thread's CPU alone, not comparable between a pool and oneTBB's arena).
+// Counters named *_per_second are "higher is better"; everything else "lower is better". A
+// figure's value is the median over the repetitions (min and max kept); the ratio is parkpool's
+// median over the best baseline's.
+//
+// Pictures (--plots DIR; PNG and SVG through gnuplot):
+//   wake_latency_distribution  WakeLatencyDist: the wake-from-idle latency distribution of each
+//                              implementation (percentile against latency, log scale)
+//   sparse_load_tradeoff       SparseSweep: one ~2 us task every 5..200 us; CPU per task against
+//                              start latency p50 (left) and p99 (right), a curve per implementation
+//   fork_join_workers          Fib27Workers: fork-join fib(27) time against worker count
+//   figures/<figure>           one bar chart per figure (median, min-max)
+// Without gnuplot the table, JSON and CSV still come out, with one line saying why there are no
+// pictures.
+//
+// Machine record (JSON "machine", and the lines under the table): CPU model, cores, kernel,
+// compiler, library versions, load average at the start, and how busy the machine was during the
+// run: the share of CPU time stolen by the hypervisor and the share used by processes other than
+// this run's (from /proc/stat and getrusage(RUSAGE_CHILDREN)).
+//
+// Exit status: 0; 1 if a case failed (the others are still reported); 2 for bad options, unknown
+// workloads or implementations, or no suites found.
 #include <fmt/core.h>
 #include <fmt/ostream.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,12 +52,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -31,19 +71,42 @@
 #if defined(PARKPOOL_HAVE_TBB)
 #include <oneapi/tbb/version.h>
 #endif
+#if defined(PARKPOOL_HAVE_BOOST)
+#include <boost/version.hpp>
+#endif
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
+// The suites, in the order they run.
+const std::vector<std::string> kSuites = {"parker_bench", "thread_parker_bench", "pool_bench",
+                                          "idle_bench",   "parking_lot_bench",   "http_bench",
+                                          "tbb_rml_bench"};
+
+// Workloads --quick (and tiny) leave out unless --workloads names them: the first three give the
+// same figures as a point of a sweep family that quick runs (WakeLatency: WakeLatencyDist's p50
+// and p99; SparseLoad: SparseSweep/20; Fib27: Fib27Workers/2 and /8); the others take seconds
+// per case (HttpIdle: quick's idle-CPU figure is pool_bench's IdleBurn).
+const std::set<std::string> kFullOnly = {"WakeLatency", "SparseLoad", "Fib27",
+                                         "HttpLoadMax", "HttpIdle",   "RmlSparseLoad",
+                                         "RmlIdleBurn", "RmlFib27"};
+
+// Workloads that measure many iterations (or one long window) inside each repetition: --quick
+// (and tiny) runs them once, unless --repetitions is given.
+const std::set<std::string> kQuickOnce = {"ExternalPost",   "InternalSpawn", "IdleBurn",
+                                          "RmlWakeLatency", "TbbMigration",  "RmlSparseLoad100us",
+                                          "HttpLoad1k",     "HttpLoad10k"};
+
 struct Options {
-  bool full = false;
+  std::string size = "quick";
   std::vector<std::string> workloads;
   std::vector<std::string> impls;
+  std::vector<int> workers;
   int repetitions = 0;
   double min_time = 0;
-  std::string json_file, csv_file, plots_dir, bench_dir;
+  std::string json_file, csv_file, markdown_file, plots_dir, bench_dir;
   bool list = false;
 };
 
@@ -84,16 +147,32 @@ int run(const std::vector<std::string>& argv, const std::string& out_path, bool 
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// gnuplot on the PATH (or /usr/bin/gnuplot), or nothing.
+std::optional<fs::path> find_gnuplot() {
+  std::vector<std::string> dirs;
+  if (const char* path = std::getenv("PATH")) {
+    std::stringstream ss(path);
+    for (std::string d; std::getline(ss, d, ':');) dirs.push_back(d.empty() ? "." : d);
+  } else {
+    dirs.push_back("/usr/bin");
+  }
+  for (const auto& d : dirs) {
+    const fs::path p = fs::path(d) / "gnuplot";
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return std::nullopt;
+}
+
 bool is_parkpool(const std::string& impl) { return impl.rfind("parkpool", 0) == 0; }
 bool higher_is_better(const std::string& figure) {
   return figure.find("per_second") != std::string::npos;
 }
 
-std::vector<Case> list_cases(const fs::path& dir, const std::vector<std::string>& suites) {
+std::vector<Case> list_cases(const fs::path& dir) {
   std::vector<Case> cases;
   std::set<std::pair<std::string, std::string>> seen;
   const fs::path tmp = fs::temp_directory_path() / fmt::format("parkpool-bench-list-{}", getpid());
-  for (const auto& s : suites) {
+  for (const auto& s : kSuites) {
     const fs::path exe = dir / s;
     if (!fs::exists(exe)) continue;
     if (run({exe.string(), "--benchmark_list_tests=true"}, tmp.string(), true) != 0) continue;
@@ -111,25 +190,62 @@ std::vector<Case> list_cases(const fs::path& dir, const std::vector<std::string>
   return cases;
 }
 
+// "Workload/impl/5/iterations:1/real_time" -> "/5": the arguments, without Google Benchmark's
+// settings (iterations:, repeats:, min_time:, real_time, manual_time, process_time).
+std::string figure_args(const std::string& name) {
+  std::string rest;
+  std::size_t pos = name.find('/');
+  if (pos == std::string::npos) return rest;
+  pos = name.find('/', pos + 1);
+  while (pos != std::string::npos) {
+    const std::size_t next = name.find('/', pos + 1);
+    const std::string part =
+        name.substr(pos + 1, next == std::string::npos ? next : next - pos - 1);
+    const bool setting = part == "real_time" || part == "manual_time" || part == "process_time" ||
+                         part.rfind("iterations:", 0) == 0 || part.rfind("repeats:", 0) == 0 ||
+                         part.rfind("min_time:", 0) == 0 || part.rfind("min_warmup_time:", 0) == 0;
+    if (!setting) rest += "/" + part;
+    pos = next;
+  }
+  return rest;
+}
+
+// Google Benchmark writes NaN and Inf as bare words (e.g. the coefficient of variation of a counter
+// that is 0 in every repetition), which JSON does not allow: they become null (and are skipped).
+std::string json_numbers(const std::string& text) {
+  static const std::regex kNonFinite(R"(:\s*-?(nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)\b)");
+  return std::regex_replace(text, kNonFinite, ": null");
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// CPU time stolen by the hypervisor and used by other processes, for the "busy machine" note.
+// CPU time of the whole machine (/proc/stat, in clock ticks) and of this run's children, for the
+// "was the machine busy" record.
 struct CpuSnapshot {
-  double steal = 0, total = 0;
+  double total = 0, busy = 0, steal = 0;  // seconds, summed over all CPUs
+  double children = 0;                    // seconds of CPU used by the cases (waited-for children)
 };
 CpuSnapshot cpu_snapshot() {
   std::ifstream in("/proc/stat");
   std::string cpu;
-  double v[10] = {};
+  // user nice system idle iowait irq softirq steal (guest time is already in user)
+  double v[8] = {};
   in >> cpu;
   for (double& x : v) in >> x;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   CpuSnapshot s;
-  for (double x : v) s.total += x;
-  s.steal = v[7];
+  for (double x : v) s.total += x / tick;
+  s.busy = s.total - (v[3] + v[4]) / tick;
+  s.steal = v[7] / tick;
+  rusage ru{};
+  if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+    s.children = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  }
   return s;
 }
 
@@ -146,55 +262,339 @@ json machine_info() {
   utsname u{};
   if (uname(&u) == 0) m["kernel"] = std::string(u.sysname) + " " + u.release;
   m["compiler"] = PARKPOOL_CXX_COMPILER;
+  json lib;
+  lib["parkpool"] = PARKPOOL_VERSION_STRING;
 #if defined(PARKPOOL_HAVE_TBB)
-  m["onetbb"] = TBB_VERSION_STRING;
+  lib["onetbb"] = TBB_VERSION_STRING;
 #endif
+#if defined(PARKPOOL_HAVE_BOOST)
+  lib["boost"] = BOOST_LIB_VERSION;
+#endif
+  lib["google_benchmark"] = PARKPOOL_BENCHMARK_VERSION;
+  lib["fmt"] =
+      fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
+  lib["cli11"] = CLI11_VERSION;
+  lib["nlohmann_json"] = fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
+                                     NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH);
+  m["libraries"] = lib;
   double load[3] = {};
   if (getloadavg(load, 3) > 0) m["loadavg_1min_at_start"] = load[0];
   return m;
 }
 
-void progress(std::size_t done, std::size_t total, const Case& c) {
-  const int width = 30;
-  const int filled = total == 0 ? width : static_cast<int>(done * width / total);
-  fmt::print(stderr, "\r[{:<{}}] {}/{} {}/{}{:20}",
-             std::string(static_cast<std::size_t>(filled), '#'), width, done, total, c.workload,
-             c.impl, "");
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
 }
 
-void write_plots(const Samples& samples, const fs::path& dir) {
-  fs::create_directories(dir);
-  // One picture per figure: the median of each implementation, with min-max error bars.
+// The progress bar on stderr: which case runs, how many are done, the time so far. One line per
+// case when stderr is not a terminal (a log, ctest), where carriage returns would pile up.
+void progress(std::size_t done, std::size_t total, const Case& c, double elapsed_s) {
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  if (!tty) {
+    fmt::print(stderr, "parkpool-bench: {}/{} {:.0f}s {}/{} ({})\n", done + 1, total, elapsed_s,
+               c.workload, c.impl, c.suite);
+    return;
+  }
+  const int width = 30;
+  const int filled = total == 0 ? width : static_cast<int>(done * width / total);
+  fmt::print(stderr, "\r[{:<{}}] {}/{} {:>4.0f}s  {}/{} ({}){:20}",
+             std::string(static_cast<std::size_t>(filled), '#'), width, done, total, elapsed_s,
+             c.workload, c.impl, c.suite, "");
+}
+
+// ---- pictures ----
+
+std::string file_stem(const std::string& figure) {
+  std::string stem = figure;
+  std::replace_if(
+      stem.begin(), stem.end(),
+      [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+  return stem;
+}
+
+// Writes `body` (plot commands that use the terminal set before them) once per format.
+void gnuplot_both(std::ostream& gp, const fs::path& stem, const std::string& size,
+                  const std::string& body) {
+  for (const char* ext : {"png", "svg"}) {
+    const std::string term = std::string(ext) == "png" ? "pngcairo" : "svg";
+    gp << "set terminal " << term << " noenhanced size " << size << " font 'sans,10'\n"
+       << "set output '" << stem.string() << "." << ext << "'\n"
+       << body << "unset output\nreset\n";
+  }
+}
+
+std::string impl_color(const std::string& impl, std::size_t i) {
+  // parkpool in blues, baselines in warm greys and oranges: the eye finds parkpool first.
+  static const char* kParkpool[] = {"#1f5fbf", "#4aa3df", "#0b3d91", "#7fb2e5"};
+  static const char* kOther[] = {"#d95f02", "#7f7f7f", "#a6761d", "#e7298a", "#1b9e77"};
+  return is_parkpool(impl) ? kParkpool[i % 4] : kOther[i % 5];
+}
+
+struct Stat {
+  double med, lo, hi;
+};
+std::optional<Stat> stat_of(const Samples& s, const std::string& figure, const std::string& impl) {
+  const auto f = s.find(figure);
+  if (f == s.end()) return std::nullopt;
+  const auto i = f->second.find(impl);
+  if (i == f->second.end() || i->second.empty()) return std::nullopt;
+  const auto& v = i->second;
+  return Stat{median(v), *std::min_element(v.begin(), v.end()),
+              *std::max_element(v.begin(), v.end())};
+}
+
+// The implementations that have `figure_prefix` figures, parkpool's first.
+std::vector<std::string> impls_of(const Samples& s, const std::string& workload) {
+  std::set<std::string> found;
+  for (const auto& [fig, impls] : s) {
+    if (fig.rfind(workload + " ", 0) == 0 || fig.rfind(workload + "/", 0) == 0) {
+      for (const auto& [impl, v] : impls) found.insert(impl);
+    }
+  }
+  std::vector<std::string> out(found.begin(), found.end());
+  std::stable_partition(out.begin(), out.end(), is_parkpool);
+  return out;
+}
+
+// WakeLatencyDist: percentile (y) against latency (x, log), one line per implementation.
+bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream& gp) {
+  static const std::pair<const char*, double> kPct[] = {
+      {"p01_us", 1},  {"p05_us", 5},  {"p10_us", 10}, {"p25_us", 25}, {"p50_us", 50},
+      {"p75_us", 75}, {"p90_us", 90}, {"p95_us", 95}, {"p99_us", 99}, {"p999_us", 99.9}};
+  const auto impls = impls_of(s, "WakeLatencyDist");
+  if (impls.empty()) return false;
+  const fs::path dat = dir / "wake_latency_distribution.dat";
+  std::ofstream out(dat);
+  std::string plot = "plot ";
+  std::size_t block = 0;
+  for (const auto& impl : impls) {
+    out << "# " << impl << "\n";
+    for (const auto& [name, pct] : kPct) {
+      if (auto st = stat_of(s, std::string("WakeLatencyDist ") + name, impl)) {
+        out << st->med << ' ' << pct << '\n';
+      }
+    }
+    out << "\n\n";
+    plot += fmt::format(
+        "{}'{}' index {} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '{}' "
+        "title '{}'",
+        block == 0 ? "" : ", ", dat.string(), block, impl_color(impl, block), impl);
+    ++block;
+  }
+  const std::string body =
+      "set title 'Wake from idle: time from post() to the task starting (pool idle 5 ms, 2 "
+      "workers)'\n"
+      "set xlabel 'wake latency (us, log scale)'\nset ylabel 'percentile of wakeups (%)'\n"
+      "set logscale x\nset yrange [0:100]\nset ytics 10\nset grid\n"
+      "set key bottom right\n" +
+      plot + "\n";
+  gnuplot_both(gp, dir / "wake_latency_distribution", "900,540", body);
+  return true;
+}
+
+// SparseSweep: CPU per task (y) against start latency p50 (left) and p99 (right), x log.
+bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& gp) {
+  const auto impls = impls_of(s, "SparseSweep");
+  if (impls.empty()) return false;
+  // The gaps measured: every "SparseSweep/<gap> cpu_us_per_task" figure.
+  std::vector<int> gaps;
+  for (const auto& [fig, v] : s) {
+    int gap = 0;
+    if (std::sscanf(fig.c_str(), "SparseSweep/%d cpu_us_per_task", &gap) == 1 &&
+        fig.find(" cpu_us_per_task") != std::string::npos) {
+      gaps.push_back(gap);
+    }
+  }
+  std::sort(gaps.begin(), gaps.end());
+  const fs::path dat = dir / "sparse_load_tradeoff.dat";
+  std::ofstream out(dat);
+  out << "# gap_us cpu_us_per_task p50_us p99_us\n";
+  for (const auto& impl : impls) {
+    out << "# " << impl << "\n";
+    for (int gap : gaps) {
+      const std::string f = fmt::format("SparseSweep/{} ", gap);
+      auto cpu = stat_of(s, f + "cpu_us_per_task", impl);
+      auto p50 = stat_of(s, f + "p50_us", impl);
+      auto p99 = stat_of(s, f + "p99_us", impl);
+      if (cpu && p50 && p99)
+        out << gap << ' ' << cpu->med << ' ' << p50->med << ' ' << p99->med << '\n';
+    }
+    out << "\n\n";
+  }
+  auto panel = [&](int col, const char* what) {
+    std::string p = fmt::format(
+        "set title 'start latency {} vs CPU per task'\nset xlabel 'start latency {} (us, log "
+        "scale)'\nset ylabel 'CPU per task (us, all threads but the submitter)'\n",
+        what, what);
+    p += "plot ";
+    for (std::size_t i = 0; i < impls.size(); ++i) {
+      p += fmt::format(
+          "{}'{}' index {} using {}:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '{}' title '{}', "
+          "'' index {} using {}:2:(sprintf('%d', $1)) with labels offset 0.6,0.6 font ',8' "
+          "tc rgb '{}' notitle",
+          i == 0 ? "" : ", ", dat.string(), i, col, impl_color(impls[i], i), impls[i], i, col,
+          impl_color(impls[i], i));
+    }
+    return p + "\n";
+  };
+  const std::string body =
+      "set multiplot layout 1,2 title 'Sparse load: one ~2 us task every N us (labels: N), 2 "
+      "workers. Lower left is better.'\n"
+      "set logscale x\nset grid\nset key top right\nset yrange [0:*]\n" +
+      panel(3, "p50") + panel(4, "p99") + "unset multiplot\n";
+  gnuplot_both(gp, dir / "sparse_load_tradeoff", "1200,540", body);
+  return true;
+}
+
+// Fib27Workers: time (y) against worker count (x), a line per implementation, min-max bars.
+bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
+  const auto impls = impls_of(s, "Fib27Workers");
+  if (impls.empty()) return false;
+  std::string unit;
+  std::vector<int> workers;
+  for (const auto& [fig, v] : s) {
+    int n = 0;
+    char u[8] = {};
+    if (std::sscanf(fig.c_str(), "Fib27Workers/%d real_%7s", &n, u) == 2) {
+      workers.push_back(n);
+      unit = u;
+    }
+  }
+  std::sort(workers.begin(), workers.end());
+  const fs::path dat = dir / "fork_join_workers.dat";
+  std::ofstream out(dat);
+  out << "# workers median min max\n";
+  for (const auto& impl : impls) {
+    out << "# " << impl << "\n";
+    for (int n : workers) {
+      if (auto st = stat_of(s, fmt::format("Fib27Workers/{} real_{}", n, unit), impl)) {
+        out << n << ' ' << st->med << ' ' << st->lo << ' ' << st->hi << '\n';
+      }
+    }
+    out << "\n\n";
+  }
+  std::string plot = "plot ";
+  for (std::size_t i = 0; i < impls.size(); ++i) {
+    plot += fmt::format(
+        "{}'{}' index {} using 1:2 with linespoints lw 2 pt 7 lc rgb '{}' title '{}', "
+        "'' index {} using 1:2:3:4 with yerrorbars lc rgb '{}' pt 0 notitle",
+        i == 0 ? "" : ", ", dat.string(), i, impl_color(impls[i], i), impls[i], i,
+        impl_color(impls[i], i));
+  }
+  const std::string body =
+      fmt::format(
+          "set title 'Fork-join fib(27), a spawn at every call, on {} cores (median, "
+          "min-max)'\nset xlabel 'workers'\nset ylabel 'time ({})'\nset xtics 1\n"
+          "set yrange [0:*]\nset grid\nset key top left\n",
+          std::thread::hardware_concurrency(), unit) +
+      plot + "\n";
+  gnuplot_both(gp, dir / "fork_join_workers", "900,540", body);
+  return true;
+}
+
+// One bar chart per figure (median, min-max), into dir/figures.
+void plot_figures(const Samples& samples, const fs::path& dir, std::ostream& gp) {
+  const fs::path figdir = dir / "figures";
+  fs::create_directories(figdir);
   for (const auto& [figure, impls] : samples) {
-    std::string stem = figure;
-    std::replace_if(
-        stem.begin(), stem.end(),
-        [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-    const fs::path dat = dir / (stem + ".dat");
+    const std::string stem = file_stem(figure);
+    const fs::path dat = figdir / (stem + ".dat");
     {
       std::ofstream out(dat);
       int i = 0;
       for (const auto& [impl, v] : impls) {
         out << i++ << ' ' << '"' << impl << '"' << ' ' << median(v) << ' '
             << *std::min_element(v.begin(), v.end()) << ' ' << *std::max_element(v.begin(), v.end())
-            << ' ' << (is_parkpool(impl) ? 0x2a7fd4 : 0x999999) << '\n';  // parkpool in blue
+            << ' ' << (is_parkpool(impl) ? 0x1f5fbf : 0x999999) << '\n';  // parkpool in blue
       }
     }
-    for (const char* term : {"pngcairo size 800,480", "svg size 800,480"}) {
-      const bool png = std::string(term).rfind("png", 0) == 0;
-      const fs::path img = dir / (stem + (png ? ".png" : ".svg"));
-      const fs::path gp = dir / (stem + ".gp");
-      {
-        std::ofstream out(gp);
-        out << "set terminal " << term << "\nset termoption noenhanced\nset output '"
-            << img.string() << "'\n"
-            << "set title '" << figure << " (median, min-max)'\nset style fill solid 0.6\n"
-            << "set boxwidth 0.6\nset yrange [0:*]\nset xtics rotate by -30\nunset key\n"
-            << "set ylabel '" << figure.substr(figure.rfind(' ') + 1) << "'\n"
-            << "plot '" << dat.string() << "' using 1:3:6:xtic(2) with boxes lc rgb variable, "
-            << "'' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0\n";
+    const std::string body =
+        "set title '" + figure +
+        " (median, min-max)'\nset style fill solid 0.6\nset boxwidth 0.6\nset yrange [0:*]\n"
+        "set xtics rotate by -30\nunset key\nset ylabel '" +
+        figure.substr(figure.rfind(' ') + 1) + "'\nplot '" + dat.string() +
+        "' using 1:3:6:xtic(2) with boxes lc rgb variable, '' using 1:3:4:5 with yerrorbars lc "
+        "rgb 'black' pt 0\n";
+    gnuplot_both(gp, figdir / stem, "800,480", body);
+  }
+}
+
+// Writes every picture with one gnuplot process. Returns the names of the main pictures written.
+std::vector<std::string> write_plots(const Samples& samples, const fs::path& dir,
+                                     const fs::path& gnuplot) {
+  fs::create_directories(dir);
+  const fs::path script = dir / "plots.gp";
+  std::vector<std::string> written, missing;
+  {
+    std::ofstream gp(script);
+    (plot_wake_distribution(samples, dir, gp) ? written : missing)
+        .push_back("wake_latency_distribution");
+    (plot_sparse_tradeoff(samples, dir, gp) ? written : missing).push_back("sparse_load_tradeoff");
+    (plot_fork_join(samples, dir, gp) ? written : missing).push_back("fork_join_workers");
+    plot_figures(samples, dir, gp);
+  }
+  // Quiet: gnuplot warns about every all-zero figure (e.g. errors = 0) on stderr.
+  if (const int rc = run({gnuplot.string(), script.string()}, "", true); rc != 0) {
+    fmt::print(
+        "gnuplot exited with {} on {}: some pictures may be missing (run it again to see "
+        "why)\n",
+        rc, script.string());
+  }
+  for (const auto& m : missing) {
+    fmt::print("no {} picture: its workload was not run\n", m);
+  }
+  return written;
+}
+
+// Adds the repetitions of one case (Google Benchmark's JSON output) to `samples`; a repetition that
+// reports an error counts as a failure. Throws json::exception on malformed output.
+void read_results(const json& j, const Case& c, Samples& samples, int& failures) {
+  static const std::set<std::string> kStd = {"name",
+                                             "family_index",
+                                             "per_family_instance_index",
+                                             "run_name",
+                                             "run_type",
+                                             "repetitions",
+                                             "repetition_index",
+                                             "threads",
+                                             "iterations",
+                                             "real_time",
+                                             "cpu_time",
+                                             "time_unit",
+                                             "aggregate_name",
+                                             "aggregate_unit",
+                                             "label",
+                                             "error_occurred",
+                                             "error_message"};
+  for (const auto& b : j.at("benchmarks")) {
+    if (b.value("run_type", "") != "iteration") continue;  // our own medians, not its aggregates
+    if (b.value("error_occurred", false)) {
+      fmt::print(stderr, "\nparkpool-bench: {} {}: {}\n", c.suite, b.value("name", ""),
+                 b.value("error_message", "error"));
+      ++failures;
+      continue;
+    }
+    const std::string name = b.value("run_name", b.value("name", ""));
+    const std::string fig = c.workload + figure_args(name);
+    const std::string unit = b.value("time_unit", "ns");
+    // Timed by the wall clock (UseRealTime, UseManualTime): cpu_time is then the CPU of the
+    // benchmark's main thread alone, which waits while other threads work; it would compare
+    // oneTBB's arena.execute (the main thread works) with a pool's submit (it sleeps). Left out.
+    const bool wall_timed = name.find("/real_time") != std::string::npos ||
+                            name.find("/manual_time") != std::string::npos;
+    for (const auto& [k, v] : b.items()) {
+      if (!v.is_number() || (wall_timed && k == "cpu_time")) continue;
+      if (k == "real_time" || k == "cpu_time") {
+        samples[fig + " " + k.substr(0, k.find('_')) + "_" + unit][c.impl].push_back(
+            v.get<double>());
+      } else if (!kStd.count(k)) {
+        samples[fig + " " + k][c.impl].push_back(v.get<double>());
       }
-      run({"/usr/bin/gnuplot", gp.string()}, "", true);
     }
   }
 }
@@ -203,19 +603,52 @@ void write_plots(const Samples& samples, const fs::path& dir) {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"parkpool-bench: parkpool against oneTBB and the std baselines, on this machine"};
-  bool quick = true;
-  app.add_flag("--quick", quick, "short run (the default): under 2 minutes on 2 cores");
-  app.add_flag("--full", o.full, "longer, steadier run");
-  app.add_option("--workloads", o.workloads, "workloads to run (default: all)")->delimiter(',');
-  app.add_option("--impls", o.impls, "implementations to run (default: all)")->delimiter(',');
-  app.add_option("--repetitions", o.repetitions, "repetitions per case (default 3, --full 5)")
+  CLI::App app{
+      "parkpool-bench: parkpool against oneTBB and the std baselines, on this machine.\n"
+      "Runs every workload of bench/'s suites, one fresh process per workload and\n"
+      "implementation, and prints the median of each figure with the ratio of parkpool\n"
+      "to the best baseline (ratio < 1: parkpool is better; for *_per_second figures,\n"
+      "> 1). Pictures: wake-from-idle latency distribution, sparse-load CPU/latency\n"
+      "trade-off, fork-join time against workers, and a bar chart per figure."};
+  bool quick = false, full = false;
+  auto* quick_opt =
+      app.add_flag("--quick", quick,
+                   "short run, the default: under 2 minutes on 2 cores; leaves out the slow "
+                   "workloads and those a sweep already covers (see --list)");
+  auto* full_opt = app.add_flag("--full", full,
+                                "every workload at full size: all sweep points, workers 1..8, "
+                                "more repetitions (several minutes)");
+  auto* size_opt = app.add_option("--size", o.size,
+                                  "tiny | quick | full (--quick and --full set it; tiny is for "
+                                  "the smoke test)")
+                       ->check(CLI::IsMember({"tiny", "quick", "full"}));
+  quick_opt->excludes(full_opt)->excludes(size_opt);
+  full_opt->excludes(size_opt);
+  app.add_option("--workloads", o.workloads, "workloads to run, comma-separated (default: all)")
+      ->delimiter(',');
+  app.add_option("--impls", o.impls, "implementations to run, comma-separated (default: all)")
+      ->delimiter(',');
+  app.add_option("--workers", o.workers,
+                 "worker counts of the fork-join sweep Fib27Workers, comma-separated (default: "
+                 "1,2,4,8; --full 1..8)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 8));
+  app.add_option(
+         "--repetitions", o.repetitions,
+         "repetitions per case (default 3, --full 5; --quick runs the long cases that --list marks "
+         "once)")
       ->check(CLI::Range(1, 100));
-  app.add_option("--min-time", o.min_time, "seconds per measurement (default 0.05, --full 0.5)")
+  app.add_option("--min-time", o.min_time,
+                 "seconds per measurement of the micro benchmarks (default 0.05, --full 0.5)")
       ->check(CLI::Range(0.0001, 60.0));
-  app.add_option("--json", o.json_file, "write all results and the machine description as JSON");
-  app.add_option("--csv", o.csv_file, "write the table as CSV");
-  app.add_option("--plots", o.plots_dir, "write PNG and SVG pictures into this directory");
+  app.add_option("--json", o.json_file,
+                 "write the machine, the settings and every figure (median, min, max, samples) "
+                 "as JSON");
+  app.add_option("--csv", o.csv_file, "write the table (every implementation) as CSV");
+  app.add_option("--markdown", o.markdown_file, "write the table as Markdown (for the README)");
+  app.add_option("--plots", o.plots_dir,
+                 "write the pictures (PNG and SVG, gnuplot) into this directory; one bar chart "
+                 "per figure into DIR/figures");
   app.add_option("--bench-dir", o.bench_dir, "where the benchmark suites are")
       ->default_val(PARKPOOL_BENCH_DIR);
   app.add_flag("--list", o.list, "list the workloads and implementations, then exit");
@@ -227,13 +660,26 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "parkpool-bench: {}\nRun with --help for the options.\n", e.what());
     return 2;
   }
-  (void)quick;  // the default; --full overrides it
-  if (o.repetitions == 0) o.repetitions = o.full ? 5 : 3;
-  if (o.min_time == 0) o.min_time = o.full ? 0.5 : 0.05;
+  if (full) o.size = "full";
+  if (quick) o.size = "quick";
+  const bool is_full = o.size == "full";
+  const bool repetitions_given = o.repetitions != 0;
+  if (o.repetitions == 0) o.repetitions = is_full ? 5 : 3;
+  if (o.min_time == 0) o.min_time = is_full ? 0.5 : 0.05;
 
-  const std::vector<std::string> suites = {"parker_bench", "thread_parker_bench", "pool_bench",
-                                           "idle_bench", "parking_lot_bench"};
-  std::vector<Case> cases = list_cases(o.bench_dir, suites);
+  // The size hints the suites read (an explicit setting in the environment wins).
+  setenv("PARKPOOL_BENCH_SIZE", o.size.c_str(), 1);
+  if (!o.workers.empty()) {
+    std::string w;
+    for (int n : o.workers) w += (w.empty() ? "" : ",") + std::to_string(n);
+    setenv("PARKPOOL_BENCH_WORKERS", w.c_str(), 1);
+  }
+  const char* http_s = o.size == "tiny" ? "0.05" : o.size == "quick" ? "0.3" : "1";
+  const char* idle_s = o.size == "tiny" ? "0.1" : o.size == "quick" ? "0.5" : "10";
+  setenv("PARKPOOL_HTTP_BENCH_SECONDS", http_s, 0);
+  setenv("PARKPOOL_HTTP_IDLE_SECONDS", idle_s, 0);
+
+  std::vector<Case> cases = list_cases(o.bench_dir);
   if (cases.empty()) {
     fmt::print(stderr, "parkpool-bench: no benchmark suites found in {}\n", o.bench_dir);
     return 2;
@@ -244,7 +690,12 @@ int main(int argc, char** argv) {
     known_i.insert(c.impl);
   }
   if (o.list) {
-    for (const auto& c : cases) fmt::print("{:24} {:24} ({})\n", c.workload, c.impl, c.suite);
+    for (const auto& c : cases) {
+      fmt::print("{:24} {:26} {:20}{}\n", c.workload, c.impl, "(" + c.suite + ")",
+                 kFullOnly.count(c.workload)    ? " --full only"
+                 : kQuickOnce.count(c.workload) ? " once in --quick"
+                                                : "");
+    }
     return 0;
   }
   for (const auto& w : o.workloads) {
@@ -259,97 +710,105 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  auto named = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
   std::erase_if(cases, [&](const Case& c) {
-    return (!o.workloads.empty() &&
-            std::find(o.workloads.begin(), o.workloads.end(), c.workload) == o.workloads.end()) ||
-           (!o.impls.empty() && std::find(o.impls.begin(), o.impls.end(), c.impl) == o.impls.end());
+    if (!o.workloads.empty()) {
+      if (!named(o.workloads, c.workload)) return true;
+    } else if (!is_full && kFullOnly.count(c.workload)) {
+      return true;
+    }
+    return !o.impls.empty() && !named(o.impls, c.impl);
   });
+  if (cases.empty()) {
+    fmt::print(stderr, "parkpool-bench: no case matches these workloads and implementations\n");
+    return 2;
+  }
 
   json results = json::object();
+  results["date"] = utc_now();
   results["machine"] = machine_info();
-  results["settings"] = {{"repetitions", o.repetitions}, {"min_time_s", o.min_time}};
+  results["settings"] = {
+      {"size", o.size},
+      {"repetitions", o.repetitions},
+      {"min_time_s", o.min_time},
+      {"PARKPOOL_HTTP_BENCH_SECONDS", std::getenv("PARKPOOL_HTTP_BENCH_SECONDS")},
+      {"PARKPOOL_HTTP_IDLE_SECONDS", std::getenv("PARKPOOL_HTTP_IDLE_SECONDS")}};
   const CpuSnapshot cpu0 = cpu_snapshot();
   const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
 
   Samples samples;
+  json case_log = json::array();
   const fs::path out = fs::temp_directory_path() / fmt::format("parkpool-bench-{}.json", getpid());
   std::size_t done = 0;
   int failures = 0;
   for (const auto& c : cases) {
-    progress(done, cases.size(), c);
+    progress(done, cases.size(), c, elapsed());
+    const double c0 = elapsed();
     // A fresh process per case: one implementation's threads and caches never disturb the next.
+    // tbb_rml_bench sees "parkpool_rml" in this filter and re-executes itself on parkpool's RML
+    // server; the other suites run as they are.
     const std::vector<std::string> argv_child = {
         (fs::path(o.bench_dir) / c.suite).string(),
         "--benchmark_filter=^" + c.workload + "/" + c.impl + "(/|$)",
         fmt::format("--benchmark_min_time={}", o.min_time),
-        fmt::format("--benchmark_repetitions={}", o.repetitions),
+        fmt::format(
+            "--benchmark_repetitions={}",
+            !is_full && !repetitions_given && kQuickOnce.count(c.workload) ? 1 : o.repetitions),
         "--benchmark_report_aggregates_only=false",
         "--benchmark_out=" + out.string(),
         "--benchmark_out_format=json"};
+    fs::remove(out);
     const int rc = run(argv_child, "", true);
     ++done;
+    case_log.push_back({{"suite", c.suite},
+                        {"workload", c.workload},
+                        {"impl", c.impl},
+                        {"exit", rc},
+                        {"seconds", elapsed() - c0}});
     if (rc != 0) {
       fmt::print(stderr, "\nparkpool-bench: {} {}/{} exited with {}\n", c.suite, c.workload, c.impl,
                  rc);
       ++failures;
       continue;
     }
-    json j;
     try {
-      j = json::parse(read_file(out));
+      read_results(json::parse(json_numbers(read_file(out))), c, samples, failures);
     } catch (const json::exception& e) {
       fmt::print(stderr, "\nparkpool-bench: bad JSON from {}: {}\n", c.suite, e.what());
       ++failures;
-      continue;
-    }
-    for (const auto& b : j["benchmarks"]) {
-      if (b.value("run_type", "") != "iteration") continue;
-      std::string name = b.value("run_name", b.value("name", ""));
-      // Args beyond workload/impl become part of the figure name.
-      std::string rest;
-      const auto a = name.find('/');
-      const auto s2 = name.find('/', a + 1);
-      if (s2 != std::string::npos) rest = name.substr(s2);
-      const std::string fig = c.workload + rest;
-      samples[fig + " real_ns"][c.impl].push_back(b.value("real_time", 0.0));
-      samples[fig + " cpu_ns"][c.impl].push_back(b.value("cpu_time", 0.0));
-      for (const auto& [k, v] : b.items()) {
-        static const std::set<std::string> kStd = {"name",
-                                                   "family_index",
-                                                   "per_family_instance_index",
-                                                   "run_name",
-                                                   "run_type",
-                                                   "repetitions",
-                                                   "repetition_index",
-                                                   "threads",
-                                                   "iterations",
-                                                   "real_time",
-                                                   "cpu_time",
-                                                   "time_unit",
-                                                   "aggregate_name",
-                                                   "aggregate_unit",
-                                                   "label",
-                                                   "error_occurred",
-                                                   "error_message"};
-        if (kStd.count(k) || !v.is_number()) continue;
-        samples[fig + " " + k][c.impl].push_back(v.get<double>());
-      }
     }
   }
   fs::remove(out);
-  fmt::print(stderr, "\r{:100}\r", "");
+  if (isatty(STDERR_FILENO) != 0) fmt::print(stderr, "\r{:120}\r", "");
 
   const CpuSnapshot cpu1 = cpu_snapshot();
-  const double busy_steal =
-      cpu1.total > cpu0.total ? (cpu1.steal - cpu0.steal) / (cpu1.total - cpu0.total) : 0;
-  results["machine"]["steal_fraction_during_run"] = busy_steal;
-  results["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double wall = elapsed();
+  const double capacity = cpu1.total - cpu0.total;
+  const double steal = capacity > 0 ? (cpu1.steal - cpu0.steal) / capacity : 0;
+  const double others =
+      capacity > 0
+          ? std::max(0.0, (cpu1.busy - cpu0.busy) - (cpu1.children - cpu0.children)) / capacity
+          : 0;
+  results["machine"]["steal_fraction_during_run"] = steal;
+  results["machine"]["other_processes_cpu_fraction_during_run"] = others;
+  results["seconds"] = wall;
+  results["cases"] = case_log;
 
-  // The table.
-  std::ofstream csv;
+  // The table: every parkpool implementation of every figure against the best baseline.
+  std::ofstream csv, md;
   if (!o.csv_file.empty()) {
     csv.open(o.csv_file);
-    csv << "figure,impl,median,min,max,ratio_to_best_baseline\n";
+    csv << "figure,impl,median,min,max,ratio_to_best_baseline,best_baseline\n";
+  }
+  if (!o.markdown_file.empty()) {
+    md.open(o.markdown_file);
+    md << "| figure | parkpool impl | parkpool | best baseline | baseline | ratio |\n"
+       << "|---|---|---:|---|---:|---:|\n";
   }
   fmt::print("{:<44} {:<22} {:>12} {:>22} {:>12} {:>9}\n", "figure", "parkpool impl", "parkpool",
              "best baseline", "baseline", "ratio");
@@ -371,38 +830,55 @@ int main(int argc, char** argv) {
     }
     for (const auto& [impl, v] : impls) {
       const double m = median(v);
-      const double ratio = best > 0 ? m / best : 0;
+      const bool has_ratio = !best_name.empty() && best > 0;
+      const double ratio = has_ratio ? m / best : 0;
       if (csv.is_open()) {
         csv << '"' << fig << "\"," << impl << ',' << m << ','
             << *std::min_element(v.begin(), v.end()) << ',' << *std::max_element(v.begin(), v.end())
-            << ',' << ratio << '\n';
+            << ',' << (has_ratio ? fmt::format("{:.4g}", ratio) : "") << ',' << best_name << '\n';
       }
       if (!is_parkpool(impl)) continue;
-      if (best_name.empty()) {
-        fmt::print("{:<44} {:<22} {:>12.1f} {:>22} {:>12} {:>9}\n", fig, impl, m, "-", "-", "-");
+      if (!has_ratio) {
+        fmt::print("{:<44} {:<22} {:>12.4g} {:>22} {:>12} {:>9}\n", fig, impl, m,
+                   best_name.empty() ? "-" : best_name, best_name.empty() ? "-" : "0", "-");
+        if (md.is_open()) md << fmt::format("| {} | {} | {:.4g} | - | - | - |\n", fig, impl, m);
       } else {
-        fmt::print("{:<44} {:<22} {:>12.1f} {:>22} {:>12.1f} {:>8.2f}x\n", fig, impl, m, best_name,
+        fmt::print("{:<44} {:<22} {:>12.4g} {:>22} {:>12.4g} {:>8.2f}x\n", fig, impl, m, best_name,
                    best, ratio);
+        if (md.is_open()) {
+          md << fmt::format("| {} | {} | {:.4g} | {} | {:.4g} | {:.2f}x |\n", fig, impl, m,
+                            best_name, best, ratio);
+        }
       }
     }
   }
   const json& mi = results["machine"];
-  fmt::print(
-      "\nratio = parkpool / best baseline (for *_per_second figures higher is better, "
-      "otherwise lower).\nmachine: {}, {} cores, {}; {}; steal {:.1f}% during the run\n",
+  const std::string machine_line = fmt::format(
+      "machine: {}, {} cores, {}; {}; oneTBB {}; size {}, {} repetitions, {:.0f} s; load average "
+      "{:.1f} at the start; during the run {:.1f}% of the CPU time was stolen by the hypervisor "
+      "and {:.1f}% used by other processes",
       mi.value("cpu", "?"), mi.value("cores", 0u), mi.value("kernel", "?"),
-      mi.value("compiler", "?"), 100 * busy_steal);
+      mi.value("compiler", "?"), mi["libraries"].value("onetbb", "-"), o.size, o.repetitions, wall,
+      mi.value("loadavg_1min_at_start", 0.0), 100 * steal, 100 * others);
+  const std::string ratio_line =
+      "ratio = parkpool / best baseline, medians over the repetitions (lower is better, except "
+      "*_per_second figures); real_/cpu_ figures are in the suite's time unit.";
+  fmt::print("\n{}\n{}\n", ratio_line, machine_line);
+  if (md.is_open())
+    md << "\n"
+       << ratio_line << "\n"
+       << results["date"].get<std::string>() << ", " << machine_line << ".\n";
   results["figures"] = figures;
 
+  if (!o.plots_dir.empty()) {
+    if (const auto gnuplot = find_gnuplot()) {
+      results["pictures"] = write_plots(samples, o.plots_dir, *gnuplot);
+    } else {
+      fmt::print("no pictures: gnuplot is not installed (apt-get install gnuplot-nox)\n");
+    }
+  }
   if (!o.json_file.empty()) {
     std::ofstream(o.json_file) << results.dump(2) << '\n';
-  }
-  if (!o.plots_dir.empty()) {
-    if (access("/usr/bin/gnuplot", X_OK) != 0) {
-      fmt::print("no pictures: gnuplot is not installed (apt-get install gnuplot-nox)\n");
-    } else {
-      write_plots(samples, o.plots_dir);
-    }
   }
   return failures == 0 ? 0 : 1;
 }
