@@ -11,7 +11,9 @@
 //                        of the last rate it sustained, and that rate (rate_per_second).
 //   HttpIdle/<impl>      no requests: the server's CPU use over PARKPOOL_HTTP_IDLE_SECONDS (default
 //                        2 s here to keep the suite short; the figure is over 10 s: set
-//                        PARKPOOL_HTTP_IDLE_SECONDS=10), after 0.5 s to settle.
+//                        PARKPOOL_HTTP_IDLE_SECONDS=10), after a short load (250 requests at
+//                        1k/s on 8 connections, which then close: the pool has run and gone idle)
+//                        and 0.5 s to settle.
 //
 // How it measures
 //   - The server runs in a child process (fork, before this process starts any thread), on the
@@ -167,8 +169,9 @@ struct LoadResult {
 };
 
 const std::string kBody(64, 'b');
-const std::string kRequest = "POST /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
-                             std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+const std::string kRequest =
+    "POST /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(kBody.size()) +
+    "\r\n\r\n" + kBody;
 
 struct Generator {
   tcp::endpoint server;
@@ -183,7 +186,8 @@ struct Generator {
   asio::io_context io{1};
 
   Clock::time_point due(std::uint64_t j) const {
-    return t0 + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(j) * 1e9 / rate));
+    return t0 +
+           std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(j) * 1e9 / rate));
   }
 
   asio::awaitable<void> connection(std::size_t i) {
@@ -345,7 +349,8 @@ void BM_Idle(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle)
       state.SkipWithError("the server did not start");
       return;
     }
-    // One request first, so the pool has run and gone idle (not merely never woken).
+    // A short load first (250 requests at 1k/s; its connections close when it ends), so the
+    // pool has run and gone idle (not merely never woken).
     LoadResult warm = run_load(server, 1000, 0.05);
     (void)warm;
     usleep(500'000);  // this case is about time: let the idle backoff reach its steady state
