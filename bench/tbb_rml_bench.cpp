@@ -4,16 +4,18 @@
 // of up to 25 us before a worker oneTBB released sleeps), plus the examples/tbb_migration
 // application before and after its migration to parkpool.
 //
-//   RmlWakeLatency    oneTBB idle 5 ms, one task_arena::enqueue, time until it starts  p50_us, p99_us
-//   RmlIdleBurn       CPU used in the 200 ms after a burst of 100k enqueued tasks       cpu_ms
-//   RmlSparseLoad     one ~2 us task every 20 us for 0.5 s                             cpu_us_per_task,
-//                                                                                     p50_us, p99_us
+//   RmlWakeLatency    oneTBB idle 5 ms, one task_arena::enqueue, time until it starts  p50_us,
+//   p99_us RmlIdleBurn       CPU used in the 200 ms after a burst of 100k enqueued tasks cpu_ms
+//   RmlSparseLoad     one ~2 us task every 20 us for 0.5 s cpu_us_per_task,
+//                                                                                     p50_us,
+//                                                                                     p99_us
 //   RmlSparseLoad100us  the same with one task every 100 us: oneTBB's own spinning (inside
 //                     libtbb) covers a 20 us gap, so only at longer gaps does oneTBB release
 //                     its worker to the RML server between tasks, where the server can matter
 //   RmlFib27          fib(27) with tbb::task_group                                     time (ms)
 //   TbbMigration      examples/tbb_migration's application: /tbb (oneTBB), /parkpool_rml
-//                     (the same oneTBB code on the parkpool RML server), /parkpool (migrated)
+//                     (the same oneTBB code on the parkpool RML server), /parkpool (migrated):
+//                     time per run, process_cpu_ms (CPU of all threads per run)
 // oneTBB runs with its defaults (the global arena and default concurrency), as an application
 // that was not written for this benchmark would.
 //
@@ -56,7 +58,9 @@ namespace {
 
 using Counter = unsigned long long (*)();
 
-Counter rml_counter(const char* name) { return reinterpret_cast<Counter>(dlsym(RTLD_DEFAULT, name)); }
+Counter rml_counter(const char* name) {
+  return reinterpret_cast<Counter>(dlsym(RTLD_DEFAULT, name));
+}
 bool server_loaded() { return rml_counter("parkpool_tbb_rml_connections") != nullptr; }
 
 enum class Mode { tbb, rml, rml_spin };
@@ -72,12 +76,14 @@ bool spin_preset() {
 bool right_process(benchmark::State& state, Mode mode) {
   if (mode != Mode::tbb && !server_loaded()) {
     state.SkipWithError(
-        "libparkpool_tbb is not loaded: run this case alone (--benchmark_filter=<...>/parkpool_rml) "
+        "libparkpool_tbb is not loaded: run this case alone "
+        "(--benchmark_filter=<...>/parkpool_rml) "
         "so the suite re-executes itself with LD_PRELOAD, or set PARKPOOL_TBB_RML_LIB");
     return false;
   }
   if (mode == Mode::tbb && server_loaded()) {
-    state.SkipWithError("the parkpool RML server is loaded in this process; run the tbb case alone");
+    state.SkipWithError(
+        "the parkpool RML server is loaded in this process; run the tbb case alone");
     return false;
   }
   if (mode != Mode::tbb && spin_preset() != (mode == Mode::rml_spin)) {
@@ -217,13 +223,23 @@ void migration_tbb(benchmark::State& state, Mode server) {
   if (!right_process(state, server)) return;
   tbb::task_arena arena(static_cast<int>(parkpool::available_cpus()));
   const migration::Input& in = migration_input();
-  for (auto _ : state) benchmark::DoNotOptimize(migration::tbb_version::run(arena, in).blur_checksum);
+  const double c0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(migration::tbb_version::run(arena, in).blur_checksum);
+  // Every thread's CPU (the workers' spinning included), per run: gbench's own CPU column
+  // counts the main thread only.
+  state.counters["process_cpu_ms"] =
+      (cpu_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3 / static_cast<double>(state.iterations());
   check_connected(state, server);
 }
 void migration_parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool;  // one worker per CPU, like the oneTBB version's arena
   const migration::Input& in = migration_input();
-  for (auto _ : state) benchmark::DoNotOptimize(migration::parkpool_version::run(pool, in).blur_checksum);
+  const double c0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(migration::parkpool_version::run(pool, in).blur_checksum);
+  state.counters["process_cpu_ms"] =
+      (cpu_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3 / static_cast<double>(state.iterations());
 }
 
 void register_all() {
@@ -236,7 +252,8 @@ void register_all() {
         ->Unit(benchmark::kMillisecond)
         ->Iterations(3)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("RmlSparseLoad" + impl).c_str(), sparse_load, m, std::int64_t{20'000})
+    benchmark::RegisterBenchmark(("RmlSparseLoad" + impl).c_str(), sparse_load, m,
+                                 std::int64_t{20'000})
         ->Unit(benchmark::kMillisecond)
         ->Iterations(1)
         ->UseRealTime();
@@ -264,7 +281,8 @@ void register_all() {
 
 std::string find_server_library() {
   auto usable = [](const std::string& p) { return !p.empty() && access(p.c_str(), R_OK) == 0; };
-  if (const char* env = std::getenv("PARKPOOL_TBB_RML_LIB"); env != nullptr && usable(env)) return env;
+  if (const char* env = std::getenv("PARKPOOL_TBB_RML_LIB"); env != nullptr && usable(env))
+    return env;
   char exe[PATH_MAX];
   const ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (len <= 0) return {};
@@ -282,12 +300,14 @@ void maybe_reexec_with_server(char** argv) {
   bool wants_server = false, wants_spin = false;
   for (char** a = argv + 1; *a != nullptr; ++a) {
     if (std::strncmp(*a, "--benchmark_list_tests", 22) == 0) return;
-    if (std::strncmp(*a, "--benchmark_filter=", 19) == 0 && std::strstr(*a, "parkpool_rml") != nullptr) {
+    if (std::strncmp(*a, "--benchmark_filter=", 19) == 0 &&
+        std::strstr(*a, "parkpool_rml") != nullptr) {
       wants_server = true;
       wants_spin = std::strstr(*a, "parkpool_rml_spin") != nullptr;
     }
   }
-  if (!wants_server || server_loaded() || std::getenv("PARKPOOL_TBB_RML_BENCH_REEXEC") != nullptr) return;
+  if (!wants_server || server_loaded() || std::getenv("PARKPOOL_TBB_RML_BENCH_REEXEC") != nullptr)
+    return;
   const std::string lib = find_server_library();
   if (lib.empty()) return;  // the cases report the missing server
   std::string preload = lib;
@@ -297,7 +317,7 @@ void maybe_reexec_with_server(char** argv) {
   setenv("LD_PRELOAD", preload.c_str(), 1);
   if (wants_spin) setenv("PARKPOOL_TBB_IDLE", "default", 1);
   setenv("PARKPOOL_TBB_RML_BENCH_REEXEC", "1", 1);  // never loop
-  execv("/proc/self/exe", argv);                     // returns only on failure
+  execv("/proc/self/exe", argv);                    // returns only on failure
 }
 
 }  // namespace

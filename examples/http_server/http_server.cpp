@@ -366,8 +366,8 @@ struct Server::Impl {
   std::vector<std::thread> io_threads;
 
   std::mutex conns_mutex;
-  bool stopping = false;                                          // under conns_mutex
-  std::unordered_map<Conn*, std::weak_ptr<Conn>> conns;           // under conns_mutex
+  bool stopping = false;                                 // under conns_mutex
+  std::unordered_map<Conn*, std::weak_ptr<Conn>> conns;  // under conns_mutex
 
   std::mutex stop_mutex;  // serializes stop()
   bool stopped = false;   // under stop_mutex
@@ -475,7 +475,10 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Conn> c) {
   bool linger = true;  // false once the socket is dead (timeout, reset)
   boost::system::error_code ec;
   for (;;) {
-    if (c->stop_requested) break;
+    // Stopping: close between requests only. Bytes of the next request already in `buf` (a
+    // pipelined or partly read request) make it in flight: it is read, answered, then closed.
+    // (stop()'s post can run between a write's completion and this line, on this strand.)
+    if (c->stop_requested && buf.size() == 0) break;
     if (buf.size() == 0) {
       // Between requests: this wait is what stop() cancels.
       c->idle = true;
@@ -545,7 +548,8 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Conn> c) {
 }
 
 Server::Server(const ServerOptions& options) {
-  if (options.io_threads == 0) throw std::invalid_argument("ServerOptions::io_threads must be >= 1");
+  if (options.io_threads == 0)
+    throw std::invalid_argument("ServerOptions::io_threads must be >= 1");
   if (!backend_available(options.backend)) {
     throw std::invalid_argument("backend not available in this build: " +
                                 std::string(backend_name(options.backend)));

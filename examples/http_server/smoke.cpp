@@ -1,6 +1,10 @@
 // The examples ctest of http_server: starts the server (argv[1], with the backend argv[2]) on an
-// ephemeral port, checks a request and its response, keeps one idle keep-alive connection open,
-// sends SIGTERM and checks that the server exits 0, closing that connection.
+// ephemeral port, checks a request and its response, keeps one idle keep-alive connection open
+// and one request in flight (its first half received by the server), sends the stop signal
+// (argv[3]: TERM, the default, or INT), then checks the graceful stop: the in-flight request,
+// completed after the signal, is answered with "Connection: close"; the idle connection is
+// closed; the server exits 0 (every request it accepted was answered).
+//   http_server_smoke <http_server> <backend> [TERM|INT]
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,7 +29,12 @@ int fail(const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) return fail("usage: http_server_smoke <http_server> <backend>");
+  if (argc != 3 && argc != 4) {
+    return fail("usage: http_server_smoke <http_server> <backend> [TERM|INT]");
+  }
+  const std::string sig_name = argc == 4 ? argv[3] : "TERM";
+  if (sig_name != "TERM" && sig_name != "INT") return fail("the signal must be TERM or INT");
+  const int stop_signal = sig_name == "INT" ? SIGINT : SIGTERM;
   int out[2];
   if (pipe(out) != 0) return fail("pipe");
   const pid_t pid = fork();
@@ -60,18 +69,35 @@ int main(int argc, char** argv) {
       raw::Socket idle = raw::connect_loopback(p);  // stays idle: the stop must close it
       raw::Socket s = raw::connect_loopback(p);
       std::string buf;
-      raw::send_all(s, raw::make_request("POST", "/smoke", "hello"));
+      // One write: a whole request, then the first half of the next. Loopback delivers them
+      // together, so once the first is answered the server holds the second's first bytes: that
+      // request is in flight when the signal comes, and must be answered.
+      const std::string second = raw::make_request("POST", "/in-flight", "world");
+      const std::size_t half = second.size() / 2;
+      raw::send_all(s, raw::make_request("POST", "/smoke", "hello") + second.substr(0, half));
       auto r = raw::read_response(s, buf, 10s);
       if (!r || r->status != 200 || r->body != parkpool_http::response_body("/smoke", "hello", 4)) {
         rc = fail("wrong response");
       } else {
         std::printf("response: %s\n", r->body.c_str());
       }
-      kill(pid, SIGTERM);
+      kill(pid, stop_signal);
       if (!raw::wait_closed(idle, 10s)) rc = fail("the idle connection was not closed on stop");
+      // The idle connection is closed only by the stop: the server has taken the signal.
+      raw::send_all(s, second.substr(half));
+      auto r2 = raw::read_response(s, buf, 10s);
+      if (!r2 || r2->status != 200 ||
+          r2->body != parkpool_http::response_body("/in-flight", "world", 4)) {
+        rc = fail("the request in flight at the signal was not answered");
+      } else if (!r2->close) {
+        rc = fail("the answer after the signal did not say Connection: close");
+      } else {
+        std::printf("in flight at the signal: %s\n", r2->body.c_str());
+      }
+      if (!raw::wait_closed(s, 10s)) rc = fail("the in-flight connection was not closed");
     } catch (const std::exception& e) {
       rc = fail(e.what());
-      kill(pid, SIGTERM);
+      kill(pid, stop_signal);
     }
   }
   // Bounded wait for the exit (the ctest TIMEOUT is the outer bound).
@@ -89,5 +115,5 @@ int main(int argc, char** argv) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-  return fail("the server did not stop within 10 s of SIGTERM");
+  return fail("the server did not stop within 10 s of the signal");
 }

@@ -3,10 +3,12 @@
 // all variants produce the same output or fail; the last lines check which RML server ran and
 // that it shut down cleanly.
 //
-//   tbb_rml_workload --expect=server|private [--finalize]
+//   tbb_rml_workload --expect=server|private|refused [--finalize]
 //
 // --expect=server: libparkpool_tbb must be loaded and oneTBB must have connected to it and
 //   started workers through it. --expect=private: it must not be in use (absent, or disabled).
+//   --expect=refused: it must be loaded and never connected (it refused the version oneTBB asked
+//   for, see version_shim.cpp), so oneTBB ran on its private server.
 // --finalize: ends with oneTBB's blocking tbb::finalize(), which closes the RML connection and
 //   waits for the workers; with the server, every thread it started must then have exited.
 //   Without it, the program exits with the workers asleep (the common case).
@@ -41,9 +43,7 @@ void check(bool ok, const char* what) {
 using Counter = unsigned long long (*)();
 
 // The server's statistics, if libparkpool_tbb is loaded (LD_PRELOAD or linked).
-Counter counter(const char* name) {
-  return reinterpret_cast<Counter>(dlsym(RTLD_DEFAULT, name));
-}
+Counter counter(const char* name) { return reinterpret_cast<Counter>(dlsym(RTLD_DEFAULT, name)); }
 
 long long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
 
@@ -73,7 +73,8 @@ std::size_t threads_used(int n) {
 
 void phase_parallel_for() {
   std::vector<long long> v(200000);
-  tbb::parallel_for(std::size_t{0}, v.size(), [&](std::size_t i) { v[i] = static_cast<long long>(i) * 3 + 1; });
+  tbb::parallel_for(std::size_t{0}, v.size(),
+                    [&](std::size_t i) { v[i] = static_cast<long long>(i) * 3 + 1; });
   long long expect = 0;
   for (std::size_t i = 0; i < v.size(); ++i) expect += static_cast<long long>(i) * 3 + 1;
   const long long sum = tbb::parallel_reduce(
@@ -108,7 +109,8 @@ void phase_enqueue() {
   // CPU: oneTBB's mandatory concurrency for enqueue): wait for them to finish.
   while (done.load(std::memory_order_acquire) < kTasks) std::this_thread::yield();
   std::printf("task_arena::enqueue sum = %lld\n", sum.load());
-  check(sum.load() == static_cast<long long>(kTasks) * (kTasks - 1) / 2, "task_arena::enqueue ran every task once");
+  check(sum.load() == static_cast<long long>(kTasks) * (kTasks - 1) / 2,
+        "task_arena::enqueue ran every task once");
 }
 
 void phase_nested_arenas() {
@@ -178,21 +180,24 @@ void phase_bursts() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool expect_server = false, expect_private = false, finalize = false;
+  bool expect_server = false, expect_private = false, expect_refused = false, finalize = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--expect=server") == 0) {
       expect_server = true;
     } else if (std::strcmp(argv[i], "--expect=private") == 0) {
       expect_private = true;
+    } else if (std::strcmp(argv[i], "--expect=refused") == 0) {
+      expect_refused = true;
     } else if (std::strcmp(argv[i], "--finalize") == 0) {
       finalize = true;
     } else {
-      std::fprintf(stderr, "usage: %s --expect=server|private [--finalize]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s --expect=server|private|refused [--finalize]\n", argv[0]);
       return 2;
     }
   }
-  if (expect_server == expect_private) {
-    std::fprintf(stderr, "give exactly one of --expect=server, --expect=private\n");
+  if (int{expect_server} + int{expect_private} + int{expect_refused} != 1) {
+    std::fprintf(stderr,
+                 "give exactly one of --expect=server, --expect=private, --expect=refused\n");
     return 2;
   }
 
@@ -217,6 +222,7 @@ int main(int argc, char** argv) {
     check(conns >= 1, "oneTBB connected to the parkpool RML server");
     check(started != nullptr && started() >= 1, "the server started oneTBB's workers");
   } else {
+    if (expect_refused) check(connections != nullptr, "libparkpool_tbb is loaded");
     check(conns == 0, "oneTBB uses its private RML server");
   }
 
