@@ -126,6 +126,10 @@ TEST(IdleOptions, PresetsAreValidAndOrdered) {
   EXPECT_LT(e.spin_max, d.spin_max);
   EXPECT_EQ(e.timed_park, 0ns);
   EXPECT_EQ(e.max_searching, 1u);
+  // A timed park wakes no faster than an untimed one; only the latency preset pays for its
+  // expiry (a timer wakeup per worker per idle episode: idle.hpp, IdleOptions::timed_park).
+  EXPECT_EQ(d.timed_park, 0ns);
+  EXPECT_GT(l.timed_park, 0ns);
 }
 
 // ---------------------------------------------------------------- searching

@@ -7,7 +7,8 @@
 //   parked worker first) and when (a submit wakes one sleeper only if no worker is searching; the
 //   last searcher to find work wakes the next sleeper, so a burst ramps up one worker at a time
 //   instead of as a herd). Each worker owns a parkpool::Parker; sleeping is spin -> one timed park
-//   -> untimed park, all configurable (IdleOptions, three presets).
+//   (if IdleOptions::timed_park > 0; the latency preset) -> untimed park, all configurable
+//   (IdleOptions, three presets).
 // How a pool uses it (worker w, running on its own thread):
 //     auto has_work = [&] { return !queues_empty(); };
 //     for (;;) {
@@ -85,16 +86,22 @@ struct IdleOptions {
   std::chrono::nanoseconds spin_min{std::chrono::microseconds(2)};
   std::chrono::nanoseconds spin_max{std::chrono::microseconds(25)};
   // After the spin and the announce/re-check: one park_timeout(timed_park) (0 = skip), then, if it
-  // expired, one more has_work() check and an untimed park. 1 ms: the expiry costs one wakeup
-  // (a few us of CPU) per worker per idle episode, and tells the adaptive spin that the pool went
-  // idle (budget -> spin_min), so the next burst starts with short spins.
-  std::chrono::nanoseconds timed_park{std::chrono::milliseconds(1)};
+  // expired, one more has_work() check and an untimed park. A timed park wakes no faster than the
+  // untimed one (both are one FUTEX_WAIT ended by the same FUTEX_WAKE); its expiry only resets the
+  // spin budget to spin_min and re-checks the queues once, at the cost of a timer wakeup per worker
+  // per idle episode. Default 0 (skip): with 1 ms, the two workers' expiries were most of the
+  // pool's CPU after a burst: workers 33-38 us per 200 ms idle window, process 75 us,
+  // against 1.5-10 us and 39-46 us with 0 (2 workers, 100k-task bursts, 19 windows per run, 2 runs
+  // alternating, loaded 2-vCPU VM, 2026-11-30); wake latency is unchanged by construction. Without
+  // the expiry a long idle period still shrinks the budget: each wake after g >= spin_max halves it
+  // (above).
+  std::chrono::nanoseconds timed_park{0};
   // Maximum number of workers searching (and spinning) at once; 0 = half the workers, at least 1.
   // Values above the worker count are clamped to it.
   std::size_t max_searching = 0;
 
   // Shortest start latency: longer spins (up to 100 us, 4x the measured hand-off break-even),
-  // a longer shallow park. Burns more CPU after each burst.
+  // and a 2 ms timed park whose expiry resets the spin budget. Burns more CPU after each burst.
   static IdleOptions latency() noexcept;
   // Least CPU: spin at most 2 us, no timed park (straight to the untimed park), one searcher.
   // Wake latency is then the bare futex wake.
