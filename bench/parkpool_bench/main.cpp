@@ -391,7 +391,7 @@ bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream&
       "workers)'\n"
       "set xlabel 'wake latency (us, log scale)'\nset ylabel 'percentile of wakeups (%)'\n"
       "set logscale x\nset yrange [0:100]\nset ytics 10\nset grid\n"
-      "set key bottom right\n" +
+      "set key bottom right opaque box\n" +
       plot + "\n";
   gnuplot_both(gp, dir / "wake_latency_distribution", "900,540", body);
   return true;
@@ -445,9 +445,9 @@ bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& g
   const std::string body =
       "set multiplot layout 1,2 title 'Sparse load: one ~2 us task every N us (labels: N), 2 "
       "workers. Lower left is better.'\n"
-      "set logscale x\nset grid\nset key top right\nset yrange [0:*]\n" +
+      "set logscale x\nset grid\nset key below\nset yrange [0:*]\n" +
       panel(3, "p50") + panel(4, "p99") + "unset multiplot\n";
-  gnuplot_both(gp, dir / "sparse_load_tradeoff", "1200,540", body);
+  gnuplot_both(gp, dir / "sparse_load_tradeoff", "1200,620", body);
   return true;
 }
 
@@ -480,17 +480,18 @@ bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
   }
   std::string plot = "plot ";
   for (std::size_t i = 0; i < impls.size(); ++i) {
+    // The bars first, so the line and its points are drawn over them.
     plot += fmt::format(
-        "{}'{}' index {} using 1:2 with linespoints lw 2 pt 7 lc rgb '{}' title '{}', "
-        "'' index {} using 1:2:3:4 with yerrorbars lc rgb '{}' pt 0 notitle",
-        i == 0 ? "" : ", ", dat.string(), i, impl_color(impls[i], i), impls[i], i,
-        impl_color(impls[i], i));
+        "{}'{}' index {} using 1:2:3:4 with yerrorbars lc rgb '{}' pt 0 notitle, "
+        "'{}' index {} using 1:2 with linespoints lw 2 pt 7 lc rgb '{}' title '{}'",
+        i == 0 ? "" : ", ", dat.string(), i, impl_color(impls[i], i), dat.string(), i,
+        impl_color(impls[i], i), impls[i]);
   }
   const std::string body =
       fmt::format(
           "set title 'Fork-join fib(27), a spawn at every call, on {} cores (median, "
           "min-max)'\nset xlabel 'workers'\nset ylabel 'time ({})'\nset xtics 1\n"
-          "set yrange [0:*]\nset grid\nset key top left\n",
+          "set yrange [0:*]\nset grid\nset key outside right top\n",
           std::thread::hardware_concurrency(), unit) +
       plot + "\n";
   gnuplot_both(gp, dir / "fork_join_workers", "900,540", body);
