@@ -2,7 +2,7 @@
 // ephemeral port, checks a request and its response, keeps one idle keep-alive connection open
 // and one request in flight (its first half received by the server), sends the stop signal
 // (argv[3]: TERM, the default, or INT), then checks the graceful stop: the in-flight request,
-// completed after the signal, is answered with "Connection: close"; the idle connection is
+// completed after the signal, is answered, then its connection closed; the idle connection is
 // closed; the server exits 0 (every request it accepted was answered).
 //   http_server_smoke <http_server> <backend> [TERM|INT]
 #include <signal.h>
@@ -86,11 +86,12 @@ int main(int argc, char** argv) {
       // The idle connection is closed only by the stop: the server has taken the signal.
       raw::send_all(s, second.substr(half));
       auto r2 = raw::read_response(s, buf, 10s);
+      // (Its answer normally says "Connection: close"; not checked: the stop reaches this
+      // connection's strand concurrently with the idle one's, so it may come after the answer
+      // was built. Either way the connection must then be closed.)
       if (!r2 || r2->status != 200 ||
           r2->body != parkpool_http::response_body("/in-flight", "world", 4)) {
         rc = fail("the request in flight at the signal was not answered");
-      } else if (!r2->close) {
-        rc = fail("the answer after the signal did not say Connection: close");
       } else {
         std::printf("in flight at the signal: %s\n", r2->body.c_str());
       }

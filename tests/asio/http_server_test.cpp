@@ -297,6 +297,43 @@ TEST_P(HttpServer, StopDuringLoadAnswersEveryAcceptedRequest) {
   EXPECT_EQ(st.connections_open, 0u);
 }
 
+TEST_P(HttpServer, StopAnswersTheRequestInFlightThenCloses) {
+  ServerOptions o = options();
+  Server server(o);
+  raw::Socket idle = raw::connect_loopback(server.port());  // the stop must close it
+  raw::Socket s = raw::connect_loopback(server.port());
+  // One write: a whole request and the first half of the next. Loopback delivers them together,
+  // so once the first is answered the server holds the second's first bytes: that request is in
+  // flight when the stop comes, and must be answered.
+  const std::string second = raw::make_request("POST", "/in-flight", "world");
+  const std::size_t half = second.size() / 2;
+  ASSERT_TRUE(
+      raw::send_all(s, raw::make_request("POST", "/first", "hello") + second.substr(0, half)));
+  std::string buf;
+  auto r1 = raw::read_response(s, buf, kReplyTimeout);
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(r1->status, 200);
+  std::thread stopper([&] { server.stop(); });  // blocks until every connection is done
+  struct JoinOnExit {  // also when an ASSERT below returns early (the stop is then bounded by
+    std::thread& t;    // the server's read timeout)
+    ~JoinOnExit() { t.join(); }
+  } join_stopper{stopper};
+  // The idle connection is closed only by the stop: it has reached the connections.
+  EXPECT_TRUE(raw::wait_closed(idle, kReplyTimeout));
+  idle.reset();  // ends that connection's lingering close
+  ASSERT_TRUE(raw::send_all(s, second.substr(half)));
+  auto r2 = raw::read_response(s, buf, kReplyTimeout);
+  ASSERT_TRUE(r2) << "the request in flight at the stop was not answered";
+  EXPECT_EQ(r2->status, 200);
+  EXPECT_EQ(r2->body, parkpool_http::response_body("/in-flight", "world", o.hash_rounds));
+  EXPECT_TRUE(raw::wait_closed(s, kReplyTimeout));
+  s.reset();      // ends the server's lingering close at once
+  server.stop();  // waits for the stopper's stop (concurrent callers all wait)
+  EXPECT_EQ(server.stats().requests_accepted, 2u);
+  EXPECT_EQ(server.stats().responses_sent, 2u);
+  EXPECT_EQ(server.stats().connections_open, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, HttpServer,
                          ::testing::Values(Backend::parkpool, Backend::tbb, Backend::std_pool),
                          [](const auto& param_info) {
