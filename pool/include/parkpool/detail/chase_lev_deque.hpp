@@ -83,6 +83,15 @@ class ChaseLevDeque {
 
   // Owner only. Returns the most recently pushed item not yet taken, or nullptr.
   T* pop() noexcept {
+    // Empty fast path (crossbeam's Worker::pop does the same): skip the bottom_ store and the
+    // fence (D3) when the deque is visibly empty. Relaxed suffices: only the owner (this thread)
+    // changes bottom_, and top_ only grows, so a top_ value read here is <= the current one; if it
+    // is already >= bottom_, the deque is empty now and stays empty until this thread pushes. A
+    // stale top_ only sends us down the full path below. Every worker whose own deque is empty
+    // pays this on each task it looks for (external posts, the wake from idle).
+    if (bottom_.load(std::memory_order_relaxed) <= top_.load(std::memory_order_relaxed)) {
+      return nullptr;
+    }
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;  // relaxed: owner's word
     Ring* r = ring_.load(std::memory_order_relaxed);                     // relaxed: owner's word
 #if PARKPOOL_DEQUE_TSAN
