@@ -244,33 +244,92 @@ void BM_Fib27TaskGroup_TBB(benchmark::State& state) {
 // the submit. On this 2-vCPU VM a wake onto the submitter's CPU is a hand-off at its next yield
 // (a few us), while a wake onto the other, halted vCPU costs an inter-processor interrupt into
 // the guest (~15-20 us): compare p50s only between rows with similar placement.
-template <class Submit>
-void wake_latency(benchmark::State& state, Submit&& submit) {
+// The samples (us) of one repetition; same_cpu counts the tasks that started on the CPU the
+// submitter ran on just before the submit.
+struct WakeSamples {
   std::vector<double> us;
   std::size_t same_cpu = 0;
+  double same_cpu_pct() const {
+    return 100.0 * static_cast<double>(same_cpu) /
+           static_cast<double>(std::max<std::size_t>(1, us.size()));
+  }
+};
+template <class Submit>
+WakeSamples wake_latency_samples(benchmark::State& state, Submit&& submit) {
+  WakeSamples w;
   for (auto _ : state) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the workers fall asleep
+    // (W1) the task's release store pairs with the acquire load below: t1 and task_cpu are the
+    // task's.
     std::atomic<std::int64_t> started{0};
     std::atomic<int> task_cpu{-1};
     const int submit_cpu = sched_getcpu();
     const std::int64_t t0 = now_ns();
     submit([&started, &task_cpu] {
       const std::int64_t t = now_ns();
-      task_cpu.store(sched_getcpu(), std::memory_order_relaxed);  // published by the release below
-      started.store(t, std::memory_order_release);
+      task_cpu.store(sched_getcpu(), std::memory_order_relaxed);  // published by (W1)
+      started.store(t, std::memory_order_release);                // (W1)
     });
     std::int64_t t1 = 0;
     // Yield while waiting: on 2 cores a pure spin here can sit on the CPU the woken worker is
     // placed on and delay it by a scheduler slice (~1.7 ms measured), which times the scheduler.
-    while ((t1 = started.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
-    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
-    if (task_cpu.load(std::memory_order_relaxed) == submit_cpu) ++same_cpu;
+    while ((t1 = started.load(std::memory_order_acquire)) == 0) std::this_thread::yield();  // (W1)
+    w.us.push_back(static_cast<double>(t1 - t0) * 1e-3);
+    if (task_cpu.load(std::memory_order_relaxed) == submit_cpu) ++w.same_cpu;
   }
-  state.counters["p50_us"] = percentile(us, 0.5);
-  state.counters["p99_us"] = percentile(us, 0.99);
-  state.counters["same_cpu_pct"] = 100.0 * static_cast<double>(same_cpu) /
-                                   static_cast<double>(std::max<std::size_t>(1, us.size()));
+  return w;
 }
+template <class Submit>
+void wake_latency(benchmark::State& state, Submit&& submit) {
+  const WakeSamples w = wake_latency_samples(state, submit);
+  state.counters["p50_us"] = percentile(w.us, 0.5);
+  state.counters["p99_us"] = percentile(w.us, 0.99);
+  state.counters["same_cpu_pct"] = w.same_cpu_pct();
+}
+
+// One thread blocked in FUTEX_WAIT runs each posted task: the floor of a wake from idle.
+// post() must not be called again before the previous task has run (wake_latency waits).
+class FutexThread {
+ public:
+  FutexThread() : thread_([this] { loop(); }) {}
+  ~FutexThread() {
+    stop_.store(true, std::memory_order_relaxed);  // published by post()'s release store (F1)
+    post([] {});
+    thread_.join();
+  }
+  FutexThread(const FutexThread&) = delete;
+  FutexThread& operator=(const FutexThread&) = delete;
+  template <class F>
+  void post(F&& f) {
+    task_ = std::forward<F>(f);
+    // (F1) release: the task (and stop_) are visible to the thread that sees word_ == 1.
+    word_.store(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      while (word_.load(std::memory_order_acquire) == 0) {  // (F1)
+        // FUTEX_WAIT sleeps only while the word is still 0: a post() in between is not lost.
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, 0, nullptr,
+                nullptr, 0);
+      }
+      // Relaxed: only this thread writes 0, and the next post() happens after the task ran.
+      word_.store(0, std::memory_order_relaxed);
+      if (stop_.load(std::memory_order_relaxed)) return;  // ordered by (F1)
+      task_();
+    }
+  }
+  std::atomic<std::uint32_t> word_{0};
+  std::atomic<bool> stop_{false};
+  std::function<void()> task_;
+  std::thread thread_;
+};
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
+              std::atomic<std::uint32_t>::is_always_lock_free);
+
 void BM_WakeLatency_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
   wake_latency(state, [&](auto&& f) { pool.post(f); });
@@ -293,48 +352,8 @@ void BM_WakeLatency_TBB(benchmark::State& state) {
 #endif
 // A bare thread blocked in FUTEX_WAIT, woken by FUTEX_WAKE: the floor.
 void BM_WakeLatency_BareFutex(benchmark::State& state) {
-  std::atomic<std::uint32_t> word{0};
-  std::atomic<std::int64_t> started{0};
-  std::atomic<int> task_cpu{-1};
-  std::atomic<bool> stop{false};
-  std::thread t([&] {
-    for (;;) {
-      while (word.load(std::memory_order_acquire) == 0) {
-        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, nullptr,
-                nullptr, 0);
-      }
-      if (stop.load()) return;
-      const std::int64_t woke = now_ns();
-      task_cpu.store(sched_getcpu(), std::memory_order_relaxed);  // published by the release below
-      started.store(woke, std::memory_order_release);
-      word.store(0, std::memory_order_relaxed);
-    }
-  });
-  std::vector<double> us;
-  std::size_t same_cpu = 0;
-  for (auto _ : state) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    started.store(0);
-    const int submit_cpu = sched_getcpu();
-    const std::int64_t t0 = now_ns();
-    word.store(1, std::memory_order_release);
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
-    std::int64_t t1 = 0;
-    while ((t1 = started.load(std::memory_order_acquire)) == 0)
-      std::this_thread::yield();  // as above
-    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
-    if (task_cpu.load(std::memory_order_relaxed) == submit_cpu) ++same_cpu;
-  }
-  stop.store(true);
-  word.store(1);
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-          nullptr, 0);
-  t.join();
-  state.counters["p50_us"] = percentile(us, 0.5);
-  state.counters["p99_us"] = percentile(us, 0.99);
-  state.counters["same_cpu_pct"] = 100.0 * static_cast<double>(same_cpu) /
-                                   static_cast<double>(std::max<std::size_t>(1, us.size()));
+  FutexThread t;
+  wake_latency(state, [&](auto&& f) { t.post(f); });
 }
 
 // ---- 5. idle burn ----
@@ -373,28 +392,29 @@ void spin_for_ns(std::int64_t ns) {
   while (now_ns() < end) {
   }
 }
+// One ~2 us task every gap_ns, n tasks per repetition, from this (non-worker) thread.
 template <class Post>
-void sparse_load(benchmark::State& state, Post&& post) {
+void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n, Post&& post) {
   std::vector<double> lat;
   double cpu = 0;
   std::size_t tasks = 0;
   for (auto _ : state) {
-    const std::size_t n = 25'000;  // 0.5 s at one task per 20 us
     std::vector<std::int64_t> start(n, 0);
+    // (S1) each task's release increment pairs with wait_count's acquire: start[] is complete.
     std::atomic<std::size_t> done{0};
     const double p0 = process_cpu_s(), m0 = thread_cpu_s();
     const std::int64_t base = now_ns();
     for (std::size_t i = 0; i < n; ++i) {
-      const std::int64_t due = base + static_cast<std::int64_t>(i) * 20'000;
+      const std::int64_t due = base + static_cast<std::int64_t>(i) * gap_ns;
       while (now_ns() < due) {
       }
       post([&start, &done, i, due] {
         start[i] = now_ns() - due;
         spin_for_ns(2'000);
-        done.fetch_add(1, std::memory_order_release);
+        done.fetch_add(1, std::memory_order_release);  // (S1)
       });
     }
-    wait_count(done, n);
+    wait_count(done, n);  // (S1)
     // CPU of everything but the submitting thread, which spins between its posts.
     cpu += (process_cpu_s() - p0) - (thread_cpu_s() - m0);
     tasks += n;
@@ -403,6 +423,11 @@ void sparse_load(benchmark::State& state, Post&& post) {
   state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
   state.counters["p50_us"] = percentile(lat, 0.5);
   state.counters["p99_us"] = percentile(lat, 0.99);
+}
+// Issue 5's workload 6: a task every 20 us for 0.5 s.
+template <class Post>
+void sparse_load(benchmark::State& state, Post&& post) {
+  sparse_load_run(state, 20'000, 25'000, post);
 }
 void BM_SparseLoad_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
@@ -700,9 +725,8 @@ int main(int argc, char** argv) {
 
 // ================================================================================================
 // Figure families for parkpool-bench's three pictures (issue 6). They sit apart from issue 5's
-// families above and reuse their pieces (StdPool, pp_options, percentile, now_ns, spin_for_ns,
-// process_cpu_s, thread_cpu_s, wait_count, the fib benchmarks); they repeat issue 5's wake-latency
-// and sparse-load loops in a parametrised form rather than edit them.
+// families above and reuse their pieces (StdPool, pp_options, the wake-latency samples and
+// FutexThread, sparse_load_run, the fib benchmarks).
 //   WakeLatencyDist/<impl>        the pool idle 5 ms, one task, time until it starts (as
 //                                 WakeLatency), as a distribution: p01_us p05_us p10_us p25_us
 //                                 p50_us p75_us p90_us p95_us p99_us p999_us (percentile of the
@@ -767,72 +791,19 @@ FigureSizes figure_sizes() {
   return f;
 }
 
-// The wake-from-idle distribution: wake_latency's loop, reporting percentiles.
+// The wake-from-idle distribution: wake_latency's samples, reported as percentiles.
 template <class Submit>
 void wake_latency_dist(benchmark::State& state, Submit&& submit) {
-  std::vector<double> us;
-  for (auto _ : state) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the workers fall asleep
-    // (W1) the task's release store pairs with the acquire load below: t1 is the task's clock.
-    std::atomic<std::int64_t> started{0};
-    const std::int64_t t0 = now_ns();
-    submit([&started] { started.store(now_ns(), std::memory_order_release); });  // (W1)
-    std::int64_t t1 = 0;
-    // Yield, not spin, while waiting: see wake_latency.
-    while ((t1 = started.load(std::memory_order_acquire)) == 0) std::this_thread::yield();  // (W1)
-    us.push_back(static_cast<double>(t1 - t0) * 1e-3);
-  }
+  const WakeSamples w = wake_latency_samples(state, submit);
   static constexpr struct {
     const char* name;
     double p;
   } kPercentiles[] = {{"p01_us", 0.01}, {"p05_us", 0.05},  {"p10_us", 0.10}, {"p25_us", 0.25},
                       {"p50_us", 0.50}, {"p75_us", 0.75},  {"p90_us", 0.90}, {"p95_us", 0.95},
                       {"p99_us", 0.99}, {"p999_us", 0.999}};
-  for (const auto& q : kPercentiles) state.counters[q.name] = percentile(us, q.p);
+  for (const auto& q : kPercentiles) state.counters[q.name] = percentile(w.us, q.p);
+  state.counters["same_cpu_pct"] = w.same_cpu_pct();
 }
-
-// bare_futex for wake_latency_dist: one thread blocked in FUTEX_WAIT runs each posted task.
-// post() must not be called again before the previous task has run (wake_latency_dist waits).
-class FutexThread {
- public:
-  FutexThread() : thread_([this] { loop(); }) {}
-  ~FutexThread() {
-    stop_.store(true, std::memory_order_relaxed);  // published by post()'s release store (F1)
-    post([] {});
-    thread_.join();
-  }
-  FutexThread(const FutexThread&) = delete;
-  FutexThread& operator=(const FutexThread&) = delete;
-  template <class F>
-  void post(F&& f) {
-    task_ = std::forward<F>(f);
-    // (F1) release: the task (and stop_) are visible to the thread that sees word_ == 1.
-    word_.store(1, std::memory_order_release);
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
-  }
-
- private:
-  void loop() {
-    for (;;) {
-      while (word_.load(std::memory_order_acquire) == 0) {  // (F1)
-        // FUTEX_WAIT sleeps only while the word is still 0: a post() in between is not lost.
-        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, 0, nullptr,
-                nullptr, 0);
-      }
-      // Relaxed: only this thread writes 0, and the next post() happens after the task ran.
-      word_.store(0, std::memory_order_relaxed);
-      if (stop_.load(std::memory_order_relaxed)) return;  // ordered by (F1)
-      task_();
-    }
-  }
-  std::atomic<std::uint32_t> word_{0};
-  std::atomic<bool> stop_{false};
-  std::function<void()> task_;
-  std::thread thread_;
-};
-static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
-              std::atomic<std::uint32_t>::is_always_lock_free);
 
 void BM_WakeLatencyDist_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
@@ -859,41 +830,14 @@ void BM_WakeLatencyDist_TBB(benchmark::State& state) {
 }
 #endif
 
-// The sparse-load sweep: sparse_load's loop with the gap (state.range(0), us) and the length as
+// The sparse-load sweep: sparse_load_run with the gap (state.range(0), us) and the length as
 // parameters.
 template <class Post>
 void sparse_sweep(benchmark::State& state, double seconds, Post&& post) {
   const std::int64_t gap_ns = state.range(0) * 1000;
   const auto n =
       static_cast<std::size_t>(std::max<double>(10, seconds * 1e9 / static_cast<double>(gap_ns)));
-  std::vector<double> lat;
-  double cpu = 0;
-  std::size_t tasks = 0;
-  for (auto _ : state) {
-    std::vector<std::int64_t> start(n, 0);
-    // (S1) each task's release increment pairs with wait_count's acquire: start[] is complete.
-    std::atomic<std::size_t> done{0};
-    const double p0 = process_cpu_s(), m0 = thread_cpu_s();
-    const std::int64_t base = now_ns();
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::int64_t due = base + static_cast<std::int64_t>(i) * gap_ns;
-      while (now_ns() < due) {
-      }
-      post([&start, &done, i, due] {
-        start[i] = now_ns() - due;
-        spin_for_ns(2'000);
-        done.fetch_add(1, std::memory_order_release);  // (S1)
-      });
-    }
-    wait_count(done, n);  // (S1)
-    // CPU of everything but the submitting thread, which spins between its posts.
-    cpu += (process_cpu_s() - p0) - (thread_cpu_s() - m0);
-    tasks += n;
-    for (std::int64_t s : start) lat.push_back(static_cast<double>(s) * 1e-3);
-  }
-  state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
-  state.counters["p50_us"] = percentile(lat, 0.5);
-  state.counters["p99_us"] = percentile(lat, 0.99);
+  sparse_load_run(state, gap_ns, n, post);
 }
 void BM_SparseSweep_Parkpool(benchmark::State& state, double seconds) {
   parkpool::ThreadPool pool(pp_options(kWorkers));

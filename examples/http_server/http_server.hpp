@@ -56,9 +56,9 @@ bool backend_available(Backend b) noexcept;
 struct ServerOptions {
   Backend backend = Backend::parkpool;
   std::string address = "127.0.0.1";
-  std::uint16_t port = 0;         // 0: an ephemeral port (see Server::port())
-  std::size_t io_threads = 1;     // >= 1
-  std::size_t workers = 0;        // pool threads; 0: parkpool::available_cpus()
+  std::uint16_t port = 0;                  // 0: an ephemeral port (see Server::port())
+  std::size_t io_threads = 1;              // >= 1
+  std::size_t workers = 0;                 // pool threads; 0: parkpool::available_cpus()
   IdlePreset idle = IdlePreset::standard;  // parkpool backend only
   std::chrono::milliseconds read_timeout{5000};
   std::chrono::milliseconds idle_timeout{30000};
