@@ -41,19 +41,11 @@ std::size_t open_fds() {
 }
 
 // Heap bytes in use in this process (every malloc arena, plus mmapped blocks), or nullopt where
-// it cannot be known: not glibc, or a sanitizer that replaces malloc (LeakSanitizer covers leaks
-// there, at exit, for the asan preset).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
-    defined(PARKPOOL_UNDER_SANITIZER)
-#define PARKPOOL_TEST_SANITIZED_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define PARKPOOL_TEST_SANITIZED_MALLOC 1
-#endif
-#endif
+// it cannot be known: not glibc >= 2.33, or a sanitizer build (its runtime replaces malloc;
+// LeakSanitizer covers leaks there, at exit, for the asan preset). PARKPOOL_UNDER_SANITIZER comes
+// from the build (cmake/ParkpoolFlags.cmake), as for join_test's allocation counting.
 std::optional<std::size_t> heap_in_use() {
-#if defined(__GLIBC__) && !defined(PARKPOOL_TEST_SANITIZED_MALLOC) && \
+#if defined(__GLIBC__) && !defined(PARKPOOL_UNDER_SANITIZER) && \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 m = ::mallinfo2();
   return m.uordblks + m.hblkhd;
