@@ -95,7 +95,8 @@ using parkpool_http::Backend;
 
 namespace {
 
-double env_seconds(const char* name, double fallback) {
+// A positive number from the environment (seconds, or requests/s), else `fallback`.
+double env_positive(const char* name, double fallback) {
   const char* v = std::getenv(name);
   if (v == nullptr) return fallback;
   const double d = std::strtod(v, nullptr);
@@ -329,7 +330,7 @@ bool sustained(const LoadResult& r) {
 }
 
 void BM_Load(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle, double rate) {
-  const double seconds = env_seconds("PARKPOOL_HTTP_BENCH_SECONDS", 1.0);
+  const double seconds = env_positive("PARKPOOL_HTTP_BENCH_SECONDS", 1.0);
   for (auto _ : state) {
     ServerProcess server(b, idle);
     if (server.port() == 0) {
@@ -348,7 +349,7 @@ void BM_Load(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle,
 }
 
 void BM_LoadMax(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle) {
-  const double seconds = env_seconds("PARKPOOL_HTTP_BENCH_SECONDS", 1.0) / 2;
+  const double seconds = env_positive("PARKPOOL_HTTP_BENCH_SECONDS", 1.0) / 2;
   for (auto _ : state) {
     ServerProcess server(b, idle);
     if (server.port() == 0) {
@@ -357,7 +358,7 @@ void BM_LoadMax(benchmark::State& state, Backend b, parkpool_http::IdlePreset id
     }
     double best_rate = 0;
     LoadResult best;
-    const double fixed = env_seconds("PARKPOOL_HTTP_MAX_RATE", 0);  // requests/s; 0: search
+    const double fixed = env_positive("PARKPOOL_HTTP_MAX_RATE", 0);  // requests/s; 0: search
     if (fixed > 0) {
       LoadResult r = run_load(server, fixed, seconds * 2);
       state.SetIterationTime(seconds * 2);
@@ -388,7 +389,7 @@ void BM_LoadMax(benchmark::State& state, Backend b, parkpool_http::IdlePreset id
 }
 
 void BM_Idle(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle) {
-  const double seconds = env_seconds("PARKPOOL_HTTP_IDLE_SECONDS", 2.0);
+  const double seconds = env_positive("PARKPOOL_HTTP_IDLE_SECONDS", 2.0);
   for (auto _ : state) {
     ServerProcess server(b, idle);
     if (server.port() == 0) {

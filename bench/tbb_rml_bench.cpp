@@ -4,15 +4,14 @@
 // of up to 25 us before a worker oneTBB released sleeps), plus the examples/tbb_migration
 // application before and after its migration to parkpool.
 //
-//   RmlWakeLatency    oneTBB idle 5 ms, one task_arena::enqueue, time until it starts  p50_us,
-//   p99_us RmlIdleBurn       CPU used in the 200 ms after a burst of 100k enqueued tasks cpu_ms
-//   RmlSparseLoad     one ~2 us task every 20 us for 0.5 s cpu_us_per_task,
-//                                                                                     p50_us,
-//                                                                                     p99_us
+//   RmlWakeLatency    oneTBB idle 5 ms, one task_arena::enqueue, time until it starts:
+//                     p50_us, p99_us
+//   RmlIdleBurn       CPU used in the 200 ms after a burst of 100k enqueued tasks: cpu_ms
+//   RmlSparseLoad     one ~2 us task every 20 us for 0.5 s: cpu_us_per_task, p50_us, p99_us
 //   RmlSparseLoad100us  the same with one task every 100 us: oneTBB's own spinning (inside
 //                     libtbb) covers a 20 us gap, so only at longer gaps does oneTBB release
 //                     its worker to the RML server between tasks, where the server can matter
-//   RmlFib27          fib(27) with tbb::task_group                                     time (ms)
+//   RmlFib27          fib(27) with tbb::task_group: time (ms)
 //   TbbMigration      examples/tbb_migration's application: /tbb (oneTBB), /parkpool_rml
 //                     (the same oneTBB code on the parkpool RML server), /parkpool (migrated):
 //                     time per run, process_cpu_ms (CPU of all threads per run)
