@@ -737,9 +737,9 @@ int main(int argc, char** argv) {
 //                                 thread but the submitter, per task), p50_us, p99_us (start
 //                                 latency from the task's due time). impl: parkpool,
 //                                 parkpool_efficiency, onetbb, std_pool
-//   Fib27Workers/<impl>/<n>       fork-join fib(27) on n workers, whatever the core count: time
-//   (ms).
-//                                 impl: parkpool_join, parkpool_taskgroup, onetbb_task_group
+//   Fib27Workers/<impl>/<n>       fork-join fib(27) on n workers, whatever the core count:
+//                                 time (ms). impl: parkpool_join, parkpool_taskgroup,
+//                                 onetbb_task_group
 // Sizes come from PARKPOOL_BENCH_SIZE (parkpool-bench sets it from --quick / --full), and the
 // worker counts of Fib27Workers from PARKPOOL_BENCH_WORKERS="1,2,4" (parkpool-bench --workers):
 //   full (also when unset)  1000 wake samples, 1 s per sweep point, workers 1..8, 5 fib runs
