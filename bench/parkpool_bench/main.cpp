@@ -348,7 +348,7 @@ std::optional<Stat> stat_of(const Samples& s, const std::string& figure, const s
               *std::max_element(v.begin(), v.end())};
 }
 
-// The implementations that have `figure_prefix` figures, parkpool's first.
+// The implementations that have figures of `workload`, parkpool's first.
 std::vector<std::string> impls_of(const Samples& s, const std::string& workload) {
   std::set<std::string> found;
   for (const auto& [fig, impls] : s) {
@@ -359,6 +359,30 @@ std::vector<std::string> impls_of(const Samples& s, const std::string& workload)
   std::vector<std::string> out(found.begin(), found.end());
   std::stable_partition(out.begin(), out.end(), is_parkpool);
   return out;
+}
+
+// The arguments N of the "<workload>/N <counter>..." figures whose counter starts with
+// `counter_prefix`, sorted, once each (the sweep's gaps, the fork-join worker counts).
+std::vector<int> int_args_of(const Samples& s, const std::string& workload,
+                             const std::string& counter_prefix) {
+  std::set<int> found;
+  const std::string head = workload + "/";
+  for (const auto& [fig, v] : s) {
+    if (fig.rfind(head, 0) != 0) continue;
+    std::size_t used = 0;
+    int n = 0;
+    try {
+      n = std::stoi(fig.substr(head.size()), &used);
+    } catch (const std::exception&) {
+      continue;  // not a numeric argument
+    }
+    const std::size_t after = head.size() + used;
+    if (fig.compare(after, 1, " ") == 0 &&
+        fig.compare(after + 1, counter_prefix.size(), counter_prefix) == 0) {
+      found.insert(n);
+    }
+  }
+  return {found.begin(), found.end()};
 }
 
 // WakeLatencyDist: percentile (y) against latency (x, log), one line per implementation.
@@ -401,16 +425,7 @@ bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream&
 bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& gp) {
   const auto impls = impls_of(s, "SparseSweep");
   if (impls.empty()) return false;
-  // The gaps measured: every "SparseSweep/<gap> cpu_us_per_task" figure.
-  std::vector<int> gaps;
-  for (const auto& [fig, v] : s) {
-    int gap = 0;
-    if (std::sscanf(fig.c_str(), "SparseSweep/%d cpu_us_per_task", &gap) == 1 &&
-        fig.find(" cpu_us_per_task") != std::string::npos) {
-      gaps.push_back(gap);
-    }
-  }
-  std::sort(gaps.begin(), gaps.end());
+  const std::vector<int> gaps = int_args_of(s, "SparseSweep", "cpu_us_per_task");
   const fs::path dat = dir / "sparse_load_tradeoff.dat";
   std::ofstream out(dat);
   out << "# gap_us cpu_us_per_task p50_us p99_us\n";
@@ -455,17 +470,14 @@ bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& g
 bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
   const auto impls = impls_of(s, "Fib27Workers");
   if (impls.empty()) return false;
+  const std::vector<int> workers = int_args_of(s, "Fib27Workers", "real_");
+  if (workers.empty()) return false;
+  // The time unit of the suite ("real_ms"): from the first worker count's figure.
   std::string unit;
-  std::vector<int> workers;
+  const std::string first = fmt::format("Fib27Workers/{} real_", workers.front());
   for (const auto& [fig, v] : s) {
-    int n = 0;
-    char u[8] = {};
-    if (std::sscanf(fig.c_str(), "Fib27Workers/%d real_%7s", &n, u) == 2) {
-      workers.push_back(n);
-      unit = u;
-    }
+    if (fig.rfind(first, 0) == 0) unit = fig.substr(first.size());
   }
-  std::sort(workers.begin(), workers.end());
   const fs::path dat = dir / "fork_join_workers.dat";
   std::ofstream out(dat);
   out << "# workers median min max\n";
