@@ -231,6 +231,7 @@ void WorkerContext::wait_until(CountLatch& latch) noexcept {
       continue;  // re-check the latch and the queues once more
     }
     slept = true;
+    cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
     if (idle_closed || !idle.wait_for_work(index, [&] { return latch.done() || any_work(); })) {
       // Shutdown: the coordinator no longer parks us. The latch's job is accepted work that some
       // worker is running; keep helping and yield until it is done.
@@ -382,6 +383,7 @@ void PoolCore::worker_main(std::size_t i) noexcept {
       t->fn(t, true);
       continue;
     }
+    w.cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
     if (w.idle_closed || !idle_.wait_for_work(i, [&w] { return w.any_work(); })) break;
   }
   w.idle_closed = true;

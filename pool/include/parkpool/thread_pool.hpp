@@ -10,9 +10,12 @@
 // Entry points and what they cost
 //   post(f)          fire-and-forget. From outside the pool, a trivially copyable callable of at
 //                    most 40 bytes (8-aligned) is stored inline in the injector's 64-byte node: no
-//                    allocation in steady state. Otherwise one allocation holding an 8-byte header
-//                    and the decayed callable. On a worker of this pool: push to its deque;
-//                    elsewhere: the injector. No lock; a syscall only when a sleeper is woken.
+//                    allocation in steady state. Otherwise one task object (an 8-byte header and
+//                    the decayed callable); up to 48 bytes it takes a 64-byte block from the
+//                    calling worker's cache, returned there by whichever worker runs it (no malloc
+//                    in steady state: detail/task_cache.hpp), else it is one allocation. On a
+//                    worker of this pool: push to its deque; elsewhere: the injector. No lock; a
+//                    syscall only when a sleeper is woken.
 //   submit(f, a...)  as post, plus a std::promise/future (its shared state is one more allocation).
 //   TaskGroup        run(f) as post, counted by the group; wait() runs the pool's tasks while the
 //                    group has pending tasks when called on a worker (never blocks a worker; the
@@ -122,7 +125,7 @@ struct PostTask final : TaskBase {
       }
       w->tasks_run.bump();
     }
-    delete t;
+    delete_task(t);
   }
   F f;
 };
@@ -147,7 +150,7 @@ struct SubmitTask final : TaskBase {
       }
       tl_current_worker->tasks_run.bump();
     }
-    delete t;  // not run: the promise breaks (the submit that failed already threw)
+    delete_task(t);  // not run: the promise breaks (the submit that failed already threw)
   }
   F f;
   std::tuple<Args...> args;
@@ -256,8 +259,8 @@ class ThreadPool {
   auto submit(F&& f, Args&&... args)
       -> std::future<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
-    auto* t = new detail::SubmitTask<R, std::decay_t<F>, std::decay_t<Args>...>(
-        std::forward<F>(f), std::forward<Args>(args)...);
+    auto* t = detail::new_task<detail::SubmitTask<R, std::decay_t<F>, std::decay_t<Args>...>>(
+        *core_, std::forward<F>(f), std::forward<Args>(args)...);
     std::future<R> fut = t->promise.get_future();
     detail::schedule_or_release(*core_, t);
     return fut;
@@ -280,7 +283,8 @@ class ThreadPool {
         return;
       }
     }
-    detail::schedule_or_release(*core_, new detail::PostTask<D>(std::forward<F>(f)));
+    detail::schedule_or_release(*core_,
+                                detail::new_task<detail::PostTask<D>>(*core_, std::forward<F>(f)));
   }
 
   /// See the header comment. Throws std::logic_error when called from a task of this pool.
@@ -351,7 +355,8 @@ class TaskGroup {
   template <class F>
   void run(F&& f) {
     latch_.add(1);  // before the task is published: the task's count_down needs this count
-    detail::schedule_or_release(*core_, new Task<std::decay_t<F>>(std::forward<F>(f), this));
+    detail::schedule_or_release(
+        *core_, detail::new_task<Task<std::decay_t<F>>>(*core_, std::forward<F>(f), this));
   }
 
   /// Waits until every task run() so far (and those they run()) has finished or been discarded.
@@ -393,7 +398,7 @@ class TaskGroup {
       } else if (run) {
         w->tasks_cancelled.bump();
       }
-      delete t;  // the callable dies before wait() can return
+      detail::delete_task(t);  // the callable dies before wait() can return
       g->latch_.count_down(core);
     }
     F f;

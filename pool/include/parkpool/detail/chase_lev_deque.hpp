@@ -69,11 +69,12 @@ class ChaseLevDeque {
     assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
     // relaxed: only the owner writes bottom_.
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    // (D1) acquire: pairs with the seq_cst CAS on top_ in steal() (D4) so that a slot a thief has
-    // vacated (read before its CAS) is not overwritten while it still reads it.
-    const std::int64_t t = top_.load(std::memory_order_acquire);
     Ring* r = ring_.load(std::memory_order_relaxed);  // relaxed: only the owner stores ring_
-    if (b - t > static_cast<std::int64_t>(r->mask)) r = grow(r, b, t);
+    // top_seen_ <= top_ (top_ only grows), so b - top_seen_ bounds the size from above: while it
+    // leaves room, the slot we write held index b - capacity < top_seen_, which a thief finished
+    // reading before the CAS that (D1) made visible. Only a full-looking ring reads top_ again.
+    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) [[unlikely]]
+      r = make_room(r, b);
     r->put(b, item);
     // (D2) release: publishes the slot (and everything the owner wrote before push) to a thief
     // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
@@ -176,6 +177,16 @@ class ChaseLevDeque {
     std::unique_ptr<std::atomic<T*>[]> slots;
   };
 
+  // Owner only, from push(): refreshes top_seen_; grows the ring if it is really full.
+  [[gnu::noinline]] Ring* make_room(Ring* r, std::int64_t b) {
+    // (D1) acquire: pairs with the seq_cst CAS on top_ (D4) by thieves and pop(), so that a slot
+    // a thief vacated (read before its CAS) is not overwritten while it still reads it. Every
+    // CAS on top_ is an RMW, so reading any later value synchronizes with all earlier CASes.
+    top_seen_ = top_.load(std::memory_order_acquire);
+    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) r = grow(r, b, top_seen_);
+    return r;
+  }
+
   Ring* grow(Ring* old, std::int64_t b, std::int64_t t) {
     rings_.reserve(rings_.size() + 1);  // may throw: nothing changed yet
     auto bigger = std::make_unique<Ring>((old->mask + 1) * 2);
@@ -195,6 +206,8 @@ class ChaseLevDeque {
   // on pop. Items live at [top_, bottom_).
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   std::atomic<Ring*> ring_{nullptr};
+  // Owner only: a value of top_ read with acquire by make_room() (D1); <= top_ at all times.
+  std::int64_t top_seen_ = 0;
   std::vector<std::unique_ptr<Ring>> rings_;  // owner only; INV-2: every ring ever used
   static_assert(std::atomic<std::int64_t>::is_always_lock_free);
   static_assert(std::atomic<T*>::is_always_lock_free);

@@ -25,9 +25,11 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "parkpool/detail/chase_lev_deque.hpp"
+#include "parkpool/detail/task_cache.hpp"
 #include "parkpool/idle.hpp"
 #include "parkpool/pool_options.hpp"
 
@@ -149,6 +151,7 @@ struct alignas(64) WorkerContext {
   PoolCore* const pool;
   const std::size_t index;
   ChaseLevDeque<TaskBase> deque{256};
+  TaskCache cache;    // blocks for small heap tasks (task_cache.hpp)
   std::uint64_t rng;  // xorshift64 state, owner only
 
   // Single-writer (this worker) statistics.
@@ -239,8 +242,8 @@ class PoolCore {
   const std::vector<std::unique_ptr<WorkerContext>>& workers() const noexcept { return workers_; }
   std::uint64_t external_accepted() const noexcept {
     // Snapshots (relaxed): the gate counts every injected item; join's stack jobs are not tasks.
-    const std::uint64_t injected = (gate_.load(std::memory_order_relaxed) >> kAcceptedShift) &
-                                   kAcceptedMask;
+    const std::uint64_t injected =
+        (gate_.load(std::memory_order_relaxed) >> kAcceptedShift) & kAcceptedMask;
     return injected - external_jobs_.load(std::memory_order_relaxed);
   }
   bool injector_empty() const noexcept;
@@ -285,6 +288,37 @@ class PoolCore {
   bool joined_ = false;  // under shutdown_mutex_
   std::vector<std::thread> threads_;
 };
+
+// ---- Heap tasks ----
+// A task that fits a TaskCache block is allocated from the calling worker's cache (a worker of
+// `core`), or as a homeless block elsewhere; bigger ones with new. delete_task() is the matching
+// release, on any thread (the block goes back to its home worker; task_cache.hpp).
+template <class T, class... A>
+T* new_task(PoolCore& core, A&&... args) {
+  if constexpr (TaskCache::fits<T>) {
+    WorkerContext* w = core.local_worker();
+    void* p = w != nullptr ? w->cache.allocate() : TaskCache::allocate_uncached();
+    try {
+      return ::new (p) T(std::forward<A>(args)...);
+    } catch (...) {
+      TaskCache::deallocate(p, w != nullptr ? &w->cache : nullptr);
+      throw;
+    }
+  } else {
+    return new T(std::forward<A>(args)...);
+  }
+}
+
+template <class T>
+void delete_task(T* t) noexcept {
+  if constexpr (TaskCache::fits<T>) {
+    t->~T();
+    WorkerContext* w = tl_current_worker;  // any pool's worker: the block may change pools' hands
+    TaskCache::deallocate(t, w != nullptr ? &w->cache : nullptr);
+  } else {
+    delete t;
+  }
+}
 
 }  // namespace detail
 }  // namespace parkpool

@@ -1,0 +1,199 @@
+// parkpool::detail::TaskCache: the per-worker cache of memory blocks for small heap tasks.
+//
+// What it is
+//   post(), submit() and TaskGroup::run() allocate one task object per call, and a worker that
+//   runs (or steals) it frees it. Through malloc that was 30-40% of a spawn's cost
+//   (bench/pool_bench.cpp InternalSpawn and Fib27 TaskGroup, perf, 2026-12-01): glibc's per-thread
+//   cache holds 7 chunks per size, so a fork-join tree 27 levels deep, or a producer whose tasks
+//   are freed by a thief, goes to the arena under its lock. A task of at most kPayloadBytes (and
+//   alignment <= kPayloadAlign) instead lives in a 64-byte block (one cache line, line aligned: two
+//   tasks never share a line) taken from the allocating worker's cache.
+//
+// Blocks and homes
+//   A block is a 16-byte header (the home cache, a free-list link) and the payload. The worker
+//   that allocates a block becomes its home. The thread that frees a block:
+//     - is its home: the block goes to the home's local list (no atomic; at most kLocalCap blocks,
+//       beyond that it is returned to operator delete);
+//     - is not (a thief ran the task, or a submission failed on another thread): the block is
+//       pushed onto the home's remote list (one CAS). The home takes the whole remote list with one
+//       exchange when its local and spare lists are empty, so a producer whose tasks are all run
+//       by a thief recycles its own blocks instead of calling malloc.
+//   A block allocated outside any worker (allocate_uncached) has no home and is adopted by the
+//   freeing worker's local list, or deleted.
+//
+// Thread safety
+//   allocate(), trim() and the destructor: the owning worker only (the destructor after it
+//   stopped). deallocate(): any thread, with `current` = the calling thread's own cache or
+//   nullptr. A block's home must be alive when the block is freed: the pool frees every task
+//   before its workers' caches die.
+//
+// Memory bound
+//   Per worker: at most kLocalCap cached blocks (64 KiB) once trim() has run; trim() runs each time
+//   the worker goes idle. Between two trims the spare and remote lists hold blocks that were in use
+//   (tasks outstanding) since the last trim, so memory never exceeds the task peak plus kLocalCap
+//   blocks per worker.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+namespace parkpool::detail {
+
+class TaskCache {
+ public:
+  static constexpr std::size_t kBlockBytes = 64;
+  static constexpr std::size_t kHeaderBytes = 16;
+  static constexpr std::size_t kPayloadBytes = kBlockBytes - kHeaderBytes;  // 48
+  static constexpr std::size_t kPayloadAlign = 16;
+  static constexpr std::uint32_t kLocalCap = 1024;
+
+  // True if a T can live in a block.
+  template <class T>
+  static constexpr bool fits = sizeof(T) <= kPayloadBytes && alignof(T) <= kPayloadAlign;
+
+  TaskCache() noexcept = default;
+  TaskCache(const TaskCache&) = delete;
+  TaskCache& operator=(const TaskCache&) = delete;
+  ~TaskCache() { release_all(); }
+
+  // Owner only. A payload of kPayloadBytes bytes, aligned to kPayloadAlign. Throws std::bad_alloc.
+  void* allocate() {
+    Block* b = local_;
+    if (b != nullptr) {
+      local_ = b->next;
+      --local_count_;
+    } else if ((b = spare_) != nullptr) {
+      spare_ = b->next;
+    } else if (remote_.load(std::memory_order_relaxed) !=
+                   nullptr &&  // relaxed: a hint
+                               // (R2) acquire: pairs with (R1); the freeing threads' last use of
+                               // each block and their `next` links happen-before we reuse them.
+               (b = remote_.exchange(nullptr, std::memory_order_acquire)) != nullptr) {
+      spare_ = b->next;
+    } else {
+      b = new_block();
+    }
+    b->home = this;
+    return payload(b);
+  }
+
+  // Any thread without a cache of the pool (a non-worker). The block has no home.
+  static void* allocate_uncached() {
+    Block* b = new_block();
+    b->home = nullptr;
+    return payload(b);
+  }
+
+  // Any thread; `current` is the calling thread's own cache, or nullptr. The object in the
+  // payload must already be destroyed.
+  static void deallocate(void* p, TaskCache* current) noexcept {
+    Block* b = block_of(p);
+    TaskCache* home = b->home;
+    if (home == nullptr) {
+      if (current != nullptr) {
+        current->keep(b);  // adopted: any block may live in any cache
+      } else {
+        delete_block(b);
+      }
+    } else if (home == current) {
+      current->keep(b);
+    } else {
+      home->push_remote(b);
+    }
+  }
+
+  // Owner only: moves spare and remote blocks into the local list up to kLocalCap and returns
+  // the rest to operator delete. Cheap (two loads) when there is nothing to do.
+  void trim() noexcept {
+    if (spare_ != nullptr) {
+      Block* l = spare_;
+      spare_ = nullptr;
+      absorb(l);
+    }
+    if (remote_.load(std::memory_order_relaxed) != nullptr) {        // relaxed: a hint
+      absorb(remote_.exchange(nullptr, std::memory_order_acquire));  // (R2), as in allocate()
+    }
+  }
+
+  // Owner only (tests and stats): blocks in the local list.
+  std::uint32_t local_count() const noexcept { return local_count_; }
+  // Owner only (tests): blocks in the spare list plus the remote list right now.
+  std::size_t pending_count() const noexcept {
+    std::size_t n = 0;
+    for (Block* b = spare_; b != nullptr; b = b->next) ++n;
+    // acquire: as (R2), the links we follow were written before (R1).
+    for (Block* b = remote_.load(std::memory_order_acquire); b != nullptr; b = b->next) ++n;
+    return n;
+  }
+
+ private:
+  struct Block {
+    TaskCache* home;  // written by the allocating thread before the task is published
+    Block* next;      // free-list link; meaningful only while the block is free
+  };
+  static_assert(sizeof(Block) <= kHeaderBytes);
+
+  static Block* new_block() {
+    return ::new (::operator new (kBlockBytes, std::align_val_t{kBlockBytes}))
+        Block{nullptr, nullptr};
+  }
+  static void delete_block(Block* b) noexcept {
+    ::operator delete (static_cast<void*>(b), kBlockBytes, std::align_val_t{kBlockBytes});
+  }
+  static void* payload(Block* b) noexcept {
+    return reinterpret_cast<unsigned char*>(b) + kHeaderBytes;
+  }
+  static Block* block_of(void* p) noexcept {
+    return std::launder(reinterpret_cast<Block*>(static_cast<unsigned char*>(p) - kHeaderBytes));
+  }
+
+  void keep(Block* b) noexcept {
+    if (local_count_ < kLocalCap) {
+      b->next = local_;
+      local_ = b;
+      ++local_count_;
+    } else {
+      delete_block(b);
+    }
+  }
+  void absorb(Block* l) noexcept {
+    while (l != nullptr) {
+      Block* n = l->next;
+      keep(l);
+      l = n;
+    }
+  }
+  void push_remote(Block* b) noexcept {
+    Block* head = remote_.load(std::memory_order_relaxed);  // relaxed: the CAS re-checks it
+    do {
+      b->next = head;
+      // (R1) release: pairs with (R2); publishes b->next and orders the freeing thread's last
+      // use of the block before the home reuses it. Relaxed on failure: we only retry. A Treiber
+      // push needs no ABA protection when the only pop takes the whole list.
+    } while (!remote_.compare_exchange_weak(head, b, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  }
+  void release_all() noexcept {
+    for (Block* l : {local_, spare_, remote_.exchange(nullptr, std::memory_order_acquire)}) {
+      while (l != nullptr) {
+        Block* n = l->next;
+        delete_block(l);
+        l = n;
+      }
+    }
+    local_ = spare_ = nullptr;
+    local_count_ = 0;
+  }
+
+  Block* local_ = nullptr;  // owner only: blocks this worker freed, most recent first (warm)
+  Block* spare_ = nullptr;  // owner only: the last remote list taken, not yet used
+  std::uint32_t local_count_ = 0;
+  // Blocks of this cache freed by other threads: a Treiber stack. Pushed by any thread (R1);
+  // emptied only by the owner, whole, with one exchange (R2). Own line: freeing threads write it.
+  alignas(64) std::atomic<Block*> remote_{nullptr};
+  static_assert(std::atomic<Block*>::is_always_lock_free);
+};
+
+}  // namespace parkpool::detail

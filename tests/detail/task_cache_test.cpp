@@ -1,0 +1,192 @@
+// White-box tests of TaskCache (pool/include/parkpool/detail/task_cache.hpp): block reuse, the
+// return of blocks freed by other threads to their home, homeless blocks, the local cap, trim(),
+// and exactly-once hand-out while other threads free concurrently. Leaks are caught by the ASAN
+// build (LeakSanitizer).
+#include "parkpool/detail/task_cache.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <set>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "parkpool_test.hpp"
+
+namespace {
+
+using parkpool::detail::TaskCache;
+
+struct alignas(32) OverAligned {
+  char c;
+};
+
+TEST(TaskCache, FitsOnlySmallAndModestlyAlignedTypes) {
+  static_assert(TaskCache::fits<char[TaskCache::kPayloadBytes]>);
+  static_assert(!TaskCache::fits<char[TaskCache::kPayloadBytes + 1]>);
+  static_assert(TaskCache::fits<long double>);
+  static_assert(!TaskCache::fits<OverAligned>);
+  TaskCache c;
+  void* p = c.allocate();
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % TaskCache::kPayloadAlign, 0u);
+  // The whole payload is usable.
+  auto* bytes = static_cast<unsigned char*>(p);
+  for (std::size_t i = 0; i < TaskCache::kPayloadBytes; ++i)
+    bytes[i] = static_cast<unsigned char>(i);
+  TaskCache::deallocate(p, &c);
+}
+
+TEST(TaskCache, OwnerFreeIsReusedFirst) {
+  TaskCache c;
+  void* a = c.allocate();
+  void* b = c.allocate();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(c.local_count(), 0u);
+  TaskCache::deallocate(a, &c);
+  TaskCache::deallocate(b, &c);
+  EXPECT_EQ(c.local_count(), 2u);
+  EXPECT_EQ(c.allocate(), b);  // LIFO: the warmest block first
+  EXPECT_EQ(c.allocate(), a);
+  EXPECT_EQ(c.local_count(), 0u);
+  TaskCache::deallocate(a, &c);
+  TaskCache::deallocate(b, &c);
+}
+
+TEST(TaskCache, BlocksFreedElsewhereGoHome) {
+  TaskCache home;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100; ++i) blocks.push_back(home.allocate());
+  std::thread other([&] {
+    TaskCache mine;  // the freeing thread's own cache must not keep them
+    for (void* p : blocks) TaskCache::deallocate(p, &mine);
+    EXPECT_EQ(mine.local_count(), 0u);
+  });
+  other.join();
+  EXPECT_EQ(home.local_count(), 0u);
+  EXPECT_EQ(home.pending_count(), 100u);
+  // Allocation now reuses them (no new block) until they are used up.
+  const std::set<void*> freed(blocks.begin(), blocks.end());
+  std::vector<void*> again;
+  for (int i = 0; i < 100; ++i) {
+    again.push_back(home.allocate());
+    EXPECT_TRUE(freed.count(again.back()) == 1) << "allocation " << i << " did not reuse a block";
+  }
+  EXPECT_EQ(home.pending_count(), 0u);
+  for (void* p : again) TaskCache::deallocate(p, &home);
+}
+
+TEST(TaskCache, FreeWithoutACacheAlsoGoesHome) {
+  TaskCache home;
+  void* p = home.allocate();
+  std::thread([p] { TaskCache::deallocate(p, nullptr); }).join();
+  EXPECT_EQ(home.pending_count(), 1u);
+  EXPECT_EQ(home.allocate(), p);
+  TaskCache::deallocate(p, &home);
+}
+
+TEST(TaskCache, HomelessBlocksAreAdoptedOrDeleted) {
+  TaskCache c;
+  void* p = TaskCache::allocate_uncached();
+  TaskCache::deallocate(p, &c);
+  EXPECT_EQ(c.local_count(), 1u);
+  EXPECT_EQ(c.allocate(), p);
+  TaskCache::deallocate(p, &c);
+  void* q = TaskCache::allocate_uncached();
+  TaskCache::deallocate(q, nullptr);  // deleted (LeakSanitizer checks it is not lost)
+  EXPECT_EQ(c.local_count(), 1u);
+}
+
+TEST(TaskCache, LocalListIsCapped) {
+  TaskCache c;
+  std::vector<void*> blocks;
+  for (std::uint32_t i = 0; i < TaskCache::kLocalCap + 10; ++i) blocks.push_back(c.allocate());
+  for (void* p : blocks) TaskCache::deallocate(p, &c);
+  EXPECT_EQ(c.local_count(), TaskCache::kLocalCap);
+}
+
+TEST(TaskCache, TrimBoundsRemoteBlocks) {
+  TaskCache home;
+  constexpr std::uint32_t kN = TaskCache::kLocalCap * 2 + 5;
+  std::vector<void*> blocks;
+  for (std::uint32_t i = 0; i < kN; ++i) blocks.push_back(home.allocate());
+  std::thread([&] {
+    for (void* p : blocks) TaskCache::deallocate(p, nullptr);
+  }).join();
+  EXPECT_EQ(home.pending_count(), kN);
+  void* in_use = home.allocate();  // takes the remote list as the spare list
+  EXPECT_EQ(home.pending_count(), kN - 1);
+  home.trim();
+  EXPECT_EQ(home.pending_count(), 0u);
+  EXPECT_EQ(home.local_count(), TaskCache::kLocalCap);
+  home.trim();  // nothing to do
+  EXPECT_EQ(home.local_count(), TaskCache::kLocalCap);
+  TaskCache::deallocate(in_use, &home);  // the list is full: returned to operator delete
+  EXPECT_EQ(home.local_count(), TaskCache::kLocalCap);
+}
+
+// The owner allocates and hands blocks to freeing threads through a queue of slots, while those
+// threads free them back concurrently. A block is never handed out while it is still in use:
+// each payload carries a "live" mark that the owner checks on allocation.
+TEST(TaskCache, ConcurrentRemoteFreesNeverHandOutALiveBlock) {
+  constexpr std::size_t kThieves = 3;
+  const std::size_t total = parkpool::test::scaled(200000);
+  constexpr std::size_t kSlots = 64;
+  TaskCache home;
+  std::vector<std::atomic<void*>> slots(kSlots * kThieves);
+  for (auto& s : slots) s.store(nullptr, std::memory_order_relaxed);
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> freed{0};
+  std::vector<std::thread> thieves;
+  for (std::size_t t = 0; t < kThieves; ++t) {
+    thieves.emplace_back([&, t] {
+      TaskCache mine;
+      while (!stop.load(std::memory_order_acquire)) {
+        for (std::size_t i = 0; i < kSlots; ++i) {
+          // acquire: pairs with the owner's release store; the payload's mark is visible.
+          void* p = slots[t * kSlots + i].exchange(nullptr, std::memory_order_acquire);
+          if (p == nullptr) continue;
+          auto* mark = static_cast<std::uint64_t*>(p);
+          EXPECT_EQ(*mark, 0xA11CEu);
+          *mark = 0;  // dead from here on
+          TaskCache::deallocate(p, &mine);
+          freed.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  std::size_t handed = 0;
+  std::size_t next = 0;
+  std::unordered_set<void*> seen;
+  while (handed < total) {
+    void* p = home.allocate();
+    auto* mark = static_cast<std::uint64_t*>(p);
+    // A block handed out before and still in use would carry the live mark (its thief has not
+    // cleared it yet). A fresh block's bytes are indeterminate: only reused blocks are checked.
+    if (!seen.insert(p).second) {
+      ASSERT_NE(*mark, 0xA11CEu) << "a live block was handed out again";
+    }
+    *mark = 0xA11CEu;
+    for (;;) {
+      void* expected = nullptr;
+      // release: publishes the mark to the thief's acquire exchange.
+      if (slots[next].compare_exchange_strong(expected, p, std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+        break;
+      }
+      next = (next + 1) % slots.size();
+    }
+    next = (next + 1) % slots.size();
+    ++handed;
+  }
+  while (freed.load(std::memory_order_relaxed) < total) std::this_thread::yield();
+  stop.store(true, std::memory_order_release);
+  for (auto& th : thieves) th.join();
+  EXPECT_EQ(freed.load(), total);
+  home.trim();
+  EXPECT_LE(home.local_count(), TaskCache::kLocalCap);
+  EXPECT_EQ(home.pending_count(), 0u);
+}
+
+}  // namespace
