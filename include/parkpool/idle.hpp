@@ -226,6 +226,13 @@ class IdleCoordinator {
   const IdleOptions& options() const noexcept { return options_; }
   std::size_t searching() const noexcept;  // workers counted as searching
   std::size_t sleeping() const noexcept;   // workers announced asleep and not yet woken
+  // True if some worker searches or is announced asleep: a pool that could keep work private
+  // (unstealable) uses it to tell whether anyone would take it. One relaxed load of the state
+  // word (a snapshot; a worker that goes idle just after it is seen at the next call).
+  bool any_idle() const noexcept {
+    const std::uint64_t s = state_.load(std::memory_order_relaxed);  // relaxed: a snapshot
+    return searching_of(s) + sleeping_of(s) != 0;
+  }
   bool is_shutdown() const noexcept;
   IdleWorkerStats stats(std::size_t worker) const noexcept;
   IdleWorkerStats total_stats() const noexcept;

@@ -203,6 +203,19 @@ TaskBase* WorkerContext::find_task_slow() noexcept {
   return nullptr;
 }
 
+void WorkerContext::publish_private() {
+  std::size_t i = 0;
+  try {
+    for (; i < private_count; ++i) deque.push(private_jobs[i]);
+  } catch (...) {
+    // Keep the jobs not moved, still oldest first (INV-J1: the moved ones are older).
+    std::copy(private_jobs + i, private_jobs + private_count, private_jobs);
+    private_count -= i;
+    throw;
+  }
+  private_count = 0;
+}
+
 bool WorkerContext::any_work() const noexcept {
   if (!pool->injector_empty()) return true;
   for (const auto& w : pool->workers_) {
@@ -381,6 +394,7 @@ void PoolCore::worker_main(std::size_t i) noexcept {
       // spin and park per task under sparse load, and a FUTEX_WAKE before the task starts).
       if (!w.idle_closed) idle_.found_work(i, [&w] { return w.any_work(); });
       t->fn(t, true);
+      assert(w.private_count == 0 && w.join_depth == 0 && "a join left a private job behind");
       continue;
     }
     w.cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)

@@ -22,7 +22,11 @@
 //                    tasks it runs nest on the waiter's stack); on another thread it blocks.
 //   join(pool, a, b) runs a here while b is offered to thieves; no heap allocation on a worker
 //                    (b's job lives on this stack frame); results returned as a std::pair, void as
-//                    std::monostate, by value. From a non-worker thread the whole join is injected
+//                    std::monostate, by value. Below the 8 outermost joins on a worker, b is kept
+//                    private (no fence, no atomic) while no worker is idle; the first join that
+//                    sees an idle worker publishes every private b (oldest first) to thieves, so
+//                    an idle worker waits at most until the owner's next join for that (small)
+//                    work. See WorkerContext::private_jobs in detail/pool_core.hpp. From a non-worker thread the whole join is injected
 //                    as a stack job and the caller blocks until a worker has run it.
 //   parallel_for     recursive halving with join down to `grain` indices per leaf.
 //
@@ -216,28 +220,57 @@ inline bool reclaim(WorkerContext& w, TaskBase* job) noexcept {
   return false;
 }
 
+// Counts the joins in progress on a worker (WorkerContext::join_depth).
+struct JoinDepthGuard {
+  explicit JoinDepthGuard(WorkerContext& w) noexcept : w_(w) { ++w_.join_depth; }
+  ~JoinDepthGuard() { --w_.join_depth; }
+  JoinDepthGuard(const JoinDepthGuard&) = delete;
+  JoinDepthGuard& operator=(const JoinDepthGuard&) = delete;
+  WorkerContext& w_;
+};
+
+// True when b's job came back unrun: it was the newest private job, or (public) it was popped
+// from the deque. False when it ran or runs elsewhere: a thief took it, or this thread ran it
+// while waiting inside a() (then its latch is done; reclaim() is skipped because below a job that
+// was private the deque holds older jobs of enclosing joins, INV-J1, which must not be run here).
+template <class J>
+[[gnu::always_inline]] inline bool take_back(WorkerContext& w, J& job) noexcept {
+  return w.take_private(&job) || (!job.latch.done() && reclaim(w, &job));
+}
+
 template <class A, class B>
 auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>, join_result_t<B>> {
   using RA = join_result_t<A>;
   StackJob<B> job(b, w.pool);
-  // Owner's exact view (thieves only shrink it). Notify sleepers only when the deque was empty:
-  // otherwise thieves already had work from us and were notified then. A missed wake here loses
-  // no work, only parallelism: this thread pops `job` itself if nobody stole it (rayon's rule).
-  const bool was_empty = w.deque.empty_hint();
-  w.deque.push(&job);
-  if (was_empty) w.pool->idle().notify_work();
+  JoinDepthGuard depth(w);
+  if (w.join_depth > WorkerContext::kPublicJoinDepth &&
+      w.private_count < WorkerContext::kPrivateCap && !w.pool->idle().any_idle()) {
+    w.private_jobs[w.private_count++] = &job;  // nobody would steal it now (see pool_core.hpp)
+  } else {
+    // Owner's exact view (thieves only shrink it). Notify sleepers only when the deque was empty
+    // or private jobs become visible: otherwise thieves already had work from us and were
+    // notified then. A missed wake here loses no work, only parallelism: this thread pops `job`
+    // itself if nobody stole it (rayon's rule).
+    bool notify = w.deque.empty_hint();
+    if (w.private_count != 0) {
+      w.publish_private();
+      notify = true;
+    }
+    w.deque.push(&job);
+    if (notify) w.pool->idle().notify_work();
+  }
   std::optional<RA> ra;
   try {
     ra.emplace(call_for_result<RA>(a));
   } catch (...) {
-    if (!reclaim(w, &job)) w.wait_until(job.latch);  // b is on our stack: wait for the thief
+    if (!take_back(w, job)) w.wait_until(job.latch);  // b is on our stack: wait for it
     throw;
   }
-  if (reclaim(w, &job)) {
+  if (take_back(w, job)) {
     // Not stolen: run b inline. Its exception propagates directly.
     return {std::move(*ra), call_for_result<join_result_t<B>>(b)};
   }
-  w.wait_until(job.latch);
+  w.wait_until(job.latch);  // returns at once if b already ran
   if (job.error) std::rethrow_exception(job.error);
   return {std::move(*ra), std::move(*job.result)};
 }

@@ -173,8 +173,36 @@ struct alignas(64) WorkerContext {
     InjectedItem item{};
   } inline_slot;
 
-  // Any task: own deque (LIFO), then the injector, then random victims.
+  // ---- Private join jobs (thread_pool.hpp, join_on_worker) ----
+  // The b half of a join nested more than kPublicJoinDepth joins deep on this worker is kept in
+  // private_jobs instead of the deque while no worker is idle: pushing and reclaiming it costs
+  // no fence and no atomic (the deque's pop needs a seq_cst fence). Deep jobs are small (a
+  // fork-join tree halves at each level), and the shallow ones stay stealable at once. When a
+  // join sees an idle worker (IdleCoordinator::any_idle) it publishes every private job, oldest
+  // first, and notifies. So a worker that runs out of work waits at most until this worker's
+  // next join for the private jobs (or until it reclaims them itself: they are never lost).
+  // INV-J1: every private job is newer than every item in `deque`: a push to the deque (join,
+  //   post, submit, TaskGroup::run on this worker) first publishes them all, oldest first; a
+  //   private push is the newest by definition. Owner only; empty between tasks.
+  static constexpr std::uint32_t kPublicJoinDepth = 8;
+  static constexpr std::size_t kPrivateCap = 64;
+  std::uint32_t join_depth = 0;  // joins in progress on this thread's stack
+  std::size_t private_count = 0;
+  TaskBase* private_jobs[kPrivateCap] = {};
+  // Moves every private job to the deque, oldest first (INV-J1). The caller notifies. Throws
+  // std::bad_alloc if the deque cannot grow; the jobs not yet moved then stay private, in order.
+  void publish_private();
+  // Removes `job` if it is the newest private job (then it was neither published nor run).
+  bool take_private(TaskBase* job) noexcept {
+    if (private_count == 0 || private_jobs[private_count - 1] != job) return false;
+    --private_count;
+    return true;
+  }
+
+  // Any task: own private jobs, then own deque (together newest first: INV-J1), then the
+  // injector, then random victims.
   TaskBase* find_task() noexcept {
+    if (private_count != 0) return private_jobs[--private_count];
     if (TaskBase* t = deque.pop()) return t;
     return find_task_slow();
   }
@@ -213,6 +241,7 @@ class PoolCore {
   // (accepted even while shutdown drains, so accepted work can finish); elsewhere: the injector.
   void schedule(TaskBase* t) {
     if (WorkerContext* w = local_worker()) {
+      if (w->private_count != 0) w->publish_private();  // INV-J1; the notify below covers them
       w->deque.push(t);
       w->spawned.bump();
       // Publish (release store of bottom_) then notify_work (its seq_cst fence + load: the
