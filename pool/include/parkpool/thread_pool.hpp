@@ -26,8 +26,9 @@
 //                    private (no fence, no atomic) while no worker is idle; the first join that
 //                    sees an idle worker publishes every private b (oldest first) to thieves, so
 //                    an idle worker waits at most until the owner's next join for that (small)
-//                    work. See WorkerContext::private_jobs in detail/pool_core.hpp. From a non-worker thread the whole join is injected
-//                    as a stack job and the caller blocks until a worker has run it.
+//                    work (detail/pool_core.hpp, WorkerContext::private_jobs). From a non-worker
+//                    thread the whole join is injected as a stack job and the caller blocks
+//                    until a worker has run it.
 //   parallel_for     recursive halving with join down to `grain` indices per leaf.
 //
 // Thread safety
