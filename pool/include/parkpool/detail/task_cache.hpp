@@ -6,8 +6,10 @@
 //   (bench/pool_bench.cpp InternalSpawn and Fib27 TaskGroup, perf, 2026-12-01): glibc's per-thread
 //   cache holds 7 chunks per size, so a fork-join tree 27 levels deep, or a producer whose tasks
 //   are freed by a thief, goes to the arena under its lock. A task of at most kPayloadBytes (and
-//   alignment <= kPayloadAlign) instead lives in a 64-byte block (one cache line, line aligned: two
-//   tasks never share a line) taken from the allocating worker's cache.
+//   alignment <= kPayloadAlign) instead lives in a 64-byte block taken from the allocating worker's
+//   cache. Blocks come from plain operator new (16-byte aligned): a cache-line-aligned new took
+//   glibc's memalign path, which made a burst of a million fresh blocks (InternalSpawn) slower than
+//   plain malloc had been.
 //
 // Blocks and homes
 //   A block is a 16-byte header (the home cache, a free-list link) and the payload. The worker
@@ -135,12 +137,9 @@ class TaskCache {
   };
   static_assert(sizeof(Block) <= kHeaderBytes);
 
-  static Block* new_block() {
-    return ::new (::operator new (kBlockBytes, std::align_val_t{kBlockBytes}))
-        Block{nullptr, nullptr};
-  }
+  static Block* new_block() { return ::new (::operator new(kBlockBytes)) Block{nullptr, nullptr}; }
   static void delete_block(Block* b) noexcept {
-    ::operator delete (static_cast<void*>(b), kBlockBytes, std::align_val_t{kBlockBytes});
+    ::operator delete(static_cast<void*>(b), kBlockBytes);
   }
   static void* payload(Block* b) noexcept {
     return reinterpret_cast<unsigned char*>(b) + kHeaderBytes;
