@@ -50,7 +50,7 @@ struct Config {
   rl::memory_order notify_load_mo = rl::mo_relaxed;  // N2
   bool searcher_has_more = true;                     // the searcher uses found_work(w, has_more)
   bool r1_fence = true;                              // the seq_cst fence before has_more() (R1)
-  bool drain_before_flag = false;  // broken shutdown: drains sleepers before setting D
+  bool drain_before_flag = false;     // broken shutdown: drains sleepers before setting D
   bool drain_counts_searcher = true;  // the drain does P-1, S+1 per popped sleeper (a claim)
 };
 Config g_cfg;
