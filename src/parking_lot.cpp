@@ -17,6 +17,18 @@
 //            it takes the lock, which orders it against the queueing.
 //         This is the store->load (Dekker) handshake done with RMWs on one word instead of
 //         seq_cst fences, so that ThreadSanitizer models it.
+//  INV-H  (home word) A parked thread sleeps on the `wake_seq` word of its home bucket (the
+//         bucket of the key it parked on; a requeue does not change it), with its own
+//         `wake_bit` as FUTEX_WAIT_BITSET mask. Every kIdle an unparker stores is followed, by
+//         the same unparker before it returns, by a release increment of that thread's home word
+//         and a FUTEX_WAKE_BITSET of the thread's bit on it (wake_list). Why one shared word and
+//         not the thread's own state word: an unpark_all / unpark_filter that wakes N threads of
+//         one bucket then makes them all runnable with ONE syscall (one increment, one
+//         FUTEX_WAKE_BITSET with the union of their bits), as glibc's pthread_cond_broadcast
+//         does, instead of N syscalls whose wakees preempt the waker one by one. The price: a
+//         wake makes the kernel scan every thread asleep on the word (all threads at home in the
+//         bucket, usually the waiters of one key), and threads that share a bit get spurious
+//         futex wakeups, which wait_idle absorbs.
 
 #include <parkpool/parking_lot.hpp>
 
@@ -50,30 +62,34 @@ std::uint32_t* futex_addr(std::atomic<std::uint32_t>& word) noexcept {
   return reinterpret_cast<std::uint32_t*>(&word);
 }
 
-// Sleeps while word == expected, until woken, a signal, a spurious wakeup or `deadline`
-// (absolute CLOCK_MONOTONIC, which is what libstdc++'s steady_clock reads). Callers loop.
+// Sleeps while word == expected, until a FUTEX_WAKE_BITSET whose mask shares a bit with `bits`
+// (FUTEX_BITSET_MATCH_ANY: any wake), a signal, a spurious wakeup or `deadline` (absolute
+// CLOCK_MONOTONIC, which is what libstdc++'s steady_clock reads). Callers loop.
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                const Clock::time_point* deadline) noexcept {
-  if (deadline == nullptr) {
-    syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
-    return;
-  }
-  const auto since_epoch = deadline->time_since_epoch();
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+                const Clock::time_point* deadline,
+                std::uint32_t bits = FUTEX_BITSET_MATCH_ANY) noexcept {
   timespec ts{};
-  ts.tv_sec = static_cast<time_t>(secs.count());
-  ts.tv_nsec = static_cast<long>(std::chrono::nanoseconds(since_epoch - secs).count());
-  // FUTEX_WAIT_BITSET takes an absolute deadline: EINTR and spurious returns do not extend it.
-  syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_BITSET_PRIVATE, expected, &ts, nullptr,
-          FUTEX_BITSET_MATCH_ANY);
+  if (deadline != nullptr) {
+    const auto since_epoch = deadline->time_since_epoch();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+    ts.tv_sec = static_cast<time_t>(secs.count());
+    ts.tv_nsec = static_cast<long>(std::chrono::nanoseconds(since_epoch - secs).count());
+  }
+  // FUTEX_WAIT_BITSET takes an absolute deadline (null: none), so EINTR and spurious returns do
+  // not extend it; it costs what FUTEX_WAIT costs.
+  syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+          deadline != nullptr ? &ts : nullptr, nullptr, bits);
 }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
-  // The word may belong to a thread that has already returned from park() (the store that let
-  // it return precedes this call); its ThreadData lives in thread_local storage that may even be
-  // gone. The kernel then returns EFAULT or wakes an unrelated waiter on reused memory, which
-  // every futex user must tolerate as a spurious wakeup. Nothing here touches the memory.
   syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+
+// Wakes every thread sleeping on `word` whose wait mask shares a bit with `bits` (all of them,
+// not one: threads of other keys may share a bit, and waking one of those instead would lose
+// the wakeup; they absorb it as a spurious wakeup).
+void futex_wake_bits(std::atomic<std::uint32_t>& word, std::uint32_t bits) noexcept {
+  syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, nullptr, nullptr, bits);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,7 +143,7 @@ class BucketLock {
 // ---------------------------------------------------------------------------------------------
 // Per-thread parking data.
 // ---------------------------------------------------------------------------------------------
-// ThreadData::state (the futex word):
+// ThreadData::state (the handshake word; the thread sleeps on its home bucket's wake_seq, INV-H):
 //   kIdle    not queued; the owner may return from park()    set by the unparker, after the
 //                                                             bucket lock is released (release)
 //   kParked  queued in the bucket of `key` (INV-Q)            set by the owner under the lock
@@ -151,6 +167,12 @@ struct ThreadData {
   UnparkToken unpark_token{};     // written under the lock before kWaking; read after kIdle
   bool in_park = false;           // owner only: between queueing and returning from park()
   std::uint32_t in_callback = 0;  // owner only: > 0 while a callback of this thread runs
+  // INV-H: the futex word the thread sleeps on (its home bucket's wake_seq) and its bit in the
+  // FUTEX_WAIT_BITSET mask. Written by the owner under the home bucket's lock before it is
+  // queued; read by unparkers under the lock of the bucket that queues it (the lock, or a
+  // requeue holding both locks, orders the write before the read) and by the owner.
+  std::atomic<std::uint32_t>* home = nullptr;
+  std::uint32_t wake_bit = 0;  // one bit, set on the first park; never 0 afterwards
 };
 static_assert(std::is_trivially_destructible_v<ThreadData>,
               "ThreadData must stay usable during thread-local teardown");
@@ -177,6 +199,13 @@ struct alignas(64) Bucket {
   // 0 = not yet armed (the next unpark is fair).
   std::int64_t fair_deadline_ns = 0;
   std::uint32_t seed = 0;  // xorshift32 state, guarded by `lock`; 0 = not yet seeded
+  // INV-H: the futex word every thread whose home is this bucket sleeps on. A counter, not a
+  // state: an unparker increments it (release, (P3)) after storing kIdle into the threads it
+  // wakes, so a thread that read the old value before checking its state either sees kIdle or
+  // has its FUTEX_WAIT_BITSET fail (the word changed) or sleeps before the increment and is
+  // woken by the FUTEX_WAKE_BITSET that follows it. Wraps around harmlessly (only equality
+  // matters, and a thread re-reads it before every sleep).
+  std::atomic<std::uint32_t> wake_seq{0};
 };
 static_assert(sizeof(Bucket) == 64, "one cache line per bucket");
 
@@ -308,28 +337,64 @@ void mark_waking(ThreadData* t, UnparkToken token) noexcept {
   t->state.store(kWaking, std::memory_order_relaxed);
 }
 
+// Wakes the threads sleeping on `home` whose bits are in `bits`, after their kIdle stores.
+void wake_home(std::atomic<std::uint32_t>& home, std::uint32_t bits) noexcept {
+  // (P3) release RMW: pairs with the owner's acquire load of its home word (P0). A thread that
+  // reads this increment (or a later one: they are RMWs, so they continue its release sequence)
+  // sees the kIdle stored before it. The increment, not only the wake, is needed: an owner that
+  // read the word before it and its state before the kIdle store is about to sleep on the old
+  // value, and the kernel refuses to let it (EAGAIN) once the word changed.
+  home.fetch_add(1, std::memory_order_release);
+  // The home word is in the static table: always valid memory, whoever sleeps on it.
+  futex_wake_bits(home, bits);
+}
+
 // Wakes a list of threads linked by `next` that are all in kWaking. Called without any lock.
+// Threads with the same home word (consecutive in the list) are woken with one increment and one
+// FUTEX_WAKE_BITSET carrying the union of their bits (INV-H): an unpark_all of N threads of one
+// key makes all N runnable with one syscall.
 void wake_list(ThreadData* list) noexcept {
+  std::atomic<std::uint32_t>* home = nullptr;
+  std::uint32_t bits = 0;
   while (list != nullptr) {
-    ThreadData* next = list->next;  // read before kIdle: afterwards `list` may be reused (INV-S)
+    // Read before kIdle: afterwards `list` may return from park() and be reused (INV-S).
+    ThreadData* next = list->next;
+    std::atomic<std::uint32_t>* const h = list->home;
+    const std::uint32_t bit = list->wake_bit;
+    if (h != home) {
+      if (home != nullptr) wake_home(*home, bits);  // the previous run of threads, all kIdle
+      home = h;
+      bits = 0;
+    }
+    bits |= bit;
     // (P1) release: pairs with the owner's acquire load (P2); publishes unpark_token and
     // everything the unparker and its callback did.
     list->state.store(kIdle, std::memory_order_release);
-    futex_wake(list->state, 1);
     list = next;
   }
+  if (home != nullptr) wake_home(*home, bits);
 }
 
 // Waits until the owner's state is kIdle; returns false when `deadline` passed first.
 bool wait_idle(ThreadData& self, const Clock::time_point* deadline) noexcept {
   for (;;) {
+    // (P0) acquire: pairs with (P3). Read BEFORE the state: if it already includes the increment
+    // that follows our kIdle, the acquire makes (P2) see kIdle; if not, the futex wait below
+    // either fails (the word moved on) or is woken by that increment's FUTEX_WAKE_BITSET.
+    const std::uint32_t seq = self.home->load(std::memory_order_acquire);
     // (P2) acquire: pairs with (P1).
     const std::uint32_t s = self.state.load(std::memory_order_acquire);
     if (s == kIdle) return true;
     if (deadline != nullptr && Clock::now() >= *deadline) return false;
-    futex_wait(self.state, s, deadline);
+    // Woken by our bit, by a colliding bit of another thread (spurious), EAGAIN or EINTR: loop.
+    futex_wait(*self.home, seq, deadline, self.wake_bit);
   }
 }
+
+// The next thread's FUTEX_WAIT_BITSET bit: round robin over the 32 bits in the order threads
+// first park, so that threads of one primitive rarely share a bit (sharing costs only spurious
+// wakeups, never a lost one: a wake wakes every sleeper with the bit).
+std::atomic<std::uint32_t> g_next_wake_bit{0};
 
 }  // namespace
 
@@ -376,6 +441,11 @@ ParkResult park_slow(const void* key, ValidateRef validate, BeforeSleepRef befor
   }
   self.key.store(key, std::memory_order_relaxed);  // under the lock, INV-Q
   self.park_token = park_token;
+  self.home = &b.wake_seq;  // INV-H, under the lock: unparkers read it under a bucket lock
+  if (self.wake_bit == 0) {
+    // Relaxed: the counter only spreads bits; any value is correct.
+    self.wake_bit = 1U << (g_next_wake_bit.fetch_add(1, std::memory_order_relaxed) % 32U);
+  }
   self.state.store(kParked, std::memory_order_relaxed);  // under the lock, INV-Q
   enqueue(b, &self);
   b.lock.unlock();

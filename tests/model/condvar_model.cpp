@@ -2,11 +2,12 @@
 // Two waiters wait (under the mutex) for a flag; a notifier sets the flag under the mutex and
 // notifies (notify_one twice, or notify_all), with the mutex held or not depending on the
 // variant. Every waiter must return; the flag and a plain counter are rl::vars guarded by the
-// mutex. A lost notification shows as a Relacy deadlock.
+// mutex. A lost notification shows as a Relacy deadlock. Requeued waiters are woken by unlock
+// through the Condvar's home word (INV-H in src/parking_lot.cpp), not the mutex's.
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -27,7 +28,7 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
   rl::var<int> woken;
 
   void before() {
-    lot.init(3);
+    lot.init(3, &g_bugs);
     mutex.init(&lot, 1, &g_bugs);
     cv.init(&lot, 2, &g_bugs);
     flag($) = 0;
@@ -80,6 +81,14 @@ bool run_model(const std::string& variant, int& known) {
     g_notify_locked = false;
   } else if (variant == "requeue_without_parked_bit") {
     g_bugs.requeue_without_parked_bit = true;
+  } else if (variant == "wake_before_idle") {
+    g_bugs.wake_before_idle = true;
+    g_notify_locked = false;
+  } else if (variant == "wake_key_word") {
+    g_bugs.wake_key_word = true;  // requeued waiters woken by unlock on the mutex's word
+  } else if (variant == "seq_load_relaxed") {
+    g_bugs.seq_load_relaxed = true;
+    g_notify_locked = false;
   } else {
     known = 0;
     return false;

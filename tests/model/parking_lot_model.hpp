@@ -3,8 +3,16 @@
 //
 // What is modelled faithfully:
 //  - one bucket (all keys collide, which is a legal case of the real table) with its lock;
-//  - per-thread futex word with the kIdle/kParked/kWaking states, the unpark token written under
-//    the bucket lock, kWaking set under the lock, kIdle (release) + FUTEX_WAKE after the lock;
+//  - per-thread handshake word with the kIdle/kParked/kWaking states, the unpark token written
+//    under the bucket lock, kWaking set under the lock, kIdle (release) after the lock;
+//  - INV-H: a parked thread sleeps on its home word (FUTEX_WAIT_BITSET with its own bit) after
+//    reading that word (acquire) and then its state; an unparker, after the kIdle stores of a run
+//    of threads with the same home, increments the home word (release) and does one
+//    FUTEX_WAKE_BITSET with the union of their bits. The futex is emulated by Futex below (the
+//    kernel's check-and-queue under the hash-bucket lock), because rl_futex has no bitsets and
+//    wakes by count. There are two home words, chosen by the key at park time (the mutex's key
+//    and the condvar's key get different ones), so a requeued thread keeps a home word that is
+//    not its current key's, as in the real table;
 //  - validate under the lock, before_sleep after queueing and unlocking, FIFO by sequence number;
 //  - unpark callbacks and requeue validate/callback under the lock, with be_fair chosen
 //    nondeterministically (Relacy explores both hand-off and normal unlocks);
@@ -44,6 +52,63 @@ struct Bugs {
                                             // token is written (token published too late)
   bool waiters_relaxed = false;     // INV-W RMWs relaxed instead of acquire (parker) / release
   bool waiters_plain_load = false;  // the lock-free unparker reads the count with a plain load
+  bool wake_before_idle = false;    // INV-H: the home word is incremented and woken before the
+                                    // kIdle stores instead of after them
+  bool wake_key_word = false;       // INV-H: the unparker wakes the home word of the key it
+                                    // unparks from, not the thread's own home word (wrong for a
+                                    // thread requeued from another key)
+  bool seq_load_relaxed = false;    // INV-H: the parked thread reads its home word relaxed (P0)
+};
+
+// The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
+// hash-bucket lock, under which the kernel compares the word and queues the waiter, and under
+// which a wake scans the queue. The comparison is a relaxed load: the kernel gives the user no
+// ordering beyond "a wake that follows a change of the word finds every waiter that compared
+// before the change", which the lock provides (the waker changes the word before it locks).
+constexpr int kHomeWords = 2;
+
+class Futex {
+ public:
+  void init(int threads) {
+    threads_ = threads;
+    for (int i = 0; i < threads; ++i) {
+      sleeping_on_[i]($) = -1;
+      bits_[i]($) = 0;
+    }
+  }
+
+  // Returns after a wake that names one of `bits`, or at once if the word differs (EAGAIN).
+  void wait(int me, rl::atomic<int>* words, int word, int expected, int bits) {
+    lock_.lock($);
+    if (words[word].load(rl::mo_relaxed, $) != expected) {
+      lock_.unlock($);
+      return;
+    }
+    sleeping_on_[me]($) = word;
+    bits_[me]($) = bits;
+    while (sleeping_on_[me]($) != -1) cv_.wait(lock_, $);
+    lock_.unlock($);
+  }
+
+  void wake(int word, int bits) {
+    lock_.lock($);
+    bool any = false;
+    for (int i = 0; i < threads_; ++i) {
+      if (sleeping_on_[i]($) == word && (bits_[i]($) & bits) != 0) {
+        sleeping_on_[i]($) = -1;
+        any = true;
+      }
+    }
+    lock_.unlock($);
+    if (any) cv_.notify_all($);
+  }
+
+ private:
+  int threads_ = 0;
+  rl::mutex lock_;
+  rl::condition_variable_any cv_;
+  rl::var<int> sleeping_on_[kMaxThreads];  // -1: not sleeping
+  rl::var<int> bits_[kMaxThreads];
 };
 
 enum class Op { abort, unpark_one_requeue_rest, requeue_all, unpark_one, requeue_one };
@@ -65,9 +130,12 @@ class Lot {
       key_[i]($) = kNoKey;
       seq_[i]($) = 0;
       token_[i]($) = 0;
+      home_[i]($) = 0;
       state_[i].store(kIdle, rl::mo_relaxed, $);
     }
+    for (int w = 0; w < kHomeWords; ++w) home_word_[w].store(0, rl::mo_relaxed, $);
     next_seq_($) = 1;
+    futex_.init(threads);
   }
 
   // Returns the unpark token, or -1 when validate failed.
@@ -84,13 +152,18 @@ class Lot {
     key_[me]($) = key;
     seq_[me]($) = next_seq_($);
     next_seq_($) = next_seq_($) + 1;
+    home_[me]($) = home_of(key);  // INV-H, under the lock
     state_[me].store(kParked, rl::mo_relaxed, $);
     bucket_.unlock($);
     before_sleep();
+    const int home = home_[me]($);
+    const bool relaxed_seq = bugs_ != nullptr && bugs_->seq_load_relaxed;
     for (;;) {
-      const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
+      const int seq =
+          home_word_[home].load(relaxed_seq ? rl::mo_relaxed : rl::mo_acquire, $);  // (P0)
+      const int v = state_[me].load(rl::mo_acquire, $);                             // (P2)
       if (v == kIdle) break;
-      rl::rl_futex(&state_[me], rl::RL_FUTEX_WAIT, v, nullptr, nullptr, 0, $);
+      futex_.wait(me, home_word_, home, seq, bit_of(me));
     }
     return token_[me]($);
   }
@@ -114,10 +187,41 @@ class Lot {
     }
     bucket_.unlock($);
     if (w >= 0) {
-      state_[w].store(kIdle, rl::mo_release, $);              // (P1)
-      if (bugs.wake_under_stale_state) token_[w]($) = token;  // BUG: after the release
-      rl::rl_futex(&state_[w], rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
+      if (bugs.wake_under_stale_state) {
+        const int home = home_[w]($);
+        state_[w].store(kIdle, rl::mo_release, $);  // (P1)
+        token_[w]($) = token;                       // BUG: after the release
+        wake_home(home, bit_of(w));
+      } else {
+        const int list[1] = {w};
+        wake_list(list, 1, key);
+      }
     }
+    return r;
+  }
+
+  // parking_lot::unpark_filter(key, always unpark, callback): every thread on `key`, woken with
+  // one batched wake per home word (src/parking_lot.cpp's wake_list).
+  template <class Callback>
+  UnparkResult unpark_all(int key, Callback callback) {
+    bucket_.lock($);
+    UnparkResult r;
+    int list[kMaxThreads];
+    int n = 0;
+    for (int t = first_on(key); t >= 0; t = first_on(key)) {
+      key_[t]($) = kNoKey;
+      waiters_.fetch_sub(1, rl::mo_relaxed, $);
+      list[n++] = t;
+    }
+    r.unparked = n;
+    if (n != 0) r.be_fair = rl::rand(2) == 1;
+    const int token = callback(r);
+    for (int i = 0; i < n; ++i) {
+      token_[list[i]]($) = token;
+      state_[list[i]].store(kWaking, rl::mo_relaxed, $);
+    }
+    bucket_.unlock($);
+    wake_list(list, n, key);
     return r;
   }
 
@@ -174,13 +278,45 @@ class Lot {
     }
     bucket_.unlock($);
     if (w >= 0) {
-      state_[w].store(kIdle, rl::mo_release, $);  // (P1)
-      rl::rl_futex(&state_[w], rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
+      const int list[1] = {w};
+      wake_list(list, 1, from);
     }
     return r;
   }
 
  private:
+  static int home_of(int key) { return key % kHomeWords; }
+  static int bit_of(int thread) { return 1 << thread; }
+
+  // (P3) release increment of the home word, then the kernel wake of `bits` on it.
+  void wake_home(int home, int bits) {
+    home_word_[home].fetch_add(1, rl::mo_release, $);
+    futex_.wake(home, bits);
+  }
+
+  // src/parking_lot.cpp's wake_list: kIdle for each thread (after reading its home), one
+  // increment and one wake per run of threads with the same home word. `key` is the key the
+  // threads were unparked from (used only by the wake_key_word bug).
+  void wake_list(const int* list, int n, int key) {
+    const bool key_word = bugs_ != nullptr && bugs_->wake_key_word;
+    const bool early = bugs_ != nullptr && bugs_->wake_before_idle;
+    int home = -1;
+    int bits = 0;
+    for (int i = 0; i < n; ++i) {
+      const int t = list[i];
+      const int h = key_word ? home_of(key) : home_[t]($);  // read before kIdle (INV-S)
+      if (h != home) {
+        if (home >= 0 && !early) wake_home(home, bits);
+        home = h;
+        bits = 0;
+      }
+      bits |= bit_of(t);
+      if (early) wake_home(h, bit_of(t));         // BUG: before the kIdle store
+      state_[t].store(kIdle, rl::mo_release, $);  // (P1)
+    }
+    if (home >= 0 && !early) wake_home(home, bits);
+  }
+
   // Under the bucket lock: the FIFO head for `key`, or -1.
   int first_on(int key) {
     int best = -1;
@@ -206,6 +342,9 @@ class Lot {
   rl::var<int> token_[kMaxThreads];
   rl::var<int> next_seq_;
   rl::atomic<int> state_[kMaxThreads];
+  rl::var<int> home_[kMaxThreads];  // INV-H: the home word index, set at park under the lock
+  rl::atomic<int> home_word_[kHomeWords];
+  Futex futex_;
 };
 
 constexpr int kLocked = 1;
