@@ -2,12 +2,13 @@
 // Two waiters wait (under the mutex) for a flag; a notifier sets the flag under the mutex and
 // notifies (notify_one twice, or notify_all), with the mutex held or not depending on the
 // variant. Every waiter must return; the flag and a plain counter are rl::vars guarded by the
-// mutex. A lost notification shows as a Relacy deadlock. Requeued waiters are woken by unlock
-// through the Condvar's home word (INV-H in src/parking_lot.cpp), not the mutex's.
+// mutex. A lost notification shows as a Relacy deadlock. With the mutex free, notify_all wakes
+// both waiters with one batched wake of their home word (INV-H in src/parking_lot.cpp); with it
+// held, they are requeued and later woken, through the Condvar's home word, by unlock.
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -82,10 +83,13 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "requeue_without_parked_bit") {
     g_bugs.requeue_without_parked_bit = true;
   } else if (variant == "wake_before_idle") {
-    g_bugs.wake_before_idle = true;
+    g_bugs.wake_before_idle = true;  // batched wake of the mutex-free notify_all
     g_notify_locked = false;
   } else if (variant == "wake_key_word") {
     g_bugs.wake_key_word = true;  // requeued waiters woken by unlock on the mutex's word
+  } else if (variant == "batch_one_bit") {
+    g_bugs.batch_one_bit = true;  // the mutex-free notify_all wakes only one of the two waiters
+    g_notify_locked = false;
   } else if (variant == "seq_load_relaxed") {
     g_bugs.seq_load_relaxed = true;
     g_notify_locked = false;

@@ -18,7 +18,8 @@
 //    nondeterministically (Relacy explores both hand-off and normal unlocks);
 //  - Mutex: LOCKED/PARKED bits, fast paths, lock_slow / unlock_slow with the same orderings;
 //  - Condvar: state word, wait (validate stores the mutex, before_sleep unlocks), notify_one /
-//    notify_all with unpark_requeue onto the mutex and mark_parked(_if_locked).
+//    notify_all with unpark_requeue onto the mutex and mark_parked(_if_locked), and notify_all
+//    with the mutex free waking every waiter at once (unpark_filter with one batched wake).
 //  - the bucket's waiter count (INV-W) and the lock-free check of the callback-less
 //    unpark_one(key) (parking_lot_model.cpp).
 // Not modelled: timeouts (the timed-out path) and spinning (SpinWait only delays). Plain data
@@ -58,6 +59,8 @@ struct Bugs {
                                     // unparks from, not the thread's own home word (wrong for a
                                     // thread requeued from another key)
   bool seq_load_relaxed = false;    // INV-H: the parked thread reads its home word relaxed (P0)
+  bool batch_one_bit = false;       // INV-H: a batched wake names only the last thread's bit,
+                                    // not the union of the run's bits
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -310,6 +313,7 @@ class Lot {
         home = h;
         bits = 0;
       }
+      if (bugs_ != nullptr && bugs_->batch_one_bit) bits = 0;  // BUG: forgets the earlier bits
       bits |= bit_of(t);
       if (early) wake_home(h, bit_of(t));         // BUG: before the kIdle store
       state_[t].store(kIdle, rl::mo_release, $);  // (P1)
@@ -402,6 +406,7 @@ class Mutex {
     }
   }
   void mark_parked() { state_.fetch_or(kParkedBit, rl::mo_relaxed, $); }
+  bool is_locked() { return (state_.load(rl::mo_relaxed, $) & kLocked) != 0; }
   int key() const { return key_; }
 
  private:
@@ -477,6 +482,14 @@ class Condvar {
 
   void notify_all(Mutex& m) {
     if (state_.load(rl::mo_relaxed, $) == 0) return;
+    if (!m.is_locked()) {
+      // The mutex is free: wake every waiter with one batched wake.
+      lot_->unpark_all(key_, [this](const UnparkResult&) {
+        state_.store(0, rl::mo_relaxed, $);
+        return kTokenNormal;
+      });
+      return;
+    }
     lot_->unpark_requeue(
         key_, m.key(),
         [this, &m] {
