@@ -203,8 +203,9 @@ struct alignas(64) Bucket {
   // state: an unparker increments it (release, (P3)) after storing kIdle into the threads it
   // wakes, so a thread that read the old value before checking its state either sees kIdle or
   // has its FUTEX_WAIT_BITSET fail (the word changed) or sleeps before the increment and is
-  // woken by the FUTEX_WAKE_BITSET that follows it. Wraps around harmlessly (only equality
-  // matters, and a thread re-reads it before every sleep).
+  // woken by the FUTEX_WAKE_BITSET that follows it. Only equality matters and a thread re-reads
+  // it before every sleep, so wrapping around is harmless unless exactly 2^32 increments fall
+  // between one thread's read and its sleep (the limit of every futex sequence counter).
   std::atomic<std::uint32_t> wake_seq{0};
 };
 static_assert(sizeof(Bucket) == 64, "one cache line per bucket");
