@@ -93,10 +93,11 @@ std::size_t Condvar::notify_all_slow(Mutex* mutex) noexcept {
     // The mutex is free (typically: the notifier unlocked before notifying). Requeueing would
     // wake one waiter now and the others one per unlock, each wake a syscall that, on an idle
     // CPU, costs an inter-processor interrupt on the waiter's critical path. Instead wake them
-    // all: the parking lot makes all of them runnable with one FUTEX_WAKE_BITSET (INV-H in
-    // parking_lot.cpp), and they take the mutex in turn while running, as with glibc's
-    // broadcast. A racy read is enough: if the mutex is locked by the time they run, they park
-    // on it (correct, only slower); if it is locked now, the requeue below handles it.
+    // all: the parking lot makes up to 32 of them runnable with one FUTEX_WAKE_BITSET, one
+    // syscall per waiter beyond (INV-H, INV-B in parking_lot.cpp), and they take the mutex in
+    // turn while running, as with glibc's broadcast. A racy read is enough: if the mutex is
+    // locked by the time they run, they park on it (correct, only slower); if it is locked now,
+    // the requeue below handles it.
     // Callback checklist: filter and callback run under this Condvar's bucket lock; no throw,
     // no park, short.
     const parking_lot::UnparkResult r = parking_lot::unpark_filter(

@@ -163,13 +163,14 @@ TEST(ParkingLot, UnparkAllWakesEveryoneOnTheKeyOnly) {
   EXPECT_TRUE(rb.is_unparked());
 }
 
-// INV-H (src/parking_lot.cpp): a thread sleeps on the wake word of the bucket it parked in, with
-// one of 32 bits, and keeps that home when it is requeued. More than 32 threads on one home word
-// share bits, so the batched wake of unpark_all(from) reaches the requeued threads too: they must
-// absorb it and stay parked, and the later unpark_all(to), from another bucket, must still reach
-// them through their home word.
+// INV-H / INV-B (src/parking_lot.cpp): a thread sleeps on the wake word of the bucket it parked
+// in, with a free one of its 32 bits, and keeps that home when it is requeued; with more than 32
+// sleepers at home the others sleep on their own words. The requeued threads keep their home and
+// their bits (so the second wave finds none free and sleeps on its own words): the wake of
+// unpark_all(from) must not return them, and the later unpark_all(to), from another bucket, must
+// still reach them, 32 through their home word and 8 through their own words.
 TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
-  constexpr int kThreads = 40;  // > 32: wake bits collide
+  constexpr int kThreads = 40;  // > 32: some sleep on their own word
   int from = 0;
   int to = 0;
   std::atomic<bool> never{false};

@@ -251,7 +251,8 @@ inline UnparkResult unpark_one(const void* key) noexcept {
 
 // Wakes every thread parked on `key` with `token`; returns how many. Lock-free when no thread
 // is queued in the bucket. The woken threads become runnable together, with one wake syscall
-// (a few more only when some of them were requeued from keys of other buckets).
+// (a few more when some of them were requeued from keys of other buckets, and one more per
+// thread beyond the 32 that can sleep on one bucket's shared wake word at a time).
 inline std::size_t unpark_all(const void* key, UnparkToken token = kDefaultUnparkToken) noexcept {
   if (!detail::may_have_waiters(key)) return 0;
   return detail::unpark_all_slow(key, token);

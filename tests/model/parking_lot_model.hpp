@@ -13,6 +13,11 @@
 //    wakes by count. There are two home words, chosen by the key at park time (the mutex's key
 //    and the condvar's key get different ones), so a requeued thread keeps a home word that is
 //    not its current key's, as in the real table;
+//  - INV-B: a thread takes a free bit of its home word at park (under the lock) and the unparker
+//    frees it after its wake; with no free bit the thread sleeps on its own state word (an
+//    ordinary futex) and is woken by its own wake after its kIdle. A home word has `home_bits`
+//    bits (Lot::init; 32 in the real table): variants with one bit per home word put the second
+//    sleeper of a home on its own word, so both sleep paths, and wakes mixing them, are explored;
 //  - validate under the lock, before_sleep after queueing and unlocking, FIFO by sequence number;
 //  - unpark callbacks and requeue validate/callback under the lock, with be_fair chosen
 //    nondeterministically (Relacy explores both hand-off and normal unlocks);
@@ -61,6 +66,8 @@ struct Bugs {
   bool seq_load_relaxed = false;    // INV-H: the parked thread reads its home word relaxed (P0)
   bool batch_one_bit = false;       // INV-H: a batched wake names only the last thread's bit,
                                     // not the union of the run's bits
+  bool own_word_wake_before_idle = false;  // INV-B: a thread sleeping on its own word is woken
+                                           // before its kIdle store instead of after it
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -68,7 +75,9 @@ struct Bugs {
 // which a wake scans the queue. The comparison is a relaxed load: the kernel gives the user no
 // ordering beyond "a wake that follows a change of the word finds every waiter that compared
 // before the change", which the lock provides (the waker changes the word before it locks).
+// Words are named by an id: home words 0 .. kHomeWords-1, then one own word per thread.
 constexpr int kHomeWords = 2;
+constexpr int kAnyBit = -1;  // FUTEX_BITSET_MATCH_ANY: an own-word sleeper or waker
 
 class Futex {
  public:
@@ -81,9 +90,9 @@ class Futex {
   }
 
   // Returns after a wake that names one of `bits`, or at once if the word differs (EAGAIN).
-  void wait(int me, rl::atomic<int>* words, int word, int expected, int bits) {
+  void wait(int me, rl::atomic<int>& word_ref, int word, int expected, int bits) {
     lock_.lock($);
-    if (words[word].load(rl::mo_relaxed, $) != expected) {
+    if (word_ref.load(rl::mo_relaxed, $) != expected) {
       lock_.unlock($);
       return;
     }
@@ -125,18 +134,24 @@ struct UnparkResult {
 
 class Lot {
  public:
-  void init(int threads, const Bugs* bugs = nullptr) {
+  // `home_bits`: how many sleepers a home word takes before the next sleeps on its own word.
+  void init(int threads, const Bugs* bugs = nullptr, int home_bits = kMaxThreads) {
     threads_ = threads;
     bugs_ = bugs;
+    home_bits_ = home_bits;
     waiters_.store(0, rl::mo_relaxed, $);
     for (int i = 0; i < threads; ++i) {
       key_[i]($) = kNoKey;
       seq_[i]($) = 0;
       token_[i]($) = 0;
       home_[i]($) = 0;
+      bit_[i]($) = 0;
       state_[i].store(kIdle, rl::mo_relaxed, $);
     }
-    for (int w = 0; w < kHomeWords; ++w) home_word_[w].store(0, rl::mo_relaxed, $);
+    for (int w = 0; w < kHomeWords; ++w) {
+      home_word_[w].store(0, rl::mo_relaxed, $);
+      wake_bits_[w].store(0, rl::mo_relaxed, $);
+    }
     next_seq_($) = 1;
     futex_.init(threads);
   }
@@ -155,18 +170,27 @@ class Lot {
     key_[me]($) = key;
     seq_[me]($) = next_seq_($);
     next_seq_($) = next_seq_($) + 1;
-    home_[me]($) = home_of(key);  // INV-H, under the lock
+    home_[me]($) = home_of(key);           // INV-H, under the lock
+    bit_[me]($) = take_bit(home_of(key));  // INV-B, under the lock
     state_[me].store(kParked, rl::mo_relaxed, $);
     bucket_.unlock($);
     before_sleep();
     const int home = home_[me]($);
+    const int bit = bit_[me]($);
     const bool relaxed_seq = bugs_ != nullptr && bugs_->seq_load_relaxed;
+    if (bit == 0) {  // INV-B: no free bit, sleep on the own word
+      for (;;) {
+        const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
+        if (v == kIdle) return token_[me]($);
+        futex_.wait(me, state_[me], own_word(me), v, kAnyBit);
+      }
+    }
     for (;;) {
       const int seq =
           home_word_[home].load(relaxed_seq ? rl::mo_relaxed : rl::mo_acquire, $);  // (P0)
       const int v = state_[me].load(rl::mo_acquire, $);                             // (P2)
       if (v == kIdle) break;
-      futex_.wait(me, home_word_, home, seq, bit_of(me));
+      futex_.wait(me, home_word_[home], home, seq, bit);
     }
     return token_[me]($);
   }
@@ -192,9 +216,14 @@ class Lot {
     if (w >= 0) {
       if (bugs.wake_under_stale_state) {
         const int home = home_[w]($);
+        const int bit = bit_[w]($);
         state_[w].store(kIdle, rl::mo_release, $);  // (P1)
         token_[w]($) = token;                       // BUG: after the release
-        wake_home(home, bit_of(w));
+        if (bit == 0) {
+          futex_.wake(own_word(w), kAnyBit);
+        } else {
+          wake_home(home, bit);
+        }
       } else {
         const int list[1] = {w};
         wake_list(list, 1, key);
@@ -289,33 +318,56 @@ class Lot {
 
  private:
   static int home_of(int key) { return key % kHomeWords; }
-  static int bit_of(int thread) { return 1 << thread; }
+  static int own_word(int thread) { return kHomeWords + thread; }
 
-  // (P3) release increment of the home word, then the kernel wake of `bits` on it.
+  // INV-B, under the lock: the lowest free bit of `home`'s word (of home_bits_), or 0.
+  int take_bit(int home) {
+    const int used = wake_bits_[home].load(rl::mo_relaxed, $);
+    for (int i = 0; i < home_bits_; ++i) {
+      if ((used & (1 << i)) == 0) {
+        wake_bits_[home].fetch_or(1 << i, rl::mo_relaxed, $);
+        return 1 << i;
+      }
+    }
+    return 0;
+  }
+
+  // (P3) release increment of the home word, then the kernel wake of `bits` on it, then the
+  // bits are free again (INV-B).
   void wake_home(int home, int bits) {
     home_word_[home].fetch_add(1, rl::mo_release, $);
     futex_.wake(home, bits);
+    wake_bits_[home].fetch_and(~bits, rl::mo_relaxed, $);
   }
 
-  // src/parking_lot.cpp's wake_list: kIdle for each thread (after reading its home), one
-  // increment and one wake per run of threads with the same home word. `key` is the key the
-  // threads were unparked from (used only by the wake_key_word bug).
+  // src/parking_lot.cpp's wake_list: kIdle for each thread (after reading its home and bit),
+  // one increment and one wake per run of threads with the same home word, and a wake of its
+  // own word after the kIdle of a thread without a bit (INV-B). `key` is the key the threads
+  // were unparked from (used only by the wake_key_word bug).
   void wake_list(const int* list, int n, int key) {
     const bool key_word = bugs_ != nullptr && bugs_->wake_key_word;
     const bool early = bugs_ != nullptr && bugs_->wake_before_idle;
+    const bool own_early = bugs_ != nullptr && bugs_->own_word_wake_before_idle;
     int home = -1;
     int bits = 0;
     for (int i = 0; i < n; ++i) {
       const int t = list[i];
       const int h = key_word ? home_of(key) : home_[t]($);  // read before kIdle (INV-S)
+      const int bit = bit_[t]($);
+      if (bit == 0) {
+        if (own_early) futex_.wake(own_word(t), kAnyBit);  // BUG: before the kIdle store
+        state_[t].store(kIdle, rl::mo_release, $);         // (P1)
+        if (!own_early) futex_.wake(own_word(t), kAnyBit);
+        continue;
+      }
       if (h != home) {
         if (home >= 0 && !early) wake_home(home, bits);
         home = h;
         bits = 0;
       }
       if (bugs_ != nullptr && bugs_->batch_one_bit) bits = 0;  // BUG: forgets the earlier bits
-      bits |= bit_of(t);
-      if (early) wake_home(h, bit_of(t));         // BUG: before the kIdle store
+      bits |= bit;
+      if (early) wake_home(h, bit);               // BUG: before the kIdle store
       state_[t].store(kIdle, rl::mo_release, $);  // (P1)
     }
     if (home >= 0 && !early) wake_home(home, bits);
@@ -338,6 +390,7 @@ class Lot {
 
   static constexpr int kTokenNormalLot = 0;
   int threads_ = 0;
+  int home_bits_ = kMaxThreads;
   const Bugs* bugs_ = nullptr;
   rl::atomic<int> waiters_;  // INV-W (the model has a single bucket; requeues keep it constant)
   rl::mutex bucket_;
@@ -348,6 +401,8 @@ class Lot {
   rl::atomic<int> state_[kMaxThreads];
   rl::var<int> home_[kMaxThreads];  // INV-H: the home word index, set at park under the lock
   rl::atomic<int> home_word_[kHomeWords];
+  rl::var<int> bit_[kMaxThreads];          // INV-B: the thread's bit, or 0 (own word)
+  rl::atomic<int> wake_bits_[kHomeWords];  // INV-B: bits taken, set under the lock
   Futex futex_;
 };
 
