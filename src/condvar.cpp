@@ -89,6 +89,26 @@ bool Condvar::notify_one_slow(Mutex* mutex) noexcept {
 }
 
 std::size_t Condvar::notify_all_slow(Mutex* mutex) noexcept {
+  if (!mutex->is_locked()) {
+    // The mutex is free (typically: the notifier unlocked before notifying). Requeueing would
+    // wake one waiter now and the others one per unlock, each wake a syscall that, on an idle
+    // CPU, costs an inter-processor interrupt on the waiter's critical path. Instead wake them
+    // all: the parking lot makes up to 32 of them runnable with one FUTEX_WAKE_BITSET, one
+    // syscall per waiter beyond (INV-H, INV-B in parking_lot.cpp), and they take the mutex in
+    // turn while running, as with glibc's broadcast. A racy read is enough: if the mutex is
+    // locked by the time they run, they park on it (correct, only slower); if it is locked now,
+    // the requeue below handles it.
+    // Callback checklist: filter and callback run under this Condvar's bucket lock; no throw,
+    // no park, short.
+    const parking_lot::UnparkResult r = parking_lot::unpark_filter(
+        this, [](parking_lot::ParkToken) noexcept { return parking_lot::FilterOp::unpark; },
+        [this](parking_lot::UnparkResult) noexcept {
+          // INV-C1: every waiter left this Condvar's queue, in this critical section.
+          state_.store(nullptr, std::memory_order_relaxed);
+          return Mutex::kTokenNormal;  // each relocks its own mutex in wait_internal
+        });
+    return r.unparked_threads;
+  }
   // Callback checklist: as notify_one_slow.
   const parking_lot::UnparkResult r = parking_lot::unpark_requeue(
       this, mutex,

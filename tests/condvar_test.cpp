@@ -172,7 +172,9 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
   EXPECT_EQ(ready, kWaiters + 1);
 }
 
-TEST(Condvar, NotifyAllWithoutLockWakesOneAndRequeuesRest) {
+// With the mutex free, notify_all wakes every waiter at once (one batched wake) instead of
+// requeueing them; each relocks the mutex itself.
+TEST(Condvar, NotifyAllWithoutLockWakesEveryWaiter) {
   Mutex m;
   Condvar cv;
   constexpr int kWaiters = 4;
@@ -189,6 +191,7 @@ TEST(Condvar, NotifyAllWithoutLockWakesOneAndRequeuesRest) {
   wait_parked(&cv, kWaiters);
   ready.store(true);
   EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
+  EXPECT_EQ(parked_on(&cv), 0U);  // all left the Condvar's queue in the notify
   for (auto& t : ts) t.join();
   EXPECT_EQ(done.load(), kWaiters);
 }

@@ -163,6 +163,53 @@ TEST(ParkingLot, UnparkAllWakesEveryoneOnTheKeyOnly) {
   EXPECT_TRUE(rb.is_unparked());
 }
 
+// INV-H / INV-B (src/parking_lot.cpp): a thread sleeps on the wake word of the bucket it parked
+// in, with a free one of its 32 bits, and keeps that home when it is requeued; with more than 32
+// sleepers at home the others sleep on their own words. The requeued threads keep their home and
+// their bits (so the second wave finds none free and sleeps on its own words): the wake of
+// unpark_all(from) must not return them, and the later unpark_all(to), from another bucket, must
+// still reach them, 32 through their home word and 8 through their own words.
+TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
+  constexpr int kThreads = 40;  // > 32: some sleep on their own word
+  int from = 0;
+  int to = 0;
+  std::atomic<bool> never{false};
+  std::atomic<int> returned_requeued{0};
+  std::atomic<int> returned_second{0};
+  std::vector<std::thread> requeued;
+  for (int i = 0; i < kThreads; ++i) {
+    requeued.emplace_back([&] {
+      const pl::ParkResult r = park_while_false(&from, &never);
+      EXPECT_TRUE(r.is_unparked());
+      EXPECT_EQ(r.token(), pl::UnparkToken{2});
+      returned_requeued.fetch_add(1);
+    });
+  }
+  wait_until_queued(&from, kThreads);
+  const pl::UnparkResult r = pl::unpark_requeue(
+      &from, &to, [] { return pl::RequeueOp::requeue_all; },
+      [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  EXPECT_EQ(r.requeued_threads, static_cast<std::size_t>(kThreads));
+  std::vector<std::thread> second;
+  for (int i = 0; i < kThreads; ++i) {
+    second.emplace_back([&] {
+      const pl::ParkResult res = park_while_false(&from, &never);
+      EXPECT_TRUE(res.is_unparked());
+      EXPECT_EQ(res.token(), pl::UnparkToken{1});
+      returned_second.fetch_add(1);
+    });
+  }
+  wait_until_queued(&from, kThreads);
+  EXPECT_EQ(pl::unpark_all(&from, pl::UnparkToken{1}), static_cast<std::size_t>(kThreads));
+  for (auto& t : second) t.join();
+  EXPECT_EQ(returned_second.load(), kThreads);
+  EXPECT_EQ(returned_requeued.load(), 0) << "a requeued thread returned on another key's wake";
+  EXPECT_EQ(queued_on(&to), static_cast<std::size_t>(kThreads));
+  EXPECT_EQ(pl::unpark_all(&to, pl::UnparkToken{2}), static_cast<std::size_t>(kThreads));
+  for (auto& t : requeued) t.join();
+  EXPECT_EQ(returned_requeued.load(), kThreads);
+}
+
 TEST(ParkingLot, TimeoutTable) {
   // deadline (past / now / short) x unpark (never / before deadline).
   struct Row {

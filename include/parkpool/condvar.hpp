@@ -14,7 +14,12 @@
 // may consume the condition between the notify and the relock.)
 // Fairness: waiters are notified in FIFO order. notify_one and notify_all never wake more than
 // one thread at a time while the mutex is held: the others are requeued onto the mutex's queue
-// and woken one by one by unlock (no thundering herd).
+// and woken one by one by unlock (no thundering herd). notify_all with the mutex free (the
+// notifier unlocked first) wakes every waiter at once, with one syscall for up to 32 waiters
+// (one more per waiter beyond), and they take the mutex in whatever order they run (as
+// std::condition_variable::notify_all does): nobody holds the mutex, so there is no unlock to
+// queue them behind, and one wake per waiter would put one inter-processor wakeup per waiter on
+// the critical path.
 // Past deadlines: wait_until with a past deadline (and wait_for with a non-positive timeout)
 // still unlocks the mutex, checks for a pending notify, and relocks before returning timeout.
 // Bad input: waiting with a std::unique_lock that does not own its mutex throws std::system_error

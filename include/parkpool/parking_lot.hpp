@@ -250,7 +250,9 @@ inline UnparkResult unpark_one(const void* key) noexcept {
 }
 
 // Wakes every thread parked on `key` with `token`; returns how many. Lock-free when no thread
-// is queued in the bucket.
+// is queued in the bucket. The woken threads become runnable together, with one wake syscall
+// (a few more when some of them were requeued from keys of other buckets, and one more per
+// thread beyond the 32 that can sleep on one bucket's shared wake word at a time).
 inline std::size_t unpark_all(const void* key, UnparkToken token = kDefaultUnparkToken) noexcept {
   if (!detail::may_have_waiters(key)) return 0;
   return detail::unpark_all_slow(key, token);
@@ -258,7 +260,8 @@ inline std::size_t unpark_all(const void* key, UnparkToken token = kDefaultUnpar
 
 // Walks the threads parked on `key` in FIFO order; filter(ParkToken) -> FilterOp (under the
 // lock) chooses who wakes; then callback(UnparkResult) -> UnparkToken runs under the lock (always,
-// even when nothing was woken) and its token goes to every woken thread.
+// even when nothing was woken) and its token goes to every woken thread. As with unpark_all, the
+// woken threads are made runnable with one wake syscall.
 template <class Filter, class Callback>
 UnparkResult unpark_filter(const void* key, Filter&& filter, Callback&& callback) noexcept {
   static_assert(std::is_invocable_r_v<FilterOp, Filter&, ParkToken>, "filter: FilterOp(ParkToken)");

@@ -2,11 +2,15 @@
 // Two waiters wait (under the mutex) for a flag; a notifier sets the flag under the mutex and
 // notifies (notify_one twice, or notify_all), with the mutex held or not depending on the
 // variant. Every waiter must return; the flag and a plain counter are rl::vars guarded by the
-// mutex. A lost notification shows as a Relacy deadlock.
+// mutex. A lost notification shows as a Relacy deadlock. With the mutex free, notify_all wakes
+// both waiters with one batched wake of their home word (INV-H in src/parking_lot.cpp); with it
+// held, they are requeued and later woken, through the Condvar's home word, by unlock. The
+// *_own_word variants give each home word one bit (INV-B), so the second sleeper of a home
+// sleeps on its own word and a batched wake mixes both paths.
 //
 // clang-format off
-// PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit
+// PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked notify_all_locked_own_word notify_all_unlocked_own_word notify_one_locked_own_word
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -18,6 +22,7 @@ namespace {
 model::Bugs g_bugs;
 bool g_notify_all = true;
 bool g_notify_locked = true;
+int g_home_bits = model::kMaxThreads;
 
 struct CondvarTest : rl::test_suite<CondvarTest, 3> {
   model::Lot lot;
@@ -27,7 +32,7 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
   rl::var<int> woken;
 
   void before() {
-    lot.init(3);
+    lot.init(3, &g_bugs, g_home_bits);
     mutex.init(&lot, 1, &g_bugs);
     cv.init(&lot, 2, &g_bugs);
     flag($) = 0;
@@ -66,6 +71,7 @@ bool run_model(const std::string& variant, int& known) {
   g_bugs = model::Bugs{};
   g_notify_all = true;
   g_notify_locked = true;
+  g_home_bits = model::kMaxThreads;
   known = 1;
   if (variant == "notify_all_locked") {
   } else if (variant == "notify_all_unlocked") {
@@ -75,11 +81,34 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "notify_one_unlocked") {
     g_notify_all = false;
     g_notify_locked = false;
+  } else if (variant == "notify_all_locked_own_word") {
+    g_home_bits = 1;
+  } else if (variant == "notify_all_unlocked_own_word") {
+    g_home_bits = 1;
+    g_notify_locked = false;
+  } else if (variant == "notify_one_locked_own_word") {
+    g_home_bits = 1;
+    g_notify_all = false;
+  } else if (variant == "own_word_wake_before_idle") {
+    g_bugs.own_word_wake_before_idle = true;  // the second waiter sleeps on its own word
+    g_home_bits = 1;
+    g_notify_locked = false;
   } else if (variant == "unlock_before_queueing") {
     g_bugs.unlock_before_queueing = true;
     g_notify_locked = false;
   } else if (variant == "requeue_without_parked_bit") {
     g_bugs.requeue_without_parked_bit = true;
+  } else if (variant == "wake_before_idle") {
+    g_bugs.wake_before_idle = true;  // batched wake of the mutex-free notify_all
+    g_notify_locked = false;
+  } else if (variant == "wake_key_word") {
+    g_bugs.wake_key_word = true;  // requeued waiters woken by unlock on the mutex's word
+  } else if (variant == "batch_one_bit") {
+    g_bugs.batch_one_bit = true;  // the mutex-free notify_all wakes only one of the two waiters
+    g_notify_locked = false;
+  } else if (variant == "seq_load_relaxed") {
+    g_bugs.seq_load_relaxed = true;
+    g_notify_locked = false;
   } else {
     known = 0;
     return false;

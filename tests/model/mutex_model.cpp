@@ -1,9 +1,10 @@
 // Relacy model of parkpool::Mutex's LOCKED/PARKED hand-off protocol on the parking lot.
 // Three threads each lock, increment a plain counter (rl::var: Relacy reports a race if the
 // lock fails to order the critical sections), and unlock; after all, the counter must be 3.
-// A lost wakeup shows as a Relacy deadlock (a thread parked forever).
+// A lost wakeup shows as a Relacy deadlock (a thread parked forever). own_word gives the mutex's
+// home word one bit (INV-B), so the second parked thread sleeps on its own word.
 //
-// PARKPOOL_MODEL_CORRECT: correct
+// PARKPOOL_MODEL_CORRECT: correct own_word
 // PARKPOOL_MODEL_BROKEN: relaxed_lock clear_bits_outside_lot park_without_validate stale_token
 #include <cstdio>
 #include <string>
@@ -13,6 +14,7 @@
 namespace {
 
 model::Bugs g_bugs;
+int g_home_bits = model::kMaxThreads;
 
 struct MutexTest : rl::test_suite<MutexTest, 3> {
   model::Lot lot;
@@ -20,7 +22,7 @@ struct MutexTest : rl::test_suite<MutexTest, 3> {
   rl::var<int> counter;
 
   void before() {
-    lot.init(3);
+    lot.init(3, nullptr, g_home_bits);
     mutex.init(&lot, 1, &g_bugs);
     counter($) = 0;
   }
@@ -37,8 +39,11 @@ struct MutexTest : rl::test_suite<MutexTest, 3> {
 
 bool run_model(const std::string& variant, int& known) {
   g_bugs = model::Bugs{};
+  g_home_bits = model::kMaxThreads;
   known = 1;
   if (variant == "correct") {
+  } else if (variant == "own_word") {
+    g_home_bits = 1;
   } else if (variant == "relaxed_lock") {
     g_bugs.relaxed_lock = true;
   } else if (variant == "clear_bits_outside_lot") {

@@ -3,14 +3,28 @@
 //
 // What is modelled faithfully:
 //  - one bucket (all keys collide, which is a legal case of the real table) with its lock;
-//  - per-thread futex word with the kIdle/kParked/kWaking states, the unpark token written under
-//    the bucket lock, kWaking set under the lock, kIdle (release) + FUTEX_WAKE after the lock;
+//  - per-thread handshake word with the kIdle/kParked/kWaking states, the unpark token written
+//    under the bucket lock, kWaking set under the lock, kIdle (release) after the lock;
+//  - INV-H: a parked thread sleeps on its home word (FUTEX_WAIT_BITSET with its own bit) after
+//    reading that word (acquire) and then its state; an unparker, after the kIdle stores of a run
+//    of threads with the same home, increments the home word (release) and does one
+//    FUTEX_WAKE_BITSET with the union of their bits. The futex is emulated by Futex below (the
+//    kernel's check-and-queue under the hash-bucket lock), because rl_futex has no bitsets and
+//    wakes by count. There are two home words, chosen by the key at park time (the mutex's key
+//    and the condvar's key get different ones), so a requeued thread keeps a home word that is
+//    not its current key's, as in the real table;
+//  - INV-B: a thread takes a free bit of its home word at park (under the lock) and the unparker
+//    frees it after its wake; with no free bit the thread sleeps on its own state word (an
+//    ordinary futex) and is woken by its own wake after its kIdle. A home word has `home_bits`
+//    bits (Lot::init; 32 in the real table): variants with one bit per home word put the second
+//    sleeper of a home on its own word, so both sleep paths, and wakes mixing them, are explored;
 //  - validate under the lock, before_sleep after queueing and unlocking, FIFO by sequence number;
 //  - unpark callbacks and requeue validate/callback under the lock, with be_fair chosen
 //    nondeterministically (Relacy explores both hand-off and normal unlocks);
 //  - Mutex: LOCKED/PARKED bits, fast paths, lock_slow / unlock_slow with the same orderings;
 //  - Condvar: state word, wait (validate stores the mutex, before_sleep unlocks), notify_one /
-//    notify_all with unpark_requeue onto the mutex and mark_parked(_if_locked).
+//    notify_all with unpark_requeue onto the mutex and mark_parked(_if_locked), and notify_all
+//    with the mutex free waking every waiter at once (unpark_filter with one batched wake).
 //  - the bucket's waiter count (INV-W) and the lock-free check of the callback-less
 //    unpark_one(key) (parking_lot_model.cpp).
 // Not modelled: timeouts (the timed-out path) and spinning (SpinWait only delays). Plain data
@@ -44,6 +58,69 @@ struct Bugs {
                                             // token is written (token published too late)
   bool waiters_relaxed = false;     // INV-W RMWs relaxed instead of acquire (parker) / release
   bool waiters_plain_load = false;  // the lock-free unparker reads the count with a plain load
+  bool wake_before_idle = false;    // INV-H: the home word is incremented and woken before the
+                                    // kIdle stores instead of after them
+  bool wake_key_word = false;       // INV-H: the unparker wakes the home word of the key it
+                                    // unparks from, not the thread's own home word (wrong for a
+                                    // thread requeued from another key)
+  bool seq_load_relaxed = false;    // INV-H: the parked thread reads its home word relaxed (P0)
+  bool batch_one_bit = false;       // INV-H: a batched wake names only the last thread's bit,
+                                    // not the union of the run's bits
+  bool own_word_wake_before_idle = false;  // INV-B: a thread sleeping on its own word is woken
+                                           // before its kIdle store instead of after it
+};
+
+// The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
+// hash-bucket lock, under which the kernel compares the word and queues the waiter, and under
+// which a wake scans the queue. The comparison is a relaxed load: the kernel gives the user no
+// ordering beyond "a wake that follows a change of the word finds every waiter that compared
+// before the change", which the lock provides (the waker changes the word before it locks).
+// Words are named by an id: home words 0 .. kHomeWords-1, then one own word per thread.
+constexpr int kHomeWords = 2;
+constexpr int kAnyBit = -1;  // FUTEX_BITSET_MATCH_ANY: an own-word sleeper or waker
+
+class Futex {
+ public:
+  void init(int threads) {
+    threads_ = threads;
+    for (int i = 0; i < threads; ++i) {
+      sleeping_on_[i]($) = -1;
+      bits_[i]($) = 0;
+    }
+  }
+
+  // Returns after a wake that names one of `bits`, or at once if the word differs (EAGAIN).
+  void wait(int me, rl::atomic<int>& word_ref, int word, int expected, int bits) {
+    lock_.lock($);
+    if (word_ref.load(rl::mo_relaxed, $) != expected) {
+      lock_.unlock($);
+      return;
+    }
+    sleeping_on_[me]($) = word;
+    bits_[me]($) = bits;
+    while (sleeping_on_[me]($) != -1) cv_.wait(lock_, $);
+    lock_.unlock($);
+  }
+
+  void wake(int word, int bits) {
+    lock_.lock($);
+    bool any = false;
+    for (int i = 0; i < threads_; ++i) {
+      if (sleeping_on_[i]($) == word && (bits_[i]($) & bits) != 0) {
+        sleeping_on_[i]($) = -1;
+        any = true;
+      }
+    }
+    lock_.unlock($);
+    if (any) cv_.notify_all($);
+  }
+
+ private:
+  int threads_ = 0;
+  rl::mutex lock_;
+  rl::condition_variable_any cv_;
+  rl::var<int> sleeping_on_[kMaxThreads];  // -1: not sleeping
+  rl::var<int> bits_[kMaxThreads];
 };
 
 enum class Op { abort, unpark_one_requeue_rest, requeue_all, unpark_one, requeue_one };
@@ -57,17 +134,26 @@ struct UnparkResult {
 
 class Lot {
  public:
-  void init(int threads, const Bugs* bugs = nullptr) {
+  // `home_bits`: how many sleepers a home word takes before the next sleeps on its own word.
+  void init(int threads, const Bugs* bugs = nullptr, int home_bits = kMaxThreads) {
     threads_ = threads;
     bugs_ = bugs;
+    home_bits_ = home_bits;
     waiters_.store(0, rl::mo_relaxed, $);
     for (int i = 0; i < threads; ++i) {
       key_[i]($) = kNoKey;
       seq_[i]($) = 0;
       token_[i]($) = 0;
+      home_[i]($) = 0;
+      bit_[i]($) = 0;
       state_[i].store(kIdle, rl::mo_relaxed, $);
     }
+    for (int w = 0; w < kHomeWords; ++w) {
+      home_word_[w].store(0, rl::mo_relaxed, $);
+      wake_bits_[w].store(0, rl::mo_relaxed, $);
+    }
     next_seq_($) = 1;
+    futex_.init(threads);
   }
 
   // Returns the unpark token, or -1 when validate failed.
@@ -84,13 +170,27 @@ class Lot {
     key_[me]($) = key;
     seq_[me]($) = next_seq_($);
     next_seq_($) = next_seq_($) + 1;
+    home_[me]($) = home_of(key);           // INV-H, under the lock
+    bit_[me]($) = take_bit(home_of(key));  // INV-B, under the lock
     state_[me].store(kParked, rl::mo_relaxed, $);
     bucket_.unlock($);
     before_sleep();
+    const int home = home_[me]($);
+    const int bit = bit_[me]($);
+    const bool relaxed_seq = bugs_ != nullptr && bugs_->seq_load_relaxed;
+    if (bit == 0) {  // INV-B: no free bit, sleep on the own word
+      for (;;) {
+        const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
+        if (v == kIdle) return token_[me]($);
+        futex_.wait(me, state_[me], own_word(me), v, kAnyBit);
+      }
+    }
     for (;;) {
-      const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
+      const int seq =
+          home_word_[home].load(relaxed_seq ? rl::mo_relaxed : rl::mo_acquire, $);  // (P0)
+      const int v = state_[me].load(rl::mo_acquire, $);                             // (P2)
       if (v == kIdle) break;
-      rl::rl_futex(&state_[me], rl::RL_FUTEX_WAIT, v, nullptr, nullptr, 0, $);
+      futex_.wait(me, home_word_[home], home, seq, bit);
     }
     return token_[me]($);
   }
@@ -114,10 +214,46 @@ class Lot {
     }
     bucket_.unlock($);
     if (w >= 0) {
-      state_[w].store(kIdle, rl::mo_release, $);              // (P1)
-      if (bugs.wake_under_stale_state) token_[w]($) = token;  // BUG: after the release
-      rl::rl_futex(&state_[w], rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
+      if (bugs.wake_under_stale_state) {
+        const int home = home_[w]($);
+        const int bit = bit_[w]($);
+        state_[w].store(kIdle, rl::mo_release, $);  // (P1)
+        token_[w]($) = token;                       // BUG: after the release
+        if (bit == 0) {
+          futex_.wake(own_word(w), kAnyBit);
+        } else {
+          wake_home(home, bit);
+        }
+      } else {
+        const int list[1] = {w};
+        wake_list(list, 1, key);
+      }
     }
+    return r;
+  }
+
+  // parking_lot::unpark_filter(key, always unpark, callback): every thread on `key`, woken with
+  // one batched wake per home word (src/parking_lot.cpp's wake_list).
+  template <class Callback>
+  UnparkResult unpark_all(int key, Callback callback) {
+    bucket_.lock($);
+    UnparkResult r;
+    int list[kMaxThreads];
+    int n = 0;
+    for (int t = first_on(key); t >= 0; t = first_on(key)) {
+      key_[t]($) = kNoKey;
+      waiters_.fetch_sub(1, rl::mo_relaxed, $);
+      list[n++] = t;
+    }
+    r.unparked = n;
+    if (n != 0) r.be_fair = rl::rand(2) == 1;
+    const int token = callback(r);
+    for (int i = 0; i < n; ++i) {
+      token_[list[i]]($) = token;
+      state_[list[i]].store(kWaking, rl::mo_relaxed, $);
+    }
+    bucket_.unlock($);
+    wake_list(list, n, key);
     return r;
   }
 
@@ -174,13 +310,69 @@ class Lot {
     }
     bucket_.unlock($);
     if (w >= 0) {
-      state_[w].store(kIdle, rl::mo_release, $);  // (P1)
-      rl::rl_futex(&state_[w], rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
+      const int list[1] = {w};
+      wake_list(list, 1, from);
     }
     return r;
   }
 
  private:
+  static int home_of(int key) { return key % kHomeWords; }
+  static int own_word(int thread) { return kHomeWords + thread; }
+
+  // INV-B, under the lock: the lowest free bit of `home`'s word (of home_bits_), or 0.
+  int take_bit(int home) {
+    const int used = wake_bits_[home].load(rl::mo_relaxed, $);
+    for (int i = 0; i < home_bits_; ++i) {
+      if ((used & (1 << i)) == 0) {
+        wake_bits_[home].fetch_or(1 << i, rl::mo_relaxed, $);
+        return 1 << i;
+      }
+    }
+    return 0;
+  }
+
+  // (P3) release increment of the home word, then the kernel wake of `bits` on it, then the
+  // bits are free again (INV-B).
+  void wake_home(int home, int bits) {
+    home_word_[home].fetch_add(1, rl::mo_release, $);
+    futex_.wake(home, bits);
+    wake_bits_[home].fetch_and(~bits, rl::mo_relaxed, $);
+  }
+
+  // src/parking_lot.cpp's wake_list: kIdle for each thread (after reading its home and bit),
+  // one increment and one wake per run of threads with the same home word, and a wake of its
+  // own word after the kIdle of a thread without a bit (INV-B). `key` is the key the threads
+  // were unparked from (used only by the wake_key_word bug).
+  void wake_list(const int* list, int n, int key) {
+    const bool key_word = bugs_ != nullptr && bugs_->wake_key_word;
+    const bool early = bugs_ != nullptr && bugs_->wake_before_idle;
+    const bool own_early = bugs_ != nullptr && bugs_->own_word_wake_before_idle;
+    int home = -1;
+    int bits = 0;
+    for (int i = 0; i < n; ++i) {
+      const int t = list[i];
+      const int h = key_word ? home_of(key) : home_[t]($);  // read before kIdle (INV-S)
+      const int bit = bit_[t]($);
+      if (bit == 0) {
+        if (own_early) futex_.wake(own_word(t), kAnyBit);  // BUG: before the kIdle store
+        state_[t].store(kIdle, rl::mo_release, $);         // (P1)
+        if (!own_early) futex_.wake(own_word(t), kAnyBit);
+        continue;
+      }
+      if (h != home) {
+        if (home >= 0 && !early) wake_home(home, bits);
+        home = h;
+        bits = 0;
+      }
+      if (bugs_ != nullptr && bugs_->batch_one_bit) bits = 0;  // BUG: forgets the earlier bits
+      bits |= bit;
+      if (early) wake_home(h, bit);               // BUG: before the kIdle store
+      state_[t].store(kIdle, rl::mo_release, $);  // (P1)
+    }
+    if (home >= 0 && !early) wake_home(home, bits);
+  }
+
   // Under the bucket lock: the FIFO head for `key`, or -1.
   int first_on(int key) {
     int best = -1;
@@ -198,6 +390,7 @@ class Lot {
 
   static constexpr int kTokenNormalLot = 0;
   int threads_ = 0;
+  int home_bits_ = kMaxThreads;
   const Bugs* bugs_ = nullptr;
   rl::atomic<int> waiters_;  // INV-W (the model has a single bucket; requeues keep it constant)
   rl::mutex bucket_;
@@ -206,6 +399,11 @@ class Lot {
   rl::var<int> token_[kMaxThreads];
   rl::var<int> next_seq_;
   rl::atomic<int> state_[kMaxThreads];
+  rl::var<int> home_[kMaxThreads];  // INV-H: the home word index, set at park under the lock
+  rl::atomic<int> home_word_[kHomeWords];
+  rl::var<int> bit_[kMaxThreads];          // INV-B: the thread's bit, or 0 (own word)
+  rl::atomic<int> wake_bits_[kHomeWords];  // INV-B: bits taken, set under the lock
+  Futex futex_;
 };
 
 constexpr int kLocked = 1;
@@ -263,6 +461,7 @@ class Mutex {
     }
   }
   void mark_parked() { state_.fetch_or(kParkedBit, rl::mo_relaxed, $); }
+  bool is_locked() { return (state_.load(rl::mo_relaxed, $) & kLocked) != 0; }
   int key() const { return key_; }
 
  private:
@@ -338,6 +537,14 @@ class Condvar {
 
   void notify_all(Mutex& m) {
     if (state_.load(rl::mo_relaxed, $) == 0) return;
+    if (!m.is_locked()) {
+      // The mutex is free: wake every waiter with one batched wake.
+      lot_->unpark_all(key_, [this](const UnparkResult&) {
+        state_.store(0, rl::mo_relaxed, $);
+        return kTokenNormal;
+      });
+      return;
+    }
     lot_->unpark_requeue(
         key_, m.key(),
         [this, &m] {
