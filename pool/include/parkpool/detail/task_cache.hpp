@@ -138,9 +138,9 @@ class TaskCache {
   static_assert(sizeof(Block) <= kHeaderBytes);
 
   static Block* new_block() { return ::new (::operator new(kBlockBytes)) Block{nullptr, nullptr}; }
-  static void delete_block(Block* b) noexcept {
-    ::operator delete(static_cast<void*>(b), kBlockBytes);
-  }
+  // Unsized: clang (the portable preset) declares sized deallocation only with
+  // -fsized-deallocation.
+  static void delete_block(Block* b) noexcept { ::operator delete(static_cast<void*>(b)); }
   static void* payload(Block* b) noexcept {
     return reinterpret_cast<unsigned char*>(b) + kHeaderBytes;
   }
