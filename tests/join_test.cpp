@@ -12,26 +12,8 @@
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
 
-// Counts heap allocations while enabled (global replacement; enabled only around the measured
-// region). Not used under sanitizers, which bring their own allocator hooks.
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if !defined(PARKPOOL_UNDER_SANITIZER)
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#endif
+// One translation unit of this executable replaces operator new (allocation counting).
+#include "counting_new.hpp"
 
 namespace {
 
@@ -144,14 +126,14 @@ TEST(Join, DoesNotAllocateOnAWorker) {
   ThreadPool pool(with_threads(2));
   auto f = pool.submit([&] {
     fib(pool, 20);  // warm up: deque rings grown, idle structures touched
-    g_allocations.store(0);
-    g_counting.store(true);
+    parkpool::test::g_allocations.store(0);
+    parkpool::test::g_counting.store(true);
     const long r = fib(pool, 22);
-    g_counting.store(false);
+    parkpool::test::g_counting.store(false);
     return r;
   });
   EXPECT_EQ(f.get(), 17711);
-  EXPECT_EQ(g_allocations.load(), 0);
+  EXPECT_EQ(parkpool::test::g_allocations.load(), 0);
 #endif
 }
 

@@ -13,33 +13,9 @@
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
 
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if !defined(PARKPOOL_UNDER_SANITIZER)
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-// Both the plain and the aligned forms are counted: the cache's blocks are aligned allocations.
-void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
-  const std::size_t al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-#endif
+// One translation unit of this executable replaces operator new (plain and aligned: the cache's
+// blocks are plain, a cache-line-aligned version would show up too).
+#include "counting_new.hpp"
 
 namespace {
 
@@ -71,11 +47,11 @@ TEST(TaskAlloc, PostOnAWorkerDoesNotAllocateOnceWarm) {
   ASSERT_EQ(ran.load(), kN);
   long counted = -1;
   pool.submit([&] {
-        g_allocations.store(0);
-        g_counting.store(true);
+        parkpool::test::g_allocations.store(0);
+        parkpool::test::g_counting.store(true);
         for (int i = 0; i < kN; ++i) pool.post([&ran] { ran.fetch_add(1); });
-        g_counting.store(false);
-        counted = g_allocations.load();
+        parkpool::test::g_counting.store(false);
+        counted = parkpool::test::g_allocations.load();
       })
       .get();
   pool.submit([] {}).get();
@@ -94,15 +70,15 @@ TEST(TaskAlloc, TaskGroupRunOnAWorkerDoesNotAllocateOnceWarm) {
   const long counted = pool.submit([&] {
                              for (int round = 0; round < 2; ++round) {
                                if (round == 1) {
-                                 g_allocations.store(0);
-                                 g_counting.store(true);
+                                 parkpool::test::g_allocations.store(0);
+                                 parkpool::test::g_counting.store(true);
                                }
                                TaskGroup g(pool);
                                for (int i = 0; i < kN; ++i) g.run([&ran] { ran.fetch_add(1); });
                                g.wait();
                              }
-                             g_counting.store(false);
-                             return g_allocations.load();
+                             parkpool::test::g_counting.store(false);
+                             return parkpool::test::g_allocations.load();
                            })
                            .get();
   EXPECT_EQ(ran.load(), 2 * kN);
