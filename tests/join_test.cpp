@@ -11,6 +11,7 @@
 
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 // One translation unit of this executable replaces operator new (allocation counting).
 #include "counting_new.hpp"
@@ -21,11 +22,7 @@ using parkpool::join;
 using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 long fib(ThreadPool& pool, int n) {
   if (n < 2) return n;

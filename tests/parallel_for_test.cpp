@@ -10,6 +10,7 @@
 
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 namespace {
 
@@ -17,11 +18,7 @@ using parkpool::parallel_for;
 using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 TEST(ParallelFor, CoversRandomRangesExactlyOnce) {
   ThreadPool pool(with_threads(2));

@@ -12,6 +12,7 @@
 
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 // One translation unit of this executable replaces operator new (plain and aligned: the cache's
 // blocks are plain, a cache-line-aligned version would show up too).
@@ -23,11 +24,7 @@ using parkpool::PoolOptions;
 using parkpool::TaskGroup;
 using parkpool::ThreadPool;
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 // Posts `n` small tasks from the calling worker and waits for them through a TaskGroup-free
 // counter (the tasks run on this one-worker pool after the current task returns).

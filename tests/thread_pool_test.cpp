@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 namespace {
 
@@ -24,11 +25,7 @@ using namespace std::chrono_literals;
 using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 TEST(ThreadPool, ZeroThreadsThrowsInvalidArgument) {
   EXPECT_THROW(ThreadPool(with_threads(0)), std::invalid_argument);

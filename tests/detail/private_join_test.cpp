@@ -12,6 +12,7 @@
 
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 namespace {
 
@@ -24,11 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kPatience = std::chrono::seconds(20);
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 // Runs f() nested inside `levels` joins (each join's b is trivial).
 template <class F>

@@ -14,6 +14,7 @@
 
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
+#include "pool_test.hpp"
 
 namespace {
 
@@ -21,11 +22,7 @@ using namespace std::chrono_literals;
 using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 
-PoolOptions with_threads(std::size_t n) {
-  PoolOptions o;
-  o.threads = n;
-  return o;
-}
+using parkpool::test::with_threads;
 
 // Each submitter owns a slot array: slot k counts how often the k-th accepted task ran.
 struct Slots {
