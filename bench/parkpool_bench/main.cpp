@@ -4,8 +4,8 @@
 //
 // What it runs: every "Workload/impl" case of the Google Benchmark suites in bench/ (parker_bench,
 // thread_parker_bench, pool_bench, idle_bench, parking_lot_bench, http_bench, tbb_rml_bench), one
-// fresh process per (workload, impl), so one implementation's threads, caches and oneTBB's global
-// state never disturb the next. Conventions it relies on (every suite follows them):
+// fresh process per (workload, impl) and repetition, so one implementation's threads, caches and
+// oneTBB's global state never disturb the next (repetitions run in rounds; see the run loop). Conventions it relies on (every suite follows them):
 //   - benchmark names are "Workload/impl[/args]"; parkpool's implementations are named "parkpool"
 //     or "parkpool_<variant>" (parkpool_rml: oneTBB on parkpool's RML server), everything else
 //     (tbb, onetbb, std_pool, raw_futex, ...) is a baseline;
@@ -618,8 +618,8 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{
       "parkpool-bench: parkpool against oneTBB and the std baselines, on this machine.\n"
-      "Runs every workload of bench/'s suites, one fresh process per workload and\n"
-      "implementation, and prints the median of each figure with the ratio of parkpool\n"
+      "Runs every workload of bench/'s suites, one fresh process per workload,\n"
+      "implementation and repetition, and prints the median of each figure with the ratio of parkpool\n"
       "to the best baseline (ratio < 1: parkpool is better; for *_per_second figures,\n"
       "> 1). Pictures: wake-from-idle latency distribution, sparse-load CPU/latency\n"
       "trade-off, fork-join time against workers, and a bar chart per figure."};
@@ -757,43 +757,62 @@ int main(int argc, char** argv) {
   Samples samples;
   json case_log = json::array();
   const fs::path out = fs::temp_directory_path() / fmt::format("parkpool-bench-{}.json", getpid());
+  // Repetitions: one fresh process each (--benchmark_repetitions=1), in rounds: round r runs
+  // repetition r of every case before any case's repetition r + 1. Why:
+  //   - on this kind of machine a process's timings are often bimodal (its threads land well or
+  //     badly on the vCPUs for its whole life), so repetitions inside one process are not
+  //     independent samples; fresh processes are;
+  //   - rounds spread slow drift of the machine over every implementation alike, so the ratio of
+  //     medians compares like with like;
+  //   - Google Benchmark 1.7.1 (Debian 12) crashes in its statistics when the first of several
+  //     in-process repetitions ends with SkipWithError (google/benchmark#1406); one repetition per
+  //     process never computes those statistics, so a failed repetition is reported as a failure
+  //     instead of a segfault.
+  auto reps_of = [&](const Case& c) {
+    return !is_full && !repetitions_given && kQuickOnce.count(c.workload) ? 1 : o.repetitions;
+  };
+  std::size_t total = 0;
+  int rounds = 0;
+  for (const auto& c : cases) {
+    total += static_cast<std::size_t>(reps_of(c));
+    rounds = std::max(rounds, reps_of(c));
+  }
   std::size_t done = 0;
   int failures = 0;
-  for (const auto& c : cases) {
-    progress(done, cases.size(), c, elapsed());
-    const double c0 = elapsed();
-    // A fresh process per case: one implementation's threads and caches never disturb the next.
-    // tbb_rml_bench sees "parkpool_rml" in this filter and re-executes itself on parkpool's RML
-    // server; the other suites run as they are.
-    const std::vector<std::string> argv_child = {
-        (fs::path(o.bench_dir) / c.suite).string(),
-        "--benchmark_filter=^" + c.workload + "/" + c.impl + "(/|$)",
-        fmt::format("--benchmark_min_time={}", o.min_time),
-        fmt::format(
-            "--benchmark_repetitions={}",
-            !is_full && !repetitions_given && kQuickOnce.count(c.workload) ? 1 : o.repetitions),
-        "--benchmark_report_aggregates_only=false",
-        "--benchmark_out=" + out.string(),
-        "--benchmark_out_format=json"};
-    fs::remove(out);
-    const int rc = run(argv_child, "", true);
-    ++done;
-    case_log.push_back({{"suite", c.suite},
-                        {"workload", c.workload},
-                        {"impl", c.impl},
-                        {"exit", rc},
-                        {"seconds", elapsed() - c0}});
-    if (rc != 0) {
-      fmt::print(stderr, "\nparkpool-bench: {} {}/{} exited with {}\n", c.suite, c.workload, c.impl,
-                 rc);
-      ++failures;
-      continue;
-    }
-    try {
-      read_results(json::parse(json_numbers(read_file(out))), c, samples, failures);
-    } catch (const json::exception& e) {
-      fmt::print(stderr, "\nparkpool-bench: bad JSON from {}: {}\n", c.suite, e.what());
-      ++failures;
+  for (int round = 0; round < rounds; ++round) {
+    for (const auto& c : cases) {
+      if (round >= reps_of(c)) continue;
+      progress(done, total, c, elapsed());
+      const double c0 = elapsed();
+      // A fresh process per case: one implementation's threads and caches never disturb the
+      // next. tbb_rml_bench sees "parkpool_rml" in this filter and re-executes itself on
+      // parkpool's RML server; the other suites run as they are.
+      const std::vector<std::string> argv_child = {
+          (fs::path(o.bench_dir) / c.suite).string(),
+          "--benchmark_filter=^" + c.workload + "/" + c.impl + "(/|$)",
+          fmt::format("--benchmark_min_time={}", o.min_time), "--benchmark_repetitions=1",
+          "--benchmark_out=" + out.string(), "--benchmark_out_format=json"};
+      fs::remove(out);
+      const int rc = run(argv_child, "", true);
+      ++done;
+      case_log.push_back({{"suite", c.suite},
+                          {"workload", c.workload},
+                          {"impl", c.impl},
+                          {"repetition", round},
+                          {"exit", rc},
+                          {"seconds", elapsed() - c0}});
+      if (rc != 0) {
+        fmt::print(stderr, "\nparkpool-bench: {} {}/{} (repetition {}) exited with {}\n", c.suite,
+                   c.workload, c.impl, round + 1, rc);
+        ++failures;
+        continue;
+      }
+      try {
+        read_results(json::parse(json_numbers(read_file(out))), c, samples, failures);
+      } catch (const json::exception& e) {
+        fmt::print(stderr, "\nparkpool-bench: bad JSON from {}: {}\n", c.suite, e.what());
+        ++failures;
+      }
     }
   }
   fs::remove(out);
