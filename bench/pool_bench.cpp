@@ -128,6 +128,10 @@ std::int64_t now_ns() {
 constexpr std::size_t kTasks = 1'000'000;
 
 // ---- 1. external submit ----
+// parkpool's row also reports, per 1,000 tasks, the workers' parks, unparks and spin hits, and
+// worker 0's share of the tasks: diagnostics, not figures. The submitter pays one FUTEX_WAKE per
+// unpark, so they explain this workload's per-process bimodality on the 2-vCPU dev VM
+// (2026-12-01: processes at ~5.5M tasks/s had 8-12 unparks per 1k tasks; one at 2.8M had 18).
 template <class Post>
 void external_post(benchmark::State& state, Post&& post) {
   for (auto _ : state) {
@@ -141,6 +145,13 @@ void external_post(benchmark::State& state, Post&& post) {
 void BM_ExternalPost_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
   external_post(state, [&](auto&& f) { pool.post(f); });
+  const parkpool::PoolStats st = pool.stats();
+  const double k = static_cast<double>(state.iterations()) * static_cast<double>(kTasks) / 1000.0;
+  // tasks_run / tasks: k * 1000 tasks in all.
+  state.counters["unparks_per_1k"] = static_cast<double>(st.total.unparks) / k;
+  state.counters["parks_per_1k"] = static_cast<double>(st.total.parks) / k;
+  state.counters["spin_hits_per_1k"] = static_cast<double>(st.total.spin_hits) / k;
+  state.counters["w0_share"] = static_cast<double>(st.workers[0].tasks_run) / (k * 1000.0);
 }
 void BM_ExternalPost_Std(benchmark::State& state) {
   StdPool pool(kWorkers);
@@ -244,10 +255,13 @@ void BM_Fib27TaskGroup_TBB(benchmark::State& state) {
 // the submit. On this 2-vCPU VM a wake onto the submitter's CPU is a hand-off at its next yield
 // (a few us), while a wake onto the other, halted vCPU costs an inter-processor interrupt into
 // the guest (~15-20 us): compare p50s only between rows with similar placement.
+// submit_call_p50_us: the median time the submit call itself took (for the bare futex thread,
+// one FUTEX_WAKE: ~10.6 us here after 5 ms idle, 2026-12-01), a diagnostic of how much of the
+// latency the submitter's path costs before the woken thread can run at all.
 // The samples (us) of one repetition; same_cpu counts the tasks that started on the CPU the
-// submitter ran on just before the submit.
+// submitter ran on just before the submit; submit_us: each submit call's duration.
 struct WakeSamples {
-  std::vector<double> us;
+  std::vector<double> us, submit_us;
   std::size_t same_cpu = 0;
   double same_cpu_pct() const {
     return 100.0 * static_cast<double>(same_cpu) /
@@ -270,6 +284,7 @@ WakeSamples wake_latency_samples(benchmark::State& state, Submit&& submit) {
       task_cpu.store(sched_getcpu(), std::memory_order_relaxed);  // published by (W1)
       started.store(t, std::memory_order_release);                // (W1)
     });
+    w.submit_us.push_back(static_cast<double>(now_ns() - t0) * 1e-3);
     std::int64_t t1 = 0;
     // Yield while waiting: on 2 cores a pure spin here can sit on the CPU the woken worker is
     // placed on and delay it by a scheduler slice (~1.7 ms measured), which times the scheduler.
@@ -285,6 +300,7 @@ void wake_latency(benchmark::State& state, Submit&& submit) {
   state.counters["p50_us"] = percentile(w.us, 0.5);
   state.counters["p99_us"] = percentile(w.us, 0.99);
   state.counters["same_cpu_pct"] = w.same_cpu_pct();
+  state.counters["submit_call_p50_us"] = percentile(w.submit_us, 0.5);
 }
 
 // One thread blocked in FUTEX_WAIT runs each posted task: the floor of a wake from idle.
