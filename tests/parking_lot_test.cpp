@@ -176,30 +176,26 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   std::atomic<bool> never{false};
   std::atomic<int> returned_requeued{0};
   std::atomic<int> returned_second{0};
-  std::vector<std::thread> requeued;
-  for (int i = 0; i < kThreads; ++i) {
-    requeued.emplace_back([&] {
-      const pl::ParkResult r = park_while_false(&from, &never);
-      EXPECT_TRUE(r.is_unparked());
-      EXPECT_EQ(r.token(), pl::UnparkToken{2});
-      returned_requeued.fetch_add(1);
-    });
-  }
-  wait_until_queued(&from, kThreads);
+  // kThreads threads park on `from` until unparked, expect `token` and count their return.
+  auto park_wave = [&](std::atomic<int>& returned, pl::UnparkToken token) {
+    std::vector<std::thread> wave;
+    for (int i = 0; i < kThreads; ++i) {
+      wave.emplace_back([&returned, &from, &never, token] {
+        const pl::ParkResult res = park_while_false(&from, &never);
+        EXPECT_TRUE(res.is_unparked());
+        EXPECT_EQ(res.token(), token);
+        returned.fetch_add(1);
+      });
+    }
+    wait_until_queued(&from, kThreads);
+    return wave;
+  };
+  std::vector<std::thread> requeued = park_wave(returned_requeued, pl::UnparkToken{2});
   const pl::UnparkResult r = pl::unpark_requeue(
       &from, &to, [] { return pl::RequeueOp::requeue_all; },
       [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
   EXPECT_EQ(r.requeued_threads, static_cast<std::size_t>(kThreads));
-  std::vector<std::thread> second;
-  for (int i = 0; i < kThreads; ++i) {
-    second.emplace_back([&] {
-      const pl::ParkResult res = park_while_false(&from, &never);
-      EXPECT_TRUE(res.is_unparked());
-      EXPECT_EQ(res.token(), pl::UnparkToken{1});
-      returned_second.fetch_add(1);
-    });
-  }
-  wait_until_queued(&from, kThreads);
+  std::vector<std::thread> second = park_wave(returned_second, pl::UnparkToken{1});
   EXPECT_EQ(pl::unpark_all(&from, pl::UnparkToken{1}), static_cast<std::size_t>(kThreads));
   for (auto& t : second) t.join();
   EXPECT_EQ(returned_second.load(), kThreads);

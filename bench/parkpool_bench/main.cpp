@@ -5,7 +5,8 @@
 // What it runs: every "Workload/impl" case of the Google Benchmark suites in bench/ (parker_bench,
 // thread_parker_bench, pool_bench, idle_bench, parking_lot_bench, http_bench, tbb_rml_bench), one
 // fresh process per (workload, impl) and repetition, so one implementation's threads, caches and
-// oneTBB's global state never disturb the next (repetitions run in rounds; see the run loop). Conventions it relies on (every suite follows them):
+// oneTBB's global state never disturb the next (repetitions run in rounds; see the run loop).
+// Conventions it relies on (every suite follows them):
 //   - benchmark names are "Workload/impl[/args]"; parkpool's implementations are named "parkpool"
 //     or "parkpool_<variant>" (parkpool_rml: oneTBB on parkpool's RML server), everything else
 //     (tbb, onetbb, std_pool, raw_futex, ...) is a baseline;
@@ -619,10 +620,11 @@ int main(int argc, char** argv) {
   CLI::App app{
       "parkpool-bench: parkpool against oneTBB and the std baselines, on this machine.\n"
       "Runs every workload of bench/'s suites, one fresh process per workload,\n"
-      "implementation and repetition, and prints the median of each figure with the ratio of parkpool\n"
-      "to the best baseline (ratio < 1: parkpool is better; for *_per_second figures,\n"
-      "> 1). Pictures: wake-from-idle latency distribution, sparse-load CPU/latency\n"
-      "trade-off, fork-join time against workers, and a bar chart per figure."};
+      "implementation and repetition, and prints the median of each figure with\n"
+      "the ratio of parkpool to the best baseline (ratio < 1: parkpool is better;\n"
+      "for *_per_second figures, > 1). Pictures: wake-from-idle latency\n"
+      "distribution, sparse-load CPU/latency trade-off, fork-join time against\n"
+      "workers, and a bar chart per figure."};
   bool quick = false, full = false;
   auto* quick_opt =
       app.add_flag("--quick", quick,
@@ -790,8 +792,10 @@ int main(int argc, char** argv) {
       const std::vector<std::string> argv_child = {
           (fs::path(o.bench_dir) / c.suite).string(),
           "--benchmark_filter=^" + c.workload + "/" + c.impl + "(/|$)",
-          fmt::format("--benchmark_min_time={}", o.min_time), "--benchmark_repetitions=1",
-          "--benchmark_out=" + out.string(), "--benchmark_out_format=json"};
+          fmt::format("--benchmark_min_time={}", o.min_time),
+          "--benchmark_repetitions=1",
+          "--benchmark_out=" + out.string(),
+          "--benchmark_out_format=json"};
       fs::remove(out);
       const int rc = run(argv_child, "", true);
       ++done;

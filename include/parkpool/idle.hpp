@@ -45,7 +45,9 @@
 // Lifetime: the coordinator must outlive every call into it; the Unparkers returned by
 //   unparker(w) may be copied and outlive it (unpark on a dead parker is a no-op).
 // Fairness: wakes are LIFO (most recently parked first: warm cache); a long-idle worker may stay
-//   asleep indefinitely while others suffice. That is the point.
+//   asleep indefinitely while others suffice. That is the point. A spinning worker yields its CPU
+//   (sched_yield) every 64 spin rounds, so it does not hold a CPU that another runnable thread
+//   of the process or machine needs for the length of its budget.
 // Cost: notify_work() when no wake is needed: one fence + one load, no RMW on a shared line, no
 //   syscall. When a wake is needed: an uncontended mutex, one CAS, the Parker's unpark (one
 //   exchange + FUTEX_WAKE). found_work() of a non-searching worker: a branch on thread-owned state.
@@ -61,6 +63,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -128,6 +131,11 @@ struct IdleWorkerStats {
 
 namespace detail {
 struct IdleTestAccess;  // white-box tests
+// Spin rounds (a pause and a has_work() call each) between two yields (sched_yield) in the spin
+// phase of wait_for_work(); a power of two, a multiple of 8 (the clock-check period).
+inline constexpr unsigned kSpinYieldRounds = 64;
+static_assert((kSpinYieldRounds & (kSpinYieldRounds - 1)) == 0 && kSpinYieldRounds % 8 == 0);
+
 // Issues a pause/yield instruction for the spin loop.
 inline void idle_cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -344,6 +352,11 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
       if ((i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;
         if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
+        // Every kSpinYieldRounds rounds (a couple of us) offer the CPU to another runnable thread
+        // on it (an I/O thread, an external submitter, a co-located process): the budget keeps
+        // running meanwhile, and with nobody else runnable sched_yield returns at once. See
+        // pool/SLEEP.md, "Tuning": without it a server at its saturation rate fell behind.
+        if ((i & (detail::kSpinYieldRounds - 1)) == 0) std::this_thread::yield();
       }
     }
     // A miss changes nothing yet: the wake (or re-check) that ends this episode decides, from
