@@ -1,8 +1,11 @@
 // http_bench: the HTTP server of examples/http_server under an open-loop load, on each backend
 // (parkpool, oneTBB, the std mutex pool), as a Google Benchmark suite for parkpool-bench.
 //
-// Cases (impl = parkpool | parkpool_efficiency | tbb | std_pool; tbb only when built with
-// oneTBB; parkpool_efficiency is the parkpool server with IdleOptions::efficiency())
+// Cases (impl = parkpool | parkpool_efficiency | tbb | std_pool | floor_inline; tbb only when
+// built with oneTBB; parkpool_efficiency is the parkpool server with IdleOptions::efficiency();
+// floor_inline is the server with no pool, each handler run on the I/O thread: the lowest CPU
+// per request this server's own work allows, a reference point that parkpool-bench never takes
+// as the baseline)
 //   HttpLoad1k/<impl>    1,000 requests/s
 //   HttpLoad10k/<impl>   10,000 requests/s
 //   HttpLoadMax/<impl>   the highest rate this machine sustains with that backend: rates from
@@ -421,7 +424,8 @@ void register_all() {
   const Impl impls[] = {{Backend::parkpool, IdlePreset::standard, "parkpool"},
                         {Backend::parkpool, IdlePreset::efficiency, "parkpool_efficiency"},
                         {Backend::tbb, IdlePreset::standard, "tbb"},
-                        {Backend::std_pool, IdlePreset::standard, "std_pool"}};
+                        {Backend::std_pool, IdlePreset::standard, "std_pool"},
+                        {Backend::inline_io, IdlePreset::standard, "floor_inline"}};
   for (const Impl& impl : impls) {
     if (!parkpool_http::backend_available(impl.backend)) continue;
     const std::string n = impl.name;

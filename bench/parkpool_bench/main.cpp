@@ -9,7 +9,8 @@
 // Conventions it relies on (every suite follows them):
 //   - benchmark names are "Workload/impl[/args]"; parkpool's implementations are named "parkpool"
 //     or "parkpool_<variant>" (parkpool_rml: oneTBB on parkpool's RML server), everything else
-//     (tbb, onetbb, std_pool, raw_futex, ...) is a baseline;
+//     (tbb, onetbb, std_pool, raw_futex, ...) is a baseline, except "floor_<name>": a reference
+//     point (a bound no pool can beat on some figure), in the JSON and CSV, never the baseline;
 //   - each suite accepts Google Benchmark's flags (--benchmark_filter, --benchmark_out, ...).
 //
 // Sizes: --quick (the default) is under 2 minutes on 2 cores; --full runs every case at its full
@@ -165,6 +166,9 @@ std::optional<fs::path> find_gnuplot() {
 }
 
 bool is_parkpool(const std::string& impl) { return impl.rfind("parkpool", 0) == 0; }
+// A reference point, not a competitor (e.g. http_bench's floor_inline: the server with no pool):
+// kept in the JSON and CSV, never chosen as the best baseline.
+bool is_reference(const std::string& impl) { return impl.rfind("floor_", 0) == 0; }
 bool higher_is_better(const std::string& figure) {
   return figure.find("per_second") != std::string::npos;
 }
@@ -859,7 +863,8 @@ int main(int argc, char** argv) {
                             {"min", *std::min_element(v.begin(), v.end())},
                             {"max", *std::max_element(v.begin(), v.end())},
                             {"samples", v}};
-      if (!is_parkpool(impl) && (best_name.empty() || (hib ? m > best : m < best))) {
+      if (!is_parkpool(impl) && !is_reference(impl) &&
+          (best_name.empty() || (hib ? m > best : m < best))) {
         best = m;
         best_name = impl;
       }

@@ -6,7 +6,7 @@
 #                           <experimental/coroutine>, which libstdc++ 12 does not have; clang 14
 #                           with libstdc++'s <coroutine> works, so the macro is set by hand).
 #   parkpool_http_server    static library: the Beast HTTP server (one translation unit, because
-#                           Beast is slow to compile), with its three backends.
+#                           Beast is slow to compile), with its backends.
 # Sets PARKPOOL_HTTP_SERVER_AVAILABLE in the including scope.
 set(PARKPOOL_HTTP_SERVER_AVAILABLE OFF)
 find_package(Boost 1.74 QUIET)

@@ -47,8 +47,9 @@ Backend parse_backend(std::string_view name) {
   if (name == "parkpool") return Backend::parkpool;
   if (name == "tbb") return Backend::tbb;
   if (name == "std" || name == "std_pool") return Backend::std_pool;
+  if (name == "inline") return Backend::inline_io;
   throw std::invalid_argument("unknown backend '" + std::string(name) +
-                              "' (expected parkpool, tbb or std)");
+                              "' (expected parkpool, tbb, std or inline)");
 }
 
 std::string_view backend_name(Backend b) noexcept {
@@ -59,6 +60,8 @@ std::string_view backend_name(Backend b) noexcept {
       return "tbb";
     case Backend::std_pool:
       return "std_pool";
+    case Backend::inline_io:
+      return "inline";
   }
   return "?";
 }
@@ -255,6 +258,15 @@ class StdPoolBackend final : public WorkBackend {
   std::vector<std::thread> threads_;
 };
 
+// No pool: the handler runs on the I/O thread that parsed the request, inside submit(); its
+// completion is still posted to the connection's strand, as with the pools. The comparison
+// point for the server's own CPU per request (see the header).
+class InlineBackend final : public WorkBackend {
+ public:
+  void submit(Job* job) override { job->run(); }  // run() owns and deletes the job
+  void shutdown() noexcept override {}            // nothing is ever pending
+};
+
 std::unique_ptr<WorkBackend> make_backend(Backend b, std::size_t n, IdlePreset idle) {
   switch (b) {
     case Backend::parkpool:
@@ -267,6 +279,8 @@ std::unique_ptr<WorkBackend> make_backend(Backend b, std::size_t n, IdlePreset i
 #endif
     case Backend::std_pool:
       return std::make_unique<StdPoolBackend>(n);
+    case Backend::inline_io:
+      return std::make_unique<InlineBackend>();
   }
   throw std::invalid_argument("backend not available in this build: " +
                               std::string(backend_name(b)));

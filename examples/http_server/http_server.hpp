@@ -2,7 +2,10 @@
 // pool of worker threads: parkpool::ThreadPool (through <parkpool/asio.hpp>), oneTBB
 // (tbb::task_arena::enqueue) or a plain std::mutex + std::condition_variable pool. The same code
 // serves all three, so the example, the tests (tests/asio) and the load benchmark
-// (bench/http_bench) compare the pools and nothing else.
+// (bench/http_bench) compare the pools and nothing else. A fourth backend, inline_io, runs each
+// handler on the I/O thread that parsed the request, with no pool at all: not a way to serve
+// (one slow handler stalls every connection of that thread), but the floor of the server's own
+// CPU cost per request that no pool can go below.
 //
 // What it does
 //   Asio does all socket I/O on `io_threads` threads (one strand per connection). Each request
@@ -37,7 +40,7 @@
 
 namespace parkpool_http {
 
-enum class Backend { parkpool, tbb, std_pool };
+enum class Backend { parkpool, tbb, std_pool, inline_io };
 
 /// For Backend::parkpool: which parkpool::IdleOptions preset the pool uses (<parkpool/idle.hpp>):
 /// the default (adaptive spin up to 25 us, then an untimed park),
@@ -46,9 +49,10 @@ enum class IdlePreset { standard, latency, efficiency };
 /// "default", "latency", "efficiency" -> IdlePreset. Throws std::invalid_argument otherwise.
 IdlePreset parse_idle_preset(std::string_view name);
 
-/// "parkpool", "tbb", "std" (or "std_pool") -> Backend. Throws std::invalid_argument otherwise.
+/// "parkpool", "tbb", "std" (or "std_pool"), "inline" -> Backend. Throws std::invalid_argument
+/// otherwise.
 Backend parse_backend(std::string_view name);
-/// "parkpool", "tbb", "std_pool".
+/// "parkpool", "tbb", "std_pool", "inline".
 std::string_view backend_name(Backend b) noexcept;
 /// False for Backend::tbb when the server was built without oneTBB.
 bool backend_available(Backend b) noexcept;

@@ -1,7 +1,7 @@
 // http_server: an HTTP/1.1 server whose request handlers run on parkpool's ThreadPool (or, for
 // comparison, on oneTBB or on a plain std::mutex pool). See http_server.hpp for what it does.
 //
-//   http_server [--backend parkpool|tbb|std] [--port N] [--address A] [--io-threads N]
+//   http_server [--backend parkpool|tbb|std|inline] [--port N] [--address A] [--io-threads N]
 //               [--workers N] [--read-timeout-ms N] [--idle-timeout-ms N] [--hash-rounds N]
 //               [--idle default|latency|efficiency]   (the parkpool pool's IdleOptions preset)
 //
@@ -26,7 +26,7 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fputs(
-      "usage: http_server [--backend parkpool|tbb|std] [--port N] [--address A]\n"
+      "usage: http_server [--backend parkpool|tbb|std|inline] [--port N] [--address A]\n"
       "                   [--io-threads N] [--workers N] [--read-timeout-ms N]\n"
       "                   [--idle-timeout-ms N] [--hash-rounds N]\n"
       "                   [--idle default|latency|efficiency]\n",

@@ -327,7 +327,8 @@ TEST_P(HttpServer, StopAnswersTheRequestInFlightThenCloses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, HttpServer,
-                         ::testing::Values(Backend::parkpool, Backend::tbb, Backend::std_pool),
+                         ::testing::Values(Backend::parkpool, Backend::tbb, Backend::std_pool,
+                                           Backend::inline_io),
                          [](const auto& param_info) {
                            return std::string(parkpool_http::backend_name(param_info.param));
                          });
@@ -335,6 +336,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, HttpServer,
 TEST(HttpServerOptions, BadOptionsAreRejected) {
   EXPECT_THROW(parkpool_http::parse_backend("fibers"), std::invalid_argument);
   EXPECT_EQ(parkpool_http::parse_backend("std"), Backend::std_pool);
+  EXPECT_EQ(parkpool_http::parse_backend("inline"), Backend::inline_io);
+  EXPECT_EQ(parkpool_http::backend_name(Backend::inline_io), "inline");
   ServerOptions o;
   o.io_threads = 0;
   EXPECT_THROW(Server{o}, std::invalid_argument);
