@@ -26,6 +26,13 @@ struct IdleTestAccess {
   static void set_spin_budget_ns(IdleCoordinator& c, std::size_t w, std::int64_t ns) {
     c.slots_[w].spin_budget_ns = ns;
   }
+  // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
+  // on a coordinator no worker uses.
+  static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
+    c.state_.store(searching * IdleCoordinator::kSearchingOne +
+                       sleeping * IdleCoordinator::kSleepingOne,
+                   std::memory_order_relaxed);
+  }
 };
 }  // namespace parkpool::detail
 
@@ -114,6 +121,31 @@ TEST(IdleCoordinator, MaxSearchingDefaultsToHalfAtLeastOneAndIsClamped) {
   EXPECT_EQ(IdleCoordinator(3, o).max_searching(), 3u);
   o.max_searching = 2;
   EXPECT_EQ(IdleCoordinator(8, o).max_searching(), 2u);
+}
+
+// idle_capacity(slack), slack = workers beyond the CPUs: publish (true) when more than `slack`
+// workers sleep, or exactly `slack` sleep and one searches; with slack 0 exactly any_idle().
+TEST(IdleCoordinator, IdleCapacityCountsOnlyWorkersThatWouldHaveACpu) {
+  IdleCoordinator c(8);
+  for (std::uint64_t s = 0; s <= 8; ++s) {
+    for (std::uint64_t p = 0; s + p <= 8; ++p) {
+      SCOPED_TRACE("S=" + std::to_string(s) + " P=" + std::to_string(p));
+      Access::set_counts(c, s, p);
+      EXPECT_EQ(c.idle_capacity(0), c.any_idle());
+      EXPECT_EQ(c.idle_capacity(0), s + p != 0);
+      // 8 workers on 2 CPUs: slack 6.
+      EXPECT_EQ(c.idle_capacity(6), p > 6 || (p == 6 && s > 0));
+    }
+  }
+  // The table the pool relies on, 8 workers on 2 CPUs (slack 6):
+  Access::set_counts(c, 0, 6);  // 2 awake, both running: nobody could run a job sooner
+  EXPECT_FALSE(c.idle_capacity(6));
+  Access::set_counts(c, 1, 6);  // 2 awake, one of them searching on its own CPU
+  EXPECT_TRUE(c.idle_capacity(6));
+  Access::set_counts(c, 1, 5);  // 3 awake on 2 CPUs: a searcher only time-slices with them
+  EXPECT_FALSE(c.idle_capacity(6));
+  Access::set_counts(c, 0, 7);  // 1 awake: a CPU is free for a woken sleeper
+  EXPECT_TRUE(c.idle_capacity(6));
 }
 
 TEST(IdleOptions, PresetsAreValidAndOrdered) {

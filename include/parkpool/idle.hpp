@@ -241,6 +241,18 @@ class IdleCoordinator {
     const std::uint64_t s = state_.load(std::memory_order_relaxed);  // relaxed: a snapshot
     return searching_of(s) + sleeping_of(s) != 0;
   }
+  // Narrower than any_idle(), for a pool with more workers than CPUs to run them: `slack` is
+  // workers - (CPUs the workers may run on), 0 when there are no more workers than CPUs. True if
+  // more than `slack` workers sleep (a sleeper woken now would have a CPU to itself), or exactly
+  // `slack` sleep and one searches (a searcher on a CPU of its own). With slack == 0 it equals
+  // any_idle(). False when more workers are awake than there are CPUs, searching or not: one more
+  // runnable job only time-slices with them. Costs what any_idle() costs: one relaxed load (a
+  // snapshot) and one compare.
+  bool idle_capacity(std::uint32_t slack) const noexcept {
+    const std::uint64_t s = state_.load(std::memory_order_relaxed);  // relaxed: a snapshot
+    // (P << 16 | S) > (slack << 16)  <=>  P > slack, or P == slack and S > 0.
+    return (s & ((kCountMask << 16) | kCountMask)) > (std::uint64_t{slack} << 16);
+  }
   bool is_shutdown() const noexcept;
   IdleWorkerStats stats(std::size_t worker) const noexcept;
   IdleWorkerStats total_stats() const noexcept;

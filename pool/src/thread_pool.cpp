@@ -277,6 +277,9 @@ PoolOptions validated(PoolOptions o) {
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(validated(std::move(options))),
+      idle_slack_(static_cast<std::uint32_t>(
+          options_.threads -
+          std::min(options_.threads, std::max<std::size_t>(1, available_cpus())))),
       idle_(options_.threads, options_.idle),
       injector_(std::make_unique<InjectorBox>()) {
   workers_.reserve(options_.threads);

@@ -247,7 +247,7 @@ auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>,
   StackJob<B> job(b, w.pool);
   JoinDepthGuard depth(w);
   if (w.join_depth > WorkerContext::kPublicJoinDepth &&
-      w.private_count < WorkerContext::kPrivateCap && !w.pool->idle().any_idle()) {
+      w.private_count < WorkerContext::kPrivateCap && !w.pool->idle_capacity()) {
     w.private_jobs[w.private_count++] = &job;  // nobody would steal it now (see pool_core.hpp)
   } else {
     // Owner's exact view (thieves only shrink it). Notify sleepers only when the deque was empty

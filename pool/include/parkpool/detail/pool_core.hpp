@@ -175,10 +175,12 @@ struct alignas(64) WorkerContext {
 
   // ---- Private join jobs (thread_pool.hpp, join_on_worker) ----
   // The b half of a join nested more than kPublicJoinDepth joins deep on this worker is kept in
-  // private_jobs instead of the deque while no worker is idle: pushing and reclaiming it costs
-  // no fence and no atomic (the deque's pop needs a seq_cst fence). Deep jobs are small (a
+  // private_jobs instead of the deque while no other worker could run it sooner (no worker sleeps
+  // while a CPU is free, none searches on a CPU of its own: PoolCore::idle_capacity; with no more
+  // workers than CPUs, simply: no worker searches or sleeps): pushing and reclaiming it costs no
+  // fence and no atomic (the deque's pop needs a seq_cst fence). Deep jobs are small (a
   // fork-join tree halves at each level), and the shallow ones stay stealable at once. When a
-  // join sees an idle worker (IdleCoordinator::any_idle) it publishes every private job, oldest
+  // join sees idle capacity (PoolCore::idle_capacity) it publishes every private job, oldest
   // first, and notifies. So a worker that runs out of work waits at most until this worker's
   // next join for the private jobs (or until it reclaims them itself: they are never lost).
   // INV-J1: every private job is newer than every item in `deque`: a push to the deque (join,
@@ -267,6 +269,9 @@ class PoolCore {
     return (gate_.load(std::memory_order_relaxed) & kClosedBit) != 0;  // relaxed: a snapshot
   }
   IdleCoordinator& idle() noexcept { return idle_; }
+  // True if a job published now could run sooner on another worker: a worker sleeps while a CPU
+  // is free, or one searches on a CPU of its own (IdleCoordinator::idle_capacity).
+  bool idle_capacity() const noexcept { return idle_.idle_capacity(idle_slack_); }
   std::size_t size() const noexcept { return workers_.size(); }
   const std::vector<std::unique_ptr<WorkerContext>>& workers() const noexcept { return workers_; }
   std::uint64_t external_accepted() const noexcept {
@@ -300,6 +305,8 @@ class PoolCore {
 
   struct InjectorBox;
   PoolOptions options_;
+  // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
+  std::uint32_t idle_slack_;
   IdleCoordinator idle_;
   std::vector<std::unique_ptr<WorkerContext>> workers_;
   std::unique_ptr<InjectorBox> injector_;
