@@ -29,9 +29,9 @@ struct IdleTestAccess {
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
   static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
-    c.state_.store(searching * IdleCoordinator::kSearchingOne +
-                       sleeping * IdleCoordinator::kSleepingOne,
-                   std::memory_order_relaxed);
+    c.state_.store(
+        searching * IdleCoordinator::kSearchingOne + sleeping * IdleCoordinator::kSleepingOne,
+        std::memory_order_relaxed);
   }
 };
 }  // namespace parkpool::detail
