@@ -60,7 +60,7 @@ IdleOptions IdleOptions::latency() noexcept {
 IdleOptions IdleOptions::efficiency() noexcept {
   IdleOptions o;
   o.spin_min = std::chrono::nanoseconds(0);
-  o.spin_max = std::chrono::microseconds(2);
+  o.spin_max = std::chrono::nanoseconds(0);
   o.timed_park = std::chrono::nanoseconds(0);
   o.max_searching = 1;
   return o;

@@ -156,6 +156,7 @@ TEST(IdleOptions, PresetsAreValidAndOrdered) {
   }
   EXPECT_GT(l.spin_max, d.spin_max);
   EXPECT_LT(e.spin_max, d.spin_max);
+  EXPECT_EQ(e.spin_max, 0ns);  // the efficiency preset never spins (idle.hpp)
   EXPECT_EQ(e.timed_park, 0ns);
   EXPECT_EQ(e.max_searching, 1u);
   // A timed park wakes no faster than an untimed one; only the latency preset pays for its
@@ -614,10 +615,13 @@ TEST(IdleCoordinator, ZeroSpinMaxNeverSpinsAndZeroSpinMinStillAdapts) {
   EXPECT_EQ(never.stats(0).spin_hits, 0u);
   EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);
 
-  IdleCoordinator eff(2, IdleOptions::efficiency());  // spin_min 0, spin_max 2 us
-  EXPECT_TRUE(eff.wait_for_work(0, [] { return true; }));
-  EXPECT_EQ(eff.stats(0).spin_hits, 1u);
-  EXPECT_GT(Access::spin_budget_ns(eff, 0), 0);
+  IdleOptions zero_min;
+  zero_min.spin_min = 0ns;
+  zero_min.spin_max = 2us;
+  IdleCoordinator adapts(2, zero_min);
+  EXPECT_TRUE(adapts.wait_for_work(0, [] { return true; }));
+  EXPECT_EQ(adapts.stats(0).spin_hits, 1u);
+  EXPECT_GT(Access::spin_budget_ns(adapts, 0), 0);
 }
 
 // ---------------------------------------------------------------- a small lost-wakeup hammer

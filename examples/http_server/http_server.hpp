@@ -44,7 +44,7 @@ enum class Backend { parkpool, tbb, std_pool, inline_io };
 
 /// For Backend::parkpool: which parkpool::IdleOptions preset the pool uses (<parkpool/idle.hpp>):
 /// the default (adaptive spin up to 25 us, then an untimed park),
-/// latency() (longer spins, a 2 ms timed park) or efficiency() (2 us spin, one searcher).
+/// latency() (longer spins, a 2 ms timed park) or efficiency() (no spin, one searcher).
 enum class IdlePreset { standard, latency, efficiency };
 /// "default", "latency", "efficiency" -> IdlePreset. Throws std::invalid_argument otherwise.
 IdlePreset parse_idle_preset(std::string_view name);

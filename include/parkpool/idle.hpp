@@ -106,8 +106,10 @@ struct IdleOptions {
   // Shortest start latency: longer spins (up to 100 us, 4x the measured hand-off break-even),
   // and a 2 ms timed park whose expiry resets the spin budget. Burns more CPU after each burst.
   static IdleOptions latency() noexcept;
-  // Least CPU: spin at most 2 us, no timed park (straight to the untimed park), one searcher.
-  // Wake latency is then the bare futex wake.
+  // Least CPU: no spin (spin_max 0), no timed park (straight to the untimed park), one searcher.
+  // Wake latency is then the bare futex wake. Until 2026-12-01 it spun up to 2 us: at one task
+  // every 20 us that spin never found work and cost ~1.3 us of CPU per task (pool/SLEEP.md,
+  // "Tuning").
   static IdleOptions efficiency() noexcept;
 };
 
