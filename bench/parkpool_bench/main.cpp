@@ -790,9 +790,9 @@ int main(int argc, char** argv) {
       if (round >= reps_of(c)) continue;
       progress(done, total, c, elapsed());
       const double c0 = elapsed();
-      // A fresh process per case: one implementation's threads and caches never disturb the
-      // next. tbb_rml_bench sees "parkpool_rml" in this filter and re-executes itself on
-      // parkpool's RML server; the other suites run as they are.
+      // A fresh process per case and repetition: one implementation's threads and caches never
+      // disturb the next. tbb_rml_bench sees "parkpool_rml" in this filter and re-executes itself
+      // on parkpool's RML server; the other suites run as they are.
       const std::vector<std::string> argv_child = {
           (fs::path(o.bench_dir) / c.suite).string(),
           "--benchmark_filter=^" + c.workload + "/" + c.impl + "(/|$)",
