@@ -117,21 +117,15 @@ TEST(Join, Nests10000Deep) {
 }
 
 TEST(Join, DoesNotAllocateOnAWorker) {
-#if defined(PARKPOOL_UNDER_SANITIZER)
-  GTEST_SKIP() << "allocation counting is disabled under sanitizers";
-#else
   ThreadPool pool(with_threads(2));
-  auto f = pool.submit([&] {
-    fib(pool, 20);  // warm up: deque rings grown, idle structures touched
-    parkpool::test::g_allocations.store(0);
-    parkpool::test::g_counting.store(true);
-    const long r = fib(pool, 22);
-    parkpool::test::g_counting.store(false);
-    return r;
-  });
-  EXPECT_EQ(f.get(), 17711);
-  EXPECT_EQ(parkpool::test::g_allocations.load(), 0);
-#endif
+  long r = 0;
+  const long counted = pool.submit([&] {
+                             fib(pool, 20);  // warm up: deque rings grown, idle structures touched
+                             return parkpool::test::count_allocations([&] { r = fib(pool, 22); });
+                           })
+                           .get();
+  EXPECT_EQ(r, 17711);
+  EXPECT_EQ(counted, 0);
 }
 
 TEST(Join, FromAWorkerOfAnotherPool) {

@@ -175,6 +175,7 @@ class TaskCache {
                                             std::memory_order_relaxed));
   }
   void release_all() noexcept {
+    // acquire, as (R2): pairs with the remote frees' release CAS (R1), whose links we follow.
     for (Block* l : {local_, spare_, remote_.exchange(nullptr, std::memory_order_acquire)}) {
       while (l != nullptr) {
         Block* n = l->next;
