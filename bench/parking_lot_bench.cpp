@@ -3,13 +3,17 @@
 // std::condition_variable, std::shared_mutex.
 //
 // Figures printed here depend heavily on the machine and its load; compare rows of one run only.
-// Names are "Workload/impl" (impl: parkpool, std, tbb_spin_mutex, tbb_mutex) for parkpool-bench.
+// Names are "Workload/impl" (impl: parkpool, std, tbb_spin_mutex, tbb_mutex; floor_* for the
+// raw-futex reference points of WakeTree8) for parkpool-bench.
 #include <parkpool/condvar.hpp>
 #include <parkpool/mutex.hpp>
 #include <parkpool/parking_lot.hpp>
 #include <parkpool/shared_mutex.hpp>
 
 #include <benchmark/benchmark.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -246,6 +250,104 @@ BENCHMARK_TEMPLATE(BM_NotifyAll8Waiters, parkpool::Mutex, parkpool::Condvar, tru
     ->UseManualTime();
 BENCHMARK_TEMPLATE(BM_NotifyAll8Waiters, std::mutex, std::condition_variable, true)
     ->Name("NotifyAll8WaitersUnderLock/std")
+    ->UseManualTime();
+
+// ---------------------------------------------------------------------------------------------
+// WakeTree8: can a wake tree beat one FUTEX_WAKE of 8 threads? (Issue 3's NotifyAll8Waiters:
+// after an unlock, parkpool's notify_all and std's both end in one futex wake of all 8 waiters,
+// and that one syscall is the whole round.) Raw futexes, no parkpool code: reference points
+// (floor_*), never a baseline. 8 threads sleep in FUTEX_WAIT (given 200 us to get there); a round
+// is the time from the first wake to the last of the 8 running, as NotifyAll8Waiters measures it.
+//   floor_one_wake   the notifier wakes all 8 with one FUTEX_WAKE (std's broadcast, parkpool's
+//                    FUTEX_WAKE_BITSET batch)
+//   floor_tree_4_4   the notifier wakes 4; the first of them to run wakes the other 4 (two
+//                    syscalls, the second on the woken thread, in parallel with the rest)
+//   floor_chain_1_7  the notifier wakes 1; it wakes the other 7
+// Reported as NotifyAll8Waiters: the mean as the (manual) time, median_us and p90_us.
+void BM_WakeTree8(benchmark::State& state, int first_wave) {
+  constexpr int kWaiters = 8;
+  // Futex words: group A (woken by the notifier) and group B (woken by the first of A).
+  std::atomic<std::uint32_t> gen_a{0}, gen_b{0};
+  std::atomic<int> claimed{0};
+  std::atomic<std::int64_t> last_ns{0};
+  std::atomic<std::uint32_t> acks{0};
+  std::atomic<bool> stop{false};
+  auto futex = [](std::atomic<std::uint32_t>& w, int op, std::uint32_t v) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, v, nullptr, nullptr, 0);
+  };
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kWaiters; ++i) {
+    const bool in_b = i >= first_wave;
+    ts.emplace_back([&, in_b] {
+      std::atomic<std::uint32_t>& gen = in_b ? gen_b : gen_a;
+      std::uint32_t seen = 0;
+      for (;;) {
+        std::uint32_t g;
+        // (W1) acquire: pairs with the release store of the round's generation.
+        while ((g = gen.load(std::memory_order_acquire)) == seen) {
+          futex(gen, FUTEX_WAIT_PRIVATE, seen);
+        }
+        seen = g;
+        if (stop.load(std::memory_order_relaxed)) return;  // ordered by (W1)
+        if (!in_b && first_wave < kWaiters &&
+            claimed.fetch_add(1, std::memory_order_relaxed) == 0) {
+          gen_b.store(g, std::memory_order_release);  // (W1) for group B
+          futex(gen_b, FUTEX_WAKE_PRIVATE, kWaiters);
+        }
+        const std::int64_t t = Clock::now().time_since_epoch().count();
+        std::int64_t cur = last_ns.load(std::memory_order_relaxed);
+        while (cur < t && !last_ns.compare_exchange_weak(cur, t, std::memory_order_relaxed)) {
+        }
+        // (W2) release: the last increment makes every last_ns update visible to the notifier.
+        if (acks.fetch_add(1, std::memory_order_release) + 1 == kWaiters) {
+          futex(acks, FUTEX_WAKE_PRIVATE, 1);
+        }
+      }
+    });
+  }
+  std::vector<double> rounds_ns;
+  std::uint32_t round = 0;
+  for (auto _ : state) {
+    // Relaxed: the previous round's waiters are all done with these (W2), and the next round's
+    // see them through (W1).
+    acks.store(0, std::memory_order_relaxed);
+    claimed.store(0, std::memory_order_relaxed);
+    last_ns.store(0, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // all 8 back in FUTEX_WAIT
+    const std::int64_t t0 = Clock::now().time_since_epoch().count();
+    gen_a.store(++round, std::memory_order_release);  // (W1)
+    futex(gen_a, FUTEX_WAKE_PRIVATE, static_cast<std::uint32_t>(first_wave));
+    for (std::uint32_t a; (a = acks.load(std::memory_order_acquire)) != kWaiters;) {  // (W2)
+      futex(acks, FUTEX_WAIT_PRIVATE, a);
+    }
+    const double ns = static_cast<double>(last_ns.load(std::memory_order_relaxed) - t0);
+    state.SetIterationTime(ns * 1e-9);
+    rounds_ns.push_back(ns);
+  }
+  stop.store(true, std::memory_order_relaxed);
+  gen_a.store(++round, std::memory_order_release);  // (W1): publishes stop
+  gen_b.store(round, std::memory_order_release);
+  futex(gen_a, FUTEX_WAKE_PRIVATE, kWaiters);
+  futex(gen_b, FUTEX_WAKE_PRIVATE, kWaiters);
+  for (auto& t : ts) t.join();
+  if (!rounds_ns.empty()) {
+    std::sort(rounds_ns.begin(), rounds_ns.end());
+    state.counters["median_us"] = rounds_ns[rounds_ns.size() / 2] / 1000.0;
+    state.counters["p90_us"] = rounds_ns[rounds_ns.size() * 9 / 10] / 1000.0;
+  }
+}
+// 2000 rounds (~0.5 s with the 200 us gaps); a time-based run would count only the rounds.
+BENCHMARK_CAPTURE(BM_WakeTree8, one_wake, 8)
+    ->Name("WakeTree8/floor_one_wake")
+    ->Iterations(2000)
+    ->UseManualTime();
+BENCHMARK_CAPTURE(BM_WakeTree8, tree_4_4, 4)
+    ->Name("WakeTree8/floor_tree_4_4")
+    ->Iterations(2000)
+    ->UseManualTime();
+BENCHMARK_CAPTURE(BM_WakeTree8, chain_1_7, 1)
+    ->Name("WakeTree8/floor_chain_1_7")
+    ->Iterations(2000)
     ->UseManualTime();
 
 // ---------------------------------------------------------------------------------------------

@@ -4,13 +4,15 @@
 //   internal_spawn   1M tasks posted from a worker / via TaskGroup::run items_per_second
 //   fib27            fork-join fib(27), a spawn at every call           time (ms)
 //   wake_latency     pool idle 5 ms, one task, time until it starts     p50_us / p99_us
-//   idle_burn        CPU used in the 200 ms after a burst of 100k tasks cpu_ms
+//   idle_burn        CPU the pool uses in the 200 ms after a burst of   cpu_ms
+//                    100k tasks (every thread but the benchmark's own)
 //   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task,
 //                                                                       p50_us, p99_us
 //   memory           resident bytes per queued small task, 1M queued    bytes_per_task
 //                    (each measured in a child process; see workload 7)
 // Two workers unless the name says otherwise. Run with --benchmark_filter to pick one.
 #include <benchmark/benchmark.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -120,6 +122,46 @@ double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
+// Per-thread CPU time of the other threads of this process, for IdleBurn. Each thread's own CPU
+// clock, named by its tid as glibc's pthread_getcpuclockid does (Linux ABI: ((~tid) << 3) |
+// CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED). The kernel brings a running thread's clock up to
+// date when it is read, so the value is exact at the read. CLOCK_PROCESS_CPUTIME_ID is not:
+// it adds the other threads' runtime as of their last tick or context switch, so a worker still
+// spinning at the window's start had up to a tick of earlier spin counted inside the window (on
+// the dev VM, process clock minus this thread's clock read 0.13-3.4 ms after a oneTBB burst where
+// the workers' own clocks read 0.02-0.12 ms, and once -0.03 ms for parkpool; /tmp experiment,
+// 2026-12-01).
+std::vector<long> other_tids() {
+  const long self = static_cast<long>(syscall(SYS_gettid));
+  std::vector<long> tids;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (const dirent* e = readdir(d)) {
+      const long tid = std::atol(e->d_name);  // 0 for "." and ".."
+      if (tid > 0 && tid != self) tids.push_back(tid);
+    }
+    closedir(d);
+  }
+  std::sort(tids.begin(), tids.end());
+  return tids;
+}
+double thread_cpu_s(long tid) {
+  const auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6u);
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0) return 0;  // the thread has exited
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+// The other threads' CPU (s) between `before` (their clocks, in `tids` order, read at the start)
+// and now. A thread that appeared since counts whole (it was created inside the window); one
+// that exited is missing (none of the pools here starts or stops threads while idle).
+double other_threads_cpu_since(const std::vector<long>& tids, const std::vector<double>& before) {
+  double total = 0;
+  for (long tid : other_tids()) {
+    const auto it = std::lower_bound(tids.begin(), tids.end(), tid);
+    const bool known = it != tids.end() && *it == tid;
+    total += thread_cpu_s(tid) - (known ? before[static_cast<std::size_t>(it - tids.begin())] : 0);
+  }
+  return total;
+}
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
@@ -165,16 +207,30 @@ void BM_ExternalPost_TBB(benchmark::State& state) {
 #endif
 
 // ---- 2. internal spawn ----
+// This thread blocks while the pool works, as in the TaskGroup rows (future::get) and oneTBB's
+// (whose arena.execute makes this thread one of its 2 threads). Until 2026-12-01 it spun in
+// wait_count: a third busy thread on the dev VM's 2 vCPUs, against the two workers.
 void BM_InternalPost_Parkpool(benchmark::State& state) {
+  // Declared before the pool, so it outlives the workers (the last task notifies after it
+  // increments). Changes once per repetition: this thread sleeps instead of re-checking a count.
+  std::atomic<std::uint32_t> finished{0};
   parkpool::ThreadPool pool(pp_options(kWorkers));
   for (auto _ : state) {
+    const std::uint32_t round = finished.load(std::memory_order_relaxed);
     std::atomic<std::size_t> done{0};
     pool.post([&] {
       for (std::size_t i = 0; i < kTasks; ++i) {
-        pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+        pool.post([&done, &finished] {
+          if (done.fetch_add(1, std::memory_order_relaxed) + 1 == kTasks) {
+            // (I1) release: pairs with the acquire load below, so `done` is not touched after
+            // this thread has seen the round end (the tasks' effects are all counted in done).
+            finished.fetch_add(1, std::memory_order_release);
+            finished.notify_one();
+          }
+        });
       }
     });
-    wait_count(done, kTasks);
+    while (finished.load(std::memory_order_acquire) == round) finished.wait(round);  // (I1)
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
 }
@@ -373,6 +429,12 @@ void BM_WakeLatency_BareFutex(benchmark::State& state) {
 }
 
 // ---- 5. idle burn ----
+// cpu_ms: the CPU of every thread but this one (the pool's threads) in the 200 ms after the
+// burst, from their own CPU clocks (other_threads_cpu_since). Until 2026-12-01 it was the process
+// clock's difference, which had two errors: it included this thread's own sleep_for(200 ms) (on
+// the 2-vCPU dev VM a program that only sleeps 200 ms is charged 55-75 us of CPU for it, most
+// of the 0.1 ms target, while parkpool's two workers used 0-8 us in the same window), and it
+// counted other threads' runtime only as of their last tick (see other_tids).
 template <class Post>
 void idle_burn(benchmark::State& state, Post&& post) {
   double cpu = 0;
@@ -380,10 +442,14 @@ void idle_burn(benchmark::State& state, Post&& post) {
     std::atomic<std::size_t> done{0};
     for (std::size_t i = 0; i < 100'000; ++i)
       post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+    // The pool's threads exist by now; list them before the burst ends, so that the window
+    // starts with nothing but their clock reads (listing /proc takes ~50 us).
+    const std::vector<long> tids = other_tids();
+    std::vector<double> c0(tids.size());
     wait_count(done, 100'000);
-    const double c0 = process_cpu_s();
+    for (std::size_t i = 0; i < tids.size(); ++i) c0[i] = thread_cpu_s(tids[i]);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    cpu += process_cpu_s() - c0;
+    cpu += other_threads_cpu_since(tids, c0);
   }
   state.counters["cpu_ms"] = cpu * 1e3 / static_cast<double>(state.iterations());
 }

@@ -218,6 +218,54 @@ TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
   }
 }
 
+// Worker A (running P) posts n tasks to its own deque while worker B is held in Y, then blocks
+// until they have all run: B must steal every one. Returns the order in which they ran.
+std::vector<std::size_t> run_order_of_stolen_tasks(std::size_t n) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> y_started{false}, go{false};
+  std::atomic<std::size_t> next{0};
+  std::vector<std::size_t> order(n, n);
+  std::vector<std::atomic<int>> runs(n);
+  pool.submit([&] {
+        pool.post([&] {  // Y: occupies the other worker until the n tasks are queued
+          y_started.store(true, std::memory_order_release);
+          while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        });
+        while (!y_started.load(std::memory_order_acquire)) std::this_thread::yield();
+        for (std::size_t i = 0; i < n; ++i) {
+          pool.post([&, i] {
+            runs[i].fetch_add(1, std::memory_order_relaxed);
+            order[next.fetch_add(1, std::memory_order_relaxed)] = i;
+          });
+        }
+        go.store(true, std::memory_order_release);
+        // Blocks without helping: every task must be stolen.
+        while (next.load(std::memory_order_acquire) < n) std::this_thread::yield();
+      })
+      .get();
+  for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(runs[i].load(), 1) << "task " << i;
+  pool.shutdown();
+  EXPECT_EQ(pool.stats().total.steals, n + 1);  // Y and the n tasks
+  return order;
+}
+
+TEST(ThreadPool, ThiefTakesHalfOfALongQueueAtATime) {
+  // steal_more(): from a queue still showing >= 64 tasks, B takes the oldest plus
+  // min(half of the rest, 31) more into its own deque and runs those newest first:
+  // 0, 31, 30, ..., 1, then 32, 63, ... (a one-at-a-time thief runs 0, 1, 2, ...).
+  const std::vector<std::size_t> order = run_order_of_stolen_tasks(1000);
+  ASSERT_EQ(order[0], 0u);
+  for (std::size_t k = 1; k <= 31; ++k) EXPECT_EQ(order[k], 32 - k) << "position " << k;
+  EXPECT_EQ(order[32], 32u);
+  EXPECT_EQ(order[33], 63u);
+}
+
+TEST(ThreadPool, ThiefTakesOneAtATimeFromAShortQueue) {
+  // Below 64 visible tasks (a fork-join deque's size) a thief takes only the oldest each time.
+  const std::vector<std::size_t> order = run_order_of_stolen_tasks(60);
+  for (std::size_t k = 0; k < order.size(); ++k) EXPECT_EQ(order[k], k) << "position " << k;
+}
+
 TEST(ThreadPool, WakesSleepingWorkersAfterIdle) {
   PoolOptions o = with_threads(2);
   o.idle = parkpool::IdleOptions::efficiency();

@@ -197,13 +197,47 @@ TaskBase* WorkerContext::find_task_slow() noexcept {
       TaskBase* t = nullptr;
       const StealResult r = victim.steal(&t);
       if (r == StealResult::success) {
-        steals.bump();
+        steals.bump(1 + steal_more(victim));
         return t;
       }
       if (r == StealResult::empty) break;
     }
   }
   return nullptr;
+}
+
+std::size_t WorkerContext::steal_more(ChaseLevDeque<TaskBase>& victim) noexcept {
+  // Only from a long queue (kBatchFrom items still visible): a fork-join deque stays short (a
+  // few join jobs per level, the largest oldest), and there the one oldest job is the right
+  // steal; taking the next ones too would take the victim's own upcoming joins.
+  // Then half of what the victim still shows, at most kStealBatch - 1 more. A snapshot: the
+  // owner may pop meanwhile, and each steal() below re-checks (one item per CAS: a single CAS
+  // over several items is unsound against the owner's CAS-free pops; crossbeam-deque's LIFO
+  // steal_batch steals one at a time for the same reason).
+  const std::size_t left = victim.size_hint();
+  if (left < kBatchFrom) return 0;
+  const std::size_t want = std::min(left / 2, kStealBatch - 1);
+  // Our own deque is empty (find_task popped nothing and only this thread pushes to it), and
+  // its ring holds at least 256, so every push_if_room below succeeds; checked anyway.
+  std::size_t moved = 0;
+  while (moved < want) {
+    TaskBase* t = nullptr;
+    if (victim.steal(&t) != StealResult::success) break;
+    // Oldest first, as in the victim: we pop the newest first, thieves take the oldest.
+    if (!deque.push_if_room(t)) {
+      // Unreachable (see above). Never drop a task: run it now, on this thread; the caller's
+      // task then runs after it, which only changes the order.
+      assert(false && "steal_more: own deque full");
+      t->fn(t, true);
+      break;
+    }
+    ++moved;
+  }
+  // No notify_work(): the moved items were already published (in the victim's deque), and this
+  // worker runs them itself unless another worker steals them first. A thread that returns from
+  // find_task() calls found_work(), which wakes the next sleeper if work remains (any_work()
+  // sees these items).
+  return moved;
 }
 
 void WorkerContext::publish_private() {

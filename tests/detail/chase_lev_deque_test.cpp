@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cstdint>
@@ -69,6 +70,23 @@ TEST(ChaseLevDeque, GrowsAndKeepsOrder) {
   EXPECT_EQ(d.pop(), nullptr);
 }
 
+TEST(ChaseLevDeque, PushIfRoomFailsWhenFullAndNeverGrows) {
+  ChaseLevDeque<int> d(4);
+  std::vector<int> v(5);
+  const std::size_t cap = d.capacity();
+  ASSERT_EQ(cap, 4u);
+  for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(d.push_if_room(&v[i])) << i;
+  EXPECT_FALSE(d.push_if_room(&v[4]));  // full: refused, not grown
+  EXPECT_EQ(d.capacity(), cap);
+  EXPECT_EQ(d.size_hint(), cap);
+  int* out = nullptr;
+  ASSERT_EQ(d.steal(&out), StealResult::success);  // frees the oldest slot
+  EXPECT_EQ(out, &v[0]);
+  EXPECT_TRUE(d.push_if_room(&v[4]));  // the refreshed top shows the room
+  for (int i = 4; i >= 1; --i) ASSERT_EQ(d.pop(), &v[static_cast<std::size_t>(i)]);
+  EXPECT_EQ(d.pop(), nullptr);
+}
+
 // The owner pushes and pops while thieves steal; each item must be taken exactly once.
 // Small initial ring so growth happens under concurrent steals.
 void race(std::size_t thieves, std::size_t items, int pop_every) {
@@ -111,6 +129,58 @@ TEST(ChaseLevDeque, StealOnlyRaceTakesEveryItemOnce) { race(2, parkpool::test::s
 TEST(ChaseLevDeque, PushPopStealRaceTakesEveryItemOnce) {
   race(3, parkpool::test::scaled(200000), 2);
 }
+TEST(ChaseLevDeque, BatchStealIntoOwnDequeTakesEveryItemOnce) {
+  // The pool's steal_more() pattern: a thief steals a run of items back to back and pushes them
+  // into its own deque (push_if_room), which it pops and a second thief steals from, while the
+  // owner pushes and pops. Every item is taken exactly once.
+  const std::size_t items = parkpool::test::scaled(200000);
+  ChaseLevDeque<std::uint32_t> d(2);
+  ChaseLevDeque<std::uint32_t> mine(64);  // the batching thief's own deque
+  std::vector<std::uint32_t> v(items);
+  std::vector<std::atomic<std::uint32_t>> taken(items);
+  for (std::size_t i = 0; i < items; ++i) v[i] = static_cast<std::uint32_t>(i);
+  std::atomic<std::size_t> count{0};
+  auto take = [&](std::uint32_t* p) {
+    taken[*p].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+  };
+  auto finished = [&] { return count.load(std::memory_order_relaxed) == items; };
+  std::thread batcher([&] {
+    while (!finished()) {
+      if (std::uint32_t* p = mine.pop()) {
+        take(p);
+        continue;
+      }
+      std::uint32_t* first = nullptr;
+      if (d.steal(&first) != StealResult::success) continue;
+      std::size_t want = std::min<std::size_t>(d.size_hint() / 2, 31);
+      for (std::size_t k = 0; k < want; ++k) {
+        std::uint32_t* p = nullptr;
+        if (d.steal(&p) != StealResult::success) break;
+        ASSERT_TRUE(mine.push_if_room(p));  // own deque emptied above; 64 >= 31
+      }
+      take(first);
+    }
+  });
+  std::thread second([&] {  // steals from the batcher's deque
+    while (!finished()) {
+      std::uint32_t* p = nullptr;
+      if (mine.steal(&p) == StealResult::success) take(p);
+    }
+  });
+  for (std::size_t i = 0; i < items; ++i) {
+    d.push(&v[i]);
+    if (i % 3 == 0) {
+      if (std::uint32_t* p = d.pop()) take(p);
+    }
+  }
+  while (std::uint32_t* p = d.pop()) take(p);
+  batcher.join();
+  second.join();
+  ASSERT_EQ(count.load(), items);
+  for (std::size_t i = 0; i < items; ++i) ASSERT_EQ(taken[i].load(), 1u) << "item " << i;
+}
+
 TEST(ChaseLevDeque, LastItemRaceBetweenPopAndSteal) {
   // One item at a time: every pop races the thief for the last element (the CAS on top).
   ChaseLevDeque<std::uint32_t> d(2);

@@ -3,8 +3,9 @@
 //
 // What it is
 //   N worker threads. Each owns a Chase-Lev deque for the work it spawns (LIFO for itself, stolen
-//   FIFO by others from a random victim); work from other threads goes through one lock-free MPMC
-//   injector queue (Boost.Lockfree). Idle workers spin for a short adaptive time budget, then
+//   FIFO by others from a random victim; from a queue of 64 or more, half of it at a time, at
+//   most 32 tasks); work from other threads goes through one lock-free MPMC injector queue
+//   (Boost.Lockfree). Idle workers spin for a short adaptive time budget, then
 //   park; a submit wakes one sleeper only when no worker is already searching (pool/SLEEP.md).
 //
 // Entry points and what they cost

@@ -7,8 +7,8 @@
 //   bottom (LIFO); any thread steals at the top (FIFO). Null is never stored.
 //
 // Thread safety
-//   push() and pop() only from the owning thread (one at a time). steal(), size_hint() and
-//   empty_hint() from any thread.
+//   push(), push_if_room() and pop() only from the owning thread (one at a time). steal(),
+//   size_hint() and empty_hint() from any thread.
 //
 // Memory ordering (user terms)
 //   Everything the owner wrote before push(p) happens-before everything a thief does after a
@@ -80,6 +80,21 @@ class ChaseLevDeque {
     // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
     // a release store is the same on every target and TSAN understands it.
     bottom_.store(b + 1, std::memory_order_release);
+  }
+
+  // Owner only. push() without growth: false (and nothing pushed) if the ring is full. Used where
+  // an exception cannot be thrown (a batch steal moving items into the thief's own deque).
+  [[nodiscard]] bool push_if_room(T* item) noexcept {
+    assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: owner's word
+    Ring* r = ring_.load(std::memory_order_relaxed);                 // relaxed: owner's word
+    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) [[unlikely]] {
+      top_seen_ = top_.load(std::memory_order_acquire);  // (D1), as in make_room()
+      if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) return false;
+    }
+    r->put(b, item);
+    bottom_.store(b + 1, std::memory_order_release);  // (D2), as in push()
+    return true;
   }
 
   // Owner only. Returns the most recently pushed item not yet taken, or nullptr.
