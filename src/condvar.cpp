@@ -95,9 +95,10 @@ std::size_t Condvar::notify_all_slow(Mutex* mutex) noexcept {
     // CPU, costs an inter-processor interrupt on the waiter's critical path. Instead wake them
     // all: the parking lot makes up to 32 of them runnable with one FUTEX_WAKE_BITSET, one
     // syscall per waiter beyond (INV-H, INV-B in parking_lot.cpp), and they take the mutex in
-    // turn while running, as with glibc's broadcast. A racy read is enough: if the mutex is
-    // locked by the time they run, they park on it (correct, only slower); if it is locked now,
-    // the requeue below handles it.
+    // turn while running, as with glibc's broadcast. (A wake tree, where the first woken waiter
+    // wakes the rest, was slower on the 2-vCPU dev VM: bench/parking_lot_bench.cpp WakeTree8,
+    // 2026-12-01.) A racy read is enough: if the mutex is locked by the time they run, they
+    // park on it (correct, only slower); if it is locked now, the requeue below handles it.
     // Callback checklist: filter and callback run under this Condvar's bucket lock; no throw,
     // no park, short.
     const parking_lot::UnparkResult r = parking_lot::unpark_filter(

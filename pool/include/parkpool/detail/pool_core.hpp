@@ -216,8 +216,8 @@ struct alignas(64) WorkerContext {
   // one steal per task between two task runs and a trip through the injector (InternalSpawn,
   // bench/pool_bench.cpp).
   //
-  // With these values fib(27) with join (2 and 8 workers) did not change and InternalSpawn
-  // gained 17-19% (medians of 10 alternating processes each, 2026-12-01). The idle protocol
+  // With these values fib(27) with join (2 and 8 workers) did not change and InternalSpawn took
+  // 17-19% less time (medians of 10 alternating processes each, 2026-12-01). The idle protocol
   // (pool/SLEEP.md) is unaffected: moving published items between deques wakes nobody and
   // strands nothing.
   static constexpr std::size_t kStealBatch = 32;
