@@ -289,12 +289,14 @@ void BM_WakeTree8(benchmark::State& state, int first_wave) {
         }
         seen = g;
         if (stop.load(std::memory_order_relaxed)) return;  // ordered by (W1)
+        // Relaxed: the RMW's order alone picks one thread of group A; it publishes nothing.
         if (!in_b && first_wave < kWaiters &&
             claimed.fetch_add(1, std::memory_order_relaxed) == 0) {
           gen_b.store(g, std::memory_order_release);  // (W1) for group B
           futex(gen_b, FUTEX_WAKE_PRIVATE, kWaiters);
         }
         const std::int64_t t = Clock::now().time_since_epoch().count();
+        // Relaxed: a running maximum, read by the notifier only after (W2).
         std::int64_t cur = last_ns.load(std::memory_order_relaxed);
         while (cur < t && !last_ns.compare_exchange_weak(cur, t, std::memory_order_relaxed)) {
         }

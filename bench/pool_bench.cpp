@@ -216,11 +216,13 @@ void BM_InternalPost_Parkpool(benchmark::State& state) {
   std::atomic<std::uint32_t> finished{0};
   parkpool::ThreadPool pool(pp_options(kWorkers));
   for (auto _ : state) {
+    // Relaxed: only the previous round's last task wrote it, and (I1) ordered that before here.
     const std::uint32_t round = finished.load(std::memory_order_relaxed);
     std::atomic<std::size_t> done{0};
     pool.post([&] {
       for (std::size_t i = 0; i < kTasks; ++i) {
         pool.post([&done, &finished] {
+          // Relaxed: a count; the RMWs' total order alone makes exactly one task the last.
           if (done.fetch_add(1, std::memory_order_relaxed) + 1 == kTasks) {
             // (I1) release: pairs with the acquire load below, so `done` is not touched after
             // this thread has seen the round end (the tasks' effects are all counted in done).

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <latch>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -117,7 +118,16 @@ TEST(Join, Nests10000Deep) {
 }
 
 TEST(Join, DoesNotAllocateOnAWorker) {
-  ThreadPool pool(with_threads(2));
+  // The count covers every thread, so every worker must have started before it begins: under
+  // ASAN a new thread allocates in the sanitizer's own start-up (AsanThread::Init ->
+  // pthread_getattr_np: 3 allocations), and on a loaded machine worker 1 could still be starting
+  // when the window opened (2026-12-01: a .ci/run asan stage, and 5 of 200 runs alone; with the
+  // wait below, 0 of 300 runs beside two CPU hogs). on_thread_start runs after that start-up.
+  std::latch started(2);
+  PoolOptions o = with_threads(2);
+  o.on_thread_start = [&started](std::size_t) { started.count_down(); };
+  ThreadPool pool(o);
+  started.wait();
   long r = 0;
   const long counted = pool.submit([&] {
                              fib(pool, 20);  // warm up: deque rings grown, idle structures touched
