@@ -256,7 +256,7 @@ BENCHMARK_TEMPLATE(BM_NotifyAll8Waiters, std::mutex, std::condition_variable, tr
 // WakeTree8: can a wake tree beat one FUTEX_WAKE of 8 threads? (Issue 3's NotifyAll8Waiters:
 // after an unlock, parkpool's notify_all and std's both end in one futex wake of all 8 waiters,
 // and that one syscall is the whole round.) Raw futexes, no parkpool code: reference points
-// (floor_*), never a baseline. 8 threads sleep in FUTEX_WAIT (given 200 us to get there); a round
+// (floor_*), never a baseline. 8 threads sleep in FUTEX_WAIT (after a 200 us idle gap); a round
 // is the time from the first wake to the last of the 8 running, as NotifyAll8Waiters measures it.
 //   floor_one_wake   the notifier wakes all 8 with one FUTEX_WAKE (std's broadcast, parkpool's
 //                    FUTEX_WAKE_BITSET batch)
@@ -271,6 +271,7 @@ void BM_WakeTree8(benchmark::State& state, int first_wave) {
   std::atomic<int> claimed{0};
   std::atomic<std::int64_t> last_ns{0};
   std::atomic<std::uint32_t> acks{0};
+  std::atomic<int> ready{0};  // waiters back in their wait loop after the round
   std::atomic<bool> stop{false};
   auto futex = [](std::atomic<std::uint32_t>& w, int op, std::uint32_t v) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, v, nullptr, nullptr, 0);
@@ -282,6 +283,8 @@ void BM_WakeTree8(benchmark::State& state, int first_wave) {
       std::atomic<std::uint32_t>& gen = in_b ? gen_b : gen_a;
       std::uint32_t seen = 0;
       for (;;) {
+        // Relaxed: a count the notifier polls; the generation (W1) orders the rounds.
+        ready.fetch_add(1, std::memory_order_relaxed);
         std::uint32_t g;
         // (W1) acquire: pairs with the release store of the round's generation.
         while ((g = gen.load(std::memory_order_acquire)) == seen) {
@@ -315,7 +318,13 @@ void BM_WakeTree8(benchmark::State& state, int first_wave) {
     acks.store(0, std::memory_order_relaxed);
     claimed.store(0, std::memory_order_relaxed);
     last_ns.store(0, std::memory_order_relaxed);
-    std::this_thread::sleep_for(std::chrono::microseconds(200));  // all 8 back in FUTEX_WAIT
+    // Every waiter is back in its wait loop (polled, relaxed: see `ready`); then an idle gap of
+    // 200 us, part of the scenario, not a race guard: the waiters reach FUTEX_WAIT and the vCPUs
+    // go idle, as in a wake from idle (WakeLatency waits 5 ms). A waiter still on its way only
+    // finds the new generation and skips the sleep: it cannot miss the round.
+    while (ready.load(std::memory_order_relaxed) != kWaiters) std::this_thread::yield();
+    ready.store(0, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
     const std::int64_t t0 = Clock::now().time_since_epoch().count();
     gen_a.store(++round, std::memory_order_release);  // (W1)
     futex(gen_a, FUTEX_WAKE_PRIVATE, static_cast<std::uint32_t>(first_wave));

@@ -65,37 +65,11 @@ class ChaseLevDeque {
   ChaseLevDeque& operator=(const ChaseLevDeque&) = delete;
 
   // Owner only. Never fails (grows; may throw std::bad_alloc while growing, deque unchanged).
-  void push(T* item) {
-    assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
-    // relaxed: only the owner writes bottom_.
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    Ring* r = ring_.load(std::memory_order_relaxed);  // relaxed: only the owner stores ring_
-    // top_seen_ <= top_ (top_ only grows), so b - top_seen_ bounds the size from above: while it
-    // leaves room, the slot we write held index b - capacity < top_seen_, which a thief finished
-    // reading before the CAS that (D1) made visible. Only a full-looking ring reads top_ again.
-    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) [[unlikely]]
-      r = make_room(r, b);
-    r->put(b, item);
-    // (D2) release: publishes the slot (and everything the owner wrote before push) to a thief
-    // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
-    // a release store is the same on every target and TSAN understands it.
-    bottom_.store(b + 1, std::memory_order_release);
-  }
+  void push(T* item) { push_impl<true>(item); }
 
   // Owner only. push() without growth: false (and nothing pushed) if the ring is full. Used where
   // an exception cannot be thrown (a batch steal moving items into the thief's own deque).
-  [[nodiscard]] bool push_if_room(T* item) noexcept {
-    assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: owner's word
-    Ring* r = ring_.load(std::memory_order_relaxed);                 // relaxed: owner's word
-    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) [[unlikely]] {
-      top_seen_ = top_.load(std::memory_order_acquire);  // (D1), as in make_room()
-      if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) return false;
-    }
-    r->put(b, item);
-    bottom_.store(b + 1, std::memory_order_release);  // (D2), as in push()
-    return true;
-  }
+  [[nodiscard]] bool push_if_room(T* item) noexcept { return push_impl<false>(item); }
 
   // Owner only. Returns the most recently pushed item not yet taken, or nullptr.
   T* pop() noexcept {
@@ -192,13 +166,43 @@ class ChaseLevDeque {
     std::unique_ptr<std::atomic<T*>[]> slots;
   };
 
-  // Owner only, from push(): refreshes top_seen_; grows the ring if it is really full.
-  [[gnu::noinline]] Ring* make_room(Ring* r, std::int64_t b) {
+  // push() (kGrow) and push_if_room(): false only without kGrow, when the ring is really full.
+  template <bool kGrow>
+  bool push_impl(T* item) noexcept(!kGrow) {
+    assert(item != nullptr && "ChaseLevDeque: null is reserved for 'nothing'");
+    // relaxed: only the owner writes bottom_.
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    Ring* r = ring_.load(std::memory_order_relaxed);  // relaxed: only the owner stores ring_
+    // top_seen_ <= top_ (top_ only grows), so b - top_seen_ bounds the size from above: while it
+    // leaves room, the slot we write held index b - capacity < top_seen_, which a thief finished
+    // reading before the CAS that (D1) made visible. Only a full-looking ring reads top_ again.
+    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) [[unlikely]] {
+      r = make_room<kGrow>(r, b);
+      if (r == nullptr) return false;
+    }
+    r->put(b, item);
+    // (D2) release: publishes the slot (and everything the owner wrote before push) to a thief
+    // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
+    // a release store is the same on every target and TSAN understands it.
+    bottom_.store(b + 1, std::memory_order_release);
+    return true;
+  }
+
+  // Owner only, from push_impl(): refreshes top_seen_; if the ring is really full, grows it
+  // (kGrow) or returns nullptr.
+  template <bool kGrow>
+  [[gnu::noinline]] Ring* make_room(Ring* r, std::int64_t b) noexcept(!kGrow) {
     // (D1) acquire: pairs with the seq_cst CAS on top_ (D4) by thieves and pop(), so that a slot
     // a thief vacated (read before its CAS) is not overwritten while it still reads it. Every
     // CAS on top_ is an RMW, so reading any later value synchronizes with all earlier CASes.
     top_seen_ = top_.load(std::memory_order_acquire);
-    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) r = grow(r, b, top_seen_);
+    if (b - top_seen_ > static_cast<std::int64_t>(r->mask)) {
+      if constexpr (kGrow) {
+        r = grow(r, b, top_seen_);
+      } else {
+        return nullptr;
+      }
+    }
     return r;
   }
 
