@@ -223,10 +223,13 @@ TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
 std::vector<std::size_t> run_order_of_stolen_tasks(std::size_t n) {
   ThreadPool pool(with_threads(2));
   std::atomic<bool> y_started{false}, go{false};
-  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> next{0};  // the next free position in `order`
+  std::atomic<std::size_t> ran{0};   // tasks that have recorded their position
   std::vector<std::size_t> order(n, n);
   std::vector<std::atomic<int>> runs(n);
   pool.submit([&] {
+        // y_started and go only order the two workers' steps (release/acquire pairs); no data
+        // is handed over through them.
         pool.post([&] {  // Y: occupies the other worker until the n tasks are queued
           y_started.store(true, std::memory_order_release);
           while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
@@ -235,12 +238,16 @@ std::vector<std::size_t> run_order_of_stolen_tasks(std::size_t n) {
         for (std::size_t i = 0; i < n; ++i) {
           pool.post([&, i] {
             runs[i].fetch_add(1, std::memory_order_relaxed);
+            // Relaxed: the RMW order alone hands out distinct positions.
             order[next.fetch_add(1, std::memory_order_relaxed)] = i;
+            // (T1) release: publishes this task's runs[] and order[] writes to the acquire load
+            // below (the increments form one release sequence).
+            ran.fetch_add(1, std::memory_order_release);
           });
         }
         go.store(true, std::memory_order_release);
         // Blocks without helping: every task must be stolen.
-        while (next.load(std::memory_order_acquire) < n) std::this_thread::yield();
+        while (ran.load(std::memory_order_acquire) < n) std::this_thread::yield();  // (T1)
       })
       .get();
   for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(runs[i].load(), 1) << "task " << i;

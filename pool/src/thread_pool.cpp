@@ -218,7 +218,8 @@ std::size_t WorkerContext::steal_more(ChaseLevDeque<TaskBase>& victim) noexcept 
   if (left < kBatchFrom) return 0;
   const std::size_t want = std::min(left / 2, kStealBatch - 1);
   // Our own deque is empty (find_task popped nothing and only this thread pushes to it), and
-  // its ring holds at least 256, so every push_if_room below succeeds; checked anyway.
+  // its ring holds at least kDequeCapacity >= kStealBatch - 1 (static_assert in pool_core.hpp),
+  // so every push_if_room below succeeds; checked anyway.
   std::size_t moved = 0;
   while (moved < want) {
     TaskBase* t = nullptr;

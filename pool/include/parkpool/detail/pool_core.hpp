@@ -150,7 +150,9 @@ struct alignas(64) WorkerContext {
 
   PoolCore* const pool;
   const std::size_t index;
-  ChaseLevDeque<TaskBase> deque{256};
+  // The ring never shrinks, so it always holds at least this many (steal_more relies on it).
+  static constexpr std::size_t kDequeCapacity = 256;
+  ChaseLevDeque<TaskBase> deque{kDequeCapacity};
   TaskCache cache;    // blocks for small heap tasks (task_cache.hpp)
   std::uint64_t rng;  // xorshift64 state, owner only
 
@@ -222,6 +224,7 @@ struct alignas(64) WorkerContext {
   // strands nothing.
   static constexpr std::size_t kStealBatch = 32;
   static constexpr std::size_t kBatchFrom = 2 * kStealBatch;
+  static_assert(kStealBatch - 1 <= kDequeCapacity, "a batch must fit an empty own deque");
   std::size_t steal_more(ChaseLevDeque<TaskBase>& victim) noexcept;
   // True if any queue looks non-empty (relaxed snapshots; the idle handshake orders them).
   bool any_work() const noexcept;
