@@ -10,6 +10,8 @@
 //                                                                       p50_us, p99_us
 //   memory           resident bytes per queued small task, 1M queued    bytes_per_task
 //                    (each measured in a child process; see workload 7)
+//   injector_queue   the external-submit queue alone: 1M 56-byte items  items_per_second
+//                    from one thread to another (see workload 8)
 // Two workers unless the name says otherwise. Run with --benchmark_filter to pick one.
 #include <benchmark/benchmark.h>
 #include <dirent.h>
@@ -38,7 +40,13 @@
 #include <thread>
 #include <vector>
 
+#include "parkpool/detail/injector.hpp"
 #include "parkpool/thread_pool.hpp"
+
+#if __has_include(<boost/lockfree/queue.hpp>)
+#include <boost/lockfree/queue.hpp>
+#define PARKPOOL_BENCH_HAVE_BOOST_LOCKFREE 1
+#endif
 
 #if defined(PARKPOOL_HAVE_TBB)
 #include <oneapi/tbb/global_control.h>
@@ -541,10 +549,10 @@ void BM_SparseLoad_TBB(benchmark::State& state) {
 // Each figure is taken in a fresh process: this binary re-executed with only that benchmark
 // (--benchmark_filter) and PARKPOOL_BENCH_MEMORY_CHILD set; the child writes the figure to fd 3.
 // RSS only shows pages touched for the first time, and in a process that already ran other
-// benchmarks the queues find memory left behind resident: the injector's node slab is kept for
-// the process lifetime (pool/include/parkpool/detail/injector.hpp) and malloc keeps freed chunks.
-// Measured in-process after the other workloads, parkpool's figure read 0 (2026-11-22) and 43.8
-// (2026-11-30) instead of the ~64 its nodes need.
+// benchmarks the queues find memory left behind resident: malloc keeps freed chunks (and, until
+// 2026-12-01, the injector kept a node slab for the process lifetime). Measured in-process after
+// the other workloads, parkpool's figure read 0 (2026-11-22) and 43.8 (2026-11-30) instead of
+// the ~64 its nodes needed then.
 constexpr const char* kMemoryChildEnv = "PARKPOOL_BENCH_MEMORY_CHILD";
 constexpr int kMemoryChildFd = 3;
 
@@ -678,8 +686,86 @@ void BM_MemoryPerQueuedTask_TBB(benchmark::State& state) {
 }
 #endif
 
+// ---- 8. the injector queue alone ----
+// One producer (this thread) pushes 1M items of 56 bytes (the pool's InjectedItem) and one
+// consumer thread pops them, retrying at once when the queue looks empty: the queue's own cost per
+// item, without the pool's scheduling around it. parkpool: detail::Injector, the pool's injector
+// (a two-lock queue over chunks); boost_lockfree: boost::lockfree::queue, the pool's injector
+// until 2026-12-01 (why it was replaced: detail/injector.hpp); std_mutex_deque: a std::deque
+// under one std::mutex. The consumer checks the sum of what it took (nothing lost or repeated).
+struct Item56 {
+  std::uint64_t w[7];
+};
+static_assert(sizeof(Item56) == sizeof(parkpool::detail::InjectedItem));
+
+template <class Push, class Pop>
+void queue_transfer(benchmark::State& state, Push&& push, Pop&& pop) {
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    std::thread consumer([&] {
+      Item56 it{};
+      for (std::size_t n = 0; n < kTasks;) {
+        if (pop(it)) {
+          sum += it.w[0];
+          ++n;
+        }
+      }
+    });
+    for (std::size_t i = 0; i < kTasks; ++i) push(Item56{{i, i, i, i, i, i, i}});
+    consumer.join();
+    if (sum != kTasks * (kTasks - 1) / 2) state.SkipWithError("items lost or repeated");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+void BM_InjectorQueue_Parkpool(benchmark::State& state) {
+  parkpool::detail::Injector<Item56> q;
+  queue_transfer(
+      state, [&](const Item56& x) { q.push(x); }, [&](Item56& x) { return q.pop(x); });
+}
+void BM_InjectorQueue_Std(benchmark::State& state) {
+  std::mutex m;
+  std::deque<Item56> q;
+  queue_transfer(
+      state,
+      [&](const Item56& x) {
+        std::lock_guard<std::mutex> lk(m);
+        q.push_back(x);
+      },
+      [&](Item56& x) {
+        std::lock_guard<std::mutex> lk(m);
+        if (q.empty()) return false;
+        x = q.front();
+        q.pop_front();
+        return true;
+      });
+}
+#if defined(PARKPOOL_BENCH_HAVE_BOOST_LOCKFREE)
+void BM_InjectorQueue_Boost(benchmark::State& state) {
+  boost::lockfree::queue<Item56> q(1024);
+  queue_transfer(
+      state, [&](const Item56& x) { q.push(x); }, [&](Item56& x) { return q.pop(x); });
+}
+#endif
+
 }  // namespace
 
+BENCHMARK(BM_InjectorQueue_Parkpool)
+    ->Name("InjectorQueue/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+BENCHMARK(BM_InjectorQueue_Std)
+    ->Name("InjectorQueue/std_mutex_deque")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+#if defined(PARKPOOL_BENCH_HAVE_BOOST_LOCKFREE)
+BENCHMARK(BM_InjectorQueue_Boost)
+    ->Name("InjectorQueue/boost_lockfree")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
+#endif
 BENCHMARK(BM_ExternalPost_Parkpool)
     ->Name("ExternalPost/parkpool")
     ->Unit(benchmark::kMillisecond)

@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build g++ clang       # toolchain: g++ 12 and clang 14 both build parkpool
   libgtest-dev libbenchmark-dev     # tests and micro benchmarks
   libtbb-dev                        # oneTBB: the baseline we measure against
-  libboost-dev                      # Boost.Lockfree (the pool's injector), Boost.Asio
+  libboost-dev                      # Boost.Asio/Beast (examples), Boost.Lockfree (bench baseline)
   relacy-dev                        # Relacy: model checking of the protocols (tests/model)
   libcli11-dev libfmt-dev nlohmann-json3-dev  # parkpool-bench: command line, output, JSON
   gnuplot-nox                       # parkpool-bench --plots: PNG and SVG pictures

@@ -295,7 +295,7 @@ TEST(ThreadPool, WakesSleepingWorkersAfterIdle) {
 }
 
 TEST(ThreadPool, InlinePostedTaskKeepsItsCapturesAcrossANestedWait) {
-  // Small trivially copyable callables posted from outside travel inside the injector node and
+  // Small trivially copyable callables posted from outside travel inside the injector slot and
   // run from a per-worker slot. While such a task waits (helping), its worker pulls further
   // inline tasks through the same slot: the running task must not see its captures overwritten.
   ThreadPool pool(with_threads(2));

@@ -98,9 +98,9 @@ const std::set<std::string> kFullOnly = {"WakeLatency", "SparseLoad", "Fib27",
 
 // Workloads that measure many iterations (or one long window) inside each repetition: --quick
 // (and tiny) runs them once, unless --repetitions is given.
-const std::set<std::string> kQuickOnce = {"ExternalPost",   "InternalSpawn", "IdleBurn",
-                                          "RmlWakeLatency", "TbbMigration",  "RmlSparseLoad100us",
-                                          "HttpLoad1k",     "HttpLoad10k"};
+const std::set<std::string> kQuickOnce = {"ExternalPost",       "InjectorQueue",  "InternalSpawn",
+                                          "IdleBurn",           "RmlWakeLatency", "TbbMigration",
+                                          "RmlSparseLoad100us", "HttpLoad1k",     "HttpLoad10k"};
 
 struct Options {
   std::string size = "quick";

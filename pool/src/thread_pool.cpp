@@ -1,4 +1,4 @@
-// parkpool::ThreadPool: workers, the external-submit gate, shutdown, latches, CPU count.
+// parkpool::ThreadPool: workers, the external-submit path, shutdown, latches, CPU count.
 #include "parkpool/thread_pool.hpp"
 
 #include <pthread.h>
@@ -300,7 +300,7 @@ void WorkerContext::wait_until(CountLatch& latch) noexcept {
 // PoolCore
 
 struct PoolCore::InjectorBox {
-  Injector<InjectedItem> q{1024};
+  Injector<InjectedItem> q;
 };
 
 namespace {
@@ -338,38 +338,27 @@ PoolCore::~PoolCore() { assert(joined_ && "PoolCore destroyed before shutdown()"
 bool PoolCore::injector_empty() const noexcept { return injector_->q.empty_hint(); }
 bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_->q.pop(out); }
 
+std::uint64_t PoolCore::external_accepted() const noexcept {
+  return injector_->q.pushed() - external_jobs_.load(std::memory_order_relaxed);  // snapshots
+}
+
 bool PoolCore::injector_backlog(std::uint64_t mine) const noexcept {
-  std::uint64_t popped = 0;
-  for (const auto& w : workers_) popped += w->injector_pops.get();
-  return mine - 1 > popped;
+  return injector_->q.popped() < mine - 1;  // a snapshot (relaxed); may be stale, either way
 }
 
 void PoolCore::inject_item(const InjectedItem& item, bool is_task) {
-  const std::uint64_t entry = kInflightOne + kAcceptedOne;
-  // Relaxed: the closed decision needs only RMW atomicity (we read the latest gate_ value); if
-  // shutdown's fetch_or comes later, it sees our in-flight count until (G2).
-  const std::uint64_t prev = gate_.fetch_add(entry, std::memory_order_relaxed);
-  if ((prev & kClosedBit) != 0) {
-    // Relaxed: this undo publishes nothing; shutdown only waits for the in-flight count.
-    gate_.fetch_sub(entry, std::memory_order_relaxed);
-    throw pool_closed();
-  }
-  try {
-    injector_->q.push(item);
-  } catch (...) {
-    gate_.fetch_sub(entry, std::memory_order_relaxed);  // as above
-    throw;
-  }
+  // The injector's tail lock is the external-submit gate: after shutdown's close() no push is
+  // accepted, and every accepted one is complete and visible to shutdown (INV-G1). Throws
+  // std::bad_alloc with nothing accepted.
+  const std::uint64_t mine = injector_->q.push(item);
+  if (mine == 0) throw pool_closed();
   // Relaxed: a statistic; rare (join() from outside the pool).
   if (!is_task) external_jobs_.fetch_add(1, std::memory_order_relaxed);
-  // (G2) release: pairs with (G3) in shutdown(): the push happens-before the drain (INV-G1).
-  gate_.fetch_sub(kInflightOne, std::memory_order_release);
   // Submitter half of the idle handshake: seq_cst fence + load inside (pool/SLEEP.md). While a
   // worker is counted as searching, a sleeper is woken anyway if items injected before this one
   // are still queued: a searcher the OS has not run yet (a woken worker placed behind a busy
   // thread) otherwise holds every task back for up to a scheduler slice (sparse-load p99 1-2 ms
   // on the 2-vCPU VM). backlog() runs only when a worker searches and one sleeps.
-  const std::uint64_t mine = ((prev >> kAcceptedShift) & kAcceptedMask) + 1;
   idle_.notify_work([this, mine] { return injector_backlog(mine); });
 }
 
@@ -381,11 +370,12 @@ void PoolCore::shutdown() {
   }
   std::lock_guard<std::mutex> lk(shutdown_mutex_);
   if (joined_) return;
-  // Relaxed: RMW atomicity orders it against inject()'s entry RMW; see inject().
-  gate_.fetch_or(kClosedBit, std::memory_order_relaxed);
-  // (G3) acquire: pairs with (G2). Submitters in flight are between two RMWs (a push): short.
-  while ((gate_.load(std::memory_order_acquire) & kInflightMask) != 0) std::this_thread::yield();
-  draining_.store(true, std::memory_order_release);  // (G4) pairs with (G5) in worker_main
+  // (G3) Close the gate: from here on no external push is accepted, and every accepted one is
+  // complete and visible to this thread (the injector's tail lock orders them: INV-G1).
+  injector_->q.close();
+  // (G4) release: pairs with (G5) in worker_main: a worker that sees draining_ sees every
+  // accepted external item (through G3, transitively).
+  draining_.store(true, std::memory_order_release);
   idle_.shutdown();
   for (std::thread& th : threads_) {
     if (th.joinable()) th.join();

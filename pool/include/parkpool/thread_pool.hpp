@@ -4,19 +4,21 @@
 // What it is
 //   N worker threads. Each owns a Chase-Lev deque for the work it spawns (LIFO for itself, stolen
 //   FIFO by others from a random victim; from a queue of 64 or more, half of it at a time, at
-//   most 32 tasks); work from other threads goes through one lock-free MPMC injector queue
-//   (Boost.Lockfree). Idle workers spin for a short adaptive time budget, then
+//   most 32 tasks); work from other threads goes through one MPMC injector queue (a two-lock
+//   queue over 4 KiB chunks: detail/injector.hpp). Idle workers spin for a short adaptive time
+//   budget, then
 //   park; a submit wakes one sleeper only when no worker is already searching (pool/SLEEP.md).
 //
 // Entry points and what they cost
 //   post(f)          fire-and-forget. From outside the pool, a trivially copyable callable of at
-//                    most 40 bytes (8-aligned) is stored inline in the injector's 64-byte node: no
-//                    allocation in steady state. Otherwise one task object (an 8-byte header and
+//                    most 40 bytes (8-aligned) is stored inline in the injector's 56-byte slot:
+//                    no allocation in steady state. Otherwise one task object (an 8-byte header and
 //                    the decayed callable); up to 48 bytes it takes a 64-byte block from the
 //                    calling worker's cache, returned there by whichever worker runs it (no malloc
 //                    in steady state: detail/task_cache.hpp), else it is one allocation. On a
-//                    worker of this pool: push to its deque; elsewhere: the injector. No lock; a
-//                    syscall only when a sleeper is woken.
+//                    worker of this pool: push to its deque (no lock); elsewhere: the injector
+//                    (its producer lock, uncontended with one submitting thread). A syscall only
+//                    when a sleeper is woken.
 //   submit(f, a...)  as post, plus a std::promise/future (its shared state is one more allocation).
 //   TaskGroup        run(f) as post, counted by the group; wait() runs the pool's tasks while the
 //                    group has pending tasks when called on a worker (never blocks a worker; the
@@ -313,7 +315,7 @@ class ThreadPool {
                   alignof(D) <= detail::InjectedItem::kInlineAlign) {
       if (core_->local_worker() == nullptr) {
         // From outside the pool, a small trivially copyable callable travels inside the
-        // injector node itself: no allocation in steady state.
+        // injector's slot itself: no allocation in steady state.
         detail::InjectedItem item{nullptr, &call_inline<D>, {}};
         ::new (static_cast<void*>(item.storage)) D(std::forward<F>(f));
         core_->inject_item(item);

@@ -16,7 +16,7 @@ int main() {
     std::puts("consumer: expected timed_out");
     return 1;
   }
-  // The pool target, with its Boost dependency found through the package config.
+  // The pool target (it depends on the sync target only), found through the package config.
   parkpool::ThreadPool pool(parkpool::PoolOptions{.threads = 2});
   if (pool.submit([](int a, int b) { return a * b; }, 6, 7).get() != 42) {
     std::puts("consumer: ThreadPool::submit returned a wrong value");

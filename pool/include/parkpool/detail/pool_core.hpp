@@ -1,5 +1,6 @@
 // parkpool::detail: the internals of ThreadPool that inline code (post, join, TaskGroup) must see.
-// Users never name anything here. The injector (Boost) is hidden behind PoolCore's .cpp.
+// Users never name anything here. The injector (detail/injector.hpp) is hidden behind PoolCore's
+// .cpp.
 //
 // Pieces
 //   TaskBase      one function pointer; every queued item (heap task or a join's stack job) is a
@@ -9,7 +10,7 @@
 //                 after that RMW the latch is touched only when the waiter is blocked on it:
 //                 INV-L1).
 //   WorkerContext one per worker thread: its Chase-Lev deque, RNG, single-writer counters.
-//   PoolCore      workers, injector, idle coordinator, the submit gate, shutdown.
+//   PoolCore      workers, injector (also the external-submit gate), idle coordinator, shutdown.
 #pragma once
 
 #include <atomic>
@@ -54,8 +55,8 @@ struct TaskBase {
   Fn fn;
 };
 
-// What the injector carries (by value, 56 bytes, so that with boost's 8-byte link a node is one
-// 64-byte line): either a heap task (`call` == nullptr), or a small trivially copyable callable
+// What the injector carries (by value, 56 bytes: 73 items fill a 4 KiB injector chunk): either a
+// heap task (`call` == nullptr), or a small trivially copyable callable
 // stored inline in `storage` and run by `call` (post() from outside the pool: no allocation at all
 // in steady state, and no cross-thread malloc/free).
 struct InjectedItem {
@@ -65,7 +66,7 @@ struct InjectedItem {
   void (*call)(unsigned char* storage);  // may throw; the runner catches
   alignas(kInlineAlign) unsigned char storage[kInlineBytes];
 };
-static_assert(sizeof(InjectedItem) == 56, "InjectedItem must fit a 64-byte node with the link");
+static_assert(sizeof(InjectedItem) == 56, "InjectedItem: 56 bytes (bench MemoryPerQueuedTask)");
 static_assert(std::is_trivially_copyable_v<InjectedItem>);
 
 // A counter written by one thread only; readable (approximately) from any thread.
@@ -270,33 +271,27 @@ class PoolCore {
       inject(t);
     }
   }
-  // External path: the gate, the injector, notify_work. Throws pool_closed after shutdown.
+  // External path: the injector (its tail lock is the gate), notify_work. Throws pool_closed
+  // after shutdown.
   // `is_task`: counted in stats as an accepted task (false for a join's stack job).
   void inject(TaskBase* t, bool is_task = true) {
     inject_item(InjectedItem{t, nullptr, {}}, is_task);
   }
   void inject_item(const InjectedItem& item, bool is_task = true);
-  // True if some item injected before the one numbered `mine` (1-based, in gate_ order) has not
-  // been popped yet: the searchers are not keeping up. An estimate from relaxed snapshots of the
-  // workers' single-writer pop counters (stale values can only overestimate it).
+  // True if some item injected before the one numbered `mine` (its 1-based injector position)
+  // has not been popped yet: the searchers are not keeping up. A relaxed snapshot of the
+  // injector's pop count.
   bool injector_backlog(std::uint64_t mine) const noexcept;
 
   void shutdown();
-  bool closed() const noexcept {
-    return (gate_.load(std::memory_order_relaxed) & kClosedBit) != 0;  // relaxed: a snapshot
-  }
   IdleCoordinator& idle() noexcept { return idle_; }
   // True if a job published now could run sooner on another worker: a worker sleeps while a CPU
   // is free, or one searches on a CPU of its own (IdleCoordinator::idle_capacity).
   bool idle_capacity() const noexcept { return idle_.idle_capacity(idle_slack_); }
   std::size_t size() const noexcept { return workers_.size(); }
   const std::vector<std::unique_ptr<WorkerContext>>& workers() const noexcept { return workers_; }
-  std::uint64_t external_accepted() const noexcept {
-    // Snapshots (relaxed): the gate counts every injected item; join's stack jobs are not tasks.
-    const std::uint64_t injected =
-        (gate_.load(std::memory_order_relaxed) >> kAcceptedShift) & kAcceptedMask;
-    return injected - external_jobs_.load(std::memory_order_relaxed);
-  }
+  // Snapshots (relaxed): the injector counts every accepted item; join's stack jobs are not tasks.
+  std::uint64_t external_accepted() const noexcept;
   bool injector_empty() const noexcept;
   bool injector_pop(InjectedItem& out) noexcept;
   void report_post_exception(std::exception_ptr e) noexcept;
@@ -305,21 +300,10 @@ class PoolCore {
   friend struct WorkerContext;
   void worker_main(std::size_t index) noexcept;
 
-  // gate_ (64 bits): the external-submit gate, written only by inject() and shutdown().
-  //   bits  0..23  in-flight external submitters (between their entry RMW and their push's end)
-  //   bits 24..62  items injected (monotonic): external tasks accepted, plus join's stack jobs
-  //                (counted apart in external_jobs_); read for stats and the backlog estimate
-  //   bit  63      closed: set once by shutdown(), never cleared
-  // inject: fetch_add(in-flight+1, accepted+1); if closed: undo, throw. push. fetch_sub(in-flight).
-  // shutdown: fetch_or(closed); wait until in-flight == 0; then every accepted external task is in
-  // the injector (INV-G1), and no external task is accepted any more.
-  static constexpr std::uint64_t kInflightOne = 1;
-  static constexpr std::uint64_t kInflightMask = (std::uint64_t{1} << 24) - 1;
-  static constexpr unsigned kAcceptedShift = 24;
-  static constexpr std::uint64_t kAcceptedOne = std::uint64_t{1} << kAcceptedShift;
-  static constexpr std::uint64_t kAcceptedMask = (std::uint64_t{1} << 39) - 1;
-  static constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 63;
-
+  // The external-submit gate is the injector's tail lock: inject() pushes under it unless
+  // shutdown() closed the injector (G3). INV-G1: once close() returned, every accepted external
+  // task is in the injector and visible to the closing thread; no external task is accepted any
+  // more.
   struct InjectorBox;
   PoolOptions options_;
   // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
@@ -327,11 +311,10 @@ class PoolCore {
   IdleCoordinator idle_;
   std::vector<std::unique_ptr<WorkerContext>> workers_;
   std::unique_ptr<InjectorBox> injector_;
-  alignas(64) std::atomic<std::uint64_t> gate_{0};
   // Stack jobs of join() called from outside the pool (rare: one relaxed RMW each); subtracted
-  // from the gate's injected count for stats().external_accepted.
+  // from the injector's pushed count for stats().external_accepted.
   std::atomic<std::uint64_t> external_jobs_{0};
-  // Set (release) by shutdown once in-flight external submits are done, before idle_.shutdown();
+  // Set (release) by shutdown once the injector is closed (G3), before idle_.shutdown();
   // a worker that saw the idle shutdown waits for it (acquire) before its final drain, so it sees
   // every injected task (INV-G1).
   alignas(64) std::atomic<bool> draining_{false};
