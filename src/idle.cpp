@@ -194,6 +194,12 @@ void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
     // park's token consumption (acquire) order this store before that read.
     slots_[victim].in_sleepers.store(false, std::memory_order_relaxed);
   }
+  if (options_.spin_max.count() > 0) {
+    // The end of the victim's idle gap, for its adaptive budget (Slot::claimed_at_ns). Relaxed:
+    // a hint, see there. One vDSO clock read, next to the FUTEX_WAKE below.
+    slots_[victim].claimed_at_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                                       std::memory_order_relaxed);
+  }
   // Outside the lock: the wake syscall never runs under mutex_.
   slots_[victim].parker.unparker().unpark();
 }
@@ -283,9 +289,12 @@ void IdleCoordinator::on_spin_hit(Slot& s) noexcept {
 void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   const std::int64_t hi = options_.spin_max.count();
   if (hi == 0) return;  // spinning disabled: no clock read at all
-  // One vDSO clock read (~20 ns) on the way out of a sleep: small next to the wake itself.
-  const std::int64_t gap =
-      std::chrono::steady_clock::now().time_since_epoch().count() - s.idle_since_ns;
+  // The gap ends at the claim when a waker claimed us (Slot::claimed_at_ns); otherwise now (one
+  // vDSO clock read, ~20 ns, on the way out of a sleep: small next to the wake itself).
+  std::int64_t end = s.claimed_at_ns.load(std::memory_order_relaxed);  // relaxed: see Slot
+  s.claimed_at_ns.store(0, std::memory_order_relaxed);
+  if (end < s.idle_since_ns) end = std::chrono::steady_clock::now().time_since_epoch().count();
+  const std::int64_t gap = end - s.idle_since_ns;
   const std::int64_t lo = budget_floor(options_);
   if (gap < hi) {
     s.spin_budget_ns = std::min(hi, std::max(lo, 2 * gap));

@@ -26,6 +26,17 @@ struct IdleTestAccess {
   static void set_spin_budget_ns(IdleCoordinator& c, std::size_t w, std::int64_t ns) {
     c.slots_[w].spin_budget_ns = ns;
   }
+  // The adaptive rule alone, on a worker that is not running: its episode began at idle_since
+  // and a waker claimed it at claimed_at (0: no claim).
+  static void adapt_after_sleep(IdleCoordinator& c, std::size_t w, std::int64_t idle_since,
+                                std::int64_t claimed_at) {
+    c.slots_[w].idle_since_ns = idle_since;
+    c.slots_[w].claimed_at_ns.store(claimed_at, std::memory_order_relaxed);
+    c.adapt_after_sleep(c.slots_[w]);
+  }
+  static std::int64_t claimed_at_ns(const IdleCoordinator& c, std::size_t w) {
+    return c.slots_[w].claimed_at_ns.load(std::memory_order_relaxed);
+  }
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
   static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
@@ -557,6 +568,56 @@ TEST(IdleCoordinator, SpinBudgetHalvesAfterALongSleepAndResetsWhenATimedParkExpi
     EXPECT_TRUE(w.result());
   }
   EXPECT_EQ(Access::spin_budget_ns(d, 0), 1000);  // the pool went idle: back to spin_min
+}
+
+// A wake's gap ends at the claim (just before the FUTEX_WAKE), not when the woken thread runs
+// again: the woken thread's own latency is not idle time a spin would have had to cover.
+TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 64us;
+  o.timed_park = 0ns;
+  IdleCoordinator c(2, o);
+  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const std::int64_t began = now - std::chrono::nanoseconds(1s).count();
+  // Claimed 10 us into an episode whose thread ran again only now (1 s later): 2 x 10 us.
+  Access::adapt_after_sleep(c, 0, began, began + 10'000);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 20'000);
+  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "a claim is used once";
+  // No claim (a foreign unpark, or the re-check found work): the gap ends now, 1 s: halved.
+  Access::adapt_after_sleep(c, 0, began, 0);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 10'000);
+  // A claim older than the episode (left from an earlier one) is ignored: the gap ends now.
+  Access::adapt_after_sleep(c, 0, began, began - 1);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 5'000);
+  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0);
+}
+
+// Through a real park and notify: the claim's time is recorded and consumed by the wake.
+TEST(IdleCoordinator, ANotifyWakeRecordsTheClaimTimeAndTheWokenWorkerConsumesIt) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 60s;  // every gap here is shorter: budget = 2 x gap
+  o.timed_park = 0ns;
+  IdleCoordinator c(2, o);
+  Access::set_spin_budget_ns(c, 0, 0);  // park at once, without spinning
+  std::atomic<bool> work{false};
+  const std::int64_t t0 = std::chrono::steady_clock::now().time_since_epoch().count();
+  std::int64_t after = 0;
+  {
+    Waiter w(c, 0, work);  // its episode begins after t0
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    work.store(true, std::memory_order_release);
+    c.notify_work();  // claims worker 0 before it returns
+    after = std::chrono::steady_clock::now().time_since_epoch().count();
+    EXPECT_TRUE(w.result());
+  }
+  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "consumed by the woken worker";
+  // 2 x (claim - episode start), with t0 < episode start < claim < after: the woken thread's
+  // own way back to a CPU (often after `after` on 2 CPUs) is not counted.
+  EXPECT_GE(Access::spin_budget_ns(c, 0), 1000);
+  EXPECT_LE(Access::spin_budget_ns(c, 0), 2 * (after - t0));
+  c.found_work(0);
 }
 
 TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {

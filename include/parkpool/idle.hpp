@@ -77,7 +77,12 @@ struct IdleOptions {
   // Adaptive spin budget per worker, in [spin_min, spin_max]. Doubled after a spin that found
   // work. When an idle episode ends after the spin (a wake, or the re-check found work) after g:
   // g < spin_max -> budget = 2g (a spin that long would have caught it, with margin for jitter);
-  // g >= spin_max -> halved (spinning would not have helped). Dropped to spin_min when a timed
+  // g >= spin_max -> halved (spinning would not have helped). For a wake, g ends when the waker
+  // claimed this worker (just before its FUTEX_WAKE), not when the woken thread got a CPU back:
+  // that latency (5-50 us on the 2-vCPU VM) is not idle time a spin would have had to cover, and
+  // counting it halved the budget of a worker whose spin would have caught the work (sparse load,
+  // 18 us gaps: the budget fell to spin_min and stayed there, parks 3-4.5k per 25k tasks against
+  // 1.4-1.7k, 2026-12-01). Dropped to spin_min when a timed
   // park expires (the pool went idle). A miss alone never shrinks the budget, so periodic load
   // whose gap exceeds the current budget grows it back instead of ratcheting it down.
   // spin_max == 0 disables spinning; spin_min == 0 acts as min(spin_max, 1 us) as the floor, so
@@ -297,6 +302,12 @@ class IdleCoordinator {
     bool searching = false;
     std::int64_t spin_budget_ns = 0;
     std::int64_t idle_since_ns = 0;  // steady_clock when this idle episode began (adaptive spin)
+    // steady_clock when a waker claimed this worker (wake_one_slow, only while spinning is
+    // enabled), 0 when none: the end of the idle gap for the adaptive budget. Written by the
+    // claimer before its unpark, read and reset by the owner after the park returned. Relaxed: a
+    // value from another episode (a claim racing a withdraw) is older than idle_since_ns and
+    // ignored; a missing one falls back to the owner's clock.
+    std::atomic<std::int64_t> claimed_at_ns{0};
     // Single-writer counters (owner); relaxed load+store, read by stats() with relaxed loads.
     std::atomic<std::uint64_t> parks{0}, unparks{0}, timed_out_parks{0}, spin_hits{0};
   };
