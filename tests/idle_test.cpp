@@ -536,11 +536,18 @@ void hold_for(std::chrono::nanoseconds d) {
   while (std::chrono::steady_clock::now() < end) std::this_thread::yield();
 }
 
-TEST(IdleCoordinator, SpinBudgetHalvesAfterALongSleepAndResetsWhenATimedParkExpires) {
+// Options for the adaptive-spin tests.
+IdleOptions spin_options(std::chrono::nanoseconds spin_min, std::chrono::nanoseconds spin_max,
+                         std::chrono::nanoseconds timed_park = 0ns) {
   IdleOptions o;
-  o.spin_min = 1us;
-  o.spin_max = 64us;
-  o.timed_park = 0ns;
+  o.spin_min = spin_min;
+  o.spin_max = spin_max;
+  o.timed_park = timed_park;
+  return o;
+}
+
+TEST(IdleCoordinator, SpinBudgetHalvesAfterALongSleepAndResetsWhenATimedParkExpires) {
+  const IdleOptions o = spin_options(1us, 64us);
   IdleCoordinator c(2, o);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 64000);  // starts at the cap
   {
@@ -573,11 +580,7 @@ TEST(IdleCoordinator, SpinBudgetHalvesAfterALongSleepAndResetsWhenATimedParkExpi
 // A wake's gap ends at the claim (just before the FUTEX_WAKE), not when the woken thread runs
 // again: the woken thread's own latency is not idle time a spin would have had to cover.
 TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
-  IdleOptions o;
-  o.spin_min = 1us;
-  o.spin_max = 64us;
-  o.timed_park = 0ns;
-  IdleCoordinator c(2, o);
+  IdleCoordinator c(2, spin_options(1us, 64us));
   const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
   const std::int64_t began = now - std::chrono::nanoseconds(1s).count();
   // Claimed 10 us into an episode whose thread ran again only now (1 s later): 2 x 10 us.
@@ -593,63 +596,31 @@ TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
   EXPECT_EQ(Access::claimed_at_ns(c, 0), 0);
 }
 
-// Through a real park and notify: the claim's time is recorded and consumed by the wake.
-TEST(IdleCoordinator, ANotifyWakeRecordsTheClaimTimeAndTheWokenWorkerConsumesIt) {
-  IdleOptions o;
-  o.spin_min = 1us;
-  o.spin_max = 60s;  // every gap here is shorter: budget = 2 x gap
-  o.timed_park = 0ns;
-  IdleCoordinator c(2, o);
-  Access::set_spin_budget_ns(c, 0, 0);  // park at once, without spinning
+TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {
+  IdleCoordinator c(2, spin_options(1us, 60s));  // every wake in this test comes sooner than 60 s
+  Access::set_spin_budget_ns(c, 0, 0);           // park at once, without spinning
+  const auto t0 = std::chrono::steady_clock::now();
   std::atomic<bool> work{false};
-  const std::int64_t t0 = std::chrono::steady_clock::now().time_since_epoch().count();
-  std::int64_t after = 0;
+  std::chrono::steady_clock::time_point after;
   {
     Waiter w(c, 0, work);  // its episode begins after t0
     ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
     work.store(true, std::memory_order_release);
     c.notify_work();  // claims worker 0 before it returns
-    after = std::chrono::steady_clock::now().time_since_epoch().count();
+    after = std::chrono::steady_clock::now();
     EXPECT_TRUE(w.result());
   }
-  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "consumed by the woken worker";
-  // 2 x (claim - episode start), with t0 < episode start < claim < after: the woken thread's
-  // own way back to a CPU (often after `after` on 2 CPUs) is not counted.
-  EXPECT_GE(Access::spin_budget_ns(c, 0), 1000);
-  EXPECT_LE(Access::spin_budget_ns(c, 0), 2 * (after - t0));
-  c.found_work(0);
-}
-
-TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {
-  IdleOptions o;
-  o.spin_min = 1us;
-  o.spin_max = 60s;  // every wake in this test comes sooner than that
-  o.timed_park = 0ns;
-  IdleCoordinator c(2, o);
-  Access::set_spin_budget_ns(c, 0, 0);  // park at once, without spinning
-  const auto t0 = std::chrono::steady_clock::now();
-  std::atomic<bool> work{false};
-  {
-    Waiter w(c, 0, work);
-    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
-    work.store(true, std::memory_order_release);
-    c.notify_work();
-    EXPECT_TRUE(w.result());
-  }
-  const auto upper =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
+  // The gap ends at the claim (t0 < episode start < claim < after): the woken thread's own way
+  // back to a CPU, often later than `after` on 2 CPUs, is not counted.
+  const auto upper = std::chrono::duration_cast<std::chrono::nanoseconds>(after - t0).count();
   const std::int64_t b = Access::spin_budget_ns(c, 0);
   EXPECT_GE(b, 1000);       // >= spin_min
-  EXPECT_LE(b, 2 * upper);  // 2 x the episode, which lasted less than `upper`
+  EXPECT_LE(b, 2 * upper);  // 2 x the gap, which lasted less than `upper`
+  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "the claim's time is used once";
 }
 
 TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
-  IdleOptions o;
-  o.spin_min = 1us;
-  o.spin_max = 4us;
-  o.timed_park = 1ms;
-  IdleCoordinator c(2, o);
+  IdleCoordinator c(2, spin_options(1us, 4us, 1ms));
   {
     std::atomic<bool> work{false};
     Waiter w(c, 0, work);

@@ -14,8 +14,6 @@
 #include <string>
 #include <system_error>
 
-#include "parkpool/detail/injector.hpp"
-
 namespace parkpool {
 
 // ---------------------------------------------------------------------------------------------
@@ -299,10 +297,6 @@ void WorkerContext::wait_until(CountLatch& latch) noexcept {
 // ---------------------------------------------------------------------------------------------
 // PoolCore
 
-struct PoolCore::InjectorBox {
-  Injector<InjectedItem> q;
-};
-
 namespace {
 PoolOptions validated(PoolOptions o) {
   if (o.threads == 0) throw std::invalid_argument("parkpool::ThreadPool: threads must be >= 1");
@@ -315,8 +309,7 @@ PoolCore::PoolCore(PoolOptions options)
       idle_slack_(static_cast<std::uint32_t>(
           options_.threads -
           std::min(options_.threads, std::max<std::size_t>(1, available_cpus())))),
-      idle_(options_.threads, options_.idle),
-      injector_(std::make_unique<InjectorBox>()) {
+      idle_(options_.threads, options_.idle) {
   workers_.reserve(options_.threads);
   for (std::size_t i = 0; i < options_.threads; ++i) {
     workers_.push_back(
@@ -335,22 +328,22 @@ PoolCore::PoolCore(PoolOptions options)
 
 PoolCore::~PoolCore() { assert(joined_ && "PoolCore destroyed before shutdown()"); }
 
-bool PoolCore::injector_empty() const noexcept { return injector_->q.empty_hint(); }
-bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_->q.pop(out); }
+bool PoolCore::injector_empty() const noexcept { return injector_.empty_hint(); }
+bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_.pop(out); }
 
 std::uint64_t PoolCore::external_accepted() const noexcept {
-  return injector_->q.pushed() - external_jobs_.load(std::memory_order_relaxed);  // snapshots
+  return injector_.pushed() - external_jobs_.load(std::memory_order_relaxed);  // snapshots
 }
 
 bool PoolCore::injector_backlog(std::uint64_t mine) const noexcept {
-  return injector_->q.popped() < mine - 1;  // a snapshot (relaxed); may be stale, either way
+  return injector_.popped() < mine - 1;  // a snapshot (relaxed); may be stale, either way
 }
 
 void PoolCore::inject_item(const InjectedItem& item, bool is_task) {
   // The injector's tail lock is the external-submit gate: after shutdown's close() no push is
   // accepted, and every accepted one is complete and visible to shutdown (INV-G1). Throws
   // std::bad_alloc with nothing accepted.
-  const std::uint64_t mine = injector_->q.push(item);
+  const std::uint64_t mine = injector_.push(item);
   if (mine == 0) throw pool_closed();
   // Relaxed: a statistic; rare (join() from outside the pool).
   if (!is_task) external_jobs_.fetch_add(1, std::memory_order_relaxed);
@@ -372,7 +365,7 @@ void PoolCore::shutdown() {
   if (joined_) return;
   // (G3) Close the gate: from here on no external push is accepted, and every accepted one is
   // complete and visible to this thread (the injector's tail lock orders them: INV-G1).
-  injector_->q.close();
+  injector_.close();
   // (G4) release: pairs with (G5) in worker_main: a worker that sees draining_ sees every
   // accepted external item (through G3, transitively).
   draining_.store(true, std::memory_order_release);
@@ -381,7 +374,7 @@ void PoolCore::shutdown() {
     if (th.joinable()) th.join();
   }
   joined_ = true;
-  assert(injector_->q.empty_hint() && "ThreadPool: tasks left in the injector after shutdown");
+  assert(injector_.empty_hint() && "ThreadPool: tasks left in the injector after shutdown");
 }
 
 void PoolCore::report_post_exception(std::exception_ptr e) noexcept {

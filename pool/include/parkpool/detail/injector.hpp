@@ -7,7 +7,7 @@
 //   share only the tail position (one word) and, once per chunk, a spare chunk. Items are stored
 //   by value, contiguously (73 of the pool's 56-byte items per 4 KiB chunk). Any number of
 //   producers and consumers; FIFO in the order of the tail lock (so FIFO per producer).
-//   Included only by the pool's .cpp and white-box tests.
+//   A member of PoolCore (detail/pool_core.hpp); users never name it.
 //
 // Why not boost::lockfree::queue (the injector until 2026-12-01)
 //   A Michael-Scott lock-free queue costs a chain of dependent cache misses per item on both

@@ -1,6 +1,5 @@
 // parkpool::detail: the internals of ThreadPool that inline code (post, join, TaskGroup) must see.
-// Users never name anything here. The injector (detail/injector.hpp) is hidden behind PoolCore's
-// .cpp.
+// Users never name anything here.
 //
 // Pieces
 //   TaskBase      one function pointer; every queued item (heap task or a join's stack job) is a
@@ -30,6 +29,7 @@
 #include <vector>
 
 #include "parkpool/detail/chase_lev_deque.hpp"
+#include "parkpool/detail/injector.hpp"
 #include "parkpool/detail/task_cache.hpp"
 #include "parkpool/idle.hpp"
 #include "parkpool/pool_options.hpp"
@@ -56,9 +56,9 @@ struct TaskBase {
 };
 
 // What the injector carries (by value, 56 bytes: 73 items fill a 4 KiB injector chunk): either a
-// heap task (`call` == nullptr), or a small trivially copyable callable
-// stored inline in `storage` and run by `call` (post() from outside the pool: no allocation at all
-// in steady state, and no cross-thread malloc/free).
+// heap task (`call` == nullptr), or a small trivially copyable callable stored inline in
+// `storage` and run by `call` (post() from outside the pool: no allocation at all in steady
+// state, and no cross-thread malloc/free).
 struct InjectedItem {
   static constexpr std::size_t kInlineBytes = 40;
   static constexpr std::size_t kInlineAlign = 8;
@@ -300,17 +300,16 @@ class PoolCore {
   friend struct WorkerContext;
   void worker_main(std::size_t index) noexcept;
 
-  // The external-submit gate is the injector's tail lock: inject() pushes under it unless
-  // shutdown() closed the injector (G3). INV-G1: once close() returned, every accepted external
-  // task is in the injector and visible to the closing thread; no external task is accepted any
-  // more.
-  struct InjectorBox;
   PoolOptions options_;
   // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
   std::uint32_t idle_slack_;
   IdleCoordinator idle_;
   std::vector<std::unique_ptr<WorkerContext>> workers_;
-  std::unique_ptr<InjectorBox> injector_;
+  // Work from threads that are not workers. Its tail lock is also the external-submit gate:
+  // inject() pushes under it unless shutdown() closed the injector (G3). INV-G1: once close()
+  // returned, every accepted external task is in the injector and visible to the closing thread,
+  // and no external task is accepted any more.
+  Injector<InjectedItem> injector_;
   // Stack jobs of join() called from outside the pool (rare: one relaxed RMW each); subtracted
   // from the injector's pushed count for stats().external_accepted.
   std::atomic<std::uint64_t> external_jobs_{0};
