@@ -453,6 +453,10 @@ void PoolCore::worker_main(std::size_t i) noexcept {
     drain_backoff(backoff);
   }
 
+  // This worker runs no more tasks: give the blocks of other workers' caches it still holds back
+  // now, while every cache of the pool is alive (task_cache.hpp, thread safety).
+  w.cache.flush_remote();
+
   if (options_.on_thread_stop) {
     try {
       options_.on_thread_stop(i);

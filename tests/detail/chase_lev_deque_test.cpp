@@ -39,6 +39,21 @@ TEST(ChaseLevDeque, OwnerIsLifoThiefIsFifo) {
   EXPECT_EQ(d.size_hint(), 0u);
 }
 
+// next_pop_hint() (a prefetch hint for the owner) names the item the next pop() returns.
+TEST(ChaseLevDeque, NextPopHintNamesTheItemTheNextPopReturns) {
+  ChaseLevDeque<int> d(4);
+  EXPECT_EQ(d.next_pop_hint(), nullptr) << "nothing was ever pushed";
+  int v[3] = {0, 1, 2};
+  for (int& x : v) {
+    d.push(&x);
+    EXPECT_EQ(d.next_pop_hint(), &x);
+  }
+  for (int i = 2; i >= 0; --i) {
+    ASSERT_EQ(d.next_pop_hint(), &v[i]);
+    ASSERT_EQ(d.pop(), &v[i]);
+  }
+}
+
 TEST(ChaseLevDeque, RingPositionsWrapAroundWithoutGrowing) {
   ChaseLevDeque<int> d(4);
   std::vector<int> v(4);

@@ -1,7 +1,7 @@
 // White-box tests of TaskCache (pool/include/parkpool/detail/task_cache.hpp): block reuse, the
-// return of blocks freed by other threads to their home, homeless blocks, the local cap, trim(),
-// and exactly-once hand-out while other threads free concurrently. Leaks are caught by the ASAN
-// build (LeakSanitizer).
+// return of blocks freed by other threads to their home (batched per freeing worker), homeless
+// blocks, the local cap, trim(), and exactly-once hand-out while other threads free
+// concurrently. Leaks are caught by the ASAN build (LeakSanitizer).
 #include "parkpool/detail/task_cache.hpp"
 
 #include <gtest/gtest.h>
@@ -75,6 +75,51 @@ TEST(TaskCache, BlocksFreedElsewhereGoHome) {
   }
   EXPECT_EQ(home.pending_count(), 0u);
   for (void* p : again) TaskCache::deallocate(p, &home);
+}
+
+// A worker that frees blocks of another home collects them and pushes them home with one CAS:
+// when kRemoteBatch are collected, when it frees a block of a third home, when it trims (goes
+// idle), flushes (stops) or dies. Single-threaded: the caches' roles need no second thread.
+TEST(TaskCache, RemoteFreesAreBatchedUntilFullTrimOrAnotherHome) {
+  constexpr std::uint32_t kBatch = TaskCache::kRemoteBatch;
+  TaskCache home, other_home;
+  std::vector<void*> blocks;
+  for (std::uint32_t i = 0; i < 2 * kBatch; ++i) blocks.push_back(home.allocate());
+  void* foreign = other_home.allocate();
+  {
+    TaskCache freer;
+    for (std::uint32_t i = 0; i < kBatch - 1; ++i) TaskCache::deallocate(blocks[i], &freer);
+    EXPECT_EQ(home.pending_count(), 0u) << "held in the freeing worker's batch";
+    EXPECT_EQ(freer.local_count(), 0u) << "never kept by the freeing worker";
+    TaskCache::deallocate(blocks[kBatch - 1], &freer);  // the batch is full: pushed
+    EXPECT_EQ(home.pending_count(), kBatch);
+    for (std::uint32_t i = kBatch; i < kBatch + 3; ++i) TaskCache::deallocate(blocks[i], &freer);
+    EXPECT_EQ(home.pending_count(), kBatch);
+    TaskCache::deallocate(foreign, &freer);  // another home: the batch so far is pushed first
+    EXPECT_EQ(home.pending_count(), kBatch + 3);
+    EXPECT_EQ(other_home.pending_count(), 0u);
+    freer.trim();  // going idle: everything held goes home
+    EXPECT_EQ(other_home.pending_count(), 1u);
+    for (std::uint32_t i = kBatch + 3; i < kBatch + 5; ++i)
+      TaskCache::deallocate(blocks[i], &freer);
+    freer.flush_remote();  // a stopping worker
+    EXPECT_EQ(home.pending_count(), kBatch + 5);
+    for (std::uint32_t i = kBatch + 5; i < 2 * kBatch; ++i)
+      TaskCache::deallocate(blocks[i], &freer);
+  }  // the freeing cache dies: its batch goes home
+  EXPECT_EQ(home.pending_count(), 2 * kBatch);
+  // Every block comes back from the remote list, none twice.
+  const std::set<void*> freed(blocks.begin(), blocks.end());
+  std::set<void*> again;
+  for (std::uint32_t i = 0; i < 2 * kBatch; ++i) {
+    void* p = home.allocate();
+    EXPECT_EQ(freed.count(p), 1u) << "allocation " << i << " did not reuse a freed block";
+    again.insert(p);
+  }
+  EXPECT_EQ(again.size(), 2u * kBatch);
+  for (void* p : again) TaskCache::deallocate(p, &home);
+  EXPECT_EQ(other_home.allocate(), foreign);
+  TaskCache::deallocate(foreign, &other_home);
 }
 
 TEST(TaskCache, FreeWithoutACacheAlsoGoesHome) {

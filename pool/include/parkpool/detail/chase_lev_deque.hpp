@@ -137,6 +137,16 @@ class ChaseLevDeque {
     return StealResult::success;
   }
 
+  // Owner only: the item the next pop() would return if no thief takes it first. nullptr when
+  // the deque looks empty by the owner's possibly stale view of top_ (it loads no line the
+  // thieves write); with that stale view it may also name an item already taken. A hint for
+  // prefetching only: never dereference it.
+  T* next_pop_hint() const noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: owner's word
+    if (b <= top_seen_) return nullptr;
+    return ring_.load(std::memory_order_relaxed)->get(b - 1);  // relaxed: owner's word; a hint
+  }
+
   // Any thread; a snapshot that may be stale at once. Exact when called by the owner with no
   // concurrent thieves.
   std::size_t size_hint() const noexcept {

@@ -208,7 +208,12 @@ struct alignas(64) WorkerContext {
   // injector, then random victims (a successful steal takes a batch: steal_more).
   TaskBase* find_task() noexcept {
     if (private_count != 0) return private_jobs[--private_count];
-    if (TaskBase* t = deque.pop()) return t;
+    if (TaskBase* t = deque.pop()) {
+      // Fetch the next task's first line while this one runs: after a batch steal (steal_more)
+      // every task here was written on another core, and each first touch was a miss.
+      if (TaskBase* next = deque.next_pop_hint()) __builtin_prefetch(next);
+      return t;
+    }
     return find_task_slow();
   }
   TaskBase* find_task_slow() noexcept;

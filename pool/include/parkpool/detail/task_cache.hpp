@@ -16,24 +16,32 @@
 //   that allocates a block becomes its home. The thread that frees a block:
 //     - is its home: the block goes to the home's local list (no atomic; at most kLocalCap blocks,
 //       beyond that it is returned to operator delete);
-//     - is not (a thief ran the task, or a submission failed on another thread): the block is
-//       pushed onto the home's remote list (one CAS). The home takes the whole remote list with one
-//       exchange when its local and spare lists are empty, so a producer whose tasks are all run
-//       by a thief recycles its own blocks instead of calling malloc.
+//     - is not (a thief ran the task, or a submission failed on another thread): the block goes
+//       to the home's remote list. A worker collects such blocks of one home in a batch and pushes
+//       the batch with one CAS when it holds kRemoteBatch blocks, when it frees a block of another
+//       home, and when it goes idle (trim) or stops (flush_remote); a thread without a cache pushes
+//       each block with one CAS. The home takes the whole remote list with one exchange when its
+//       local and spare lists are empty, so a producer whose tasks are all run by a thief
+//       recycles its own blocks instead of calling malloc. (One CAS per block on the home's line
+//       was the thief's hottest instruction in InternalSpawn, perf, 2026-12-01.)
 //   A block allocated outside any worker (allocate_uncached) has no home and is adopted by the
 //   freeing worker's local list, or deleted.
 //
 // Thread safety
-//   allocate(), trim() and the destructor: the owning worker only (the destructor after it
-//   stopped). deallocate(): any thread, with `current` = the calling thread's own cache or
-//   nullptr. A block's home must be alive when the block is freed: the pool frees every task
-//   before its workers' caches die.
+//   allocate(), trim(), flush_remote() and the destructor: the owning worker only (the destructor
+//   after it stopped). deallocate(): any thread, with `current` = the calling thread's own cache
+//   or nullptr. A block's home must be alive when the block is freed and, for a block held in a
+//   worker's batch, until that worker flushes it (trim, flush_remote or its destructor). In the
+//   pool, blocks homed in a pool's caches are freed only by that pool's workers (a heap task runs
+//   on a worker of its pool; a task allocated on any other thread gets a homeless block), and each
+//   worker flushes before it stops, while every cache of the pool is still alive.
 //
 // Memory bound
 //   Per worker: at most kLocalCap cached blocks (64 KiB) once trim() has run; trim() runs each time
 //   the worker goes idle. Between two trims the spare and remote lists hold blocks that were in use
-//   (tasks outstanding) since the last trim, so memory never exceeds the task peak plus kLocalCap
-//   blocks per worker.
+//   (tasks outstanding) since the last trim, and each worker's batch holds fewer than
+//   kRemoteBatch blocks of other homes, so memory never exceeds the task peak plus kLocalCap +
+//   kRemoteBatch blocks per worker.
 #pragma once
 
 #include <atomic>
@@ -50,6 +58,8 @@ class TaskCache {
   static constexpr std::size_t kPayloadBytes = kBlockBytes - kHeaderBytes;  // 48
   static constexpr std::size_t kPayloadAlign = 16;
   static constexpr std::uint32_t kLocalCap = 1024;
+  // Blocks of another home a worker collects before it pushes them home with one CAS.
+  static constexpr std::uint32_t kRemoteBatch = 32;
 
   // True if a T can live in a block.
   template <class T>
@@ -58,7 +68,10 @@ class TaskCache {
   TaskCache() noexcept = default;
   TaskCache(const TaskCache&) = delete;
   TaskCache& operator=(const TaskCache&) = delete;
-  ~TaskCache() { release_all(); }
+  ~TaskCache() {
+    flush_remote();
+    release_all();
+  }
 
   // Owner only. A payload of kPayloadBytes bytes, aligned to kPayloadAlign. Throws std::bad_alloc.
   void* allocate() {
@@ -68,12 +81,17 @@ class TaskCache {
       --local_count_;
     } else if ((b = spare_) != nullptr) {
       spare_ = b->next;
+      // The spare list came back from other workers, so each block's line is in their caches, and
+      // the walk is a chain of misses: fetch the next block now (for write: its header and the
+      // next task go there), while this one is being used.
+      if (spare_ != nullptr) __builtin_prefetch(spare_, 1);
     } else if (remote_.load(std::memory_order_relaxed) !=
                    nullptr &&  // relaxed: a hint
                                // (R2) acquire: pairs with (R1); the freeing threads' last use of
                                // each block and their `next` links happen-before we reuse them.
                (b = remote_.exchange(nullptr, std::memory_order_acquire)) != nullptr) {
       spare_ = b->next;
+      if (spare_ != nullptr) __builtin_prefetch(spare_, 1);  // as above
     } else {
       b = new_block();
     }
@@ -101,14 +119,26 @@ class TaskCache {
       }
     } else if (home == current) {
       current->keep(b);
+    } else if (current != nullptr) {
+      current->batch_remote(home, b);
     } else {
-      home->push_remote(b);
+      home->push_remote(b, b);
     }
+  }
+
+  // Owner only: pushes the batch of other homes' blocks home now (one CAS). Cheap when empty.
+  void flush_remote() noexcept {
+    if (batch_count_ == 0) return;
+    batch_home_->push_remote(batch_head_, batch_tail_);
+    batch_home_ = nullptr;
+    batch_head_ = batch_tail_ = nullptr;
+    batch_count_ = 0;
   }
 
   // Owner only: moves spare and remote blocks into the local list up to kLocalCap and returns
   // the rest to operator delete. Cheap (two loads) when there is nothing to do.
   void trim() noexcept {
+    flush_remote();  // blocks of other homes go back before this worker sleeps
     if (spare_ != nullptr) {
       Block* l = spare_;
       spare_ = nullptr;
@@ -164,14 +194,27 @@ class TaskCache {
       l = n;
     }
   }
-  void push_remote(Block* b) noexcept {
+  // Freeing worker: adds b (of `home`) to the batch; pushes the batch when it is full or when b
+  // belongs to another home than the batch.
+  void batch_remote(TaskCache* home, Block* b) noexcept {
+    if (batch_home_ != home) {
+      flush_remote();
+      batch_home_ = home;
+      batch_tail_ = b;
+    }
+    b->next = batch_head_;
+    batch_head_ = b;
+    if (++batch_count_ == kRemoteBatch) flush_remote();
+  }
+  // Pushes the chain first..last (linked through next) onto this cache's remote list.
+  void push_remote(Block* first, Block* last) noexcept {
     Block* head = remote_.load(std::memory_order_relaxed);  // relaxed: the CAS re-checks it
     do {
-      b->next = head;
-      // (R1) release: pairs with (R2); publishes b->next and orders the freeing thread's last
-      // use of the block before the home reuses it. Relaxed on failure: we only retry. A Treiber
-      // push needs no ABA protection when the only pop takes the whole list.
-    } while (!remote_.compare_exchange_weak(head, b, std::memory_order_release,
+      last->next = head;
+      // (R1) release: pairs with (R2); publishes the chain's links and orders the freeing
+      // thread's last use of each block in it before the home reuses them. Relaxed on failure: we
+      // only retry. A Treiber push needs no ABA protection when the only pop takes the whole list.
+    } while (!remote_.compare_exchange_weak(head, first, std::memory_order_release,
                                             std::memory_order_relaxed));
   }
   void release_all() noexcept {
@@ -190,6 +233,11 @@ class TaskCache {
   Block* local_ = nullptr;  // owner only: blocks this worker freed, most recent first (warm)
   Block* spare_ = nullptr;  // owner only: the last remote list taken, not yet used
   std::uint32_t local_count_ = 0;
+  // Owner only: blocks of batch_home_ this worker freed, linked through next, not yet pushed.
+  TaskCache* batch_home_ = nullptr;
+  Block* batch_head_ = nullptr;
+  Block* batch_tail_ = nullptr;
+  std::uint32_t batch_count_ = 0;
   // Blocks of this cache freed by other threads: a Treiber stack. Pushed by any thread (R1);
   // emptied only by the owner, whole, with one exchange (R2). Own line: freeing threads write it.
   alignas(64) std::atomic<Block*> remote_{nullptr};
