@@ -90,7 +90,7 @@ class Injector {
   static_assert(kPerChunk >= 1, "ChunkBytes too small for one item");
 
   // Allocates the first chunk; throws std::bad_alloc.
-  Injector() : tail_chunk_(new Chunk), head_chunk_(tail_chunk_) { chunks_allocated_ = 1; }
+  Injector() : tail_chunk_(new Chunk), head_chunk_(tail_chunk_) {}
   Injector(const Injector&) = delete;
   Injector& operator=(const Injector&) = delete;
   // Not thread-safe: no other call may be running or follow. Queued items are dropped (they are
@@ -116,7 +116,7 @@ class Injector {
       Chunk* c = take_spare();
       if (c == nullptr) {
         c = new Chunk;  // may throw: nothing was changed yet
-        chunks_allocated_ = chunks_allocated_ + 1;
+        ++chunks_allocated_;
       }
       c->next = nullptr;
       tail_chunk_->next = c;  // published by the release store of tail_ below (see Chunk::next)
@@ -220,7 +220,7 @@ class Injector {
   std::size_t tail_index_ = 0;
   std::uint64_t pushed_ = 0;  // == tail_; the producers' copy
   bool closed_ = false;
-  std::uint64_t chunks_allocated_ = 0;
+  std::uint64_t chunks_allocated_ = 1;  // the first chunk, from the constructor
   // Its own line: consumers read it on every poll, and the producer's lock word should not move
   // with it.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
