@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <latch>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -143,6 +144,66 @@ TEST(TaskGroup, Nests10000Deep) {
     nest(pool, depth, reached);
     EXPECT_EQ(reached.load(), depth + 1);
   }
+}
+
+// A group constructed in a task is owned by that worker: its run()s there and the group's tasks
+// it runs are counted in plain stores that cannot wake anyone. A waiter elsewhere polls. Here
+// every count is the owner's (one worker), so only the polling can see the tasks finish: a waiter
+// that trusted the shared word alone would return at once, one that waited for a wake would hang.
+TEST(TaskGroup, ForeignWaiterOffThePoolSeesTasksTheOwnerCountedItself) {
+  ThreadPool pool(with_threads(1));
+  constexpr int kTasks = 50;
+  std::atomic<int> ran{0};
+  std::latch go(1);
+  std::unique_ptr<TaskGroup> g;
+  pool.submit([&] {
+        g = std::make_unique<TaskGroup>(pool);
+        for (int i = 0; i < kTasks; ++i) {
+          g->run([&] {
+            go.wait();  // the first task holds the only worker until the waiter is about to wait
+            ran.fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+      })
+      .get();  // the owner task returned; its tasks are queued on its worker
+  EXPECT_EQ(ran.load(), 0);
+  go.count_down();
+  g->wait();  // foreign: this thread is not the owner
+  EXPECT_EQ(ran.load(), kTasks);
+  g->wait();  // nothing pending: returns at once
+  g.reset();  // the destructor has nothing to wait for
+}
+
+// The owner blocks in user code with the group's tasks (and their nested runs) still in its deque;
+// a task on the other worker waits for the group: it must take them (helping) and see them all.
+TEST(TaskGroup, ForeignWaiterOnAnotherWorkerHelpsWhileTheOwnerIsBlocked) {
+  ThreadPool pool(with_threads(2));
+  constexpr int kTasks = 40;
+  std::atomic<int> ran{0};
+  std::latch created(1);
+  std::latch release(1);
+  TaskGroup* group = nullptr;
+  auto owner = pool.submit([&] {
+    TaskGroup g(pool);
+    for (int i = 0; i < kTasks; ++i) {
+      g.run([&] {
+        ran.fetch_add(1, std::memory_order_relaxed);
+        g.run([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+      });
+    }
+    group = &g;
+    created.count_down();
+    release.wait();  // blocks this worker; g stays alive until the foreign wait is over
+  });
+  created.wait();
+  const int seen = pool.submit([&] {
+                         group->wait();  // foreign, on the other worker
+                         return ran.load(std::memory_order_relaxed);
+                       })
+                       .get();
+  EXPECT_EQ(seen, 2 * kTasks);
+  release.count_down();
+  owner.get();
 }
 
 TEST(TaskGroup, RunAfterShutdownThrowsPoolClosed) {

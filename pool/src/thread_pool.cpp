@@ -105,10 +105,11 @@ namespace detail {
 void CountLatch::count_down(PoolCore* pool) noexcept {
   // (L2) acq_rel: release publishes the counted task's effects (results, exceptions) to the
   // waiter's done() (L1); acquire makes the waiter's ext_ (written before its tag CAS, L3) visible.
-  const std::uint64_t old = word_.fetch_sub(1, std::memory_order_acq_rel);
-  assert((old & kCountMask) != 0 && "CountLatch: count_down below zero");
-  if ((old & kCountMask) != 1) return;
-  const std::uint64_t tag = old >> 32;
+  const std::uint64_t old = word_.fetch_sub(kOne, std::memory_order_acq_rel);
+  // A count of 0 or below here is legal only in a GroupLatch's shared part (see pool_core.hpp);
+  // nobody is registered then, and the tag below is 0.
+  if (count_of(old) != 1) return;
+  const std::uint64_t tag = old & kTagMask;
   if (tag == 0) return;  // nobody registered: the waiter will see count 0 by itself
   if (tag == kExternalTag) {
     // INV-L1: the waiter stays blocked until `done` is set, so ext_ and *ext_ are alive.
@@ -148,9 +149,10 @@ void CountLatch::wait_external() noexcept {
 // of CPU each on the 2-vCPU VM under load, put two waiters at 10.5 ms of CPU per 200 ms, just
 // over tests/thread_pool_test.cpp's 5% bound, in a CI run with other tests beside it.)
 namespace {
-void drain_backoff(unsigned& round) noexcept {
+// max_shift 12: 2^12 us ~ 4 ms (drain_backoff); 10: ~1 ms (foreign_backoff).
+void backoff_round(unsigned& round, unsigned max_shift) noexcept {
   constexpr unsigned kYields = 16;
-  constexpr unsigned kMaxShift = 12;  // 2^12 us ~ 4 ms
+  const unsigned kMaxShift = max_shift;
   if (round < kYields) {
     std::this_thread::yield();
   } else {
@@ -159,6 +161,10 @@ void drain_backoff(unsigned& round) noexcept {
   }
   if (round < kYields + kMaxShift) ++round;
 }
+void drain_backoff(unsigned& round) noexcept { backoff_round(round, 12); }
+// A foreign TaskGroup waiter (PoolCore::wait_foreign) polls: 16 yields, then sleeps doubling from
+// 1 us to ~1 ms. It returns within ~1 ms of the group's last task finishing.
+void foreign_backoff(unsigned& round) noexcept { backoff_round(round, 10); }
 }  // namespace
 
 void WorkerContext::InlineSlot::execute(TaskBase* self, bool run) noexcept {
@@ -260,7 +266,8 @@ bool WorkerContext::any_work() const noexcept {
   return false;
 }
 
-void WorkerContext::wait_until(CountLatch& latch) noexcept {
+template <class Latch>
+void WorkerContext::wait_until(Latch& latch) noexcept {
   IdleCoordinator& idle = pool->idle_;
   bool registered = false;
   bool slept = false;
@@ -292,6 +299,25 @@ void WorkerContext::wait_until(CountLatch& latch) noexcept {
   // wait_for_work() may have left us counted as a searcher; we return to user code now, so stop
   // searching (and hand the search over to a sleeper if we were the last searcher).
   if (slept && !idle_closed) idle.found_work(index, [this] { return any_work(); });
+}
+template void WorkerContext::wait_until<CountLatch>(CountLatch&) noexcept;
+template void WorkerContext::wait_until<GroupLatch>(GroupLatch&) noexcept;
+
+void PoolCore::wait_foreign(GroupLatch& latch) noexcept {
+  unsigned backoff = 0;
+  WorkerContext* w = local_worker();
+  while (!latch.done_snapshot()) {
+    if (w != nullptr) {
+      if (TaskBase* t = w->find_task()) {
+        if (!w->idle_closed) idle_.found_work(w->index, [w] { return w->any_work(); });
+        t->fn(t, true);
+        backoff = 0;
+        continue;
+      }
+      w->cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
+    }
+    foreign_backoff(backoff);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

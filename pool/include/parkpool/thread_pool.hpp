@@ -382,9 +382,13 @@ auto join(ThreadPool& pool, A&& a, B&& b)
 /// The destructor waits for pending tasks (without rethrowing their exception).
 class TaskGroup {
  public:
-  explicit TaskGroup(ThreadPool& pool) noexcept : core_(&detail::PoolAccess::core(pool)) {}
+  /// Constructed on a worker of `pool`, that worker owns the group: its own run()s and the
+  /// group's tasks it runs are counted without atomic read-modify-writes. wait() may be called
+  /// on any thread, but off the owner it polls (see wait()).
+  explicit TaskGroup(ThreadPool& pool) noexcept
+      : core_(&detail::PoolAccess::core(pool)), latch_(core_->local_worker()) {}
   ~TaskGroup() {
-    if (!latch_.done()) wait_impl();
+    if (!done_here()) wait_impl();
   }
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
@@ -393,7 +397,7 @@ class TaskGroup {
   /// accepted and the group is unchanged).
   template <class F>
   void run(F&& f) {
-    latch_.add(1);  // before the task is published: the task's count_down needs this count
+    latch_.add(detail::tl_current_worker);  // before the task is published: its count_down needs it
     detail::schedule_or_release(
         *core_, detail::new_task<Task<std::decay_t<F>>>(*core_, std::forward<F>(f), this));
   }
@@ -401,6 +405,10 @@ class TaskGroup {
   /// Waits until every task run() so far (and those they run()) has finished or been discarded.
   /// On a worker of the pool it runs other tasks meanwhile. Rethrows the group's first exception.
   /// Afterwards the group is reset (not cancelled, no exception) and may be reused.
+  /// On the owner worker, or for a group constructed off the pool, the last task wakes the waiter.
+  /// Elsewhere (a group constructed in a task and waited by another thread) the owner's plain
+  /// counts cannot wake it: it polls, yielding and then sleeping from 1 us doubling to ~1 ms, so
+  /// it returns within ~1 ms of the last task finishing.
   void wait() {
     wait_impl();
     std::exception_ptr e = std::move(error_);
@@ -438,7 +446,7 @@ class TaskGroup {
         w->tasks_cancelled.bump();
       }
       detail::delete_task(t);  // the callable dies before wait() can return
-      g->latch_.count_down(core);
+      g->latch_.count_down(w, core);
     }
     F f;
     TaskGroup* group;
@@ -451,16 +459,28 @@ class TaskGroup {
       cancel();
     }
   }
+  // The exact check where it is exact (owner, or no owner), the snapshot elsewhere.
+  bool done_here() const noexcept {
+    if (latch_.owner() == nullptr || latch_.owner() == detail::tl_current_worker) {
+      return latch_.done();
+    }
+    return latch_.done_snapshot();
+  }
   void wait_impl() noexcept {
-    if (detail::WorkerContext* w = core_->local_worker()) {
-      w->wait_until(latch_);
+    detail::WorkerContext* w = core_->local_worker();
+    if (latch_.owner() != nullptr && w != latch_.owner()) {
+      core_->wait_foreign(latch_);  // foreign waiter: polls (see wait())
+    } else if (latch_.owner() != nullptr) {
+      w->wait_until(latch_);  // the owner: exact, folds before it sleeps
+    } else if (w != nullptr) {
+      w->wait_until(latch_.shared());  // no owner: everything is in the shared CountLatch
     } else {
-      latch_.wait_external();
+      latch_.shared().wait_external();
     }
   }
 
   detail::PoolCore* core_;
-  detail::CountLatch latch_{0};
+  detail::GroupLatch latch_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;

@@ -8,6 +8,8 @@
 //                 the last count_down() learns, in the same RMW, whom to wake (no store->load race;
 //                 after that RMW the latch is touched only when the waiter is blocked on it:
 //                 INV-L1).
+//   GroupLatch    a TaskGroup's count: the owner worker counts its own spawns and completions
+//                 with plain stores, everything else goes through a CountLatch.
 //   WorkerContext one per worker thread: its Chase-Lev deque, RNG, single-writer counters.
 //   PoolCore      workers, injector (also the external-submit gate), idle coordinator, shutdown.
 #pragma once
@@ -90,29 +92,38 @@ struct ExternalWaiter {
 
 // ---- CountLatch ----
 // word_ (64 bits):
-//   bits  0..31  count: outstanding work. +n by add() (a holder of the latch: the owner, or a
-//                task of the group that is itself counted); -1 by count_down().
-//   bits 32..63  waiter tag: 0 none; w+1 worker w sleeps/helps; kExternalTag a blocked thread
+//   bits  0..31  waiter tag: 0 none; w+1 worker w sleeps/helps; kExternalTag a blocked thread
 //                whose ExternalWaiter is ext_. Set only by the single waiter, by a CAS that
-//                requires count > 0; cleared by the waiter once count == 0.
+//                requires count != 0; cleared by the waiter once count == 0.
+//   bits 32..63  count, signed: outstanding work. +n by add() (a holder of the latch: the owner,
+//                or a task of the group that is itself counted); -1 by count_down(). A join's
+//                latch never goes below 0. A TaskGroup's shared part (GroupLatch) may: a thief
+//                counts down a task whose +1 its owner keeps in GroupLatch's owned counters, and
+//                no waiter is registered until the owner folds those in (count >= 0 again).
+//                Count changes add multiples of 2^32, so they never carry into the tag.
 // INV-L1: the thread whose count_down() takes count 1 -> 0 is the only one that may touch the
 //   latch after that RMW, and only when the tag it read is kExternalTag (then the waiter stays
 //   blocked until that thread sets ext_->done under ext_->m).
 class CountLatch {
  public:
-  static constexpr std::uint64_t kCountMask = 0xFFFF'FFFFu;
+  static constexpr std::uint64_t kTagMask = 0xFFFF'FFFFu;
   static constexpr std::uint64_t kExternalTag = 0xFFFF'FFFFu;
+  static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;
 
-  explicit CountLatch(std::uint32_t initial) noexcept : word_(initial) {}
+  explicit CountLatch(std::uint32_t initial) noexcept : word_(std::uint64_t{initial} << 32) {}
   CountLatch(const CountLatch&) = delete;
   CountLatch& operator=(const CountLatch&) = delete;
 
   // Relaxed: the caller holds a count or is the only thread that can reach the latch; the task
   // that will count down is published afterwards by a release (deque bottom_ / injector).
-  void add(std::uint32_t n = 1) noexcept { word_.fetch_add(n, std::memory_order_relaxed); }
+  // n < 0 only for GroupLatch's fold of a negative owned balance (see there).
+  void add(std::int64_t n = 1) noexcept {
+    word_.fetch_add(static_cast<std::uint64_t>(n) << 32, std::memory_order_relaxed);
+  }
 
   // (L1) acquire: pairs with (L2), so a waiter that sees 0 sees every counted task's effects.
-  bool done() const noexcept { return (word_.load(std::memory_order_acquire) & kCountMask) == 0; }
+  bool done() const noexcept { return count() == 0; }
+  std::int64_t count() const noexcept { return count_of(word_.load(std::memory_order_acquire)); }
 
   // Wakes the registered waiter on the last count. `pool` is read by the caller before (INV-L1).
   void count_down(PoolCore* pool) noexcept;
@@ -121,10 +132,11 @@ class CountLatch {
   bool register_waiter(std::uint64_t tag) noexcept {
     std::uint64_t cur = word_.load(std::memory_order_acquire);  // acquire: see (L1)
     for (;;) {
-      if ((cur & kCountMask) == 0) return false;
-      const std::uint64_t want = (cur & kCountMask) | (tag << 32);
+      if (count_of(cur) == 0) return false;
+      assert(count_of(cur) > 0 && "CountLatch: a waiter registers while the count is negative");
+      const std::uint64_t want = (cur & ~kTagMask) | tag;
       if (cur == want) return true;
-      assert((cur >> 32) == 0 && "CountLatch: two threads wait at once (TaskGroup::wait contract)");
+      assert((cur & kTagMask) == 0 && "CountLatch: two threads wait at once (TaskGroup::wait)");
       // (L3) release: publishes ext_ to the count_down() that reads this tag (L2 acquires it).
       // acquire on failure: a count of 0 seen here must also show the tasks' effects (L1).
       if (word_.compare_exchange_weak(cur, want, std::memory_order_release,
@@ -140,9 +152,122 @@ class CountLatch {
   void wait_external() noexcept;
 
  private:
+  static std::int64_t count_of(std::uint64_t w) noexcept {
+    return static_cast<std::int64_t>(w) >> 32;  // arithmetic shift: the signed count
+  }
   std::atomic<std::uint64_t> word_;
   ExternalWaiter* ext_ = nullptr;  // written by the waiter before (L3); read after (L2)
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+};
+
+struct WorkerContext;
+
+// ---- GroupLatch: a TaskGroup's pending tasks ----
+// pending = (spawned_ - completed_) + shared_.count(), where
+//   spawned_, completed_  the owner's part: tasks run() on the owner worker (the worker that
+//                constructed the group, owner_) and tasks of the group completed on it, while the
+//                owner is not folded. Each is written only by the owner (a relaxed load + store,
+//                no RMW: no locked instruction), never decreases, and is readable from any thread.
+//   shared_      everything else: run() on any other thread, completions on any other thread, and
+//                every event on the owner while folded_. Its count goes negative when a thief
+//                completes a task whose +1 sits in spawned_.
+// A fork-join task that the owner spawns and pops back itself (most of them in fib) therefore
+// costs no atomic RMW at all for its counting; with one CountLatch it cost two (add, count_down).
+// Who may wait, and how:
+//   owner (exact)     done_owner() reads its own counters and shared_ (acquire): exact. Before it
+//                     sleeps it folds: shared_ += spawned_ - completed_, completed_ = spawned_,
+//                     folded_ = true (every later event on the owner goes to shared_), then
+//                     registers its tag on shared_, whose last count_down wakes it. unfold() after
+//                     the wait.
+//   no owner          (a group constructed off the pool, or on another pool's worker): everything
+//                     is in shared_, a plain CountLatch wait (worker or external).
+//   anyone else       (a "foreign" waiter: the group was constructed on a worker and is waited
+//                     elsewhere) cannot be woken by the owner's plain stores, so it polls
+//                     done_snapshot() with a backoff (PoolCore::wait_foreign), helping with tasks
+//                     if it is a worker.
+// INV-G1 (done_snapshot never reports 0 early): it reads completed_ (acquire), then shared_
+//   (acquire), then spawned_. Every completion it counts has its spawn counted: a completion in
+//   completed_ happens after its spawn, so the later reads of shared_ / spawned_ see the spawn;
+//   a completion in shared_ (release RMW) likewise precedes the read of spawned_. By the same
+//   order a counted completion of a task T shows every run() that T made. So a snapshot of 0
+//   means: every task run() before the wait (and every task those ran) has completed. A fold
+//   adds to shared_ before it raises completed_ (release): a snapshot sees both or counts the
+//   owned balance twice (too high, never too low). tests/model/group_latch_model.cpp checks this
+//   order, with variants that read spawned_ first or skip the fold's order and must fail.
+class GroupLatch {
+ public:
+  explicit GroupLatch(WorkerContext* owner) noexcept : owner_(owner) {}
+  GroupLatch(const GroupLatch&) = delete;
+  GroupLatch& operator=(const GroupLatch&) = delete;
+
+  // `self`: tl_current_worker of the calling thread (nullptr off the pool).
+  bool owned_here(const WorkerContext* self) const noexcept {
+    return self == owner_ && owner_ != nullptr && !folded_;
+  }
+  // One task about to be published (before the release that publishes it).
+  void add(const WorkerContext* self) noexcept {
+    if (owned_here(self)) {
+      bump(spawned_, std::memory_order_relaxed);  // ordered by the task's publication (INV-G1)
+    } else {
+      shared_.add(1);
+    }
+  }
+  // One task of the group finished or was discarded. INV-L1 as for CountLatch.
+  void count_down(const WorkerContext* self, PoolCore* pool) noexcept {
+    if (owned_here(self)) {
+      // release: INV-G1 (a snapshot that reads this sees the task's effects and its runs).
+      bump(completed_, std::memory_order_release);
+    } else {
+      shared_.count_down(pool);
+    }
+  }
+
+  WorkerContext* owner() const noexcept { return owner_; }
+  CountLatch& shared() noexcept { return shared_; }
+
+  // Owner thread only (or any thread when owner() == nullptr): exact.
+  bool done() const noexcept {
+    // Relaxed: the owner's own counters (written only by this thread).
+    const std::uint64_t owned =
+        spawned_.load(std::memory_order_relaxed) - completed_.load(std::memory_order_relaxed);
+    return static_cast<std::int64_t>(owned) + shared_.count() == 0;  // shared_: acquire (L1)
+  }
+  // Any thread: true only if every task run() before this call has completed (INV-G1).
+  bool done_snapshot() const noexcept {
+    const std::uint64_t c = completed_.load(std::memory_order_acquire);  // INV-G1: first
+    const std::int64_t sh = shared_.count();                             // acquire, second
+    const std::uint64_t s = spawned_.load(std::memory_order_acquire);    // last
+    return static_cast<std::int64_t>(s - c) + sh == 0;
+  }
+
+  // The owner, before it sleeps: fold the owned balance into shared_ and register `tag` there.
+  // False (and unfolded) if nothing is pending. WorkerContext::wait_until's latch interface.
+  bool register_waiter(std::uint64_t tag) noexcept {
+    if (!folded_ && owner_ != nullptr) {
+      const std::uint64_t s = spawned_.load(std::memory_order_relaxed);
+      // The balance may be negative: the owner completed tasks that others ran() (shared_ +1).
+      shared_.add(static_cast<std::int64_t>(s - completed_.load(std::memory_order_relaxed)));
+      completed_.store(s, std::memory_order_release);  // after the add: INV-G1
+      folded_ = true;
+    }
+    if (shared_.register_waiter(tag)) return true;
+    folded_ = false;  // nothing pending: later events may be owned again
+    return false;
+  }
+  void clear_waiter() noexcept {
+    shared_.clear_waiter();
+    folded_ = false;
+  }
+
+ private:
+  static void bump(std::atomic<std::uint64_t>& c, std::memory_order order) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, order);  // single writer: no RMW
+  }
+  CountLatch shared_{0};
+  WorkerContext* const owner_;
+  std::atomic<std::uint64_t> spawned_{0};
+  std::atomic<std::uint64_t> completed_{0};
+  bool folded_ = false;  // owner thread only
 };
 
 // ---- Workers ----
@@ -235,7 +360,10 @@ struct alignas(64) WorkerContext {
   // True if any queue looks non-empty (relaxed snapshots; the idle handshake orders them).
   bool any_work() const noexcept;
   // Runs tasks (and sleeps when there are none) until the latch is done.
-  void wait_until(CountLatch& latch) noexcept;
+  // Runs tasks until latch.done(), sleeping on the coordinator when there are none; the latch's
+  // last count_down wakes it (register_waiter). CountLatch, or GroupLatch on its owner.
+  template <class Latch>
+  void wait_until(Latch& latch) noexcept;
   std::uint64_t next_random() noexcept {
     rng ^= rng << 13;
     rng ^= rng >> 7;
@@ -289,6 +417,10 @@ class PoolCore {
   bool injector_backlog(std::uint64_t mine) const noexcept;
 
   void shutdown();
+  // Waits until latch.done_snapshot(): a TaskGroup waited on a thread other than its owner worker
+  // (GroupLatch). Polls with a backoff (yields, then sleeps from 1 us doubling to ~1 ms); on a
+  // worker of this pool it runs tasks meanwhile.
+  void wait_foreign(GroupLatch& latch) noexcept;
   IdleCoordinator& idle() noexcept { return idle_; }
   // True if a job published now could run sooner on another worker: a worker sleeps while a CPU
   // is free, or one searches on a CPU of its own (IdleCoordinator::idle_capacity).
