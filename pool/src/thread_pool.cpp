@@ -152,14 +152,13 @@ namespace {
 // max_shift 12: 2^12 us ~ 4 ms (drain_backoff); 10: ~1 ms (foreign_backoff).
 void backoff_round(unsigned& round, unsigned max_shift) noexcept {
   constexpr unsigned kYields = 16;
-  const unsigned kMaxShift = max_shift;
   if (round < kYields) {
     std::this_thread::yield();
   } else {
-    const unsigned shift = std::min(round - kYields, kMaxShift);
+    const unsigned shift = std::min(round - kYields, max_shift);
     std::this_thread::sleep_for(std::chrono::microseconds(1u << shift));
   }
-  if (round < kYields + kMaxShift) ++round;
+  if (round < kYields + max_shift) ++round;
 }
 void drain_backoff(unsigned& round) noexcept { backoff_round(round, 12); }
 // A foreign TaskGroup waiter (PoolCore::wait_foreign) polls: 16 yields, then sleeps doubling from

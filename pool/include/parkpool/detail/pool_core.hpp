@@ -174,11 +174,11 @@ struct WorkerContext;
 // A fork-join task that the owner spawns and pops back itself (most of them in fib) therefore
 // costs no atomic RMW at all for its counting; with one CountLatch it cost two (add, count_down).
 // Who may wait, and how:
-//   owner (exact)     done_owner() reads its own counters and shared_ (acquire): exact. Before it
-//                     sleeps it folds: shared_ += spawned_ - completed_, completed_ = spawned_,
-//                     folded_ = true (every later event on the owner goes to shared_), then
-//                     registers its tag on shared_, whose last count_down wakes it. unfold() after
-//                     the wait.
+//   owner (exact)     done() reads its own counters and shared_ (acquire): exact. Before it sleeps,
+//                     register_waiter() folds: shared_ += spawned_ - completed_, completed_ =
+//                     spawned_, folded_ = true (every later event on the owner goes to shared_),
+//                     then registers its tag on shared_, whose last count_down wakes it.
+//                     clear_waiter() unfolds after the wait.
 //   no owner          (a group constructed off the pool, or on another pool's worker): everything
 //                     is in shared_, a plain CountLatch wait (worker or external).
 //   anyone else       (a "foreign" waiter: the group was constructed on a worker and is waited
@@ -192,8 +192,8 @@ struct WorkerContext;
 //   order a counted completion of a task T shows every run() that T made. So a snapshot of 0
 //   means: every task run() before the wait (and every task those ran) has completed. A fold
 //   adds to shared_ before it raises completed_ (release): a snapshot sees both or counts the
-//   owned balance twice (too high, never too low). tests/model/group_latch_model.cpp checks this
-//   order, with variants that read spawned_ first or skip the fold's order and must fail.
+//   owned balance twice (too high, never too low). tests/model/group_latch_model.cpp checks the
+//   read order, with variants that read spawned_ first or read relaxed and must fail.
 class GroupLatch {
  public:
   explicit GroupLatch(WorkerContext* owner) noexcept : owner_(owner) {}
@@ -359,7 +359,6 @@ struct alignas(64) WorkerContext {
   std::size_t steal_more(ChaseLevDeque<TaskBase>& victim) noexcept;
   // True if any queue looks non-empty (relaxed snapshots; the idle handshake orders them).
   bool any_work() const noexcept;
-  // Runs tasks (and sleeps when there are none) until the latch is done.
   // Runs tasks until latch.done(), sleeping on the coordinator when there are none; the latch's
   // last count_down wakes it (register_waiter). CountLatch, or GroupLatch on its owner.
   template <class Latch>
