@@ -1,6 +1,7 @@
 // Stress: submitters racing shutdown (every task either ran exactly once or its call threw
 // pool_closed), and a seeded randomized operation sequence mixing post, submit, TaskGroup, join,
-// parallel_for and shutdown from several threads. Bounded in rounds and wall time.
+// parallel_for and shutdown from several threads, and trees of owner-counted TaskGroups waited by
+// their owners and by a foreign thread. Bounded in rounds and wall time.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -188,6 +190,71 @@ TEST(ThreadPoolStress, RandomizedOperationSequences) {
     EXPECT_EQ(ran.load(), expected.load()) << "seed " << seed << " threads " << threads;
     const auto st = pool.stats();
     EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled) << "seed " << seed;
+  }
+}
+
+// TaskGroups constructed on workers, so each is counted by its owner worker without RMWs
+// (GroupLatch): a tree where every node run()s three children into its own group and waits. Thieves
+// take children (their completions make the shared count negative), owners sleep while their
+// children run elsewhere (fold, then the last count_down wakes them), and every child also run()s
+// one extra task into its parent's group from wherever it runs (a run() off the owner). A wait
+// that returned early would return a partial sum, or let a task touch a dead group (ASAN/TSAN).
+void run_children(ThreadPool& pool, parkpool::TaskGroup& g, long (&parts)[3], int depth,
+                  std::atomic<long>& extra);
+
+long group_tree(ThreadPool& pool, int depth, std::atomic<long>& extra) {
+  if (depth == 0) return 1;
+  parkpool::TaskGroup g(pool);
+  long parts[3] = {0, 0, 0};
+  run_children(pool, g, parts, depth, extra);
+  g.wait();
+  return 1 + parts[0] + parts[1] + parts[2];
+}
+
+void run_children(ThreadPool& pool, parkpool::TaskGroup& g, long (&parts)[3], int depth,
+                  std::atomic<long>& extra) {
+  for (int i = 0; i < 3; ++i) {
+    g.run([&pool, &g, &parts, &extra, depth, i] {
+      parts[i] = group_tree(pool, depth - 1, extra);
+      g.run([&extra] { extra.fetch_add(1, std::memory_order_relaxed); });
+    });
+  }
+}
+
+TEST(ThreadPoolStress, OwnerCountedTaskGroupTreesCountEveryTask) {
+  constexpr int kDepth = 6;                   // 1093 nodes, 1092 extra runs
+  constexpr long kNodes = (729 * 3 - 1) / 2;  // 3^0 + ... + 3^6
+  const std::size_t rounds = parkpool::test::scaled(300, 10, 30);
+  parkpool::test::TimeBudget budget(60s);
+  for (std::size_t threads : {2u, 3u, 8u}) {
+    ThreadPool pool(with_threads(threads));
+    for (std::size_t r = 0; r < rounds && !budget.exhausted(); ++r) {
+      std::atomic<long> extra{0};
+      long nodes = 0;
+      if (r % 2 == 0) {
+        // The whole tree on the pool: every wait is its owner's (exact, woken by the last task).
+        nodes = pool.submit([&] { return group_tree(pool, kDepth, extra); }).get();
+      } else {
+        // The root group is constructed on a worker (its owner) and waited by this thread: the
+        // foreign wait (done_snapshot polling) against owner counts, thieves and extra run()s.
+        long parts[3] = {0, 0, 0};
+        std::unique_ptr<parkpool::TaskGroup> root =
+            pool.submit([&] {
+                  auto g = std::make_unique<parkpool::TaskGroup>(pool);
+                  run_children(pool, *g, parts, kDepth, extra);
+                  return g;
+                })
+                .get();
+        root->wait();
+        nodes = 1 + parts[0] + parts[1] + parts[2];
+      }
+      ASSERT_EQ(nodes, kNodes) << threads << " workers, round " << r;
+      // Every extra task belongs to a group whose wait() returned before the root's did.
+      ASSERT_EQ(extra.load(std::memory_order_relaxed), kNodes - 1) << threads << " workers";
+    }
+    pool.shutdown();  // quiescent: every task's statistics are counted
+    const parkpool::PoolStats st = pool.stats();
+    EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled);
   }
 }
 
