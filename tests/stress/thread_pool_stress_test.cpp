@@ -216,6 +216,8 @@ void run_children(ThreadPool& pool, parkpool::TaskGroup& g, long (&parts)[3], in
   for (int i = 0; i < 3; ++i) {
     g.run([&pool, &g, &parts, &extra, depth, i] {
       parts[i] = group_tree(pool, depth - 1, extra);
+      // relaxed: read only after the root's wait, whose acquire sees every completion (and so
+      // every increment) of the tree's groups.
       g.run([&extra] { extra.fetch_add(1, std::memory_order_relaxed); });
     });
   }
