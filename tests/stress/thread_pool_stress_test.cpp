@@ -201,6 +201,8 @@ TEST(ThreadPoolStress, RandomizedOperationSequences) {
 // that returned early would return a partial sum, or let a task touch a dead group (ASAN/TSAN).
 void run_children(ThreadPool& pool, parkpool::TaskGroup& g, long (&parts)[3], int depth,
                   std::atomic<long>& extra);
+// A node and its three subtrees, once the node's group has been waited for.
+long node_count(const long (&parts)[3]) { return 1 + parts[0] + parts[1] + parts[2]; }
 
 long group_tree(ThreadPool& pool, int depth, std::atomic<long>& extra) {
   if (depth == 0) return 1;
@@ -208,7 +210,7 @@ long group_tree(ThreadPool& pool, int depth, std::atomic<long>& extra) {
   long parts[3] = {0, 0, 0};
   run_children(pool, g, parts, depth, extra);
   g.wait();
-  return 1 + parts[0] + parts[1] + parts[2];
+  return node_count(parts);
 }
 
 void run_children(ThreadPool& pool, parkpool::TaskGroup& g, long (&parts)[3], int depth,
@@ -248,7 +250,7 @@ TEST(ThreadPoolStress, OwnerCountedTaskGroupTreesCountEveryTask) {
                 })
                 .get();
         root->wait();
-        nodes = 1 + parts[0] + parts[1] + parts[2];
+        nodes = node_count(parts);
       }
       ASSERT_EQ(nodes, kNodes) << threads << " workers, round " << r;
       // Every extra task belongs to a group whose wait() returned before the root's did.
