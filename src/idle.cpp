@@ -67,7 +67,11 @@ IdleOptions IdleOptions::efficiency() noexcept {
 }
 
 IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
-    : workers_(workers), max_searching_(0), options_(options) {
+    : workers_(workers),
+      max_searching_(0),
+      options_(options),
+      anchor_ns_(std::chrono::steady_clock::now().time_since_epoch().count()),
+      anchor_tick_(detail::idle_ticks()) {
   if (workers == 0) throw std::invalid_argument("IdleCoordinator: workers must be > 0");
   if (workers > kMaxWorkers) {
     throw std::invalid_argument("IdleCoordinator: workers must be <= " +
@@ -195,10 +199,9 @@ void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
     slots_[victim].in_sleepers.store(false, std::memory_order_relaxed);
   }
   if (options_.spin_max.count() > 0) {
-    // The end of the victim's idle gap, for its adaptive budget (Slot::claimed_at_ns). Relaxed:
-    // a hint, see there. One vDSO clock read, next to the FUTEX_WAKE below.
-    slots_[victim].claimed_at_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                                       std::memory_order_relaxed);
+    // The end of the victim's idle gap, for its adaptive budget (Slot::claimed_at_tick).
+    // Relaxed: a hint, see there. A tick read, not a steady_clock read: see detail::idle_ticks.
+    slots_[victim].claimed_at_tick.store(detail::idle_ticks(), std::memory_order_relaxed);
   }
   // Outside the lock: the wake syscall never runs under mutex_.
   slots_[victim].parker.unparker().unpark();
@@ -289,17 +292,37 @@ void IdleCoordinator::on_spin_hit(Slot& s) noexcept {
 void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   const std::int64_t hi = options_.spin_max.count();
   if (hi == 0) return;  // spinning disabled: no clock read at all
-  // The gap ends at the claim when a waker claimed us (Slot::claimed_at_ns); otherwise now (one
-  // vDSO clock read, ~20 ns, on the way out of a sleep: small next to the wake itself).
-  std::int64_t end = s.claimed_at_ns.load(std::memory_order_relaxed);  // relaxed: see Slot
-  s.claimed_at_ns.store(0, std::memory_order_relaxed);
-  if (end < s.idle_since_ns) end = std::chrono::steady_clock::now().time_since_epoch().count();
-  const std::int64_t gap = end - s.idle_since_ns;
+  // The gap ends at the claim when a waker claimed us in this episode (Slot::claimed_at_tick)
+  // and the tick rate is known; otherwise now: a clock read on the way out of the sleep (a
+  // foreign unpark, a re-check that found work, or a claim in the pool's first millisecond).
+  const std::int64_t claim = s.claimed_at_tick.load(std::memory_order_relaxed);  // see Slot
+  s.claimed_at_tick.store(0, std::memory_order_relaxed);
+  std::int64_t gap;
+  if (claim != 0 && claim >= s.idle_since_tick && s.ns_per_tick > 0) {
+    gap = static_cast<std::int64_t>(static_cast<double>(claim - s.idle_since_tick) * s.ns_per_tick);
+  } else {
+    gap = std::chrono::steady_clock::now().time_since_epoch().count() - s.idle_since_ns;
+  }
   const std::int64_t lo = budget_floor(options_);
   if (gap < hi) {
     s.spin_budget_ns = std::min(hi, std::max(lo, 2 * gap));
   } else {
     s.spin_budget_ns = std::max(lo, s.spin_budget_ns / 2);
+  }
+}
+
+void IdleCoordinator::calibrate_ticks(Slot& s) const noexcept {
+  if constexpr (detail::kIdleTicksAreNs) {
+    s.ns_per_tick = 1.0;
+  } else {
+    // Each pair of reads is a few tens of ns apart, so over >= 1 ms the rate is within ~1e-4:
+    // plenty for a budget of 1-100 us. Recomputed at every episode start (one division), so it
+    // keeps improving; a counter that runs backwards (dt <= 0) leaves the rate unknown.
+    const std::int64_t dns = s.idle_since_ns - anchor_ns_;
+    const std::int64_t dt = s.idle_since_tick - anchor_tick_;
+    if (dns >= detail::kTickCalibrationNs && dt > 0) {
+      s.ns_per_tick = static_cast<double>(dns) / static_cast<double>(dt);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -27,15 +28,27 @@ struct IdleTestAccess {
     c.slots_[w].spin_budget_ns = ns;
   }
   // The adaptive rule alone, on a worker that is not running: its episode began at idle_since
-  // and a waker claimed it at claimed_at (0: no claim).
+  // (steady_clock ns) and a waker claimed it at claimed_at (0: no claim), with ticks counted in
+  // ns (ns_per_tick 1) or a tick rate not yet known (0).
   static void adapt_after_sleep(IdleCoordinator& c, std::size_t w, std::int64_t idle_since,
-                                std::int64_t claimed_at) {
+                                std::int64_t claimed_at, double ns_per_tick = 1.0) {
     c.slots_[w].idle_since_ns = idle_since;
-    c.slots_[w].claimed_at_ns.store(claimed_at, std::memory_order_relaxed);
+    c.slots_[w].idle_since_tick = idle_since;
+    c.slots_[w].ns_per_tick = ns_per_tick;
+    c.slots_[w].claimed_at_tick.store(claimed_at, std::memory_order_relaxed);
     c.adapt_after_sleep(c.slots_[w]);
   }
-  static std::int64_t claimed_at_ns(const IdleCoordinator& c, std::size_t w) {
-    return c.slots_[w].claimed_at_ns.load(std::memory_order_relaxed);
+  static std::int64_t claimed_at_tick(const IdleCoordinator& c, std::size_t w) {
+    return c.slots_[w].claimed_at_tick.load(std::memory_order_relaxed);
+  }
+  static double ns_per_tick(const IdleCoordinator& c, std::size_t w) {
+    return c.slots_[w].ns_per_tick;
+  }
+  // An episode start as wait_for_work() records it: the clock, the ticks, the calibration.
+  static void begin_episode(IdleCoordinator& c, std::size_t w) {
+    c.slots_[w].idle_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    c.slots_[w].idle_since_tick = idle_ticks();
+    c.calibrate_ticks(c.slots_[w]);
   }
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
@@ -586,19 +599,69 @@ TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
   // Claimed 10 us into an episode whose thread ran again only now (1 s later): 2 x 10 us.
   Access::adapt_after_sleep(c, 0, began, began + 10'000);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 20'000);
-  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "a claim is used once";
+  EXPECT_EQ(Access::claimed_at_tick(c, 0), 0) << "a claim is used once";
   // No claim (a foreign unpark, or the re-check found work): the gap ends now, 1 s: halved.
   Access::adapt_after_sleep(c, 0, began, 0);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 10'000);
   // A claim older than the episode (left from an earlier one) is ignored: the gap ends now.
   Access::adapt_after_sleep(c, 0, began, began - 1);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 5'000);
-  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0);
+  EXPECT_EQ(Access::claimed_at_tick(c, 0), 0);
+  // A claim in ticks while the tick rate is unknown (the coordinator's first millisecond): the
+  // gap ends now (1 s), not at the claim, so the budget halves instead of becoming 20 us.
+  Access::adapt_after_sleep(c, 0, began, began + 10'000, /*ns_per_tick=*/0.0);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 2'500);
+  EXPECT_EQ(Access::claimed_at_tick(c, 0), 0);
+}
+
+// Waits (yielding) until steady_clock has advanced by `d` from now. Not a race-hiding sleep: the
+// tick calibration needs that much time to have passed since construction.
+void let_time_pass(std::chrono::nanoseconds d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+}
+
+// The claim stamp's ticks (rdtsc on x86) become nanoseconds at a rate each worker measures
+// against steady_clock from the coordinator's construction on; not before 1 ms has passed.
+TEST(IdleCoordinator, TickRateIsMeasuredAgainstSteadyClock) {
+  using parkpool::detail::idle_ticks;
+  using parkpool::detail::kIdleTicksAreNs;
+  using parkpool::detail::kTickCalibrationNs;
+  // Up to 3 fresh coordinators: a preemption between the two reads of a pair (the anchor's or an
+  // episode's) skews one measurement; three in a row would mean a machine too loaded to time.
+  bool close = false;
+  for (int attempt = 0; attempt < 3 && !close; ++attempt) {
+    IdleCoordinator c(1, spin_options(1us, 25us));
+    Access::begin_episode(c, 0);
+    if (kIdleTicksAreNs) {
+      EXPECT_EQ(Access::ns_per_tick(c, 0), 1.0);
+    } else {
+      EXPECT_EQ(Access::ns_per_tick(c, 0), 0.0) << "no rate before kTickCalibrationNs";
+    }
+    let_time_pass(std::chrono::nanoseconds(2 * kTickCalibrationNs));
+    Access::begin_episode(c, 0);
+    const double rate = Access::ns_per_tick(c, 0);
+    ASSERT_GT(rate, 0.0);
+    // The rate converts a fresh 5 ms tick interval to within 5% of steady_clock's.
+    const std::int64_t n0 = std::chrono::steady_clock::now().time_since_epoch().count();
+    const std::int64_t t0 = idle_ticks();
+    let_time_pass(5ms);
+    const std::int64_t n1 = std::chrono::steady_clock::now().time_since_epoch().count();
+    const std::int64_t t1 = idle_ticks();
+    const double converted = static_cast<double>(t1 - t0) * rate;
+    const double real = static_cast<double>(n1 - n0);
+    close = converted > 0.95 * real && converted < 1.05 * real;
+    if (!close)
+      std::fprintf(stderr, "attempt %d: %.0f ns from ticks, %.0f ns\n", attempt, converted, real);
+  }
+  EXPECT_TRUE(close);
 }
 
 TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {
   IdleCoordinator c(2, spin_options(1us, 60s));  // every wake in this test comes sooner than 60 s
   Access::set_spin_budget_ns(c, 0, 0);           // park at once, without spinning
+  // Until the tick rate is known (1 ms after construction) a claim cannot end the gap.
+  let_time_pass(std::chrono::nanoseconds(2 * parkpool::detail::kTickCalibrationNs));
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<bool> work{false};
   std::chrono::steady_clock::time_point after;
@@ -616,7 +679,8 @@ TEST(IdleCoordinator, SpinBudgetGrowsToTwiceAShortSleep) {
   const std::int64_t b = Access::spin_budget_ns(c, 0);
   EXPECT_GE(b, 1000);       // >= spin_min
   EXPECT_LE(b, 2 * upper);  // 2 x the gap, which lasted less than `upper`
-  EXPECT_EQ(Access::claimed_at_ns(c, 0), 0) << "the claim's time is used once";
+  EXPECT_GT(Access::ns_per_tick(c, 0), 0.0) << "the episode began after the calibration time";
+  EXPECT_EQ(Access::claimed_at_tick(c, 0), 0) << "the claim's time is used once";
 }
 
 TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {

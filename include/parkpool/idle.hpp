@@ -151,6 +151,30 @@ inline void idle_cpu_relax() noexcept {
   asm volatile("yield" ::: "memory");
 #endif
 }
+
+// The claim stamp's clock (Slot::claimed_at_tick): the x86 time-stamp counter, read without a
+// memory access; steady_clock nanoseconds on other targets (kIdleTicksAreNs). Why not steady_clock
+// everywhere: its vDSO read loads the kernel's vvar page, and on the wake path, after the
+// submitter slept, that page is cold: the one clock read took 3.8-4.5 us of a ~9 us submit path
+// on the 2-vCPU dev VM (2026-12-02; a second read right after it: 40 ns), while rdtsc reads no
+// memory at all. The owner converts ticks to nanoseconds with a rate it measures against
+// steady_clock (IdleCoordinator::calibrate_ticks). Assumes an invariant TSC, synchronized across
+// CPUs (what Linux requires before it uses the TSC as its clocksource); where that fails, only
+// the adaptive spin budget errs, within [spin_min, spin_max]: no part of the handshake reads it.
+
+// How long after construction a worker starts trusting its tick rate (calibrate_ticks).
+inline constexpr std::int64_t kTickCalibrationNs = 1'000'000;
+#if defined(__x86_64__) || defined(__i386__)
+inline constexpr bool kIdleTicksAreNs = false;
+inline std::int64_t idle_ticks() noexcept {
+  return static_cast<std::int64_t>(__builtin_ia32_rdtsc());
+}
+#else
+inline constexpr bool kIdleTicksAreNs = true;
+inline std::int64_t idle_ticks() noexcept {
+  return std::chrono::steady_clock::now().time_since_epoch().count();
+}
+#endif
 }  // namespace detail
 
 class IdleCoordinator {
@@ -301,13 +325,17 @@ class IdleCoordinator {
     // Owner-only (no atomics needed): is this worker counted in S; its current spin budget.
     bool searching = false;
     std::int64_t spin_budget_ns = 0;
-    std::int64_t idle_since_ns = 0;  // steady_clock when this idle episode began (adaptive spin)
-    // steady_clock when a waker claimed this worker (wake_one_slow, only while spinning is
-    // enabled), 0 when none: the end of the idle gap for the adaptive budget. Written by the
+    // When this idle episode began (adaptive spin), as steady_clock ns and as detail::idle_ticks(),
+    // read back to back; and the owner's tick rate (calibrate_ticks), 0 until it is known.
+    std::int64_t idle_since_ns = 0;
+    std::int64_t idle_since_tick = 0;
+    double ns_per_tick = 0;
+    // detail::idle_ticks() when a waker claimed this worker (wake_one_slow, only while spinning
+    // is enabled), 0 when none: the end of the idle gap for the adaptive budget. Written by the
     // claimer before its unpark, read and reset by the owner after the park returned. Relaxed: a
-    // value from another episode (a claim racing a withdraw) is older than idle_since_ns and
-    // ignored; a missing one falls back to the owner's clock.
-    std::atomic<std::int64_t> claimed_at_ns{0};
+    // hint, no part of the handshake; a value from another episode (a claim racing a withdraw) is
+    // older than idle_since_tick and ignored; a missing one falls back to the owner's clock.
+    std::atomic<std::int64_t> claimed_at_tick{0};
     // Single-writer counters (owner); relaxed load+store, read by stats() with relaxed loads.
     std::atomic<std::uint64_t> parks{0}, unparks{0}, timed_out_parks{0}, spin_hits{0};
   };
@@ -336,6 +364,9 @@ class IdleCoordinator {
   std::uint64_t notify_fence_load() noexcept;  // (N1) + (N2): the submitter's half
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
+  // At an episode's start (idle_since_* just read): s.ns_per_tick from the ticks and nanoseconds
+  // elapsed since construction (anchor_*), once at least kTickCalibrationNs have passed.
+  void calibrate_ticks(Slot& s) const noexcept;
   void on_timed_out(Slot& s) noexcept;
 
   alignas(64) std::atomic<std::uint64_t> state_{0};
@@ -348,6 +379,10 @@ class IdleCoordinator {
   std::size_t max_searching_;
   IdleOptions options_;
   std::unique_ptr<Slot[]> slots_;
+  // steady_clock ns and detail::idle_ticks() at construction, read back to back: the start of
+  // every worker's tick-rate measurement (calibrate_ticks). Written once, before any worker runs.
+  std::int64_t anchor_ns_;
+  std::int64_t anchor_tick_;
 };
 
 template <class HasWork>
@@ -364,6 +399,8 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
   if (options_.spin_max.count() > 0) {
     start = std::chrono::steady_clock::now();
     s.idle_since_ns = start.time_since_epoch().count();
+    s.idle_since_tick = detail::idle_ticks();
+    calibrate_ticks(s);
   }
   if (s.spin_budget_ns > 0 && try_start_searching(worker)) {
     const auto deadline = start + std::chrono::nanoseconds(s.spin_budget_ns);
