@@ -1,13 +1,18 @@
 // Micro benchmarks of <parkpool/idle.hpp>, each with a std baseline in the same binary:
 //   notify fast path (nobody sleeps / a worker searches)  vs  std::condition_variable::notify_one
 //   wake round trip to a parked worker                    vs  mutex + condition_variable
+//   the waking call after the caller slept (cold caches)   vs  a bare FUTEX_WAKE
 //   sparse load (one short task every 20 us): CPU per task and start latency p50/p99, per preset,
 //                                                           vs  mutex + condition_variable pool
 // Figures are noisy on the shared 2-core VM; run with --benchmark_repetitions for spreads.
-// Names are "Workload/impl" (NotifyNoWaiter, IdleWakeRoundTrip, IdleSparse20us) for parkpool-bench.
+// Names are "Workload/impl" (NotifyNoWaiter, IdleWakeRoundTrip, WakeCallAfterIdle, IdleSparse20us)
+// for parkpool-bench.
 #include <parkpool/idle.hpp>
 
 #include <benchmark/benchmark.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -119,6 +124,122 @@ void BM_StdCondvarWakeRoundTrip(benchmark::State& state) {
   worker.join();
 }
 BENCHMARK(BM_StdCondvarWakeRoundTrip)->Name("IdleWakeRoundTrip/std_condvar")->UseRealTime();
+
+// ------------------------------------------------------------------------- waking call after idle
+
+// How long the call that wakes a parked thread takes when the caller has itself just slept 5 ms
+// (cold caches and TLB, like a server thread back from epoll_wait): notify_work() claiming the one
+// parked worker (with spinning on, so the claim stamps its time for the adaptive spin), against a
+// bare FUTEX_WAKE of a thread blocked in FUTEX_WAIT. Both are timed with clock_gettime *system
+// calls*: a vDSO clock read would warm the very page a clock read inside the call needs. Until
+// 2026-12-02 the claim read steady_clock, and that cold vDSO read cost 3.8-4.5 us on the 2-vCPU
+// dev VM; pool_bench's WakeLatency cannot show it, because its own t0 clock read, just before the
+// submit, warms that page. Each figure includes one system call's entry and exit.
+std::int64_t syscall_now_ns() {
+  timespec ts{};
+  syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+double percentile_us(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+// Yields until pred() holds (the other thread's state, never a timing assumption).
+template <class Pred>
+void await(Pred&& pred) {
+  while (!pred()) std::this_thread::yield();
+}
+void report_call(benchmark::State& state, const std::vector<double>& us) {
+  state.counters["call_p50_us"] = percentile_us(us, 0.5);
+  state.counters["call_p99_us"] = percentile_us(us, 0.99);
+}
+
+void BM_WakeCallAfterIdleParkpool(benchmark::State& state) {
+  // Spinning enabled (so the claim stamps its time for the adaptive budget) but at most 1 us: a
+  // woken worker that ran on this CPU inside the FUTEX_WAKE would otherwise spin its default
+  // 25 us budget there before parking, and this figure would time that spin.
+  parkpool::IdleOptions o;
+  o.spin_min = 0ns;
+  o.spin_max = 1us;
+  parkpool::IdleCoordinator idle(1, o);
+  std::atomic<std::uint64_t> posted{0}, done{0};
+  std::thread worker([&] {
+    std::uint64_t taken = 0;
+    for (;;) {
+      if (posted.load(std::memory_order_acquire) > taken) {
+        idle.found_work(0);
+        done.store(++taken, std::memory_order_release);
+        continue;
+      }
+      if (!idle.wait_for_work(0, [&] { return posted.load(std::memory_order_acquire) > taken; })) {
+        return;
+      }
+    }
+  });
+  std::vector<double> us;
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    await([&] { return idle.sleeping() == 1; });
+    std::this_thread::sleep_for(5ms);
+    const std::int64_t t0 = syscall_now_ns();
+    posted.store(++n, std::memory_order_release);
+    idle.notify_work();
+    us.push_back(static_cast<double>(syscall_now_ns() - t0) * 1e-3);
+    await([&] { return done.load(std::memory_order_acquire) == n; });
+  }
+  idle.shutdown();
+  worker.join();
+  report_call(state, us);
+}
+BENCHMARK(BM_WakeCallAfterIdleParkpool)
+    ->Name("WakeCallAfterIdle/parkpool")
+    ->Iterations(200)
+    ->UseRealTime();
+
+void BM_WakeCallAfterIdleBareFutex(benchmark::State& state) {
+  // word: 0 asleep or about to be, 1 posted, 2 stop. (F) release/acquire: the post's effects.
+  std::atomic<std::uint32_t> word{0}, waiting{0};
+  std::atomic<std::uint64_t> done{0};
+  static_assert(sizeof(std::atomic<std::uint32_t>) == 4);
+  std::thread worker([&] {
+    for (std::uint64_t taken = 0;;) {
+      std::uint32_t w;
+      while ((w = word.load(std::memory_order_acquire)) == 0) {  // (F)
+        waiting.store(1, std::memory_order_relaxed);  // a hint for the poster's await only
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, nullptr,
+                nullptr, 0);
+      }
+      if (w == 2) return;
+      waiting.store(0, std::memory_order_relaxed);
+      word.store(0, std::memory_order_relaxed);  // only this thread resets; next post follows done
+      done.store(++taken, std::memory_order_release);
+    }
+  });
+  std::vector<double> us;
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    await([&] { return waiting.load(std::memory_order_relaxed) == 1; });
+    std::this_thread::sleep_for(5ms);  // in FUTEX_WAIT by now, or the wake finds the word set
+    const std::int64_t t0 = syscall_now_ns();
+    word.store(1, std::memory_order_release);  // (F)
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+    us.push_back(static_cast<double>(syscall_now_ns() - t0) * 1e-3);
+    ++n;
+    await([&] { return done.load(std::memory_order_acquire) == n; });
+  }
+  word.store(2, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+  worker.join();
+  report_call(state, us);
+}
+BENCHMARK(BM_WakeCallAfterIdleBareFutex)
+    ->Name("WakeCallAfterIdle/bare_futex")
+    ->Iterations(200)
+    ->UseRealTime();
 
 // ------------------------------------------------------------------------- sparse load
 
