@@ -299,7 +299,10 @@ void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   s.claimed_at_tick.store(0, std::memory_order_relaxed);
   std::int64_t gap;
   if (claim != 0 && claim >= s.idle_since_tick && s.ns_per_tick > 0) {
-    gap = static_cast<std::int64_t>(static_cast<double>(claim - s.idle_since_tick) * s.ns_per_tick);
+    // Capped at hi before the conversion back to an integer (only gap < hi matters below): a
+    // counter gone wild must not overflow the cast.
+    const double g = static_cast<double>(claim - s.idle_since_tick) * s.ns_per_tick;
+    gap = g < static_cast<double>(hi) ? static_cast<std::int64_t>(g) : hi;
   } else {
     gap = std::chrono::steady_clock::now().time_since_epoch().count() - s.idle_since_ns;
   }

@@ -607,6 +607,11 @@ TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
   Access::adapt_after_sleep(c, 0, began, began - 1);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 5'000);
   EXPECT_EQ(Access::claimed_at_tick(c, 0), 0);
+  // A claim whose converted gap is absurdly long (a counter gone wild) counts as a long gap:
+  // halved, no overflow in the conversion.
+  Access::adapt_after_sleep(c, 0, 1, INT64_MAX, /*ns_per_tick=*/1e12);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 2'500);
+  Access::set_spin_budget_ns(c, 0, 5'000);
   // A claim in ticks while the tick rate is unknown (the coordinator's first millisecond): the
   // gap ends now (1 s), not at the claim, so the budget halves instead of becoming 20 us.
   Access::adapt_after_sleep(c, 0, began, began + 10'000, /*ns_per_tick=*/0.0);
