@@ -82,9 +82,13 @@ struct IdleOptions {
   // that latency (5-50 us on the 2-vCPU VM) is not idle time a spin would have had to cover, and
   // counting it halved the budget of a worker whose spin would have caught the work (sparse load,
   // 18 us gaps: the budget fell to spin_min and stayed there, parks 3-4.5k per 25k tasks against
-  // 1.4-1.7k, 2026-12-01). Dropped to spin_min when a timed
-  // park expires (the pool went idle). A miss alone never shrinks the budget, so periodic load
-  // whose gap exceeds the current budget grows it back instead of ratcheting it down.
+  // 1.4-1.7k, 2026-12-01). On x86 the claim's time is a time-stamp-counter read (no vDSO page to
+  // miss on the waker's path; see detail::idle_ticks), which the woken worker converts at a rate
+  // it measures against steady_clock from 1 ms after construction on (a wake in that first
+  // millisecond ends g at the worker's own clock read); other targets stamp with steady_clock.
+  // Dropped to spin_min when a timed park expires (the pool went idle). A miss alone never
+  // shrinks the budget, so periodic load whose gap exceeds the current budget grows it back
+  // instead of ratcheting it down.
   // spin_max == 0 disables spinning; spin_min == 0 acts as min(spin_max, 1 us) as the floor, so
   // a budget can always grow back after hits.
   // 25 us: DESIGN.md measured on this 2-core VM that waking a sleeping core costs ~15 us and a
