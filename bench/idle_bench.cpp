@@ -51,37 +51,60 @@ BENCHMARK(BM_StdCondvarNotifyOneNoWaiter)->Name("NotifyNoWaiter/std_condvar");
 
 // ------------------------------------------------------------------------- wake round trip
 
+// Worker 0 of `idle`, on its own thread: takes each posted item (a count) and publishes it as
+// done, sleeping through the coordinator in between. post() then wait until done() == n.
+class CountingWorker {
+ public:
+  explicit CountingWorker(parkpool::IdleCoordinator& idle)
+      : idle_(idle), thread_([this] { run(); }) {}
+  ~CountingWorker() {
+    idle_.shutdown();
+    thread_.join();
+  }
+  CountingWorker(const CountingWorker&) = delete;
+  CountingWorker& operator=(const CountingWorker&) = delete;
+  // Publishes item n (release: pairs with the worker's acquire) and notifies the coordinator.
+  void post(std::uint64_t n) {
+    posted_.store(n, std::memory_order_release);
+    idle_.notify_work();
+  }
+  std::uint64_t done() const { return done_.load(std::memory_order_acquire); }  // pairs below
+
+ private:
+  void run() {
+    std::uint64_t taken = 0;
+    for (;;) {
+      if (posted_.load(std::memory_order_acquire) > taken) {
+        idle_.found_work(0);
+        done_.store(++taken, std::memory_order_release);
+        continue;
+      }
+      if (!idle_.wait_for_work(0,
+                               [&] { return posted_.load(std::memory_order_acquire) > taken; })) {
+        return;
+      }
+    }
+  }
+  parkpool::IdleCoordinator& idle_;
+  std::atomic<std::uint64_t> posted_{0}, done_{0};
+  std::thread thread_;  // last: starts after the counters exist
+};
+
 // One worker, parks at once (no spin). Each iteration: publish, notify, wait until it ran.
 void BM_IdleWakeRoundTrip(benchmark::State& state) {
   parkpool::IdleOptions o;
   o.spin_min = o.spin_max = 0ns;
   o.timed_park = 0ns;
   parkpool::IdleCoordinator idle(1, o);
-  std::atomic<std::uint64_t> posted{0}, done{0};
-  std::thread worker([&] {
-    std::uint64_t taken = 0;
-    for (;;) {
-      if (posted.load(std::memory_order_acquire) > taken) {
-        idle.found_work(0);
-        done.store(++taken, std::memory_order_release);
-        continue;
-      }
-      if (!idle.wait_for_work(0, [&] { return posted.load(std::memory_order_acquire) > taken; })) {
-        return;
-      }
-    }
-  });
+  CountingWorker worker(idle);
   std::uint64_t n = 0;
   for (auto _ : state) {
     while (idle.sleeping() != 1) {
     }
-    posted.store(++n, std::memory_order_release);
-    idle.notify_work();
-    while (done.load(std::memory_order_acquire) != n) {
+    worker.post(++n);
+    while (worker.done() != n) {
     }
   }
-  idle.shutdown();
-  worker.join();
 }
 BENCHMARK(BM_IdleWakeRoundTrip)->Name("IdleWakeRoundTrip/parkpool")->UseRealTime();
 
@@ -164,33 +187,19 @@ void BM_WakeCallAfterIdleParkpool(benchmark::State& state) {
   o.spin_min = 0ns;
   o.spin_max = 1us;
   parkpool::IdleCoordinator idle(1, o);
-  std::atomic<std::uint64_t> posted{0}, done{0};
-  std::thread worker([&] {
-    std::uint64_t taken = 0;
-    for (;;) {
-      if (posted.load(std::memory_order_acquire) > taken) {
-        idle.found_work(0);
-        done.store(++taken, std::memory_order_release);
-        continue;
-      }
-      if (!idle.wait_for_work(0, [&] { return posted.load(std::memory_order_acquire) > taken; })) {
-        return;
-      }
-    }
-  });
   std::vector<double> us;
-  std::uint64_t n = 0;
-  for (auto _ : state) {
-    await([&] { return idle.sleeping() == 1; });
-    std::this_thread::sleep_for(5ms);
-    const std::int64_t t0 = syscall_now_ns();
-    posted.store(++n, std::memory_order_release);
-    idle.notify_work();
-    us.push_back(static_cast<double>(syscall_now_ns() - t0) * 1e-3);
-    await([&] { return done.load(std::memory_order_acquire) == n; });
+  {
+    CountingWorker worker(idle);
+    std::uint64_t n = 0;
+    for (auto _ : state) {
+      await([&] { return idle.sleeping() == 1; });
+      std::this_thread::sleep_for(5ms);  // the idle period is what this measures after
+      const std::int64_t t0 = syscall_now_ns();
+      worker.post(++n);
+      us.push_back(static_cast<double>(syscall_now_ns() - t0) * 1e-3);
+      await([&] { return worker.done() == n; });
+    }
   }
-  idle.shutdown();
-  worker.join();
   report_call(state, us);
 }
 BENCHMARK(BM_WakeCallAfterIdleParkpool)

@@ -298,10 +298,11 @@ void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   const std::int64_t claim = s.claimed_at_tick.load(std::memory_order_relaxed);  // see Slot
   s.claimed_at_tick.store(0, std::memory_order_relaxed);
   std::int64_t gap;
-  if (claim != 0 && claim >= s.idle_since_tick && s.ns_per_tick > 0) {
+  const double rate = claim != 0 && claim >= s.idle_since_tick ? ns_per_tick(s) : 0;
+  if (rate > 0) {
     // Capped at hi before the conversion back to an integer (only gap < hi matters below): a
     // counter gone wild must not overflow the cast.
-    const double g = static_cast<double>(claim - s.idle_since_tick) * s.ns_per_tick;
+    const double g = static_cast<double>(claim - s.idle_since_tick) * rate;
     gap = g < static_cast<double>(hi) ? static_cast<std::int64_t>(g) : hi;
   } else {
     gap = std::chrono::steady_clock::now().time_since_epoch().count() - s.idle_since_ns;
@@ -314,19 +315,15 @@ void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   }
 }
 
-void IdleCoordinator::calibrate_ticks(Slot& s) const noexcept {
-  if constexpr (detail::kIdleTicksAreNs) {
-    s.ns_per_tick = 1.0;
-  } else {
-    // Each pair of reads is a few tens of ns apart, so over >= 1 ms the rate is within ~1e-4:
-    // plenty for a budget of 1-100 us. Recomputed at every episode start (one division), so it
-    // keeps improving; a counter that runs backwards (dt <= 0) leaves the rate unknown.
-    const std::int64_t dns = s.idle_since_ns - anchor_ns_;
-    const std::int64_t dt = s.idle_since_tick - anchor_tick_;
-    if (dns >= detail::kTickCalibrationNs && dt > 0) {
-      s.ns_per_tick = static_cast<double>(dns) / static_cast<double>(dt);
-    }
-  }
+double IdleCoordinator::ns_per_tick(const Slot& s) const noexcept {
+  if constexpr (detail::kIdleTicksAreNs) return 1.0;
+  // Each pair of reads is a few tens of ns apart, so over >= 1 ms the rate is within ~1e-4:
+  // plenty for a budget of 1-100 us, and it sharpens as the pool ages. Computed only when a wake
+  // needs it (one division); a counter that ran backwards (dt <= 0) leaves it unknown.
+  const std::int64_t dns = s.idle_since_ns - anchor_ns_;
+  const std::int64_t dt = s.idle_since_tick - anchor_tick_;
+  if (dns < detail::kTickCalibrationNs || dt <= 0) return 0;
+  return static_cast<double>(dns) / static_cast<double>(dt);
 }
 
 void IdleCoordinator::on_timed_out(Slot& s) noexcept {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,13 +29,17 @@ struct IdleTestAccess {
     c.slots_[w].spin_budget_ns = ns;
   }
   // The adaptive rule alone, on a worker that is not running: its episode began at idle_since
-  // (steady_clock ns) and a waker claimed it at claimed_at (0: no claim), with ticks counted in
-  // ns (ns_per_tick 1) or a tick rate not yet known (0).
+  // (steady_clock ns) and a waker claimed it at claimed_at (0: no claim), in ticks that count
+  // `ns_per_tick` ns each, as if the coordinator had been built 2 ms earlier; ns_per_tick 0: as if
+  // it had been built just now (the rate is not known yet).
   static void adapt_after_sleep(IdleCoordinator& c, std::size_t w, std::int64_t idle_since,
                                 std::int64_t claimed_at, double ns_per_tick = 1.0) {
     c.slots_[w].idle_since_ns = idle_since;
     c.slots_[w].idle_since_tick = idle_since;
-    c.slots_[w].ns_per_tick = ns_per_tick;
+    const std::int64_t before = ns_per_tick > 0 ? 2'000'000 : 0;
+    c.anchor_ns_ = idle_since - before;
+    const double ticks = static_cast<double>(before) / (ns_per_tick > 0 ? ns_per_tick : 1);
+    c.anchor_tick_ = idle_since - std::max<std::int64_t>(1, static_cast<std::int64_t>(ticks));
     c.slots_[w].claimed_at_tick.store(claimed_at, std::memory_order_relaxed);
     c.adapt_after_sleep(c.slots_[w]);
   }
@@ -42,13 +47,12 @@ struct IdleTestAccess {
     return c.slots_[w].claimed_at_tick.load(std::memory_order_relaxed);
   }
   static double ns_per_tick(const IdleCoordinator& c, std::size_t w) {
-    return c.slots_[w].ns_per_tick;
+    return c.ns_per_tick(c.slots_[w]);
   }
-  // An episode start as wait_for_work() records it: the clock, the ticks, the calibration.
+  // An episode start as wait_for_work() records it: the clock, then the ticks.
   static void begin_episode(IdleCoordinator& c, std::size_t w) {
     c.slots_[w].idle_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
     c.slots_[w].idle_since_tick = idle_ticks();
-    c.calibrate_ticks(c.slots_[w]);
   }
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
@@ -607,8 +611,8 @@ TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
   Access::adapt_after_sleep(c, 0, began, began - 1);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 5'000);
   EXPECT_EQ(Access::claimed_at_tick(c, 0), 0);
-  // A claim whose converted gap is absurdly long (a counter gone wild) counts as a long gap:
-  // halved, no overflow in the conversion.
+  // A claim whose converted gap is absurdly long (a counter gone wild: here 2e6 ns per tick and
+  // a claim 2^63 ticks in) counts as a long gap: halved, no overflow in the conversion.
   Access::adapt_after_sleep(c, 0, 1, INT64_MAX, /*ns_per_tick=*/1e12);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 2'500);
   Access::set_spin_budget_ns(c, 0, 5'000);

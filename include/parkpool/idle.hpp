@@ -162,11 +162,11 @@ inline void idle_cpu_relax() noexcept {
 // submitter slept, that page is cold: the one clock read took 3.8-4.5 us of a ~9 us submit path
 // on the 2-vCPU dev VM (2026-12-02; a second read right after it: 40 ns), while rdtsc reads no
 // memory at all. The owner converts ticks to nanoseconds with a rate it measures against
-// steady_clock (IdleCoordinator::calibrate_ticks). Assumes an invariant TSC, synchronized across
+// steady_clock (IdleCoordinator::ns_per_tick). Assumes an invariant TSC, synchronized across
 // CPUs (what Linux requires before it uses the TSC as its clocksource); where that fails, only
 // the adaptive spin budget errs, within [spin_min, spin_max]: no part of the handshake reads it.
 
-// How long after construction a worker starts trusting its tick rate (calibrate_ticks).
+// How long after construction a worker starts trusting its tick rate (ns_per_tick).
 inline constexpr std::int64_t kTickCalibrationNs = 1'000'000;
 #if defined(__x86_64__) || defined(__i386__)
 inline constexpr bool kIdleTicksAreNs = false;
@@ -330,10 +330,9 @@ class IdleCoordinator {
     bool searching = false;
     std::int64_t spin_budget_ns = 0;
     // When this idle episode began (adaptive spin), as steady_clock ns and as detail::idle_ticks(),
-    // read back to back; and the owner's tick rate (calibrate_ticks), 0 until it is known.
+    // read back to back (with the anchors, they also give the tick rate: ns_per_tick).
     std::int64_t idle_since_ns = 0;
     std::int64_t idle_since_tick = 0;
-    double ns_per_tick = 0;
     // detail::idle_ticks() when a waker claimed this worker (wake_one_slow, only while spinning
     // is enabled), 0 when none: the end of the idle gap for the adaptive budget. Written by the
     // claimer before its unpark, read and reset by the owner after the park returned. Relaxed: a
@@ -368,9 +367,9 @@ class IdleCoordinator {
   std::uint64_t notify_fence_load() noexcept;  // (N1) + (N2): the submitter's half
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
-  // At an episode's start (idle_since_* just read): s.ns_per_tick from the ticks and nanoseconds
-  // elapsed since construction (anchor_*), once at least kTickCalibrationNs have passed.
-  void calibrate_ticks(Slot& s) const noexcept;
+  // The tick rate as of s's episode start: the nanoseconds over the ticks elapsed from
+  // construction (anchor_*) to then; 0 (unknown) if less than kTickCalibrationNs had passed.
+  double ns_per_tick(const Slot& s) const noexcept;
   void on_timed_out(Slot& s) noexcept;
 
   alignas(64) std::atomic<std::uint64_t> state_{0};
@@ -384,7 +383,7 @@ class IdleCoordinator {
   IdleOptions options_;
   std::unique_ptr<Slot[]> slots_;
   // steady_clock ns and detail::idle_ticks() at construction, read back to back: the start of
-  // every worker's tick-rate measurement (calibrate_ticks). Written once, before any worker runs.
+  // every worker's tick-rate measurement (ns_per_tick). Written once, before any worker runs.
   std::int64_t anchor_ns_;
   std::int64_t anchor_tick_;
 };
@@ -404,7 +403,6 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
     start = std::chrono::steady_clock::now();
     s.idle_since_ns = start.time_since_epoch().count();
     s.idle_since_tick = detail::idle_ticks();
-    calibrate_ticks(s);
   }
   if (s.spin_budget_ns > 0 && try_start_searching(worker)) {
     const auto deadline = start + std::chrono::nanoseconds(s.spin_budget_ns);
