@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
 #include <string>
 #include <vector>
 
+#include "bench_stats.hpp"
+
 namespace asio = boost::asio;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
@@ -306,12 +308,7 @@ LoadResult run_load(const ServerProcess& server, double rate, double seconds) {
   return std::move(g.result);
 }
 
-double percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
+using parkpool::bench::percentile;
 
 void report(benchmark::State& state, LoadResult& r) {
   const auto answered = static_cast<double>(r.answered);
@@ -326,10 +323,9 @@ void report(benchmark::State& state, LoadResult& r) {
 }
 
 bool sustained(const LoadResult& r) {
-  std::vector<double> v = r.latency_us;
   return r.errors == 0 &&
          static_cast<double>(r.answered) >= 0.95 * static_cast<double>(r.scheduled) &&
-         percentile(v, 0.99) < 10'000;
+         percentile(r.latency_us, 0.99) < 10'000;
 }
 
 void BM_Load(benchmark::State& state, Backend b, parkpool_http::IdlePreset idle, double rate) {

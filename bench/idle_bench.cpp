@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_stats.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -163,20 +165,14 @@ std::int64_t syscall_now_ns() {
   syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-double percentile_us(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
 // Yields until pred() holds (the other thread's state, never a timing assumption).
 template <class Pred>
 void await(Pred&& pred) {
   while (!pred()) std::this_thread::yield();
 }
 void report_call(benchmark::State& state, const std::vector<double>& us) {
-  state.counters["call_p50_us"] = percentile_us(us, 0.5);
-  state.counters["call_p99_us"] = percentile_us(us, 0.99);
+  state.counters["call_p50_us"] = parkpool::bench::percentile(us, 0.5);
+  state.counters["call_p99_us"] = parkpool::bench::percentile(us, 0.99);
 }
 
 void BM_WakeCallAfterIdleParkpool(benchmark::State& state) {

@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_stats.hpp"
 #include "parkpool/detail/injector.hpp"
 #include "parkpool/thread_pool.hpp"
 
@@ -125,11 +126,7 @@ double thread_cpu_s() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
+using parkpool::bench::percentile;
 // Per-thread CPU time of the other threads of this process, for IdleBurn. Each thread's own CPU
 // clock, named by its tid as glibc's pthread_getcpuclockid does (Linux ABI: ((~tid) << 3) |
 // CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED). The kernel brings a running thread's clock up to

@@ -52,6 +52,7 @@
 
 #include "../examples/tbb_migration/app_parkpool.hpp"
 #include "../examples/tbb_migration/app_tbb.hpp"
+#include "bench_stats.hpp"
 
 namespace {
 
@@ -108,12 +109,7 @@ double cpu_s(clockid_t clock) {
   clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  return v[i];
-}
+using parkpool::bench::percentile;
 void wait_count(const std::atomic<std::size_t>& c, std::size_t n) {
   // Yield: on 2 cores a pure spin can hold the CPU a woken worker needs.
   while (c.load(std::memory_order_acquire) < n) std::this_thread::yield();
