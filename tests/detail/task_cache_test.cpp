@@ -122,6 +122,43 @@ TEST(TaskCache, RemoteFreesAreBatchedUntilFullTrimOrAnotherHome) {
   TaskCache::deallocate(foreign, &other_home);
 }
 
+// The home walks a remote chain newest-first; each block of a freeing worker's batch links the
+// block kAhead places further down that walk, so allocate() can prefetch it (the last kAhead
+// blocks of a batch, and blocks pushed one at a time, link nothing).
+TEST(TaskCache, RemoteBatchesLinkEachBlockToTheOneKAheadInTheHomesWalk) {
+  constexpr std::uint32_t kBatch = TaskCache::kRemoteBatch;
+  constexpr std::uint32_t kAhead = TaskCache::kAhead;
+  static_assert(kAhead < kBatch);
+  TaskCache home;
+  std::vector<void*> blocks;
+  for (std::uint32_t i = 0; i < 2 * kBatch + 1; ++i) blocks.push_back(home.allocate());
+  {
+    TaskCache freer;
+    for (std::uint32_t i = 0; i < 2 * kBatch; ++i) TaskCache::deallocate(blocks[i], &freer);
+  }
+  TaskCache::deallocate(blocks[2 * kBatch], nullptr);  // no cache: pushed alone, links nothing
+  ASSERT_EQ(home.pending_count(), 2 * kBatch + 1);
+  std::vector<void*> order, hints;
+  for (std::uint32_t i = 0; i < 2 * kBatch + 1; ++i) {
+    order.push_back(home.allocate());
+    hints.push_back(TaskCache::lookahead_hint(order.back()));
+  }
+  // The walk: the lone block (pushed last), then the second batch, then the first.
+  EXPECT_EQ(order[0], blocks[2 * kBatch]);
+  EXPECT_EQ(hints[0], nullptr);
+  for (std::uint32_t batch = 0; batch < 2; ++batch) {
+    const std::uint32_t first = 1 + batch * kBatch;
+    for (std::uint32_t j = 0; j < kBatch; ++j) {
+      if (j + kAhead < kBatch) {
+        EXPECT_EQ(hints[first + j], order[first + j + kAhead]) << "batch " << batch << " pos " << j;
+      } else {
+        EXPECT_EQ(hints[first + j], nullptr) << "batch " << batch << " pos " << j;
+      }
+    }
+  }
+  for (void* p : order) TaskCache::deallocate(p, &home);
+}
+
 TEST(TaskCache, FreeWithoutACacheAlsoGoesHome) {
   TaskCache home;
   void* p = home.allocate();
