@@ -479,11 +479,13 @@ class TaskGroup {
     }
   }
 
+  // What a task of the group reads (core_, cancelled_) on one line, written only by the owner's
+  // construction and wait() and by the first exception; then the latch's two lines (GroupLatch).
   detail::PoolCore* core_;
-  detail::GroupLatch latch_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;
+  detail::GroupLatch latch_;
 };
 
 /// Calls body(i) once for every i in [first, last), in parallel, with chunks of at most `grain`
