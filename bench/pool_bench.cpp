@@ -36,6 +36,7 @@
 #include <functional>
 #include <latch>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -570,6 +571,69 @@ void BM_SparseLoad_Parkpool(benchmark::State& state) {
 void BM_SparseLoad_FloorNoPool(benchmark::State& state) {
   sparse_load(state, [](auto&& f) { f(); });
 }
+// A reference point for the sleeping presets (parkpool_efficiency, the std pool): one bare thread
+// that sleeps in FUTEX_WAIT whenever its queue is empty, and a post() that always issues
+// FUTEX_WAKE: the cost of waking a sleeping thread in this workload, where the submitter keeps its
+// own CPU busy, so the woken thread runs on the other one (WakeLatency's bare_futex thread mostly
+// runs on the waker's CPU: its same_cpu_pct). A queue, unlike FutexThread, because a late
+// submitter posts several tasks back to back. 2026-12-02, AMD EPYC 2-vCPU VM, a throwaway copy of
+// this loop: p50 10.6-11.2 us, as parkpool_efficiency's 10.7-11.1 us in the same processes,
+// while WakeLatency's bare_futex p50 was 6.9-7.2 us in two of the day's three full runs.
+class BareFutexQueue {
+ public:
+  BareFutexQueue() : thread_([this] { loop(); }) {}
+  ~BareFutexQueue() {
+    post(std::function<void()>{});  // the empty task: stop after everything posted before it
+    thread_.join();
+  }
+  BareFutexQueue(const BareFutexQueue&) = delete;
+  BareFutexQueue& operator=(const BareFutexQueue&) = delete;
+  // The one submitting thread only. Throws std::length_error if kCapacity tasks are queued.
+  template <class F>
+  void post(F&& f) {
+    const std::uint32_t s = posted_.load(std::memory_order_relaxed);  // relaxed: our own word
+    // acquire: pairs with (Q2); the slot's previous task has finished with it.
+    if (s - taken_.load(std::memory_order_acquire) >= kCapacity) {
+      throw std::length_error("BareFutexQueue: full");
+    }
+    ring_[s % kCapacity] = std::forward<F>(f);
+    // (Q1) release: the slot is visible to the thread that reads this count.
+    posted_.store(s + 1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+  }
+
+ private:
+  static constexpr std::uint32_t kCapacity = 1u << 12;
+  void loop() {
+    std::uint32_t taken = 0;
+    for (;;) {
+      const std::uint32_t s = posted_.load(std::memory_order_acquire);  // (Q1)
+      if (s == taken) {
+        // FUTEX_WAIT sleeps only while the count is still s: a post() in between is not lost.
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAIT_PRIVATE, s,
+                nullptr, nullptr, 0);
+        continue;
+      }
+      std::function<void()>& slot = ring_[taken % kCapacity];
+      if (!slot) return;  // the destructor's stop marker
+      slot();
+      slot = nullptr;
+      ++taken;
+      taken_.store(taken, std::memory_order_release);  // (Q2)
+    }
+  }
+  std::atomic<std::uint32_t> posted_{0};
+  std::atomic<std::uint32_t> taken_{0};
+  std::vector<std::function<void()>> ring_ = std::vector<std::function<void()>>(kCapacity);
+  std::thread thread_;
+};
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
+              std::atomic<std::uint32_t>::is_always_lock_free);
+void BM_SparseLoad_FloorBareFutex(benchmark::State& state) {
+  BareFutexQueue q;
+  sparse_load(state, [&](auto&& f) { q.post(f); });
+}
 void BM_SparseLoad_ParkpoolEfficiency(benchmark::State& state) {
   auto o = pp_options(kWorkers);
   o.idle = parkpool::IdleOptions::efficiency();
@@ -869,6 +933,11 @@ BENCHMARK(BM_SparseLoad_Parkpool)
     ->UseRealTime();
 BENCHMARK(BM_SparseLoad_FloorNoPool)
     ->Name("SparseLoad/floor_no_pool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_FloorBareFutex)
+    ->Name("SparseLoad/floor_bare_futex")
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();
