@@ -6,7 +6,8 @@
 // short adaptive time budget before sleeping (a task arriving right after a burst starts in
 // microseconds, not a futex round trip), at most half the workers spin, a post wakes one worker
 // only when nobody is already looking (no thundering herd, no wake per post during a burst), the
-// most recently parked worker is woken first, and no wakeup is lost (pool/SLEEP.md).
+// woken worker is one that slept on the waker's CPU, else the most recently parked one, and no
+// wakeup is lost (pool/SLEEP.md).
 //
 // The program then checks the pool: every task posted from several threads runs exactly once,
 // a ping-pong where every round needs a wake never stalls, shutdown wakes idle workers and runs

@@ -17,6 +17,10 @@
 #include <stdexcept>
 #include <string>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace parkpool {
 
 namespace {
@@ -38,6 +42,17 @@ namespace {
 #endif
 
 constexpr std::int64_t kOneMicro = 1000;
+
+// The CPU the calling thread runs on, -1 if unknown. With glibc >= 2.35 and rseq registered (the
+// default), sched_getcpu() reads the kernel-maintained rseq area: a load, no syscall. Only the
+// sleep and wake slow paths call it, next to a futex syscall.
+int current_cpu() noexcept {
+#if defined(__linux__)
+  return sched_getcpu();  // -1 on failure, which the victim choice treats as unknown
+#else
+  return -1;
+#endif
+}
 
 std::int64_t budget_floor(const IdleOptions& o) noexcept {
   // A zero floor could never grow back (a worker that never spins never has a spin hit), so a
@@ -170,6 +185,7 @@ void IdleCoordinator::notify_work() noexcept {
 
 void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
   std::uint32_t victim;
+  const int here = current_cpu();  // outside the lock: "Whom to wake" in idle.hpp
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
@@ -192,8 +208,20 @@ void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
       }
     }
     assert(!sleepers_.empty() && "IdleCoordinator: INV-P broken (P > 0, no sleeper)");
-    victim = sleepers_.back();  // LIFO: the most recently parked worker, warm cache (folly)
-    sleepers_.pop_back();
+    // "Whom to wake" (idle.hpp): the most recent sleeper on our CPU, else the most recent one
+    // (LIFO, warm cache: folly). A scan of <= workers_ contiguous 8-byte entries.
+    auto pick = sleepers_.end() - 1;
+    if (here >= 0) {
+      for (auto it = sleepers_.end(); it != sleepers_.begin();) {
+        --it;
+        if (it->cpu == here) {
+          pick = it;
+          break;
+        }
+      }
+    }
+    victim = pick->worker;
+    sleepers_.erase(pick);  // keeps the others' order; at most workers_ - 1 moves
     // Relaxed: read by the victim after its park returns; the unpark below (release) and the
     // park's token consumption (acquire) order this store before that read.
     slots_[victim].in_sleepers.store(false, std::memory_order_relaxed);
@@ -209,12 +237,13 @@ void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
 
 IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) noexcept {
   Slot& s = slot(worker);
+  const int cpu = current_cpu();  // outside the lock; a hint for wake_one_slow's victim choice
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
     // we locked, the mutex orders its fetch_or before this load. If it drains after, it pops us.
     if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return Announce::shutdown;
-    sleepers_.push_back(static_cast<std::uint32_t>(worker));
+    sleepers_.push_back({static_cast<std::uint32_t>(worker), cpu});
     s.in_sleepers.store(true, std::memory_order_relaxed);  // under mutex_, owner reads later
     const std::uint64_t delta = kSleepingOne - (s.searching ? kSearchingOne : 0);
     s.searching = false;
@@ -243,8 +272,8 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (s.in_sleepers.load(std::memory_order_relaxed)) {  // under mutex_, its only writer
-      sleepers_.erase(
-          std::find(sleepers_.begin(), sleepers_.end(), static_cast<std::uint32_t>(worker)));
+      sleepers_.erase(std::find_if(sleepers_.begin(), sleepers_.end(),
+                                   [worker](const Sleeper& e) { return e.worker == worker; }));
       s.in_sleepers.store(false, std::memory_order_relaxed);
       // P-1, S+1: come back as a searcher, so that finding the task makes us the last searcher,
       // who wakes the next sleeper if more work is queued (ramp-up). Relaxed: under mutex_, no
@@ -337,11 +366,13 @@ void IdleCoordinator::shutdown() noexcept {
   // Idempotent.
   const std::uint64_t old = state_.fetch_or(kShutdownBit, std::memory_order_relaxed);
   if ((old & kShutdownBit) != 0) return;
-  std::vector<std::uint32_t> popped;
+  std::vector<Sleeper> popped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     popped.swap(sleepers_);  // no allocation: moves the buffer out
-    for (std::uint32_t w : popped) slots_[w].in_sleepers.store(false, std::memory_order_relaxed);
+    for (const Sleeper& e : popped) {
+      slots_[e.worker].in_sleepers.store(false, std::memory_order_relaxed);
+    }
     // A pop by shutdown is accounted exactly like a claim (C1): P-1, S+1 per worker. The popped
     // worker comes back through on_unparked() or withdraw() as a searcher (s.searching = true),
     // and its later found_work() subtracts that S again. Subtracting P alone left S one short,
@@ -351,7 +382,7 @@ void IdleCoordinator::shutdown() noexcept {
     const std::uint64_t n = popped.size();
     state_.fetch_add(kSearchingOne * n - kSleepingOne * n, std::memory_order_relaxed);
   }
-  for (std::uint32_t w : popped) slots_[w].parker.unparker().unpark();
+  for (const Sleeper& e : popped) slots_[e.worker].parker.unparker().unpark();
 }
 
 const Unparker& IdleCoordinator::unparker(std::size_t worker) const noexcept {

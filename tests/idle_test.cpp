@@ -1,16 +1,21 @@
 // Unit tests of <parkpool/idle.hpp>: API contract, bad input, every sleep path (spin hit, re-check,
-// timed park, untimed park, foreign unpark, shutdown), wake policy (only if nobody searches, LIFO,
-// last searcher wakes the next), adaptive spin. No sleeps order threads: the tests wait for an
-// observable state (sleeping(), stats()) with a bounded poll, and a hang is a ctest TIMEOUT.
+// timed park, untimed park, foreign unpark, shutdown), wake policy (only if nobody searches, the
+// waker's CPU first, then LIFO, last searcher wakes the next), adaptive spin. No sleeps order
+// threads: the tests wait for an observable state (sleeping(), stats()) with a bounded poll, and a
+// hang is a ctest TIMEOUT.
 #include <parkpool/idle.hpp>
 
 #include <gtest/gtest.h>
+
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -54,6 +59,12 @@ struct IdleTestAccess {
     c.slots_[w].idle_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
     c.slots_[w].idle_since_tick = idle_ticks();
   }
+  // Forgets the CPU every current sleeper announced its sleep on, so that the victim choice is the
+  // plain LIFO one whatever CPU the waker runs on.
+  static void forget_sleep_cpus(IdleCoordinator& c) {
+    std::lock_guard<std::mutex> lock(c.mutex_);
+    for (auto& e : c.sleepers_) e.cpu = -1;
+  }
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
   static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
@@ -91,11 +102,23 @@ bool eventually(Pred pred) {
   return true;
 }
 
-// One wait_for_work() call on its own thread; has_work() reads `work`.
+// Pins the calling thread to `cpu`; the kernel moves it there before this returns.
+bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<std::size_t>(cpu), &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+// One wait_for_work() call on its own thread; has_work() reads `work`. With cpu >= 0 the thread
+// first pins itself to that CPU (and fails the test if it cannot).
 class Waiter {
  public:
-  Waiter(IdleCoordinator& c, std::size_t w, const std::atomic<bool>& work)
-      : thread_([&c, w, &work, this] {
+  Waiter(IdleCoordinator& c, std::size_t w, const std::atomic<bool>& work, int cpu = -1)
+      : thread_([&c, w, &work, cpu, this] {
+          if (cpu >= 0) {
+            EXPECT_TRUE(pin_to_cpu(cpu)) << "cannot pin a waiter to CPU " << cpu;
+          }
           const bool r =
               c.wait_for_work(w, [&work] { return work.load(std::memory_order_acquire); });
           result_.store(r ? 1 : 0, std::memory_order_release);
@@ -509,6 +532,9 @@ TEST(IdleCoordinator, NotifyWakesTheMostRecentlyParkedWorkerFirst) {
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 2; }));
   Waiter w0(c, 0, work0);
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 3; }));
+  // Whatever CPUs they slept on: this test is about the order among sleepers on other CPUs than
+  // the waker's (NotifyPrefersASleeperOnTheWakersCpu covers the CPU rule).
+  Access::forget_sleep_cpus(c);
   c.notify_work();  // LIFO: worker 0
   EXPECT_TRUE(w0.result());
   EXPECT_FALSE(w1.done());
@@ -518,6 +544,65 @@ TEST(IdleCoordinator, NotifyWakesTheMostRecentlyParkedWorkerFirst) {
   EXPECT_FALSE(w1.done());
   c.found_work(2);
   EXPECT_TRUE(w1.result());
+  EXPECT_EQ(c.sleeping(), 0u);
+}
+
+// The CPUs this process may run on (sched_getaffinity), in ascending order.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (std::size_t i = 0; i < CPU_SETSIZE; ++i) {
+    if (CPU_ISSET(i, &set)) cpus.push_back(static_cast<int>(i));
+  }
+  return cpus;
+}
+
+// Calls notify_work() from a thread pinned to `cpu`: the waker's CPU is what the victim choice
+// reads.
+void notify_from_cpu(IdleCoordinator& c, int cpu) {
+  std::thread t([&c, cpu] {
+    ASSERT_TRUE(pin_to_cpu(cpu)) << "cannot pin the waker to CPU " << cpu;
+    c.notify_work();
+  });
+  t.join();
+}
+
+TEST(IdleCoordinator, NotifyPrefersASleeperOnTheWakersCpu) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs to put sleepers on different CPUs";
+  const int a = cpus[0], b = cpus[1];
+  IdleCoordinator c(3, no_spin_options());
+  std::atomic<bool> work0{false}, work1{false}, work2{false};
+  // Park order 0 (on a), 1 (on b), 2 (on b): LIFO alone would wake 2, then 1, then 0.
+  Waiter w0(c, 0, work0, a);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  Waiter w1(c, 1, work1, b);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 2; }));
+  Waiter w2(c, 2, work2, b);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 3; }));
+  // Destroyed before the Waiters: a wrong victim fails the expectations below instead of leaving
+  // the expected worker parked, and its thread's join hanging.
+  struct ShutdownAtExit {
+    IdleCoordinator& c;
+    ~ShutdownAtExit() { c.shutdown(); }
+  } shutdown_at_exit{c};
+  const auto woken = [](Waiter& w) { return eventually([&w] { return w.done(); }) && w.result(); };
+
+  notify_from_cpu(c, a);  // the only sleeper on a: worker 0, although it parked first
+  ASSERT_TRUE(woken(w0));
+  EXPECT_FALSE(w1.done());
+  EXPECT_FALSE(w2.done());
+  c.found_work(0, [] { return false; });  // stop searching, wake nobody: notify may wake again
+
+  notify_from_cpu(c, b);  // two sleepers on b: the more recent one, worker 2
+  ASSERT_TRUE(woken(w2));
+  EXPECT_FALSE(w1.done());
+  c.found_work(2, [] { return false; });
+
+  notify_from_cpu(c, a);  // nobody sleeps on a any more: LIFO, worker 1
+  ASSERT_TRUE(woken(w1));
   EXPECT_EQ(c.sleeping(), 0u);
 }
 

@@ -3,12 +3,12 @@
 // Contract
 // --------
 // What: an IdleCoordinator decides, for a pool of `workers` threads, how long an idle worker spins,
-//   how many workers may search for work at once, whom to wake when work arrives (the most recently
-//   parked worker first) and when (a submit wakes one sleeper only if no worker is searching; the
-//   last searcher to find work wakes the next sleeper, so a burst ramps up one worker at a time
-//   instead of as a herd). Each worker owns a parkpool::Parker; sleeping is spin -> one timed park
-//   (if IdleOptions::timed_park > 0; the latency preset) -> untimed park, all configurable
-//   (IdleOptions, three presets).
+//   how many workers may search for work at once, whom to wake when work arrives (a sleeper that
+//   went to sleep on the waker's CPU, else the most recently parked; see "Whom to wake") and when
+//   (a submit wakes one sleeper only if no worker is searching; the last searcher to find work
+//   wakes the next sleeper, so a burst ramps up one worker at a time instead of as a herd). Each
+//   worker owns a parkpool::Parker; sleeping is spin -> one timed park (if IdleOptions::timed_park
+//   > 0; the latency preset) -> untimed park, all configurable (IdleOptions, three presets).
 // How a pool uses it (worker w, running on its own thread):
 //     auto has_work = [&] { return !queues_empty(); };
 //     for (;;) {
@@ -44,13 +44,24 @@
 //   returns false before shutdown().
 // Lifetime: the coordinator must outlive every call into it; the Unparkers returned by
 //   unparker(w) may be copied and outlive it (unpark on a dead parker is a no-op).
-// Fairness: wakes are LIFO (most recently parked first: warm cache); a long-idle worker may stay
-//   asleep indefinitely while others suffice. That is the point. A spinning worker yields its CPU
-//   (sched_yield) every 64 spin rounds, so it does not hold a CPU that another runnable thread
-//   of the process or machine needs for the length of its budget.
+// Whom to wake: among the sleepers, the most recently parked one that announced its sleep on the
+//   CPU the waker runs on (sched_getcpu() on Linux); if none did, the most recently parked one
+//   (LIFO: warm cache). Why the CPU first: a wake that runs on another CPU than the waker's has
+//   to wake that idle CPU first (an IPI; on a VM the hypervisor must run the halted vCPU again),
+//   and the kernel's placement looks at the CPU the thread last ran on: a sleeper that slept on
+//   the waker's CPU ran there in our measurements, as soon as the waker blocked or yielded.
+//   Measurements: pool/SLEEP.md, "Whom to wake". The CPU is a hint read at the announce: a
+//   worker that migrates between its announce and its park only makes one choice a worse guess;
+//   no wake depends on it.
+// Fairness: within that rule wakes are LIFO; a long-idle worker may stay asleep indefinitely
+//   while others suffice. That is the point. A spinning worker yields its CPU (sched_yield) every
+//   64 spin rounds, so it does not hold a CPU that another runnable thread of the process or
+//   machine needs for the length of its budget.
 // Cost: notify_work() when no wake is needed: one fence + one load, no RMW on a shared line, no
-//   syscall. When a wake is needed: an uncontended mutex, one CAS, the Parker's unpark (one
-//   exchange + FUTEX_WAKE). found_work() of a non-searching worker: a branch on thread-owned state.
+//   syscall. When a wake is needed: sched_getcpu() (a load, with glibc's rseq),
+//   an uncontended mutex, one CAS, a scan of at most workers() 8-byte sleeper entries, the
+//   Parker's unpark (one exchange + FUTEX_WAKE). found_work() of a non-searching worker: a branch
+//   on thread-owned state.
 // Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
 //   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
 //   violation (checked by an assertion in debug builds).
@@ -200,7 +211,7 @@ class IdleCoordinator {
   bool try_start_searching(std::size_t worker) noexcept;
 
   // The worker got a task. If it was searching it stops; if it was the last searcher and a
-  // worker sleeps, wakes the most recently parked one (as a searcher): ramp-up without a herd.
+  // worker sleeps, wakes one ("Whom to wake", as a searcher): ramp-up without a herd.
   // Cheap no-op for a worker that was not searching: call it on every task found.
   // This form wakes the next sleeper whenever it was the last searcher (tokio's rule): under
   // sparse load that is one wasted wake (and spin) per task. Prefer the overload below.
@@ -231,8 +242,8 @@ class IdleCoordinator {
 
   // ---- Submitter side, any thread. ----
 
-  // Call after publishing a task. Wakes one sleeper (the most recently parked) only if no worker
-  // is searching. No syscall and no RMW on a shared line when a worker searches or none sleeps.
+  // Call after publishing a task. Wakes one sleeper ("Whom to wake") only if no worker is
+  // searching. No syscall and no RMW on a shared line when a worker searches or none sleeps.
   void notify_work() noexcept;
 
   // Same, for a submitter that can tell whether work is piling up. notify_work() trusts a
@@ -375,8 +386,15 @@ class IdleCoordinator {
   alignas(64) std::atomic<std::uint64_t> state_{0};
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "state_ must be lock-free");
 
+  // A sleeping worker and the CPU it announced its sleep on (-1: unknown). Both fields in one
+  // contiguous vector, so that choosing a victim scans at most workers * 8 bytes under mutex_,
+  // not one Slot line per sleeper.
+  struct Sleeper {
+    std::uint32_t worker;
+    std::int32_t cpu;
+  };
   alignas(64) std::mutex mutex_;
-  std::vector<std::uint32_t> sleepers_;  // LIFO stack of sleeping worker indices, under mutex_
+  std::vector<Sleeper> sleepers_;  // stack of sleeping workers, most recent last, under mutex_
 
   std::size_t workers_;
   std::size_t max_searching_;
