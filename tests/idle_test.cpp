@@ -65,6 +65,21 @@ struct IdleTestAccess {
     std::lock_guard<std::mutex> lock(c.mutex_);
     for (auto& e : c.sleepers_) e.cpu = -1;
   }
+  // The CPU worker w announced its sleep on (-2 if w is not a sleeper), and a way to overwrite it:
+  // the victim-choice test puts sleepers "on" a CPU id the machine need not have.
+  static int sleep_cpu(IdleCoordinator& c, std::uint32_t w) {
+    std::lock_guard<std::mutex> lock(c.mutex_);
+    for (const auto& e : c.sleepers_) {
+      if (e.worker == w) return e.cpu;
+    }
+    return -2;
+  }
+  static void set_sleep_cpu(IdleCoordinator& c, std::uint32_t w, int cpu) {
+    std::lock_guard<std::mutex> lock(c.mutex_);
+    for (auto& e : c.sleepers_) {
+      if (e.worker == w) e.cpu = cpu;
+    }
+  }
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
   static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
@@ -547,16 +562,15 @@ TEST(IdleCoordinator, NotifyWakesTheMostRecentlyParkedWorkerFirst) {
   EXPECT_EQ(c.sleeping(), 0u);
 }
 
-// The CPUs this process may run on (sched_getaffinity), in ascending order.
-std::vector<int> allowed_cpus() {
+// The first CPU this process may run on (sched_getaffinity); every process has one.
+int first_allowed_cpu() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
   for (std::size_t i = 0; i < CPU_SETSIZE; ++i) {
-    if (CPU_ISSET(i, &set)) cpus.push_back(static_cast<int>(i));
+    if (CPU_ISSET(i, &set)) return static_cast<int>(i);
   }
-  return cpus;
+  return 0;
 }
 
 // Calls notify_work() from a thread pinned to `cpu`: the waker's CPU is what the victim choice
@@ -569,19 +583,34 @@ void notify_from_cpu(IdleCoordinator& c, int cpu) {
   t.join();
 }
 
+TEST(IdleCoordinator, AnnounceRecordsTheCpuTheWorkerSleepsOn) {
+  const int a = first_allowed_cpu();
+  IdleCoordinator c(1, no_spin_options());
+  std::atomic<bool> work{false};
+  Waiter w(c, 0, work, a);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  EXPECT_EQ(Access::sleep_cpu(c, 0), a);
+  c.shutdown();
+  EXPECT_FALSE(w.result());
+}
+
 TEST(IdleCoordinator, NotifyPrefersASleeperOnTheWakersCpu) {
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs to put sleepers on different CPUs";
-  const int a = cpus[0], b = cpus[1];
+  // The waker runs on CPU a (pinned). The sleepers' CPUs are then set to a or to an id that is
+  // not a, which the machine need not have: the rule only compares ids, so one CPU suffices.
+  const int a = first_allowed_cpu();
+  const int other = a + 1;
   IdleCoordinator c(3, no_spin_options());
   std::atomic<bool> work0{false}, work1{false}, work2{false};
-  // Park order 0 (on a), 1 (on b), 2 (on b): LIFO alone would wake 2, then 1, then 0.
-  Waiter w0(c, 0, work0, a);
+  // Park order 0, 1, 2: LIFO alone would wake 2, then 1, then 0.
+  Waiter w0(c, 0, work0);
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
-  Waiter w1(c, 1, work1, b);
+  Waiter w1(c, 1, work1);
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 2; }));
-  Waiter w2(c, 2, work2, b);
+  Waiter w2(c, 2, work2);
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 3; }));
+  Access::set_sleep_cpu(c, 0, a);
+  Access::set_sleep_cpu(c, 1, a);
+  Access::set_sleep_cpu(c, 2, other);
   // Destroyed before the Waiters: a wrong victim fails the expectations below instead of leaving
   // the expected worker parked, and its thread's join hanging.
   struct ShutdownAtExit {
@@ -590,19 +619,19 @@ TEST(IdleCoordinator, NotifyPrefersASleeperOnTheWakersCpu) {
   } shutdown_at_exit{c};
   const auto woken = [](Waiter& w) { return eventually([&w] { return w.done(); }) && w.result(); };
 
-  notify_from_cpu(c, a);  // the only sleeper on a: worker 0, although it parked first
-  ASSERT_TRUE(woken(w0));
-  EXPECT_FALSE(w1.done());
-  EXPECT_FALSE(w2.done());
-  c.found_work(0, [] { return false; });  // stop searching, wake nobody: notify may wake again
-
-  notify_from_cpu(c, b);  // two sleepers on b: the more recent one, worker 2
-  ASSERT_TRUE(woken(w2));
-  EXPECT_FALSE(w1.done());
-  c.found_work(2, [] { return false; });
-
-  notify_from_cpu(c, a);  // nobody sleeps on a any more: LIFO, worker 1
+  notify_from_cpu(c, a);  // two sleepers on a: the more recent one, worker 1 (LIFO: worker 2)
   ASSERT_TRUE(woken(w1));
+  EXPECT_FALSE(w0.done());
+  EXPECT_FALSE(w2.done());
+  c.found_work(1, [] { return false; });  // stop searching, wake nobody: notify may wake again
+
+  notify_from_cpu(c, a);  // the only sleeper left on a: worker 0, although it parked first
+  ASSERT_TRUE(woken(w0));
+  EXPECT_FALSE(w2.done());
+  c.found_work(0, [] { return false; });
+
+  notify_from_cpu(c, a);  // nobody sleeps on a any more: LIFO, worker 2
+  ASSERT_TRUE(woken(w2));
   EXPECT_EQ(c.sleeping(), 0u);
 }
 
