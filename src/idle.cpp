@@ -18,8 +18,15 @@
 #include <string>
 
 #if defined(__linux__)
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #endif
+#include <cstdio>
+#include <exception>
 
 namespace parkpool {
 
@@ -54,6 +61,47 @@ int current_cpu() noexcept {
 #endif
 }
 
+#if defined(__linux__) && defined(__NR_membarrier) && !PARKPOOL_IDLE_RMW_HANDSHAKE
+#define PARKPOOL_IDLE_MEMBARRIER 1
+long membarrier(int cmd) noexcept { return syscall(__NR_membarrier, cmd, 0U, 0); }
+
+// Registers this process for MEMBARRIER_CMD_PRIVATE_EXPEDITED. False if the kernel lacks the
+// command or refuses it (seccomp filters, valgrind: ENOSYS / EPERM / EINVAL).
+bool register_private_expedited() noexcept {
+  const long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+  return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+// Once per process (a function-local static: thread-safe, one syscall pair).
+bool asymmetric_barrier_available() noexcept {
+  static const bool ok = register_private_expedited();
+  return ok;
+}
+
+// (H) Every running thread of the process executes a full memory barrier before this returns;
+// a thread not running passed one when it was switched out (membarrier(2)). Defensive paths,
+// not expected to run: EPERM means the registration is missing (it belongs to the address
+// space; Linux 6.18 here keeps it across fork(), and exec() starts a new process image with a
+// fresh static), so register once more; if the command still fails, MEMBARRIER_CMD_GLOBAL (no
+// registration; waits for an RCU grace period, milliseconds) gives the same guarantee. If even
+// that fails no store->load order can be had for notify_work_local()'s publications: terminate
+// rather than risk a lost wakeup.
+void process_wide_barrier() noexcept {
+  if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  if (errno == EPERM && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+      membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
+    return;
+  }
+  if (membarrier(MEMBARRIER_CMD_GLOBAL) == 0) return;
+  std::fputs("parkpool: membarrier() failed after it was registered; aborting\n", stderr);
+  std::terminate();
+}
+#else
+#define PARKPOOL_IDLE_MEMBARRIER 0
+bool asymmetric_barrier_available() noexcept { return false; }
+#endif
+
 std::int64_t budget_floor(const IdleOptions& o) noexcept {
   // A zero floor could never grow back (a worker that never spins never has a spin hit), so a
   // spin_min of 0 means "as low as min(spin_max, 1 us)"; spin_max == 0 disables spinning.
@@ -84,6 +132,7 @@ IdleOptions IdleOptions::efficiency() noexcept {
 IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
     : workers_(workers),
       max_searching_(0),
+      asymmetric_(options.asymmetric_barrier && asymmetric_barrier_available()),
       options_(options),
       anchor_ns_(std::chrono::steady_clock::now().time_since_epoch().count()),
       anchor_tick_(detail::idle_ticks()) {
@@ -132,10 +181,11 @@ void IdleCoordinator::found_work(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   if (!s.searching) return;  // the common case for a busy worker: thread-owned, no atomics
   s.searching = false;
-  if (stop_searching_slow()) wake_one_slow();  // last searcher: there may be more, wake one
+  // Last searcher: there may be more, wake one (no has_more(), so no (H) either).
+  if (stop_searching_slow() != LastSearcher::no) wake_one_slow();
 }
 
-bool IdleCoordinator::stop_searching_slow() noexcept {
+IdleCoordinator::LastSearcher IdleCoordinator::stop_searching_slow() noexcept {
 #if PARKPOOL_IDLE_RMW_HANDSHAKE
   // TSAN path: acq_rel so that has_more() sees tasks whose notify RMW (release) came earlier in
   // state_'s order (a release sequence continues through the RMWs in between).
@@ -147,14 +197,40 @@ bool IdleCoordinator::stop_searching_slow() noexcept {
   const std::uint64_t old = state_.fetch_sub(kSearchingOne, std::memory_order_relaxed);
 #endif
   assert(searching_of(old) > 0 && "IdleCoordinator: searching count underflow");
-  if (searching_of(old) != 1 || sleeping_of(old) == 0 || (old & kShutdownBit) != 0) return false;
+  if (searching_of(old) != 1 || sleeping_of(old) == 0 || (old & kShutdownBit) != 0) {
+    return LastSearcher::no;
+  }
 #if !PARKPOOL_IDLE_RMW_HANDSHAKE
   // (R1) seq_cst fence, only on this rare path: the caller's has_more() is a re-check like A2.
   // A notify that skipped read a value before R0, so its N1 precedes R1 in S (p4.4) and
   // has_more() sees its task. Model variant b4 drops this fence and deadlocks.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
-  return true;
+  // has_more() must also see what a working worker published with notify_work_local(): if one
+  // may have, the caller repeats a has_more() that said false after (H). We are working from R0
+  // on, hence self_working 1.
+  return others_working(old - kSearchingOne, 1) ? LastSearcher::others_working : LastSearcher::yes;
+}
+
+bool IdleCoordinator::others_working(std::uint64_t after, std::size_t self_working) const noexcept {
+  if (!asymmetric_) return false;
+  // False when `after` (the value our own RMW, A1 or R0, wrote) counts every other worker as
+  // searching or asleep (each worker is counted at most once: INV-P, INV-S). Such a worker
+  // either publishes later, once working again, which it becomes by an RMW on state_ later in
+  // the modification order than ours (R0; from asleep: C1 or a withdrawal first), so that its
+  // notify_work_local() load, sequenced after that RMW, reads our RMW's value or a later one
+  // (coherence) and the case analysis of SLEEP.md applies as with N1; or it published before it
+  // went idle, and then finds its task in its own queue (its search or re-check comes after its
+  // push in program order). A worker working at our RMW may have published before it with no
+  // fence: the membarrier (H) orders that publication before our repeated re-check, or else its
+  // load after our RMW, so that it reads our P (SLEEP.md, Lemma H).
+  return searching_of(after) + sleeping_of(after) + self_working < workers_;
+}
+
+void IdleCoordinator::heavy_barrier() noexcept {
+#if PARKPOOL_IDLE_MEMBARRIER
+  process_wide_barrier();
+#endif
 }
 
 std::uint64_t IdleCoordinator::notify_fence_load() noexcept {
@@ -238,6 +314,7 @@ void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
 IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   const int cpu = current_cpu();  // outside the lock; a hint for wake_one_slow's victim choice
+  std::uint64_t after = 0;        // the value our A1 RMW wrote, for others_working()
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
@@ -251,9 +328,9 @@ IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) no
     // are counted neither as a searcher nor as a sleeper. Relaxed: the fence below orders it
     // (p4.4 needs only that this RMW happens before the fence). Read by N2 and C1.
 #if PARKPOOL_IDLE_RMW_HANDSHAKE
-    state_.fetch_add(delta, std::memory_order_acq_rel);  // TSAN path: acquires N's RMW
+    after = state_.fetch_add(delta, std::memory_order_acq_rel) + delta;  // TSAN: acquires N's
 #else
-    state_.fetch_add(delta, std::memory_order_relaxed);
+    after = state_.fetch_add(delta, std::memory_order_relaxed) + delta;
 #endif
   }
 #if !PARKPOOL_IDLE_RMW_HANDSHAKE
@@ -263,7 +340,9 @@ IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) no
   // (model variant b1 deadlocks exactly so).
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
-  return Announce::parked_ok;
+  // The re-check must also see what a working worker published with notify_work_local(): if
+  // one may have, the caller repeats a re-check that found nothing after (H).
+  return others_working(after, 0) ? Announce::others_working : Announce::parked_ok;
 }
 
 bool IdleCoordinator::withdraw(std::size_t worker) noexcept {

@@ -9,6 +9,11 @@
 
 #include <pthread.h>
 #include <sched.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -103,6 +108,31 @@ IdleOptions no_spin_options() {
   o.spin_min = 0ns;
   o.spin_max = 0ns;
   o.timed_park = 0ns;
+  return o;
+}
+
+// Whether this build and kernel can use the asymmetric barrier: what IdleCoordinator::asymmetric()
+// must report for a default IdleOptions (src/idle.cpp: never under TSAN; MEMBARRIER_CMD_QUERY
+// lists MEMBARRIER_CMD_PRIVATE_EXPEDITED).
+bool expect_asymmetric() {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return false;
+#endif
+#endif
+#if defined(__linux__) && defined(__NR_membarrier)
+  const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
+  return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0;
+#else
+  return false;
+#endif
+}
+
+IdleOptions no_spin_options(bool asymmetric) {
+  IdleOptions o = no_spin_options();
+  o.asymmetric_barrier = asymmetric;
   return o;
 }
 
@@ -329,7 +359,9 @@ TEST(IdleCoordinator, TimedParkExpiresThenUntimedParkIsWokenByNotify) {
 
 TEST(IdleCoordinator, TimedParkExpiryRechecksWorkPublishedWithoutNotify) {
   // Misuse (no notify_work) is still caught by the check after the timed park: a safety net.
-  IdleOptions o = no_spin_options();
+  // Without the asymmetric barrier, whose repeated re-check would be call 2 (worker 1 counts as
+  // working): AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorkerWorks covers that.
+  IdleOptions o = no_spin_options(false);
   o.timed_park = 2ms;
   IdleCoordinator c(2, o);
   int calls = 0;
@@ -406,6 +438,144 @@ TEST(IdleCoordinator, ShutdownStopsASpinningWorker) {
   ASSERT_TRUE(eventually([&] { return c.searching() == 1; }));
   c.shutdown();
   EXPECT_FALSE(w.result());
+}
+
+// ---------------------------------------------------------------- worker-local notify
+
+TEST(IdleCoordinator, AsymmetricBarrierFollowsTheOptionAndTheKernel) {
+  EXPECT_EQ(IdleCoordinator(2).asymmetric(), expect_asymmetric());
+  EXPECT_FALSE(IdleCoordinator(2, no_spin_options(false)).asymmetric());
+  EXPECT_TRUE(IdleOptions{}.asymmetric_barrier);
+  EXPECT_TRUE(IdleOptions::latency().asymmetric_barrier);
+  EXPECT_TRUE(IdleOptions::efficiency().asymmetric_barrier);
+}
+
+TEST(IdleCoordinator, AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorkerWorks) {
+  IdleOptions o = no_spin_options(true);
+  o.timed_park = 2ms;  // bounds the park the fence path takes below
+  {
+    // Worker 1 never went idle: it counts as working. An announce whose re-check finds nothing
+    // asks again after the membarrier (call 2 here), and then does not park at all.
+    IdleCoordinator c(2, o);
+    int calls = 0;
+    EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+    EXPECT_EQ(calls, 2);
+    // Without the barrier (TSAN, or no kernel support) call 2 is the check after the timed park.
+    EXPECT_EQ(c.stats(0).parks, c.asymmetric() ? 0u : 1u);
+    EXPECT_EQ(c.stats(0).timed_out_parks, c.asymmetric() ? 0u : 1u);
+  }
+  {
+    // A single worker: nobody else can be working, so no barrier and no second check.
+    IdleCoordinator c(1, o);
+    int calls = 0;
+    EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(c.stats(0).parks, 1u);  // call 2 was the check after the timed park
+    EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
+  }
+  {
+    // The last searcher's has_more(): asked again after the membarrier only when it said false
+    // and a worker works (worker 2 here).
+    IdleCoordinator c(3, o);  // max_searching 1
+    std::atomic<bool> work{false};
+    Waiter w(c, 1, work);
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks >= 1 && c.sleeping() == 1; }));
+    int asked = 0;
+    ASSERT_TRUE(c.try_start_searching(0));
+    c.found_work(0, [&] {
+      ++asked;
+      return false;
+    });
+    EXPECT_EQ(asked, c.asymmetric() ? 2 : 1);
+    EXPECT_EQ(c.sleeping(), 1u);
+    ASSERT_TRUE(c.try_start_searching(0));
+    work.store(true, std::memory_order_release);
+    c.found_work(0, [&] {
+      ++asked;
+      return work.load(std::memory_order_acquire);
+    });
+    EXPECT_EQ(asked, c.asymmetric() ? 3 : 2);  // true at once: no barrier, no second call
+    EXPECT_TRUE(w.result());
+  }
+}
+
+TEST(IdleCoordinator, NotifyWorkLocalWakesAParkedWorker) {
+  for (const bool asymmetric : {true, false}) {
+    SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
+    IdleCoordinator c(2, no_spin_options(asymmetric));
+    std::atomic<bool> work{false};
+    Waiter w(c, 0, work);
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    // This thread is worker 1, working (it never went idle): it publishes, then notifies.
+    work.store(true, std::memory_order_release);
+    c.notify_work_local(1);
+    EXPECT_TRUE(w.result());
+    EXPECT_EQ(c.sleeping(), 0u);
+    EXPECT_EQ(c.searching(), 1u);  // the woken worker comes up as a searcher
+    EXPECT_EQ(c.stats(0).unparks, 1u);
+  }
+}
+
+TEST(IdleCoordinator, NotifyWorkLocalSkipsTheWakeWhileAWorkerSearches) {
+  for (const bool asymmetric : {true, false}) {
+    SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
+    IdleCoordinator c(3, no_spin_options(asymmetric));  // max_searching 1
+    std::atomic<bool> work{false};
+    Waiter w(c, 1, work);
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    ASSERT_TRUE(c.try_start_searching(0));
+    // Worker 2 (this thread, working) publishes: worker 0 searches, so no wake.
+    work.store(true, std::memory_order_release);
+    c.notify_work_local(2);
+    EXPECT_EQ(c.sleeping(), 1u);
+    EXPECT_FALSE(w.done());
+    // The searcher finds other work; as the last searcher it sees the task (R1 and, with the
+    // asymmetric barrier, the membarrier: worker 2 is working) and wakes the sleeper.
+    c.found_work(0, [&] { return work.load(std::memory_order_acquire); });
+    EXPECT_TRUE(w.result());
+    EXPECT_EQ(c.sleeping(), 0u);
+  }
+}
+
+TEST(IdleCoordinator, RelayBetweenWorkersWithLocalNotifyNeverLosesAWakeup) {
+  // Two workers hand a baton back and forth: the one whose turn it is (baton parity) bumps it
+  // (its publication) and notifies with notify_work_local(), then goes idle until its next turn.
+  // Without spinning every hand-over needs the other worker's announce/re-check or a wake, and
+  // each worker is, at the other's announce, sometimes working (the membarrier is issued) and
+  // sometimes searching or asleep (it is skipped). A lost wakeup leaves both asleep.
+  for (const bool asymmetric : {true, false}) {
+    SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
+    IdleCoordinator c(2, no_spin_options(asymmetric));
+    const std::uint64_t rounds = parkpool::test::scaled(20000);
+    std::atomic<std::uint64_t> baton{0};
+    auto my_turn = [&](std::size_t w) {
+      const std::uint64_t b = baton.load(std::memory_order_acquire);
+      return b < rounds && b % 2 == w;
+    };
+    auto worker = [&](std::size_t w) {
+      for (;;) {
+        if (my_turn(w)) {
+          c.found_work(w, [&] { return my_turn(1 - w); });
+          baton.fetch_add(1, std::memory_order_release);
+          c.notify_work_local(w);
+          continue;
+        }
+        if (baton.load(std::memory_order_acquire) >= rounds) return;
+        if (!c.wait_for_work(
+                w, [&] { return my_turn(w) || baton.load(std::memory_order_acquire) >= rounds; }))
+          return;
+      }
+    };
+    std::thread t0(worker, 0), t1(worker, 1);
+    const bool finished =
+        eventually([&] { return baton.load(std::memory_order_acquire) >= rounds; });
+    const std::uint64_t reached = baton.load(std::memory_order_acquire);
+    c.shutdown();  // releases a worker left asleep by a lost wakeup, so the test fails, not hangs
+    t0.join();
+    t1.join();
+    EXPECT_TRUE(finished) << "lost wakeup: the baton stopped at " << reached << " of " << rounds;
+    EXPECT_GT(c.total_stats().parks, 0u);  // the hand-overs did go through parks
+  }
 }
 
 // ---------------------------------------------------------------- wake policy
@@ -487,7 +657,9 @@ TEST(IdleCoordinator, FoundWorkOfANonLastSearcherWakesNobody) {
 }
 
 TEST(IdleCoordinator, LastSearcherWithHasMoreWakesOnlyWhenWorkIsLeft) {
-  IdleCoordinator c(3, no_spin_options());  // max_searching 1
+  // Fences only: with the asymmetric barrier a has_more() that says false is asked again after
+  // the membarrier while worker 2 works (AsymmetricBarrierRepeatsAnEmptyCheck... covers that).
+  IdleCoordinator c(3, no_spin_options(false));  // max_searching 1
   std::atomic<bool> work{false};
   Waiter w(c, 1, work);
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));

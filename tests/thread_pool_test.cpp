@@ -218,6 +218,33 @@ TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
   }
 }
 
+TEST(ThreadPool, TaskPostedFromAWorkerWakesAParkedWorkerEveryTime) {
+  // As above, but the other worker never spins (efficiency preset), so every round needs its
+  // wake, through the worker-local notify: with the asymmetric barrier (no fence on the poster;
+  // the sleeper's announce issues a membarrier) and with fences. A lost wakeup hangs the round,
+  // and the ctest TIMEOUT catches it.
+  for (const bool asymmetric : {true, false}) {
+    SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
+    PoolOptions o = with_threads(2);
+    o.idle = parkpool::IdleOptions::efficiency();
+    o.idle.asymmetric_barrier = asymmetric;
+    ThreadPool pool(o);
+    const std::size_t rounds = parkpool::test::scaled(2000);
+    parkpool::test::TimeBudget budget(10s);
+    std::size_t r = 0;
+    for (; r < rounds && !budget.exhausted(); ++r) {
+      auto outer = pool.submit([&] {
+        auto inner = pool.submit([] { return 7; });
+        return inner.get();  // blocks this worker without helping
+      });
+      ASSERT_EQ(outer.get(), 7);
+    }
+    pool.shutdown();
+    EXPECT_GT(r, 0u);
+    EXPECT_GT(pool.stats().total.unparks, 0u);  // the inner tasks did need wakes
+  }
+}
+
 // Worker A (running P) posts n tasks to its own deque while worker B is held in Y, then blocks
 // until they have all run: B must steal every one. Returns the order in which they ran.
 std::vector<std::size_t> run_order_of_stolen_tasks(std::size_t n) {

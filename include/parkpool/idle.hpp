@@ -20,6 +20,8 @@
 //       if (!idle.wait_for_work(w, has_work)) break;  // shutdown (drain first if promised)
 //     }
 //   and a submitter: `publish(task); idle.notify_work();`, and once: `idle.shutdown();`.
+//   A worker that publishes while it runs a task (a push on its own deque) may call
+//   notify_work_local(w) instead: see "Worker-local publication".
 //   A worker that wants to search other queues first calls try_start_searching(w); see below.
 // Thread-safety: notify_work(), shutdown(), unparker(), stats(), searching(), sleeping() may be
 //   called from any thread. The worker-side calls for a given index w (try_start_searching,
@@ -39,6 +41,22 @@
 //   (notify_work, after the announce, before has_more() on the last-searcher path). Under TSAN
 //   (which does not model fences) they become acq_rel RMWs on the state word. The Relacy model
 //   tests/model/idle_model.cpp checks both and rejects each fence's removal.
+// Worker-local publication: notify_work_local(w), from worker w's thread while it is working
+//   (after found_work() for its task, before its next try_start_searching() / wait_for_work()),
+//   has notify_work()'s contract at a lower price when asymmetric() is true: a compiler barrier
+//   and a relaxed load, no fence. The price moves to the two places that must see such a
+//   publication: after the announce (A1) and before has_more() on the last-searcher path (R1),
+//   which then also issue a process-wide barrier (Linux membarrier(2),
+//   MEMBARRIER_CMD_PRIVATE_EXPEDITED: every running thread of the process executes a full
+//   barrier, by IPI), but only when the state word shows another worker working. A worker
+//   counted as searching or asleep then either publishes later, after an RMW on the state word
+//   that follows ours in its modification order, so that its notify reads our announce, or
+//   published before it went idle and finds its own task in its own queue (pool/SLEEP.md,
+//   "Asymmetric barrier", Lemma H). asymmetric() is false under TSAN, with
+//   IdleOptions::asymmetric_barrier false, and where the kernel lacks the command (or refuses
+//   it: seccomp, valgrind): notify_work_local() is then notify_work(). A call from another
+//   thread, or from worker w while it is counted as searching or asleep, may lose the wake
+//   (checked by an assertion in debug builds for the searching case).
 // Spurious returns: wait_for_work() may return true with no work available (a stale Parker
 //   token, a foreign unparker(w).unpark(), a racing claim); callers just look again. It never
 //   returns false before shutdown().
@@ -58,10 +76,12 @@
 //   64 spin rounds, so it does not hold a CPU that another runnable thread of the process or
 //   machine needs for the length of its budget.
 // Cost: notify_work() when no wake is needed: one fence + one load, no RMW on a shared line, no
-//   syscall. When a wake is needed: sched_getcpu() (a load, with glibc's rseq),
-//   an uncontended mutex, one CAS, a scan of at most workers() 8-byte sleeper entries, the
-//   Parker's unpark (one exchange + FUTEX_WAKE). found_work() of a non-searching worker: a branch
-//   on thread-owned state.
+//   syscall; notify_work_local() with asymmetric(): one load. An announce whose re-check found
+//   nothing, or a last searcher whose has_more() said false, while another worker works: one
+//   membarrier syscall (an IPI per CPU running a thread of the process), then the check again. When
+//   a wake is needed: sched_getcpu() (a load, with glibc's rseq), an uncontended mutex, one CAS, a
+//   scan of at most workers() 8-byte sleeper entries, the Parker's unpark (one exchange +
+//   FUTEX_WAKE). found_work() of a non-searching worker: a branch on thread-owned state.
 // Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
 //   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
 //   violation (checked by an assertion in debug builds).
@@ -122,6 +142,14 @@ struct IdleOptions {
   // Maximum number of workers searching (and spinning) at once; 0 = half the workers, at least 1.
   // Values above the worker count are clamped to it.
   std::size_t max_searching = 0;
+  // Let notify_work_local() skip its fence, paid for by a membarrier syscall on the sleep path
+  // (see "Worker-local publication" above). Used only where the kernel provides
+  // MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux >= 4.14) and not under TSAN. It cut fork-join
+  // fib(27) with TaskGroup (one notify per run()) by about a fifth on the 2-vCPU VM
+  // (pool/SLEEP.md, "Asymmetric barrier"). false: notify_work_local() is notify_work() (one
+  // seq_cst fence per call) and the sleep path makes no membarrier call: for a process whose
+  // CPUs must not take IPIs.
+  bool asymmetric_barrier = true;
 
   // Shortest start latency: longer spins (up to 100 us, 4x the measured hand-off break-even),
   // and a 2 ms timed park whose expiry resets the spin budget. Burns more CPU after each burst.
@@ -220,14 +248,23 @@ class IdleCoordinator {
   // Same, but the last searcher wakes the next sleeper only if has_more() says work is still
   // queued (called after a seq_cst fence, so it sees every task whose notify_work() skipped the
   // wake because this worker searched: SLEEP.md case 3). has_more() has the contract of
-  // has_work() (cheap, noexcept, no calls back into *this); it is called at most once, and only
-  // on the last-searcher path with sleepers, so the common path stays one branch.
+  // has_work() (cheap, noexcept, no calls back into *this); it is called only on the
+  // last-searcher path with sleepers, so the common path stays one branch: once, or, with the
+  // asymmetric barrier while another worker works, a second time after the membarrier if the
+  // first call said false.
   template <class HasMore>
   void found_work(std::size_t worker, HasMore&& has_more) noexcept {
     Slot& s = slot(worker);
     if (!s.searching) return;
     s.searching = false;
-    if (stop_searching_slow() && has_more()) wake_one_slow();
+    const LastSearcher last = stop_searching_slow();
+    if (last == LastSearcher::no) return;
+    bool more = has_more();
+    if (!more && last == LastSearcher::others_working) {
+      heavy_barrier();  // (H): now has_more() also sees notify_work_local() publications
+      more = has_more();
+    }
+    if (more) wake_one_slow();
   }
 
   // The worker found no work. Spins (only if it is or may become a searcher) for its adaptive
@@ -245,6 +282,20 @@ class IdleCoordinator {
   // Call after publishing a task. Wakes one sleeper ("Whom to wake") only if no worker is
   // searching. No syscall and no RMW on a shared line when a worker searches or none sleeps.
   void notify_work() noexcept;
+
+  // notify_work() for worker w's own publication, from w's thread while it is working (see
+  // "Worker-local publication"): with asymmetric(), a compiler barrier and one relaxed load when
+  // no wake is needed; otherwise notify_work().
+  void notify_work_local(std::size_t worker) noexcept {
+    // A worker drains after shutdown() without calling found_work(): its flag may be stale then,
+    // and the shutdown bit makes this call return before anything depends on it.
+    assert((!slot(worker).searching || is_shutdown()) &&
+           "IdleCoordinator: notify_work_local() from a searching worker");
+    (void)worker;
+    const std::uint64_t cur = local_fence_load();
+    if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+    wake_one_slow();
+  }
 
   // Same, for a submitter that can tell whether work is piling up. notify_work() trusts a
   // counted searcher to find the task; but a searcher that is not actually running (a woken
@@ -278,6 +329,8 @@ class IdleCoordinator {
   std::size_t workers() const noexcept { return workers_; }
   std::size_t max_searching() const noexcept { return max_searching_; }
   const IdleOptions& options() const noexcept { return options_; }
+  // True if notify_work_local() runs without a fence (the asymmetric barrier is in use).
+  bool asymmetric() const noexcept { return asymmetric_; }
   std::size_t searching() const noexcept;  // workers counted as searching
   std::size_t sleeping() const noexcept;   // workers announced asleep and not yet woken
   // True if some worker searches or is announced asleep: a pool that could keep work private
@@ -321,6 +374,8 @@ class IdleCoordinator {
   //   P-1,S+1  withdraw (re-check found work) under mutex_           relaxed
   //   D        shutdown, fetch_or, then drain under mutex_           relaxed
   //   read     notify_work: seq_cst fence (N1) + relaxed load (N2)
+  //   read     notify_work_local with asymmetric_: compiler barrier (L1) + relaxed load (L2);
+  //            A1 and R1 then add a membarrier (H) when another worker is working
   // INV-P: P == sleepers_.size() whenever mutex_ is free (both change only under mutex_).
   // INV-S: S == number of workers whose slot.searching is true, plus claims whose woken worker
   //        has not yet returned (it sets slot.searching on return).
@@ -367,15 +422,37 @@ class IdleCoordinator {
     return slots_[worker];
   }
 
-  enum class Announce { parked_ok, shutdown };
+  // others_working: the state word our own RMW wrote shows another worker working, and the
+  // asymmetric barrier is in use: a re-check that finds nothing must be repeated after (H).
+  enum class Announce { parked_ok, others_working, shutdown };
+  enum class LastSearcher { no, yes, others_working };
   // Out-of-line slow paths (src/idle.cpp).
   Announce announce_sleep(std::size_t worker) noexcept;  // push + (P+1, S-s) + fence
   bool withdraw(std::size_t worker) noexcept;            // re-check found work
   bool on_unparked(std::size_t worker) noexcept;         // after a park returned unparked
-  bool stop_searching_slow() noexcept;  // R0; true (after fence R1) if last searcher + sleepers
+  // R0; unless `no`, the caller was the last searcher and workers sleep (and fence R1 ran).
+  LastSearcher stop_searching_slow() noexcept;
   // Claim the top sleeper and unpark it; by default only while no worker searches.
   void wake_one_slow(bool even_if_searching = false) noexcept;
   std::uint64_t notify_fence_load() noexcept;  // (N1) + (N2): the submitter's half
+  // (L1) + (L2): the light half of the asymmetric handshake (notify_work_local).
+  std::uint64_t local_fence_load() noexcept {
+    if (!asymmetric_) return notify_fence_load();
+    // (L1) compiler barrier only: keeps the caller's publication before (L2) in the program
+    // text. The store->load order on the CPU is supplied by the other side's membarrier (H),
+    // which runs a full barrier on this thread if it is running (pool/SLEEP.md).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    // (L2) relaxed: what it must see is ordered either by coherence (a worker that was idle at
+    // the sleeper's RMW came back to work by a later RMW, R0, sequenced before this load) or by
+    // the sleeper's membarrier (H): pool/SLEEP.md, Lemma H.
+    return state_.load(std::memory_order_relaxed);
+  }
+  // True if the asymmetric barrier is in use and `after` (the value this thread's own RMW, A1 or
+  // R0, wrote) shows a worker working besides the `self_working` caller: then a re-check that
+  // found nothing must be repeated after heavy_barrier() (pool/SLEEP.md, Lemma H).
+  bool others_working(std::uint64_t after, std::size_t self_working) const noexcept;
+  // (H) the membarrier: every running thread of the process executes a full barrier.
+  void heavy_barrier() noexcept;
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
   // The tick rate as of s's episode start: the nanoseconds over the ticks elapsed from
@@ -398,6 +475,7 @@ class IdleCoordinator {
 
   std::size_t workers_;
   std::size_t max_searching_;
+  bool asymmetric_;  // notify_work_local() skips its fence; A1 and R1 add (H). Constant.
   IdleOptions options_;
   std::unique_ptr<Slot[]> slots_;
   // steady_clock ns and detail::idle_ticks() at construction, read back to back: the start of
@@ -447,8 +525,14 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
 
   // Phase 2: announce (A1: RMW + seq_cst fence), then re-check (A2). Pairs with the
   // submitter's publish ; fence (N1) ; load (N2) in notify_work(). See pool/SLEEP.md.
-  if (announce_sleep(worker) == Announce::shutdown) return false;
-  if (has_work()) {
+  const Announce announced = announce_sleep(worker);
+  if (announced == Announce::shutdown) return false;
+  bool found = has_work();
+  if (!found && announced == Announce::others_working) {
+    heavy_barrier();  // (H): now the re-check also sees notify_work_local() publications
+    found = has_work();
+  }
+  if (found) {
     adapt_after_sleep(s);
     return withdraw(worker);
   }

@@ -28,9 +28,29 @@
 //   b5  v6 with the drain before D is set: a worker announcing in between parks forever
 //   b6  v7 with the drain subtracting P only (the bug fixed on 2026-11-22): found_work's S-1
 //       borrows through P into D, clears it, and the second wait parks forever
+// The asymmetric barrier (notify_work_local, SLEEP.md "Asymmetric barrier"): the publisher is a
+// working worker whose notify has no fence (L1 is a compiler barrier: nothing to model) and a
+// relaxed load (L2); A1 and R1 add the membarrier (H) unless the state word they wrote counts
+// every other worker as searching or asleep. membarrier(2) is modelled by what it guarantees:
+// the publisher executes a seq_cst fence at some point between the request and the return of
+// (H). The publisher polls for a pending request before and after each of its steps (an IPI can
+// land between any two instructions) and acknowledges under a Relacy mutex + condvar, through
+// which (H) waits; a publisher that has returned acknowledges for good (a thread that is not
+// running passed a full barrier when it was switched out). The mutex gives exactly membarrier's
+// two orders: what the publisher did before its acknowledgement happens before what (H)'s caller
+// does after it, and what that caller did before (H) happens before the publisher's later steps.
+//   v8  v1 with the publisher a working worker using notify_work_local (2 workers)
+//   v9  v3 likewise (3 workers: the searcher's R1 issues (H) because the publisher works)
+//   v10 the searcher itself publishes, with notify_work_local, after its found_work: at the
+//       sleeper's A1 it may still be counted as searching, so (H) is skipped by the count and
+//       only coherence (its L2 comes after its R0, later than A1 in state_'s order) saves the wake
+//   b7  v8 without (H) after A1: must fail
+//   b8  v9 without (H) before has_more(): must fail
+//   b9  v8 with the count off by one (the sleeper's A1 also counts itself as working, so it
+//       believes every other worker idle and skips (H)): must fail
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -52,6 +72,11 @@ struct Config {
   bool r1_fence = true;                              // the seq_cst fence before has_more() (R1)
   bool drain_before_flag = false;     // broken shutdown: drains sleepers before setting D
   bool drain_counts_searcher = true;  // the drain does P-1, S+1 per popped sleeper (a claim)
+  bool asymmetric = false;       // the publisher uses notify_work_local with the asymmetric barrier
+  unsigned workers = 2;          // N, for (H)'s count
+  bool heavy_a1 = true;          // (H) after A1
+  bool heavy_r1 = true;          // (H) before has_more()
+  unsigned a1_self_working = 0;  // b9: 1 (wrong: the announcing worker is not working)
 };
 Config g_cfg;
 
@@ -69,12 +94,56 @@ struct Coordinator {
   rl::mutex park_mutex;         // the Parker: token under a mutex + condvar
   rl::condition_variable park_cv;
   rl::var<int> token;
+  // membarrier emulation (see the header comment): requests and acknowledgements under mb_mutex.
+  rl::mutex mb_mutex;
+  rl::condition_variable mb_cv;
+  rl::var<int> mb_requested;
+  rl::var<int> mb_acked;
+  rl::var<int> mb_publisher_gone;
+  rl::atomic<int> mb_pending;  // a hint the publisher polls (relaxed): a request may be waiting
 
   void init(unsigned initial_state) {
     state.store(initial_state, rl::mo_relaxed, $);
     queue.store(0, rl::mo_relaxed, $);
     in_sleepers.store(0, rl::mo_relaxed, $);
     token($) = 0;
+    mb_requested($) = 0;
+    mb_acked($) = 0;
+    mb_publisher_gone($) = 0;
+    mb_pending.store(0, rl::mo_relaxed, $);
+  }
+
+  // others_working(): the asymmetric barrier is in use and `after` (the value the caller's own
+  // RMW wrote) counts a worker besides the caller's `self_working` as working.
+  bool others_working(unsigned after, unsigned self_working) {
+    return g_cfg.asymmetric &&
+           searching_of(after) + sleeping_of(after) + self_working < g_cfg.workers;
+  }
+  // (H): wait until the publisher has executed a seq_cst fence after this request (or returned).
+  void heavy_barrier() {
+    mb_mutex.lock($);
+    const int ticket = ++mb_requested($);
+    mb_pending.store(1, rl::mo_relaxed, $);
+    while (mb_acked($) < ticket && mb_publisher_gone($) == 0) mb_cv.wait(mb_mutex, $);
+    mb_mutex.unlock($);
+  }
+  // The publisher: the IPI of a pending (H) may land here.
+  void membarrier_point() {
+    if (mb_pending.load(rl::mo_relaxed, $) == 0) return;
+    mb_mutex.lock($);
+    if (mb_acked($) < mb_requested($)) {
+      rl::atomic_thread_fence(rl::mo_seq_cst, $);
+      mb_acked($) = mb_requested($);
+      mb_cv.notify_all($);
+    }
+    mb_mutex.unlock($);
+  }
+  void publisher_returns() {
+    mb_mutex.lock($);
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    mb_publisher_gone($) = 1;
+    mb_cv.notify_all($);
+    mb_mutex.unlock($);
   }
 
   void unpark() {
@@ -118,8 +187,9 @@ struct Coordinator {
     if (searching_of(cur) == 0 && sleeping_of(cur) > 0) wake_one();
   }
 
-  // announce_sleep() (A1). False if shutdown was seen under the mutex.
-  bool announce(bool& searching) {
+  // announce_sleep() (A1). False if shutdown was seen under the mutex. `others` as in
+  // src/idle.cpp's Announce::others_working.
+  bool announce(bool& searching, bool& others) {
     sleepers_mutex.lock($);
     if ((state.load(rl::mo_relaxed, $) & kD) != 0) {
       sleepers_mutex.unlock($);
@@ -128,9 +198,11 @@ struct Coordinator {
     in_sleepers.store(1, rl::mo_relaxed, $);
     const unsigned delta = searching ? kP - kS : kP;
     searching = false;
-    state.fetch_add(delta, g_cfg.rmw_handshake ? rl::mo_acq_rel : g_cfg.announce_mo, $);
+    const unsigned after =
+        state.fetch_add(delta, g_cfg.rmw_handshake ? rl::mo_acq_rel : g_cfg.announce_mo, $) + delta;
     sleepers_mutex.unlock($);
     if (!g_cfg.rmw_handshake && g_cfg.worker_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    others = g_cfg.heavy_a1 && others_working(after, g_cfg.a1_self_working);
     return true;
   }
 
@@ -175,7 +247,13 @@ struct Coordinator {
       return;
     }
     if (!g_cfg.rmw_handshake && g_cfg.r1_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    if (has_work()) wake_one();
+    // A has_more() that says false is repeated after (H) if another worker works (we do, from R0).
+    bool more = has_work();
+    if (!more && g_cfg.heavy_r1 && others_working(old - kS, 1)) {
+      heavy_barrier();
+      more = has_work();
+    }
+    if (more) wake_one();
   }
 
   // has_work(): the pool reads its queue with acquire.
@@ -191,8 +269,14 @@ struct Coordinator {
         found_work(searching);
         return;
       }
-      if (!announce(searching)) return;
-      if (has_work()) {  // A2
+      bool others = false;
+      if (!announce(searching, others)) return;
+      bool found = has_work();  // A2
+      if (!found && others) {   // repeated after (H)
+        heavy_barrier();
+        found = has_work();
+      }
+      if (found) {
         withdraw(searching);
         continue;
       }
@@ -208,8 +292,24 @@ struct Coordinator {
   }
 
   void submitter() {
+    if (g_cfg.asymmetric) {
+      local_submitter();
+      return;
+    }
     queue.store(1, rl::mo_release, $);  // publish
     notify();
+  }
+
+  // A working worker: publish, then notify_work_local() (L1 is a compiler barrier, L2 a relaxed
+  // load), with the membarrier's landing points around every step.
+  void local_submitter() {
+    membarrier_point();
+    queue.store(1, rl::mo_release, $);  // publish
+    membarrier_point();
+    const unsigned cur = state.load(rl::mo_relaxed, $);  // (L2)
+    membarrier_point();
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0) wake_one();
+    publisher_returns();
   }
 };
 
@@ -250,6 +350,12 @@ struct LastSearcher : rl::test_suite<LastSearcher, 3> {
 // The two-thread handshake is searched exhaustively (every interleaving and every value the
 // memory model allows each load to read: ~5 s); the three-thread model is too large for that and
 // runs 500,000 random schedules (~1 s). IDLE_MODEL_ITERATIONS overrides the random count.
+// The asymmetric variants (v8..v10, b7..b9) add the membarrier emulation's mutex and condvar,
+// which make even two threads too large for the exhaustive search (more than 10 minutes), and
+// random schedules found b8's failure only at the 755,006th: they use Relacy's context-bound
+// search instead, every schedule with at most 4 preemptions (3 for the three-thread suite:
+// 1.6 million schedules, ~6 s; 4 took 113 s), and every value each load may read in each.
+// It rejects b7..b9 within 2 preemptions.
 // Two threads: an idle worker (no task is ever published) against shutdown(): the worker must
 // return, never stay parked.
 struct Shutdown : rl::test_suite<Shutdown, 2> {
@@ -288,6 +394,33 @@ struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
   }
 };
 
+// Two threads: a searcher (S = 1) that finds other work (R0, with has_more) and then, working,
+// publishes the task with notify_work_local; the worker goes to sleep meanwhile.
+struct SearcherPublishes : rl::test_suite<SearcherPublishes, 2> {
+  Coordinator c;
+  void before() { c.init(kS); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      bool searching = false;
+      c.worker(searching);
+    } else {
+      bool searching = true;
+      c.found_work(searching, true);
+      c.local_submitter();
+    }
+  }
+  void after() {}
+};
+
+template <class Suite>
+bool run_bounded(unsigned preemptions) {
+  rl::test_params p;
+  p.search_type = rl::sched_bound;
+  p.context_bound = preemptions;
+  p.output_history = false;
+  return rl::simulate<Suite>(p);
+}
+
 template <class Suite>
 bool run(bool full_search) {
   rl::test_params p;
@@ -324,6 +457,29 @@ static bool run_model(const std::string& v, int& known) {
     ok = run<Shutdown>(true);
   } else if (v == "v7") {
     ok = run<ShutdownThenFoundWork>(true);
+  } else if (v == "v8") {
+    g_cfg.asymmetric = true;
+    ok = run_bounded<Handshake>(4);
+  } else if (v == "v9") {
+    g_cfg.asymmetric = true;
+    g_cfg.workers = 3;
+    ok = run_bounded<LastSearcher>(3);
+  } else if (v == "v10") {
+    g_cfg.asymmetric = true;
+    ok = run_bounded<SearcherPublishes>(4);
+  } else if (v == "b7") {
+    g_cfg.asymmetric = true;
+    g_cfg.heavy_a1 = false;
+    ok = run_bounded<Handshake>(4);
+  } else if (v == "b8") {
+    g_cfg.asymmetric = true;
+    g_cfg.workers = 3;
+    g_cfg.heavy_r1 = false;
+    ok = run_bounded<LastSearcher>(3);
+  } else if (v == "b9") {
+    g_cfg.asymmetric = true;
+    g_cfg.a1_self_working = 1;
+    ok = run_bounded<Handshake>(4);
   } else if (v == "b6") {
     g_cfg.drain_counts_searcher = false;
     ok = run<ShutdownThenFoundWork>(true);

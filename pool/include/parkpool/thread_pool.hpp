@@ -263,7 +263,7 @@ auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>,
       notify = true;
     }
     w.deque.push(&job);
-    if (notify) w.pool->idle().notify_work();
+    if (notify) w.pool->idle().notify_work_local(w.index);  // we are working
   }
   std::optional<RA> ra;
   try {

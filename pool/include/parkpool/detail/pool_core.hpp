@@ -415,9 +415,10 @@ class PoolCore {
       if (w->private_count != 0) w->publish_private();  // INV-J1; the notify below covers them
       w->deque.push(t);
       w->spawned.bump();
-      // Publish (release store of bottom_) then notify_work (its seq_cst fence + load: the
-      // submitter half of the idle handshake, see pool/SLEEP.md).
-      idle_.notify_work();
+      // Publish (release store of bottom_) then the submitter half of the idle handshake: this
+      // worker is working (found_work() ran for its task), so the local form applies (a load,
+      // no fence, with the asymmetric barrier; see pool/SLEEP.md).
+      idle_.notify_work_local(w->index);
     } else {
       inject(t);
     }
