@@ -541,8 +541,10 @@ TEST(IdleCoordinator, RelayBetweenWorkersWithLocalNotifyNeverLosesAWakeup) {
   // Two workers hand a baton back and forth: the one whose turn it is (baton parity) bumps it
   // (its publication) and notifies with notify_work_local(), then goes idle until its next turn.
   // Without spinning every hand-over needs the other worker's announce/re-check or a wake, and
-  // each worker is, at the other's announce, sometimes working (the membarrier is issued) and
-  // sometimes searching or asleep (it is skipped). A lost wakeup leaves both asleep.
+  // each worker is, at the other's announce, sometimes working (an empty re-check is then
+  // repeated after the membarrier) and sometimes searching or asleep (the count skips it). A
+  // lost wakeup leaves both asleep. The baton stands for a task: bumped with release and read
+  // with acquire, as a pool publishes a task's data (the handshake itself needs only atomicity).
   for (const bool asymmetric : {true, false}) {
     SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
     IdleCoordinator c(2, no_spin_options(asymmetric));

@@ -145,7 +145,7 @@ struct IdleOptions {
   // Let notify_work_local() skip its fence, paid for by a membarrier syscall on the sleep path
   // (see "Worker-local publication" above). Used only where the kernel provides
   // MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux >= 4.14) and not under TSAN. It cut fork-join
-  // fib(27) with TaskGroup (one notify per run()) by about a fifth on the 2-vCPU VM
+  // fib(27) with TaskGroup (one notify per run()) by about a quarter on the 2-vCPU VM
   // (pool/SLEEP.md, "Asymmetric barrier"). false: notify_work_local() is notify_work() (one
   // seq_cst fence per call) and the sleep path makes no membarrier call: for a process whose
   // CPUs must not take IPIs.
