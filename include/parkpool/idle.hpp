@@ -25,8 +25,8 @@
 //   A worker that wants to search other queues first calls try_start_searching(w); see below.
 // Thread-safety: notify_work(), shutdown(), unparker(), stats(), searching(), sleeping() may be
 //   called from any thread. The worker-side calls for a given index w (try_start_searching,
-//   found_work, wait_for_work) must come from one thread at a time, normally worker w itself:
-//   they keep per-worker state that only that thread touches.
+//   found_work, wait_for_work, notify_work_local) must come from one thread at a time, normally
+//   worker w itself: they keep per-worker state that only that thread touches.
 // Memory ordering, in user terms (INV-NOLOST, argued in pool/SLEEP.md and checked by
 //   tests/model/idle_model.cpp): if a task is published before notify_work() is called, then
 //   at least one worker will afterwards call has_work() and see it, or is running and will come
@@ -44,11 +44,12 @@
 // Worker-local publication: notify_work_local(w), from worker w's thread while it is working
 //   (after found_work() for its task, before its next try_start_searching() / wait_for_work()),
 //   has notify_work()'s contract at a lower price when asymmetric() is true: a compiler barrier
-//   and a relaxed load, no fence. The price moves to the two places that must see such a
-//   publication: after the announce (A1) and before has_more() on the last-searcher path (R1),
-//   which then also issue a process-wide barrier (Linux membarrier(2),
+//   and a relaxed load, no fence. The price moves to the two checks that must see such a
+//   publication: the re-check after the announce (A1) and has_more() on the last-searcher path
+//   (R1). When such a check finds nothing while the state word shows another worker working,
+//   the worker issues a process-wide barrier (Linux membarrier(2),
 //   MEMBARRIER_CMD_PRIVATE_EXPEDITED: every running thread of the process executes a full
-//   barrier, by IPI), but only when the state word shows another worker working. A worker
+//   barrier, by IPI) and checks again. A worker
 //   counted as searching or asleep then either publishes later, after an RMW on the state word
 //   that follows ours in its modification order, so that its notify reads our announce, or
 //   published before it went idle and finds its own task in its own queue (pool/SLEEP.md,
