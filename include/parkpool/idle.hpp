@@ -49,15 +49,14 @@
 //   (R1). When such a check finds nothing while the state word shows another worker working,
 //   the worker issues a process-wide barrier (Linux membarrier(2),
 //   MEMBARRIER_CMD_PRIVATE_EXPEDITED: every running thread of the process executes a full
-//   barrier, by IPI) and checks again. A worker
-//   counted as searching or asleep then either publishes later, after an RMW on the state word
-//   that follows ours in its modification order, so that its notify reads our announce, or
-//   published before it went idle and finds its own task in its own queue (pool/SLEEP.md,
-//   "Asymmetric barrier", Lemma H). asymmetric() is false under TSAN, with
-//   IdleOptions::asymmetric_barrier false, and where the kernel lacks the command (or refuses
-//   it: seccomp, valgrind): notify_work_local() is then notify_work(). A call from another
-//   thread, or from worker w while it is counted as searching or asleep, may lose the wake
-//   (checked by an assertion in debug builds for the searching case).
+//   barrier, by IPI) and checks again. A worker counted as searching or asleep then either
+//   publishes later, after an RMW on the state word that follows ours in its modification
+//   order, so that its notify reads our announce, or published before it went idle and finds
+//   its own task in its own queue (pool/SLEEP.md, "Asymmetric barrier", Lemma H). asymmetric() is
+//   false under TSAN, with IdleOptions::asymmetric_barrier false, and where the kernel lacks the
+//   command (or refuses it: seccomp, valgrind): notify_work_local() is then notify_work(). A call
+//   from another thread, or from worker w while it is counted as searching or asleep, may lose the
+//   wake (checked by an assertion in debug builds for the searching case).
 // Spurious returns: wait_for_work() may return true with no work available (a stale Parker
 //   token, a foreign unparker(w).unpark(), a racing claim); callers just look again. It never
 //   returns false before shutdown().
@@ -376,7 +375,8 @@ class IdleCoordinator {
   //   D        shutdown, fetch_or, then drain under mutex_           relaxed
   //   read     notify_work: seq_cst fence (N1) + relaxed load (N2)
   //   read     notify_work_local with asymmetric_: compiler barrier (L1) + relaxed load (L2);
-  //            A1 and R1 then add a membarrier (H) when another worker is working
+  //            then an empty re-check after A1 or has_more() after R1 is repeated after a
+  //            membarrier (H) while another worker is working
   // INV-P: P == sleepers_.size() whenever mutex_ is free (both change only under mutex_).
   // INV-S: S == number of workers whose slot.searching is true, plus claims whose woken worker
   //        has not yet returned (it sets slot.searching on return).
@@ -476,7 +476,8 @@ class IdleCoordinator {
 
   std::size_t workers_;
   std::size_t max_searching_;
-  bool asymmetric_;  // notify_work_local() skips its fence; A1 and R1 add (H). Constant.
+  bool
+      asymmetric_;  // notify_work_local() skips its fence; empty checks repeat after (H). Constant.
   IdleOptions options_;
   std::unique_ptr<Slot[]> slots_;
   // steady_clock ns and detail::idle_ticks() at construction, read back to back: the start of

@@ -457,29 +457,21 @@ static bool run_model(const std::string& v, int& known) {
     ok = run<Shutdown>(true);
   } else if (v == "v7") {
     ok = run<ShutdownThenFoundWork>(true);
-  } else if (v == "v8") {
+  } else if (v == "v8" || v == "b7" || v == "b9") {
+    // The handshake with a working publisher; b7 drops (H) after A1, b9 miscounts at A1.
     g_cfg.asymmetric = true;
+    g_cfg.heavy_a1 = v != "b7";
+    g_cfg.a1_self_working = v == "b9" ? 1 : 0;
     ok = run_bounded<Handshake>(4);
-  } else if (v == "v9") {
+  } else if (v == "v9" || v == "b8") {
+    // The last searcher with 3 workers; b8 drops (H) before has_more().
     g_cfg.asymmetric = true;
     g_cfg.workers = 3;
+    g_cfg.heavy_r1 = v != "b8";
     ok = run_bounded<LastSearcher>(3);
   } else if (v == "v10") {
     g_cfg.asymmetric = true;
     ok = run_bounded<SearcherPublishes>(4);
-  } else if (v == "b7") {
-    g_cfg.asymmetric = true;
-    g_cfg.heavy_a1 = false;
-    ok = run_bounded<Handshake>(4);
-  } else if (v == "b8") {
-    g_cfg.asymmetric = true;
-    g_cfg.workers = 3;
-    g_cfg.heavy_r1 = false;
-    ok = run_bounded<LastSearcher>(3);
-  } else if (v == "b9") {
-    g_cfg.asymmetric = true;
-    g_cfg.a1_self_working = 1;
-    ok = run_bounded<Handshake>(4);
   } else if (v == "b6") {
     g_cfg.drain_counts_searcher = false;
     ok = run<ShutdownThenFoundWork>(true);
