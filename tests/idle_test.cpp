@@ -10,9 +10,17 @@
 #include <pthread.h>
 #include <sched.h>
 #if defined(__linux__)
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/membarrier.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstddef>
 #endif
 
 #include <algorithm>
@@ -20,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -498,6 +507,143 @@ TEST(IdleCoordinator, AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorker
     EXPECT_TRUE(w.result());
   }
 }
+
+// --- The asymmetric barrier when the kernel refuses membarrier(2)
+// A seccomp filter in a death-test child (a fresh process: the registration is once per
+// process) makes chosen membarrier commands fail, as a sandbox can. Three cases:
+//   - refused before the first coordinator: asymmetric() is false, the fence path is used;
+//   - refused after the registration succeeded (PRIVATE_EXPEDITED and its registration fail):
+//     the barrier falls back to MEMBARRIER_CMD_GLOBAL, and the empty check is still repeated;
+//   - every command refused after the registration: the process terminates with a message
+//     (a silent skip could lose a wakeup: src/idle.cpp, process_wide_barrier).
+#if defined(__linux__) && defined(__NR_membarrier) && defined(__NR_seccomp) && \
+    (defined(__x86_64__) || defined(__aarch64__))
+constexpr std::uint32_t kSeccompArch =
+#if defined(__x86_64__)
+    AUDIT_ARCH_X86_64;
+#else
+    AUDIT_ARCH_AARCH64;
+#endif
+
+// Makes membarrier(cmd, ...) return -1 with errno `err` for each cmd in `cmds`, in this process
+// and its future threads; every other syscall and command is unaffected. False if the kernel
+// refuses the filter.
+bool refuse_membarrier(std::initializer_list<int> cmds, int err) {
+  std::vector<sock_filter> f = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSeccompArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      // The command is the low 32 bits of args[0] (both architectures are little-endian).
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+  };
+  const auto n = static_cast<std::uint8_t>(cmds.size());
+  std::uint8_t i = 0;
+  for (const int cmd : cmds) {
+    // Jumps over the remaining comparisons and the ALLOW to the ERRNO return.
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(cmd),
+                         static_cast<std::uint8_t>(n - i), 0));
+    ++i;
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  f.push_back(BPF_STMT(BPF_RET | BPF_K,
+                       SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(err) & SECCOMP_RET_DATA)));
+  sock_fprog prog{static_cast<unsigned short>(f.size()), f.data()};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+}
+
+// In a death-test child: reports `what` on stderr and exits with code 1.
+[[noreturn]] void child_fails(const char* what) {
+  std::fprintf(stderr, "child check failed: %s\n", what);
+  std::_Exit(1);
+}
+
+// In a death-test child: c has registered the barrier; from now on `cmds` fail with EPERM.
+void refuse_after_registration(const IdleCoordinator& c, std::initializer_list<int> cmds) {
+  if (!c.asymmetric()) child_fails("asymmetric() false before the filter");
+  if (!refuse_membarrier(cmds, EPERM)) child_fails("seccomp filter");
+}
+
+// Skips the calling test unless the asymmetric barrier is in use here and seccomp filters can
+// be installed (the kernel has CONFIG_SECCOMP_FILTER).
+#define PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP()                                           \
+  do {                                                                                      \
+    if (!expect_asymmetric()) GTEST_SKIP() << "no asymmetric barrier in this build/kernel"; \
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) GTEST_SKIP() << "kernel without seccomp";    \
+  } while (0)
+
+TEST(IdleCoordinatorDeathTest, MembarrierRefusedFromTheStartMeansTheFencePath) {
+  PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        if (!refuse_membarrier({MEMBARRIER_CMD_QUERY}, ENOSYS)) child_fails("seccomp filter");
+        IdleOptions o = no_spin_options(true);
+        o.timed_park = 2ms;
+        IdleCoordinator c(2, o);
+        if (c.asymmetric()) child_fails("asymmetric() although QUERY fails");
+        // Worker 1 works, worker 0's re-check finds nothing: the fence path parks (timed) and
+        // checks after the park; it makes no membarrier call.
+        int calls = 0;
+        if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
+        if (calls != 2 || c.stats(0).timed_out_parks != 1) child_fails("not the fence path");
+        std::fputs("fence path taken\n", stderr);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "fence path taken");
+}
+
+TEST(IdleCoordinatorDeathTest, MembarrierRefusedAfterRegistrationFallsBackToGlobal) {
+  PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP();
+  const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
+  if ((cmds & MEMBARRIER_CMD_GLOBAL) == 0) GTEST_SKIP() << "kernel without MEMBARRIER_CMD_GLOBAL";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        IdleOptions o = no_spin_options(true);
+        o.timed_park = 2ms;
+        IdleCoordinator c(2, o);  // registers PRIVATE_EXPEDITED
+        refuse_after_registration(
+            c, {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED});
+        // As in AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorkerWorks: the empty
+        // re-check is repeated after the barrier (now MEMBARRIER_CMD_GLOBAL), and finds the work
+        // without a park.
+        int calls = 0;
+        if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
+        if (calls != 2 || c.stats(0).parks != 0) child_fails("check not repeated after barrier");
+        std::fputs("global barrier taken\n", stderr);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "global barrier taken");
+}
+
+TEST(IdleCoordinatorDeathTest, MembarrierRefusedEntirelyAfterRegistrationTerminates) {
+  PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // KilledBySignal: std::terminate() aborts; child_fails() exits with code 1 instead, so a
+  // barrier that printed the message and went on is not taken for this death.
+  EXPECT_EXIT(
+      {
+        IdleCoordinator c(2, no_spin_options(true));
+        refuse_after_registration(
+            c, {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                MEMBARRIER_CMD_GLOBAL});
+        // The re-check finds nothing while worker 1 works: the barrier is needed and cannot be
+        // had. The process must not go on without it: a second check (or a park) would trust a
+        // queue state that no barrier ordered.
+        int calls = 0;
+        c.wait_for_work(0, [&] {
+          if (++calls > 1) child_fails("the check was repeated without a barrier");
+          return false;
+        });
+        child_fails("wait_for_work returned without a barrier");
+      },
+      ::testing::KilledBySignal(SIGABRT), "membarrier\\(\\) failed after it was registered");
+}
+#endif
 
 TEST(IdleCoordinator, NotifyWorkLocalWakesAParkedWorker) {
   for (const bool asymmetric : {true, false}) {

@@ -54,9 +54,13 @@
 //   order, so that its notify reads our announce, or published before it went idle and finds
 //   its own task in its own queue (pool/SLEEP.md, "Asymmetric barrier", Lemma H). asymmetric() is
 //   false under TSAN, with IdleOptions::asymmetric_barrier false, and where the kernel lacks the
-//   command (or refuses it: seccomp, valgrind): notify_work_local() is then notify_work(). A call
-//   from another thread, or from worker w while it is counted as searching or asleep, may lose the
-//   wake (checked by an assertion in debug builds for the searching case).
+//   command (or refuses it: seccomp, valgrind): notify_work_local() is then notify_work(). The
+//   kernel is asked once per process, by the first coordinator that wants the barrier. If the
+//   command fails later (a seccomp filter installed after that), the worker registers again,
+//   then falls back to MEMBARRIER_CMD_GLOBAL (an RCU grace period: milliseconds per call); if
+//   that fails too, the process terminates with a message on stderr rather than risk a lost
+//   wakeup. A call from another thread, or from worker w while it is counted as searching or
+//   asleep, may lose the wake (checked by an assertion in debug builds for the searching case).
 // Spurious returns: wait_for_work() may return true with no work available (a stale Parker
 //   token, a foreign unparker(w).unpark(), a racing claim); callers just look again. It never
 //   returns false before shutdown().
