@@ -567,8 +567,10 @@ void refuse_after_registration(const IdleCoordinator& c, std::initializer_list<i
   if (!refuse_membarrier(cmds, EPERM)) child_fails("seccomp filter");
 }
 
-// Skips the calling test unless the asymmetric barrier is in use here and seccomp filters can
-// be installed (the kernel has CONFIG_SECCOMP_FILTER).
+// Skips the calling test where there is nothing to test: the asymmetric barrier is not in use
+// (TSAN; a kernel without MEMBARRIER_CMD_PRIVATE_EXPEDITED), or the kernel has no seccomp at all
+// (PR_GET_SECCOMP fails). A kernel with seccomp but without filter mode fails the test instead
+// ("seccomp filter"), so that a test machine that cannot run it says so.
 #define PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP()                                           \
   do {                                                                                      \
     if (!expect_asymmetric()) GTEST_SKIP() << "no asymmetric barrier in this build/kernel"; \
