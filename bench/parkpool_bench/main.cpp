@@ -91,10 +91,12 @@ const std::vector<std::string> kSuites = {"parker_bench", "thread_parker_bench",
 // same figures as a point of a sweep family that quick runs (WakeLatency: WakeLatencyDist's p50
 // and p99; SparseLoad: SparseSweep/20; Fib27: Fib27Workers/2 and /8); the others take seconds
 // per case (HttpIdle: quick's idle-CPU figure is pool_bench's IdleBurn); WakeTree8 has only
-// reference points (floor_*: an experiment on raw futexes behind issue 3's notify_all figure).
-const std::set<std::string> kFullOnly = {"WakeLatency", "SparseLoad", "Fib27",
-                                         "HttpLoadMax", "HttpIdle",   "RmlSparseLoad",
-                                         "RmlIdleBurn", "RmlFib27",   "WakeTree8"};
+// reference points (floor_*: an experiment on raw futexes behind issue 3's notify_all figure);
+// WakeLatencyPaired is a diagnostic (WakeLatency's pool and bare futex thread alternating in one
+// process, 2 s per case).
+const std::set<std::string> kFullOnly = {
+    "WakeLatency", "WakeLatencyPaired", "SparseLoad",  "Fib27",    "HttpLoadMax",
+    "HttpIdle",    "RmlSparseLoad",     "RmlIdleBurn", "RmlFib27", "WakeTree8"};
 
 // Workloads that measure many iterations (or one long window) inside each repetition: --quick
 // (and tiny) runs them once, unless --repetitions is given.

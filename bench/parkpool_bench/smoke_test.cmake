@@ -3,9 +3,10 @@
 file(REMOVE_RECURSE "${OUT}")
 file(MAKE_DIRECTORY "${OUT}")
 
-# 1. Two micro benchmarks and the three figure families, tiny sizes, everything written.
+# 1. Two micro benchmarks, the three figure families and the paired wake diagnostic, tiny
+#    sizes, everything written.
 execute_process(COMMAND "${EXE}" --size tiny --min-time 0.001 --repetitions 1
-                        --workloads ParkTimeoutZero,UnparkThenPark,WakeLatencyDist,SparseSweep,Fib27Workers
+                        --workloads ParkTimeoutZero,UnparkThenPark,WakeLatencyDist,SparseSweep,Fib27Workers,WakeLatencyPaired
                         --json "${OUT}/r.json" --csv "${OUT}/r.csv" --markdown "${OUT}/r.md"
                         --plots "${OUT}/plots"
                 RESULT_VARIABLE rc)
@@ -27,7 +28,8 @@ endforeach()
 foreach(fig_impl "ParkTimeoutZero cpu_ns|parkpool" "WakeLatencyDist p99_us|parkpool"
                  "WakeLatencyDist p50_us|bare_futex" "SparseSweep/5 cpu_us_per_task|std_pool"
                  "SparseSweep/200 p99_us|parkpool" "Fib27Workers/1 real_ms|parkpool_join"
-                 "Fib27Workers/2 real_ms|onetbb_task_group")
+                 "Fib27Workers/2 real_ms|onetbb_task_group" "WakeLatencyPaired ratio_p50|parkpool"
+                 "WakeLatencyPaired bare_p50_us|parkpool_efficiency")
   string(REPLACE "|" ";" parts "${fig_impl}")
   list(GET parts 0 fig)
   list(GET parts 1 impl)
