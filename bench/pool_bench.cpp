@@ -469,8 +469,9 @@ void BM_WakeLatency_BareFutex(benchmark::State& state) {
 // WakeLatencyPaired: WakeLatency's pool and its bare futex thread in one process, one wake of
 // each per iteration (the order alternating), so that both see the same state of the machine.
 // On the 2-vCPU VM a process's wakes are all fast (bare futex p50 ~6-9 us) or all slow (~15-22
-// us), and WakeLatency's separate processes land in either: its ratio of medians then swings
-// 0.5-1.2x with no change in the pool (issue 5's note, 2026-12-02). ratio_p50 / ratio_p99: the
+// us), and WakeLatency's separate processes land in either: its ratio of medians then swung
+// from 0.48x to 1.15x over three full runs, and to 3.0x in one short run, with no change in the
+// pool (issue 5's note, 2026-12-02). ratio_p50 / ratio_p99: the
 // pool's percentile over the bare thread's, from the same process; p50_us / p99_us the pool's,
 // bare_p50_us / bare_p99_us the thread's. A diagnostic of the pool's own wake path; issue 5's
 // target is stated on WakeLatency.
