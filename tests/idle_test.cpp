@@ -567,6 +567,15 @@ void refuse_after_registration(const IdleCoordinator& c, std::initializer_list<i
   if (!refuse_membarrier(cmds, EPERM)) child_fails("seccomp filter");
 }
 
+// In a death-test child, on a 2-worker coordinator whose worker 1 never went idle: worker 0 waits,
+// and its has_work() finds the task on the second call only. Returns worker 0's stats.
+parkpool::IdleWorkerStats found_on_second_check(IdleCoordinator& c) {
+  int calls = 0;
+  if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
+  if (calls != 2) child_fails("has_work() not called exactly twice");
+  return c.stats(0);
+}
+
 // Skips the calling test where there is nothing to test: the asymmetric barrier is not in use
 // (TSAN; a kernel without MEMBARRIER_CMD_PRIVATE_EXPEDITED), or the kernel has no seccomp at all
 // (PR_GET_SECCOMP fails). A kernel with seccomp but without filter mode fails the test instead
@@ -589,9 +598,7 @@ TEST(IdleCoordinatorDeathTest, MembarrierRefusedFromTheStartMeansTheFencePath) {
         if (c.asymmetric()) child_fails("asymmetric() although QUERY fails");
         // Worker 1 works, worker 0's re-check finds nothing: the fence path parks (timed) and
         // checks after the park; it makes no membarrier call.
-        int calls = 0;
-        if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
-        if (calls != 2 || c.stats(0).timed_out_parks != 1) child_fails("not the fence path");
+        if (found_on_second_check(c).timed_out_parks != 1) child_fails("not the fence path");
         std::fputs("fence path taken\n", stderr);
         std::_Exit(0);
       },
@@ -613,9 +620,7 @@ TEST(IdleCoordinatorDeathTest, MembarrierRefusedAfterRegistrationFallsBackToGlob
         // As in AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorkerWorks: the empty
         // re-check is repeated after the barrier (now MEMBARRIER_CMD_GLOBAL), and finds the work
         // without a park.
-        int calls = 0;
-        if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
-        if (calls != 2 || c.stats(0).parks != 0) child_fails("check not repeated after barrier");
+        if (found_on_second_check(c).parks != 0) child_fails("check not repeated after barrier");
         std::fputs("global barrier taken\n", stderr);
         std::_Exit(0);
       },

@@ -480,8 +480,8 @@ class IdleCoordinator {
 
   std::size_t workers_;
   std::size_t max_searching_;
-  bool
-      asymmetric_;  // notify_work_local() skips its fence; empty checks repeat after (H). Constant.
+  // notify_work_local() skips its fence; empty checks repeat after (H). Constant.
+  bool asymmetric_;
   IdleOptions options_;
   std::unique_ptr<Slot[]> slots_;
   // steady_clock ns and detail::idle_ticks() at construction, read back to back: the start of
