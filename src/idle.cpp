@@ -87,8 +87,8 @@ bool asymmetric_barrier_available() noexcept {
 // registration; waits for an RCU grace period, milliseconds) gives the same guarantee. If even
 // that fails no store->load order can be had for notify_work_local()'s publications: terminate
 // rather than risk a lost wakeup.
-// tests/idle_test.cpp (IdleCoordinatorDeathTest) reaches the GLOBAL and terminate paths with a
-// seccomp filter.
+// tests/idle_test.cpp (IdleCoordinatorDeathTest) reaches the re-registration, GLOBAL and
+// terminate paths with seccomp filters.
 void process_wide_barrier() noexcept {
   if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
   if (errno == EPERM && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&

@@ -14,6 +14,7 @@
 #include <linux/filter.h>
 #include <linux/membarrier.h>
 #include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -510,10 +511,12 @@ TEST(IdleCoordinator, AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorker
 
 // --- The asymmetric barrier when the kernel refuses membarrier(2)
 // A seccomp filter in a death-test child (a fresh process: the registration is once per
-// process) makes chosen membarrier commands fail, as a sandbox can. Three cases:
+// process) makes chosen membarrier commands fail, as a sandbox can. Four cases:
 //   - refused before the first coordinator: asymmetric() is false, the fence path is used;
 //   - refused after the registration succeeded (PRIVATE_EXPEDITED and its registration fail):
 //     the barrier falls back to MEMBARRIER_CMD_GLOBAL, and the empty check is still repeated;
+//   - PRIVATE_EXPEDITED refused once, with EPERM, after the registration (a lost registration):
+//     the barrier registers again and retries, with no GLOBAL (MembarrierRecorder);
 //   - every command refused after the registration: the process terminates with a message
 //     (a silent skip could lose a wakeup: src/idle.cpp, process_wide_barrier).
 #if defined(__linux__) && defined(__NR_membarrier) && defined(__NR_seccomp) && \
@@ -625,6 +628,98 @@ TEST(IdleCoordinatorDeathTest, MembarrierRefusedAfterRegistrationFallsBackToGlob
         std::_Exit(0);
       },
       ::testing::ExitedWithCode(0), "global barrier taken");
+}
+
+// Records each membarrier() command the process makes (SECCOMP_RET_USER_NOTIF: the caller blocks
+// until a supervisor thread answers) and fails the first PRIVATE_EXPEDITED with EPERM, as after a
+// lost registration; every other call goes ahead unchanged (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+// A stateful refusal, which refuse_membarrier()'s fixed filter cannot express. For this thread
+// and the threads it creates later. Death-test children only: the supervisor thread is never
+// joined, the child exits with the process.
+class MembarrierRecorder {
+ public:
+  // False if the kernel refuses the filter or has no user notification (Linux < 5.0); without
+  // SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux < 5.5) the child fails at the first answer instead.
+  bool start() {
+    std::vector<sock_filter> f = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSeccompArch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+    };
+    sock_fprog prog{static_cast<unsigned short>(f.size()), f.data()};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+    const long fd =
+        syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (fd < 0) return false;
+    std::thread([this, fd] { serve(static_cast<int>(fd)); }).detach();
+    return true;
+  }
+  std::vector<int> commands() {
+    std::lock_guard<std::mutex> lock(m_);
+    return commands_;
+  }
+
+ private:
+  void serve(int fd) {
+    for (;;) {
+      seccomp_notif req{};  // must be zeroed for RECV
+      if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+        if (errno == EINTR) continue;
+        child_fails("SECCOMP_IOCTL_NOTIF_RECV");
+      }
+      const int cmd = static_cast<int>(req.data.args[0]);
+      seccomp_notif_resp resp{};
+      resp.id = req.id;
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        commands_.push_back(cmd);
+        if (cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED && !refused_) {
+          refused_ = true;
+          resp.error = -EPERM;
+        } else {
+          resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        }
+      }
+      if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) != 0) child_fails("SECCOMP_IOCTL_NOTIF_SEND");
+    }
+  }
+  std::mutex m_;
+  std::vector<int> commands_;
+  bool refused_ = false;
+};
+
+// The barrier's membarrier() calls when the first fails with EPERM: register again, then retry.
+std::vector<int> renewed_sequence() {
+  return {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+          MEMBARRIER_CMD_PRIVATE_EXPEDITED};
+}
+
+TEST(IdleCoordinatorDeathTest, MembarrierRegistrationLostIsRenewed) {
+  PARKPOOL_REQUIRE_MEMBARRIER_AND_SECCOMP();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        IdleOptions o = no_spin_options(true);
+        o.timed_park = 2ms;
+        IdleCoordinator c(2, o);  // registers PRIVATE_EXPEDITED
+        if (!c.asymmetric()) child_fails("asymmetric() false before the filter");
+        MembarrierRecorder rec;
+        if (!rec.start()) child_fails("seccomp user notification");
+        // The barrier's PRIVATE_EXPEDITED fails with EPERM once: it registers again and retries,
+        // without falling back to GLOBAL; the repeated check then finds the work, no park.
+        if (found_on_second_check(c).parks != 0) child_fails("check not repeated after barrier");
+        if (rec.commands() != renewed_sequence()) {
+          for (const int cmd : rec.commands()) std::fprintf(stderr, "membarrier cmd %d\n", cmd);
+          child_fails("not PRIVATE_EXPEDITED, REGISTER, PRIVATE_EXPEDITED");
+        }
+        std::fputs("registration renewed\n", stderr);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "registration renewed");
 }
 
 TEST(IdleCoordinatorDeathTest, MembarrierRefusedEntirelyAfterRegistrationTerminates) {
