@@ -1,4 +1,8 @@
 // The futex backend of the Parker (see detail/parker_backend.hpp).
+// [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
+// the woken worker up to its task): GCC places them together in .text.hot, so that path touches
+// fewer code pages, each a TLB miss after a syscall on a kernel with PTI and no PCID.
+// pool/SLEEP.md, "Tuning", has the measurement.
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,8 +29,8 @@ long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
 
 }  // namespace
 
-WaitStatus FutexBackend::wait(Word& word, std::uint32_t expected,
-                              const Deadline& deadline) noexcept {
+[[gnu::hot]] WaitStatus FutexBackend::wait(Word& word, std::uint32_t expected,
+                                           const Deadline& deadline) noexcept {
   long rc = 0;
   if (deadline.is_forever()) {
     rc = futex(futex_address(word), FUTEX_WAIT_PRIVATE, expected, nullptr, 0);
@@ -45,7 +49,7 @@ WaitStatus FutexBackend::wait(Word& word, std::uint32_t expected,
   return WaitStatus::woken;
 }
 
-void FutexBackend::wake_one(Word& word) noexcept {
+[[gnu::hot]] void FutexBackend::wake_one(Word& word) noexcept {
   futex(futex_address(word), FUTEX_WAKE_PRIVATE, 1, nullptr, 0);
 }
 

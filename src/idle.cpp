@@ -11,6 +11,11 @@
 // happens before a read of state_ that is coherence-ordered before A1's RMW, and A1's RMW happens
 // before the A1 fence, then N1 precedes the A1 fence in S, so the re-check sees the published
 // task.
+//
+// [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
+// the woken worker up to its task): GCC places them together in .text.hot, so that path touches
+// fewer code pages, each a TLB miss after a syscall on a kernel with PTI and no PCID.
+// pool/SLEEP.md, "Tuning", has the measurement.
 #include "parkpool/idle.hpp"
 
 #include <algorithm>
@@ -53,7 +58,7 @@ constexpr std::int64_t kOneMicro = 1000;
 // The CPU the calling thread runs on, -1 if unknown. With glibc >= 2.35 and rseq registered (the
 // default), sched_getcpu() reads the kernel-maintained rseq area: a load, no syscall. Only the
 // sleep and wake slow paths call it, next to a futex syscall.
-int current_cpu() noexcept {
+[[gnu::hot]] int current_cpu() noexcept {
 #if defined(__linux__)
   return sched_getcpu();  // -1 on failure, which the victim choice treats as unknown
 #else
@@ -187,7 +192,7 @@ void IdleCoordinator::found_work(std::size_t worker) noexcept {
   if (stop_searching_slow() != LastSearcher::no) wake_one_slow();
 }
 
-IdleCoordinator::LastSearcher IdleCoordinator::stop_searching_slow() noexcept {
+[[gnu::hot]] IdleCoordinator::LastSearcher IdleCoordinator::stop_searching_slow() noexcept {
 #if PARKPOOL_IDLE_RMW_HANDSHAKE
   // TSAN path: acq_rel so that has_more() sees tasks whose notify RMW (release) came earlier in
   // state_'s order (a release sequence continues through the RMWs in between).
@@ -235,7 +240,7 @@ void IdleCoordinator::heavy_barrier() noexcept {
 #endif
 }
 
-std::uint64_t IdleCoordinator::notify_fence_load() noexcept {
+[[gnu::hot]] std::uint64_t IdleCoordinator::notify_fence_load() noexcept {
 #if PARKPOOL_IDLE_RMW_HANDSHAKE
   // TSAN path: (N1+N2) as one RMW on state_. acq_rel: the worker's (A1) RMW either precedes it
   // in state_'s modification order (we read P > 0) or follows it and acquires our release,
@@ -254,14 +259,14 @@ std::uint64_t IdleCoordinator::notify_fence_load() noexcept {
 #endif
 }
 
-void IdleCoordinator::notify_work() noexcept {
+[[gnu::hot]] void IdleCoordinator::notify_work() noexcept {
   const std::uint64_t cur = notify_fence_load();
   // Fast path: a searcher will see the task (case 3), or nobody sleeps (case 2).
   if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
   wake_one_slow();
 }
 
-void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
+[[gnu::hot]] void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
   std::uint32_t victim;
   const int here = current_cpu();  // outside the lock: "Whom to wake" in idle.hpp
   {
@@ -373,7 +378,7 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
   return (cur & kShutdownBit) == 0;
 }
 
-bool IdleCoordinator::on_unparked(std::size_t worker) noexcept {
+[[gnu::hot]] bool IdleCoordinator::on_unparked(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   bump(s.unparks);
   adapt_after_sleep(s);
@@ -399,7 +404,7 @@ void IdleCoordinator::on_spin_hit(Slot& s) noexcept {
       std::min(options_.spin_max.count(), std::max(budget_floor(options_), s.spin_budget_ns * 2));
 }
 
-void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
+[[gnu::hot]] void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   const std::int64_t hi = options_.spin_max.count();
   if (hi == 0) return;  // spinning disabled: no clock read at all
   // The gap ends at the claim when a waker claimed us in this episode (Slot::claimed_at_tick)
@@ -425,7 +430,7 @@ void IdleCoordinator::adapt_after_sleep(Slot& s) noexcept {
   }
 }
 
-double IdleCoordinator::ns_per_tick(const Slot& s) const noexcept {
+[[gnu::hot]] double IdleCoordinator::ns_per_tick(const Slot& s) const noexcept {
   if constexpr (detail::kIdleTicksAreNs) return 1.0;
   // Each pair of reads is a few tens of ns apart, so over >= 1 ms the rate is within ~1e-4:
   // plenty for a budget of 1-100 us, and it sharpens as the pool ages. Computed only when a wake

@@ -1,4 +1,8 @@
 // Out-of-line parts of parkpool::Parker (include/parkpool/parker.hpp).
+// [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
+// the woken worker up to its task): GCC places them together in .text.hot, so that path touches
+// fewer code pages, each a TLB miss after a syscall on a kernel with PTI and no PCID.
+// pool/SLEEP.md, "Tuning", has the measurement.
 #include "parkpool/parker.hpp"
 
 #include <cstdio>
@@ -69,7 +73,7 @@ std::ostream& operator<<(std::ostream& os, const Parker& p) {
             << "ns, backend=" << detail::ParkerInner::Backend::kName << '}';
 }
 
-UnparkReason Parker::park_slow(const detail::Deadline& deadline) noexcept {
+[[gnu::hot]] UnparkReason Parker::park_slow(const detail::Deadline& deadline) noexcept {
   detail::ParkerInner& in = *unparker_.inner_;
   return Protocol::park_slow(in.state, in.backend, deadline, in.spin_ns);
 }

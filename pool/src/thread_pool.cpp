@@ -1,4 +1,8 @@
 // parkpool::ThreadPool: workers, the external-submit path, shutdown, latches, CPU count.
+// [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
+// the woken worker up to its task): GCC places them together in .text.hot, so that path touches
+// fewer code pages, each a TLB miss after a syscall on a kernel with PTI and no PCID.
+// pool/SLEEP.md, "Tuning", has the measurement.
 #include "parkpool/thread_pool.hpp"
 
 #include <pthread.h>
@@ -166,7 +170,7 @@ void drain_backoff(unsigned& round) noexcept { backoff_round(round, 12); }
 void foreign_backoff(unsigned& round) noexcept { backoff_round(round, 10); }
 }  // namespace
 
-void WorkerContext::InlineSlot::execute(TaskBase* self, bool run) noexcept {
+[[gnu::hot]] void WorkerContext::InlineSlot::execute(TaskBase* self, bool run) noexcept {
   // Copy first: the callable may wait (join, TaskGroup) and this worker then reuses the slot.
   InjectedItem item = static_cast<InlineSlot*>(self)->item;
   if (!run) return;  // trivially destructible: nothing to release
@@ -179,7 +183,7 @@ void WorkerContext::InlineSlot::execute(TaskBase* self, bool run) noexcept {
   w->tasks_run.bump();
 }
 
-TaskBase* WorkerContext::find_task_slow() noexcept {
+[[gnu::hot]] TaskBase* WorkerContext::find_task_slow() noexcept {
   InjectedItem item;
   if (pool->injector_pop(item)) {
     injector_pops.bump();
@@ -257,7 +261,7 @@ void WorkerContext::publish_private() {
   private_count = 0;
 }
 
-bool WorkerContext::any_work() const noexcept {
+[[gnu::hot]] bool WorkerContext::any_work() const noexcept {
   if (!pool->injector_empty()) return true;
   for (const auto& w : pool->workers_) {
     if (!w->deque.empty_hint()) return true;
@@ -353,8 +357,8 @@ PoolCore::PoolCore(PoolOptions options)
 
 PoolCore::~PoolCore() { assert(joined_ && "PoolCore destroyed before shutdown()"); }
 
-bool PoolCore::injector_empty() const noexcept { return injector_.empty_hint(); }
-bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_.pop(out); }
+[[gnu::hot]] bool PoolCore::injector_empty() const noexcept { return injector_.empty_hint(); }
+[[gnu::hot]] bool PoolCore::injector_pop(InjectedItem& out) noexcept { return injector_.pop(out); }
 
 std::uint64_t PoolCore::external_accepted() const noexcept {
   return injector_.pushed() - external_jobs_.load(std::memory_order_relaxed);  // snapshots
@@ -364,7 +368,7 @@ bool PoolCore::injector_backlog(std::uint64_t mine) const noexcept {
   return injector_.popped() < mine - 1;  // a snapshot (relaxed); may be stale, either way
 }
 
-void PoolCore::inject_item(const InjectedItem& item, bool is_task) {
+[[gnu::hot]] void PoolCore::inject_item(const InjectedItem& item, bool is_task) {
   // The injector's tail lock is the external-submit gate: after shutdown's close() no push is
   // accepted, and every accepted one is complete and visible to shutdown (INV-G1). Throws
   // std::bad_alloc with nothing accepted.
@@ -420,7 +424,7 @@ void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
   }
 }
 
-void PoolCore::worker_main(std::size_t i) noexcept {
+[[gnu::hot]] void PoolCore::worker_main(std::size_t i) noexcept {
   WorkerContext& w = *workers_[i];
   tl_current_worker = &w;
   if (!options_.thread_name_prefix.empty()) {
