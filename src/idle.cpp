@@ -14,7 +14,7 @@
 //
 // [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
 // the woken worker up to its task): GCC places them together in .text.hot, so that path touches
-// fewer code pages, each a TLB miss after a syscall on a kernel with PTI and no PCID.
+// fewer code pages, each likely a TLB miss after a syscall on a kernel with PTI and no PCID.
 // pool/SLEEP.md, "Tuning", has the measurement.
 #include "parkpool/idle.hpp"
 
