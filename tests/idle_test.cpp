@@ -531,17 +531,23 @@ constexpr std::uint32_t kSeccompArch =
 // Makes membarrier(cmd, ...) return -1 with errno `err` for each cmd in `cmds`, in this process
 // and its future threads; every other syscall and command is unaffected. False if the kernel
 // refuses the filter.
-bool refuse_membarrier(std::initializer_list<int> cmds, int err) {
-  std::vector<sock_filter> f = {
+// The start of both filters below: every syscall but membarrier (and any call of another
+// architecture) is allowed; the instructions that follow see only membarrier calls.
+std::vector<sock_filter> membarrier_only() {
+  return {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSeccompArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      // The command is the low 32 bits of args[0] (both architectures are little-endian).
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
   };
+}
+
+bool refuse_membarrier(std::initializer_list<int> cmds, int err) {
+  std::vector<sock_filter> f = membarrier_only();
+  // The command is the low 32 bits of args[0] (both architectures are little-endian).
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])));
   const auto n = static_cast<std::uint8_t>(cmds.size());
   std::uint8_t i = 0;
   for (const int cmd : cmds) {
@@ -641,15 +647,8 @@ class MembarrierRecorder {
   // False if the kernel refuses the filter or has no user notification (Linux < 5.0); without
   // SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux < 5.5) the child fails at the first answer instead.
   bool start() {
-    std::vector<sock_filter> f = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSeccompArch, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-    };
+    std::vector<sock_filter> f = membarrier_only();
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF));
     sock_fprog prog{static_cast<unsigned short>(f.size()), f.data()};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
     const long fd =
