@@ -528,11 +528,9 @@ constexpr std::uint32_t kSeccompArch =
     AUDIT_ARCH_AARCH64;
 #endif
 
-// Makes membarrier(cmd, ...) return -1 with errno `err` for each cmd in `cmds`, in this process
-// and its future threads; every other syscall and command is unaffected. False if the kernel
-// refuses the filter.
-// The start of both filters below: every syscall but membarrier (and any call of another
-// architecture) is allowed; the instructions that follow see only membarrier calls.
+// The start of both seccomp filters (refuse_membarrier, MembarrierRecorder): every syscall but
+// membarrier (and any call of another architecture) is allowed; the instructions that follow see
+// only membarrier calls.
 std::vector<sock_filter> membarrier_only() {
   return {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
@@ -544,6 +542,9 @@ std::vector<sock_filter> membarrier_only() {
   };
 }
 
+// Makes membarrier(cmd, ...) return -1 with errno `err` for each cmd in `cmds`, in this process
+// and its future threads; every other syscall and command is unaffected. False if the kernel
+// refuses the filter.
 bool refuse_membarrier(std::initializer_list<int> cmds, int err) {
   std::vector<sock_filter> f = membarrier_only();
   // The command is the low 32 bits of args[0] (both architectures are little-endian).
