@@ -890,6 +890,33 @@ TEST(IdleCoordinator, NotifyWithBacklogAsksOnlyWhenAWorkerSearchesAndOneSleeps) 
   EXPECT_EQ(c.searching(), 0u);
 }
 
+TEST(IdleCoordinator, NotifyStalledWakesASleeperOnlyWhileAWorkerIsCountedAsSearching) {
+  // A worker whose published work nobody takes, although worker 0 is counted as searching (a
+  // searcher the OS does not run): notify_stalled() wakes the sleeper beside it.
+  IdleCoordinator c(3, no_spin_options());  // max_searching 1
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+  work.store(true, std::memory_order_release);
+  // Nobody searches: every awake worker works, so the stall is not a missing searcher.
+  c.notify_stalled();
+  EXPECT_EQ(c.sleeping(), 1u);
+  EXPECT_FALSE(w.done());
+  ASSERT_TRUE(c.try_start_searching(0));
+  c.notify_stalled();
+  EXPECT_TRUE(w.result());  // woken (as a searcher) although worker 0 still searches
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 2u);
+  EXPECT_EQ(c.stats(1).unparks, 1u);
+  // A searcher and nobody asleep: nothing to wake, nothing changes.
+  c.notify_stalled();
+  EXPECT_EQ(c.searching(), 2u);
+  EXPECT_EQ(c.total_stats().unparks, 1u);
+  c.found_work(0);
+  c.found_work(1);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
 TEST(IdleCoordinator, FoundWorkOfANonLastSearcherWakesNobody) {
   IdleOptions o = no_spin_options();
   o.max_searching = 2;

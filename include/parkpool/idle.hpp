@@ -321,6 +321,18 @@ class IdleCoordinator {
     }
   }
 
+  // For a working worker whose published work nobody has taken for a while although a worker is
+  // counted as searching: that searcher is not running (preempted, or woken onto a busy CPU and
+  // not yet scheduled). Wakes a sleeper if a worker searches and one sleeps; does nothing when
+  // none searches (every awake worker is then working, and one more would only time-slice with
+  // them) or none sleeps. Not part of the no-lost-wakeup handshake (publications still need
+  // notify_work / notify_work_local): an extra wake only, so one relaxed load and no fence.
+  void notify_stalled() noexcept {
+    const std::uint64_t cur = state_.load(std::memory_order_relaxed);  // relaxed: a hint
+    if (sleeping_of(cur) == 0 || searching_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
+    wake_one_slow(/*even_if_searching=*/true);
+  }
+
   // Wakes every sleeping worker; from then on wait_for_work() returns false and
   // try_start_searching() returns false. Idempotent.
   void shutdown() noexcept;

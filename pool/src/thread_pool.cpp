@@ -261,6 +261,20 @@ void WorkerContext::publish_private() {
   private_count = 0;
 }
 
+bool WorkerContext::stale_backlog_slow() noexcept {
+  const std::int64_t top = deque.top_hint();
+  const auto now = std::chrono::steady_clock::now();
+  if (top != quiet_top || deque.empty_hint()) {
+    // Taken from, or nothing to take: a new interval starts here.
+    quiet_top = top;
+    quiet_since = now;
+    return false;
+  }
+  if (now - quiet_since < kStaleAfter) return false;
+  quiet_top = -1;  // the wake this answer causes starts a new interval at the next check
+  return true;
+}
+
 [[gnu::hot]] bool WorkerContext::any_work() const noexcept {
   if (!pool->injector_empty()) return true;
   for (const auto& w : pool->workers_) {

@@ -263,7 +263,11 @@ auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>,
       notify = true;
     }
     w.deque.push(&job);
-    if (notify) w.pool->idle().notify_work_local(w.index);  // we are working
+    if (notify) {
+      w.pool->idle().notify_work_local(w.index);  // we are working
+    } else if (w.stale_backlog()) {
+      w.pool->idle().notify_stalled();  // a counted searcher is not taking our work
+    }
   }
   std::optional<RA> ra;
   try {

@@ -155,6 +155,12 @@ class ChaseLevDeque {
     return b > t ? static_cast<std::size_t>(b - t) : 0;
   }
   bool empty_hint() const noexcept { return size_hint() == 0; }
+  // Any thread; a snapshot. The index of the oldest item: it grows by one each time an item is
+  // taken at the top (a steal, or the owner's pop of the last item) and never otherwise, so an
+  // unchanged value between two reads means nothing was taken at the top meanwhile.
+  std::int64_t top_hint() const noexcept {
+    return top_.load(std::memory_order_relaxed);  // relaxed: a hint only
+  }
   std::size_t capacity() const noexcept {
     return ring_.load(std::memory_order_relaxed)->mask + 1;  // relaxed: owner/test use only
   }

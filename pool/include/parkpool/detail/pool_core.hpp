@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -341,6 +342,37 @@ struct alignas(64) WorkerContext {
   // Moves every private job to the deque, oldest first (INV-J1). The caller notifies. Throws
   // std::bad_alloc if the deque cannot grow; the jobs not yet moved then stay private, in order.
   void publish_private();
+  // ---- A searcher that does not run (join_on_worker) ----
+  // A join that pushes onto a non-empty deque does not notify (rayon's rule: the push that made
+  // the deque non-empty did). If a worker was counted as searching then, that notify woke nobody
+  // either: it trusted the searcher to steal. A searcher the OS does not run (preempted behind
+  // this thread, or woken onto a busy CPU) then leaves this deque untouched while other workers
+  // sleep and a CPU idles, until the scheduler moves it (a thread that ran in the last 0.5 ms
+  // counts as cache-hot and stays): perf sched showed fib(27) with join on 8 workers on 2 CPUs
+  // running 3 ms instead of 1 with one worker on CPU 0, the counted searcher runnable behind it,
+  // CPU 1 idle. So every kStaleCheckPushes-th such push reads the deque's top (top_hint): if it
+  // has not moved for kStaleAfter while the deque held work (an owner pop that empties the
+  // deque also advances top), the join calls IdleCoordinator::notify_stalled(), which wakes a
+  // sleeper if a worker is counted as searching; the OS places the woken one on an idle CPU.
+  // kStaleAfter is above this VM's wake latency p99 (~60 us), so a worker just woken (counted,
+  // not yet running) is not taken for a stuck one; 256 pushes amortise the clock read (~25 ns).
+  // Owner only. A wrong answer costs one wake or some parallelism, never a job.
+  // Deep private joins (above) are not checked: doing so (publishing them when stale) made fib(27)
+  // with join 20% slower on 8 workers and 4% on 2 (10 alternating process pairs, 2026-12-03).
+  static constexpr std::uint32_t kStaleCheckPushes = 256;
+  static constexpr std::chrono::microseconds kStaleAfter{100};
+  static_assert((kStaleCheckPushes & (kStaleCheckPushes - 1)) == 0, "a power of two");
+  std::uint32_t quiet_pushes = 0;
+  std::int64_t quiet_top = -1;  // top_hint() when quiet_since was taken; -1: none
+  std::chrono::steady_clock::time_point quiet_since{};
+  // Called after a join's push that did not notify. True (and re-armed) when the deque's oldest
+  // item has not been taken for kStaleAfter.
+  bool stale_backlog() noexcept {
+    if ((++quiet_pushes & (kStaleCheckPushes - 1)) != 0) return false;
+    return stale_backlog_slow();
+  }
+  bool stale_backlog_slow() noexcept;
+
   // Removes `job` if it is the newest private job (then it was neither published nor run).
   bool take_private(TaskBase* job) noexcept {
     if (private_count == 0 || private_jobs[private_count - 1] != job) return false;
