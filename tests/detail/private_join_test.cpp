@@ -21,10 +21,8 @@ using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 using parkpool::detail::tl_current_worker;
 using parkpool::detail::WorkerContext;
-using Clock = std::chrono::steady_clock;
 
-constexpr auto kPatience = std::chrono::seconds(20);
-
+using parkpool::test::wait_for;
 using parkpool::test::with_threads;
 
 // Runs f() nested inside `levels` joins (each join's b is trivial).
@@ -36,16 +34,6 @@ void nested(ThreadPool& pool, int levels, F& f) {
   }
   join(
       pool, [&] { nested(pool, levels - 1, f); }, [] {});
-}
-
-template <class Pred>
-bool wait_for(Pred p) {
-  const auto until = Clock::now() + kPatience;
-  while (!p()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 // With no idle worker, a deep join's b stays private; when the other worker then runs out of

@@ -27,19 +27,9 @@ using parkpool::detail::TaskBase;
 using parkpool::detail::tl_current_worker;
 using parkpool::detail::WorkerContext;
 using Clock = std::chrono::steady_clock;
+using parkpool::test::wait_for;
 
-constexpr auto kPatience = std::chrono::seconds(20);
 constexpr std::uint32_t kCheck = WorkerContext::kStaleCheckPushes;
-
-template <class Pred>
-bool wait_for(Pred p) {
-  const auto until = Clock::now() + kPatience;
-  while (!p()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 void no_op(TaskBase*, bool) noexcept {}
 
