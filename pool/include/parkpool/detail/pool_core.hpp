@@ -357,8 +357,9 @@ struct alignas(64) WorkerContext {
   // kStaleAfter is above this VM's wake latency p99 (~60 us), so a worker just woken (counted,
   // not yet running) is not taken for a stuck one; 256 pushes amortise the clock read (~25 ns).
   // Owner only. A wrong answer costs one wake or some parallelism, never a job.
-  // Deep private joins (above) are not checked: doing so (publishing them when stale) made fib(27)
-  // with join 20% slower on 8 workers and 4% on 2 (10 alternating process pairs, 2026-12-03).
+  // Deep private joins (private_jobs above) are not checked: doing so (publishing them when stale)
+  // made fib(27) with join 21% slower on 8 workers and 4% on 2 (10 alternating process pairs,
+  // 2026-12-03; pool/SLEEP.md).
   static constexpr std::uint32_t kStaleCheckPushes = 256;
   static constexpr std::chrono::microseconds kStaleAfter{100};
   static_assert((kStaleCheckPushes & (kStaleCheckPushes - 1)) == 0, "a power of two");
