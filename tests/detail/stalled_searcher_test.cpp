@@ -109,18 +109,23 @@ TEST(StalledSearcher, EmptyDequeIsNeverStale) {
 // empty deque: that notify skips the wake, because Y searches. X then keeps joining with b
 // still in its deque; those pushes do not notify (rayon's rule). Without the stalled-searcher
 // rule Z is never woken and b waits for X; with it, one of X's later joins wakes Z, which steals b.
-TEST(StalledSearcher, JoinWakesASleeperWhenTheCountedSearcherTakesNothing) {
+struct Attempt {
+  bool y_counted = false;   // Y got the searcher place
+  bool stolen = false;      // b ran on a worker other than X
+  std::uint64_t joins = 0;  // X's joins before b was seen stolen
+};
+Attempt stalled_searcher_attempt() {
   PoolOptions opts = parkpool::test::with_threads(3);
   opts.idle.spin_min = std::chrono::nanoseconds(0);
   opts.idle.spin_max = std::chrono::nanoseconds(0);    // park at once: Z sleeps
   opts.idle.timed_park = std::chrono::nanoseconds(0);  // untimed: only a wake ends it
   ThreadPool pool(opts);
   auto& idle = PoolAccess::core(pool).idle();
-  ASSERT_EQ(idle.max_searching(), 1u);
-  ASSERT_TRUE(wait_for([&] { return idle.sleeping() == 3; }));
+  EXPECT_EQ(idle.max_searching(), 1u);
+  EXPECT_TRUE(wait_for([&] { return idle.sleeping() == 3; }));
 
   std::atomic<bool> x_started{false}, y_searching{false}, release_y{false};
-  std::atomic<bool> stolen{false}, ok{false}, y_counted{false};
+  std::atomic<bool> stolen{false}, y_counted{false};
   std::atomic<std::uint64_t> x_joins{0};
   auto fx = pool.submit([&] {
     const std::thread::id owner = std::this_thread::get_id();
@@ -129,19 +134,22 @@ TEST(StalledSearcher, JoinWakesASleeperWhenTheCountedSearcherTakesNothing) {
     join(
         pool,
         [&] {
-          ok.store(wait_for([&] {
+          wait_for([&] {
             join(
                 pool, [] {}, [] {});
             x_joins.fetch_add(1, std::memory_order_relaxed);
             return stolen.load();
-          }));
+          });
         },
         [&] { stolen.store(std::this_thread::get_id() != owner); });
   });
-  ASSERT_TRUE(wait_for([&] { return x_started.load(); }));
+  EXPECT_TRUE(wait_for([&] { return x_started.load(); }));
   auto fy = pool.submit([&] {
     const std::size_t y = tl_current_worker->index;
-    y_counted.store(idle.try_start_searching(y));  // counted, and not searching
+    // Counted, and not searching. Another worker may hold the one searcher place for a moment
+    // (woken by a submit's or a found_work's wake, it searches until it parks again: spin 0),
+    // so retry until the place is free.
+    y_counted.store(wait_for([&] { return idle.try_start_searching(y); }));
     y_searching.store(true);
     wait_for([&] { return release_y.load(); });
     idle.found_work(y);
@@ -149,11 +157,24 @@ TEST(StalledSearcher, JoinWakesASleeperWhenTheCountedSearcherTakesNothing) {
   fx.get();
   release_y.store(true);
   fy.get();
-  EXPECT_TRUE(y_counted.load()) << "worker Y should have been counted as searching";
-  EXPECT_TRUE(ok.load()) << "b was never stolen: the sleeper was not woken (" << x_joins.load()
-                         << " joins)";
-  EXPECT_TRUE(stolen.load());
-  EXPECT_GE(x_joins.load(), 2u * kCheck);  // it took at least two checks
+  return {y_counted.load(), stolen.load(), x_joins.load()};
+}
+
+TEST(StalledSearcher, JoinWakesASleeperWhenTheCountedSearcherTakesNothing) {
+  // Y gets the searcher place when the other worker announces its sleep (S 1 -> 0), and that
+  // worker, Z, re-checks the queues after its announce (the handshake's re-check). If X's first
+  // push lands before that re-check, Z takes b without any wake, after a few joins: such an
+  // attempt says nothing about the rule (11% of attempts, 2026-12-03), so repeat it. An attempt
+  // in which b is never stolen fails at once (20 s of joins).
+  Attempt a;
+  for (int attempt = 0; attempt < 20 && a.joins < 2u * kCheck; ++attempt) {
+    a = stalled_searcher_attempt();
+    ASSERT_TRUE(a.y_counted) << "worker Y should have been counted as searching";
+    ASSERT_TRUE(a.stolen) << "b was never stolen: the sleeper was not woken (" << a.joins
+                          << " joins)";
+  }
+  // At least two checks: the rule's wake, not Z's re-check.
+  EXPECT_GE(a.joins, 2u * kCheck);
 }
 
 }  // namespace
