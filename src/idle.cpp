@@ -19,6 +19,7 @@
 #include "parkpool/idle.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -26,10 +27,18 @@
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>  // glibc >= 2.35: __rseq_offset, __rseq_size
+#define PARKPOOL_HAVE_RSEQ_AREA 1
+#endif
 #include <unistd.h>
 
 #include <cerrno>
 #endif
+#ifndef PARKPOOL_HAVE_RSEQ_AREA
+#define PARKPOOL_HAVE_RSEQ_AREA 0
+#endif
+#include <cstddef>
 #include <cstdio>
 #include <exception>
 
@@ -55,10 +64,26 @@ namespace {
 
 constexpr std::int64_t kOneMicro = 1000;
 
-// The CPU the calling thread runs on, -1 if unknown. With glibc >= 2.35 and rseq registered (the
-// default), sched_getcpu() reads the kernel-maintained rseq area: a load, no syscall. Only the
-// sleep and wake slow paths call it, next to a futex syscall.
+// The CPU the calling thread runs on, -1 if unknown. Only the sleep and wake slow paths call it,
+// next to a futex syscall. With glibc >= 2.35 and rseq registered (the default), the kernel keeps
+// the thread's CPU in the rseq area at __rseq_offset from the thread pointer: read it inline, a
+// TLS load. sched_getcpu() reads the same field, but through a PLT call into libc, whose code
+// and GOT lines are cold after an idle period: on the Intel 2-vCPU VM the inline read took
+// 0.3-0.5 us off the submitter's wake path (pool/SLEEP.md, "Tuning"). __rseq_size is 0 when
+// glibc did not register rseq (GLIBC_TUNABLES=glibc.pthread.rseq=0, a kernel without rseq,
+// valgrind); then sched_getcpu(), which may be a syscall.
 [[gnu::hot]] int current_cpu() noexcept {
+#if defined(__linux__) && PARKPOOL_HAVE_RSEQ_AREA
+  if (__rseq_size >= offsetof(struct rseq, cpu_id) + sizeof(std::uint32_t)) {
+    const auto* area = reinterpret_cast<const struct rseq*>(
+        static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+    // Relaxed atomic read of a field the kernel rewrites on migration (only ever this thread's
+    // own area): a hint, see wake_one_slow. Negative (uninitialized, registration failed) or a
+    // stale CPU after a migration only makes one choice of victim a worse guess.
+    const auto cpu = __atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED);
+    return static_cast<std::int32_t>(cpu);
+  }
+#endif
 #if defined(__linux__)
   return sched_getcpu();  // -1 on failure, which the victim choice treats as unknown
 #else
@@ -270,7 +295,7 @@ void IdleCoordinator::heavy_barrier() noexcept {
   std::uint32_t victim;
   const int here = current_cpu();  // outside the lock: "Whom to wake" in idle.hpp
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<Mutex> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
     // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
     // modification order, so the case analysis of SLEEP.md applies to it unchanged.
@@ -323,7 +348,7 @@ IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) no
   const int cpu = current_cpu();  // outside the lock; a hint for wake_one_slow's victim choice
   std::uint64_t after = 0;        // the value our A1 RMW wrote, for others_working()
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<Mutex> lock(mutex_);
     // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
     // we locked, the mutex orders its fetch_or before this load. If it drains after, it pops us.
     if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return Announce::shutdown;
@@ -356,7 +381,7 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   std::uint64_t cur;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<Mutex> lock(mutex_);
     if (s.in_sleepers.load(std::memory_order_relaxed)) {  // under mutex_, its only writer
       sleepers_.erase(std::find_if(sleepers_.begin(), sleepers_.end(),
                                    [worker](const Sleeper& e) { return e.worker == worker; }));
@@ -454,7 +479,7 @@ void IdleCoordinator::shutdown() noexcept {
   if ((old & kShutdownBit) != 0) return;
   std::vector<Sleeper> popped;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<Mutex> lock(mutex_);
     popped.swap(sleepers_);  // no allocation: moves the buffer out
     for (const Sleeper& e : popped) {
       slots_[e.worker].in_sleepers.store(false, std::memory_order_relaxed);

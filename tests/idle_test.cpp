@@ -77,20 +77,20 @@ struct IdleTestAccess {
   // Forgets the CPU every current sleeper announced its sleep on, so that the victim choice is the
   // plain LIFO one whatever CPU the waker runs on.
   static void forget_sleep_cpus(IdleCoordinator& c) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard<Mutex> lock(c.mutex_);
     for (auto& e : c.sleepers_) e.cpu = -1;
   }
   // The CPU worker w announced its sleep on (-2 if w is not a sleeper), and a way to overwrite it:
   // the victim-choice test puts sleepers "on" a CPU id the machine need not have.
   static int sleep_cpu(IdleCoordinator& c, std::uint32_t w) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard<Mutex> lock(c.mutex_);
     for (const auto& e : c.sleepers_) {
       if (e.worker == w) return e.cpu;
     }
     return -2;
   }
   static void set_sleep_cpu(IdleCoordinator& c, std::uint32_t w, int cpu) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard<Mutex> lock(c.mutex_);
     for (auto& e : c.sleepers_) {
       if (e.worker == w) e.cpu = cpu;
     }
@@ -335,6 +335,67 @@ TEST(IdleCoordinator, NotifyWakesAnUntimedParkedWorker) {
   EXPECT_EQ(c.sleeping(), 0u);
   EXPECT_EQ(c.searching(), 1u);  // woken as a searcher
   EXPECT_EQ(c.stats(0).unparks, 1u);
+}
+
+// wait_for_work's on_wake: once per park ended by an unpark, before the coordinator's own
+// bookkeeping (on_unparked counts the unpark after it); never on a path without an unpark.
+TEST(IdleCoordinator, OnWakeRunsOnceAfterAnUnparkBeforeTheBookkeeping) {
+  for (const std::chrono::nanoseconds timed_park :
+       {std::chrono::nanoseconds(0), std::chrono::nanoseconds(60s)}) {
+    // the untimed park, and a timed one that only a wake ends
+    IdleOptions o = no_spin_options();
+    o.timed_park = timed_park;
+    IdleCoordinator c(2, o);
+    std::atomic<bool> work{false};
+    std::atomic<int> wakes{0};
+    std::atomic<std::uint64_t> unparks_seen{99};
+    std::atomic<int> result{-1};
+    std::thread t([&] {
+      const bool r = c.wait_for_work(
+          0, [&] { return work.load(std::memory_order_acquire); },
+          [&]() noexcept {
+            unparks_seen.store(c.stats(0).unparks, std::memory_order_relaxed);
+            wakes.fetch_add(1, std::memory_order_relaxed);
+          });
+      result.store(r ? 1 : 0, std::memory_order_release);
+    });
+    ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));
+    EXPECT_EQ(wakes.load(), 0);  // parked: not yet
+    work.store(true, std::memory_order_release);
+    c.notify_work();
+    t.join();
+    EXPECT_EQ(result.load(), 1);
+    EXPECT_EQ(wakes.load(), 1);
+    EXPECT_EQ(unparks_seen.load(), 0u);  // ran before on_unparked counted the unpark
+    EXPECT_EQ(c.stats(0).unparks, 1u);
+  }
+}
+
+TEST(IdleCoordinator, OnWakeDoesNotRunWithoutAnUnpark) {
+  int wakes = 0;
+  const auto on_wake = [&wakes]() noexcept { ++wakes; };
+  {
+    IdleCoordinator c(2);  // spins: a spin hit
+    EXPECT_TRUE(c.wait_for_work(
+        0, [] { return true; }, on_wake));
+    EXPECT_EQ(c.stats(0).spin_hits, 1u);
+  }
+  {
+    IdleCoordinator c(2, no_spin_options());  // the re-check after the announce finds work
+    EXPECT_TRUE(c.wait_for_work(
+        0, [] { return true; }, on_wake));
+    EXPECT_EQ(c.stats(0).parks, 0u);
+  }
+  {
+    IdleOptions o = no_spin_options(false);
+    o.timed_park = 2ms;  // expires; the check after it finds work
+    IdleCoordinator c(2, o);
+    int calls = 0;
+    EXPECT_TRUE(c.wait_for_work(
+        0, [&] { return ++calls == 2; }, on_wake));
+    EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
+  }
+  EXPECT_EQ(wakes, 0);
 }
 
 TEST(IdleCoordinator, NotifyWakesAWorkerInItsTimedPark) {

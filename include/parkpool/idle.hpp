@@ -67,12 +67,12 @@
 // Lifetime: the coordinator must outlive every call into it; the Unparkers returned by
 //   unparker(w) may be copied and outlive it (unpark on a dead parker is a no-op).
 // Whom to wake: among the sleepers, the most recently parked one that announced its sleep on the
-//   CPU the waker runs on (sched_getcpu() on Linux); if none did, the most recently parked one
-//   (LIFO: warm cache). Why the CPU first: a wake that runs on another CPU than the waker's has
-//   to wake that idle CPU first (an IPI; on a VM the hypervisor must run the halted vCPU again),
-//   and the kernel's placement looks at the CPU the thread last ran on: a sleeper that slept on
-//   the waker's CPU ran there in our measurements, as soon as the waker blocked or yielded.
-//   Measurements: pool/SLEEP.md, "Whom to wake". The CPU is a hint read at the announce: a
+//   CPU the waker runs on (the rseq area's CPU field on Linux); if none did, the most recently
+//   parked one (LIFO: warm cache). Why the CPU first: a wake that runs on another CPU than the
+//   waker's has to wake that idle CPU first (an IPI; on a VM the hypervisor must run the halted
+//   vCPU again), and the kernel's placement looks at the CPU the thread last ran on: a sleeper that
+//   slept on the waker's CPU ran there in our measurements, as soon as the waker blocked or
+//   yielded. Measurements: pool/SLEEP.md, "Whom to wake". The CPU is a hint read at the announce: a
 //   worker that migrates between its announce and its park only makes one choice a worse guess;
 //   no wake depends on it.
 // Fairness: within that rule wakes are LIFO; a long-idle worker may stay asleep indefinitely
@@ -83,9 +83,11 @@
 //   syscall; notify_work_local() with asymmetric(): one load. An announce whose re-check found
 //   nothing, or a last searcher whose has_more() said false, while another worker works: one
 //   membarrier syscall (an IPI per CPU running a thread of the process), then the check again. When
-//   a wake is needed: sched_getcpu() (a load, with glibc's rseq), an uncontended mutex, one CAS, a
-//   scan of at most workers() 8-byte sleeper entries, the Parker's unpark (one exchange +
-//   FUTEX_WAKE). found_work() of a non-searching worker: a branch on thread-owned state.
+//   a wake is needed: the CPU from the rseq area (a TLS load; sched_getcpu() without rseq), an
+//   uncontended parkpool::Mutex (one CAS to lock, one to unlock), one CAS, a scan of at most
+//   workers() 8-byte sleeper entries, the Parker's unpark (one exchange + FUTEX_WAKE); the woken
+//   worker's on_wake hook and a few prefetches. found_work() of a non-searching worker: a branch on
+//   thread-owned state.
 // Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
 //   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
 //   violation (checked by an assertion in debug builds).
@@ -97,11 +99,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "parkpool/mutex.hpp"
 #include "parkpool/parker.hpp"
 
 namespace parkpool {
@@ -279,7 +281,18 @@ class IdleCoordinator {
   // was called. has_work() must be cheap, must not throw, and must not call back into *this;
   // it is called on this thread only.
   template <class HasWork>
-  bool wait_for_work(std::size_t worker, HasWork&& has_work);
+  bool wait_for_work(std::size_t worker, HasWork&& has_work) {
+    return wait_for_work(worker, std::forward<HasWork>(has_work), []() noexcept {});
+  }
+  // Same, with a wake hook: on_wake() runs on this thread right after a park ends because of an
+  // unpark (a notify's claim, shutdown, or a foreign unpark), before the coordinator's own
+  // bookkeeping; not after a spin hit, a re-check that found work, or a timed park that expired.
+  // It is the place to prefetch what the worker reads on its way to its task: after a sleep
+  // those lines are cold, and the path reads them one after another, each waiting for the last
+  // (pool/SLEEP.md, "Tuning"). The coordinator prefetches its own lines there too. on_wake must
+  // be cheap and noexcept and must not call into *this.
+  template <class HasWork, class OnWake>
+  bool wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake);
 
   // ---- Submitter side, any thread. ----
 
@@ -447,6 +460,15 @@ class IdleCoordinator {
   Announce announce_sleep(std::size_t worker) noexcept;  // push + (P+1, S-s) + fence
   bool withdraw(std::size_t worker) noexcept;            // re-check found work
   bool on_unparked(std::size_t worker) noexcept;         // after a park returned unparked
+  // Right after a park returned unparked: starts the loads of the lines on_unparked() and
+  // adapt_after_sleep() read (the slot, state_, options_, the tick anchor), so that they overlap
+  // instead of missing one after another (wait_for_work's on_wake).
+  void prefetch_after_wake(const Slot& s) const noexcept {
+    __builtin_prefetch(&s);
+    __builtin_prefetch(&state_);
+    __builtin_prefetch(&options_);
+    __builtin_prefetch(&anchor_ns_);
+  }
   // R0; unless `no`, the caller was the last searcher and workers sleep (and fence R1 ran).
   LastSearcher stop_searching_slow() noexcept;
   // Claim the top sleeper and unpark it; by default only while no worker searches.
@@ -487,7 +509,12 @@ class IdleCoordinator {
     std::uint32_t worker;
     std::int32_t cpu;
   };
-  alignas(64) std::mutex mutex_;
+  // parkpool::Mutex, not std::mutex: its lock and unlock are one inline CAS each, where
+  // std::mutex calls pthread_mutex_lock / unlock in libc through the PLT. On the wake path
+  // (wake_one_slow, after a 5 ms idle) every code and data line is cold, and those calls cost
+  // 0.3-0.6 us of cold lines on the Intel 2-vCPU VM (pool/SLEEP.md, "Tuning"). Critical sections
+  // here are a few dozen instructions; contention is the rare case the parking lot handles.
+  alignas(64) Mutex mutex_;
   std::vector<Sleeper> sleepers_;  // stack of sleeping workers, most recent last, under mutex_
 
   std::size_t workers_;
@@ -502,8 +529,9 @@ class IdleCoordinator {
   std::int64_t anchor_tick_;
 };
 
-template <class HasWork>
-bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
+template <class HasWork, class OnWake>
+bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake) {
+  static_assert(noexcept(on_wake()), "IdleCoordinator::wait_for_work: on_wake must be noexcept");
   Slot& s = slot(worker);
   // Relaxed: only a fast exit; the shutdown bit is re-read under mutex_ before any park.
   if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
@@ -559,6 +587,8 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
   if (options_.timed_park.count() > 0) {
     bump(s.parks);
     if (s.parker.park_timeout(options_.timed_park) == UnparkReason::unparked) {
+      prefetch_after_wake(s);
+      on_wake();
       return on_unparked(worker);
     }
     on_timed_out(s);
@@ -568,6 +598,8 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work) {
   }
   bump(s.parks);
   s.parker.park();
+  prefetch_after_wake(s);
+  on_wake();
   return on_unparked(worker);
 }
 

@@ -283,6 +283,20 @@ bool WorkerContext::stale_backlog_slow() noexcept {
   return false;
 }
 
+[[gnu::hot]] void WorkerContext::prefetch_after_wake() const noexcept {
+  __builtin_prefetch(this);
+  __builtin_prefetch(&private_count);
+  __builtin_prefetch(&inline_slot);
+  __builtin_prefetch(&tasks_run);
+  pool->injector_.prefetch_consumer();
+  std::size_t n = 0;
+  for (const auto& w : pool->workers_) {
+    w->deque.prefetch();  // includes our own
+    if (++n == kWakePrefetchDeques) break;
+  }
+  if (index >= kWakePrefetchDeques) deque.prefetch();
+}
+
 template <class Latch>
 void WorkerContext::wait_until(Latch& latch) noexcept {
   IdleCoordinator& idle = pool->idle_;
@@ -465,7 +479,11 @@ void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
       continue;
     }
     w.cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
-    if (w.idle_closed || !idle_.wait_for_work(i, [&w] { return w.any_work(); })) break;
+    if (w.idle_closed ||
+        !idle_.wait_for_work(
+            i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); })) {
+      break;
+    }
   }
   w.idle_closed = true;
 

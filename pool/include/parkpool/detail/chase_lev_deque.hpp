@@ -164,6 +164,12 @@ class ChaseLevDeque {
   std::size_t capacity() const noexcept {
     return ring_.load(std::memory_order_relaxed)->mask + 1;  // relaxed: owner/test use only
   }
+  // Any thread: starts loading the lines of top_ and bottom_ (and ring_), which pop, steal and
+  // the hints read. No effect on the deque's state.
+  void prefetch() const noexcept {
+    __builtin_prefetch(&top_);
+    __builtin_prefetch(&bottom_);
+  }
 
  private:
   struct Ring {

@@ -175,6 +175,13 @@ class Injector {
     return true;
   }
 
+  // Any thread: starts loading the consumer's lines (tail_, and head_mutex_ with the head
+  // state), which pop() and empty_hint() read. No effect on the queue's state.
+  void prefetch_consumer() const noexcept {
+    __builtin_prefetch(&tail_);
+    __builtin_prefetch(&head_mutex_);
+  }
+
   // A snapshot (nothing queued), safe to call concurrently; may be stale at once. See the header
   // comment for how the pool's handshake orders it.
   bool empty_hint() const noexcept {

@@ -411,6 +411,13 @@ struct alignas(64) WorkerContext {
   std::size_t steal_more(ChaseLevDeque<TaskBase>& victim) noexcept;
   // True if any queue looks non-empty (relaxed snapshots; the idle handshake orders them).
   bool any_work() const noexcept;
+  // wait_for_work's on_wake: starts loading the lines this worker reads between its wake and
+  // its task (find_task: its own deque, private jobs, inline slot and counters, the injector's
+  // consumer side; found_work's any_work(): the first kWakePrefetchDeques workers' deques, in
+  // any_work's order), so that they overlap instead of missing one after another. pool/SLEEP.md,
+  // "Tuning", has the measurement.
+  static constexpr std::size_t kWakePrefetchDeques = 8;
+  void prefetch_after_wake() const noexcept;
   // Runs tasks until latch.done(), sleeping on the coordinator when there are none; the latch's
   // last count_down wakes it (register_waiter). CountLatch, or GroupLatch on its owner.
   template <class Latch>
