@@ -19,7 +19,6 @@
 #include "parkpool/idle.hpp"
 
 #include <algorithm>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -69,7 +68,7 @@ constexpr std::int64_t kOneMicro = 1000;
 // the thread's CPU in the rseq area at __rseq_offset from the thread pointer: read it inline, a
 // TLS load. sched_getcpu() reads the same field, but through a PLT call into libc, whose code
 // and GOT lines are cold after an idle period: on the Intel 2-vCPU VM the inline read took
-// 0.3-0.5 us off the submitter's wake path (pool/SLEEP.md, "Tuning"). __rseq_size is 0 when
+// ~0.45 us off the submitter's wake path (pool/SLEEP.md, "Tuning"). __rseq_size is 0 when
 // glibc did not register rseq (GLIBC_TUNABLES=glibc.pthread.rseq=0, a kernel without rseq,
 // valgrind); then sched_getcpu(), which may be a syscall.
 [[gnu::hot]] int current_cpu() noexcept {
@@ -295,7 +294,7 @@ void IdleCoordinator::heavy_barrier() noexcept {
   std::uint32_t victim;
   const int here = current_cpu();  // outside the lock: "Whom to wake" in idle.hpp
   {
-    std::lock_guard<Mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
     // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
     // modification order, so the case analysis of SLEEP.md applies to it unchanged.
@@ -348,7 +347,7 @@ IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) no
   const int cpu = current_cpu();  // outside the lock; a hint for wake_one_slow's victim choice
   std::uint64_t after = 0;        // the value our A1 RMW wrote, for others_working()
   {
-    std::lock_guard<Mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
     // we locked, the mutex orders its fetch_or before this load. If it drains after, it pops us.
     if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return Announce::shutdown;
@@ -381,7 +380,7 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   std::uint64_t cur;
   {
-    std::lock_guard<Mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (s.in_sleepers.load(std::memory_order_relaxed)) {  // under mutex_, its only writer
       sleepers_.erase(std::find_if(sleepers_.begin(), sleepers_.end(),
                                    [worker](const Sleeper& e) { return e.worker == worker; }));
@@ -479,7 +478,7 @@ void IdleCoordinator::shutdown() noexcept {
   if ((old & kShutdownBit) != 0) return;
   std::vector<Sleeper> popped;
   {
-    std::lock_guard<Mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     popped.swap(sleepers_);  // no allocation: moves the buffer out
     for (const Sleeper& e : popped) {
       slots_[e.worker].in_sleepers.store(false, std::memory_order_relaxed);

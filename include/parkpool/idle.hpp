@@ -84,10 +84,9 @@
 //   nothing, or a last searcher whose has_more() said false, while another worker works: one
 //   membarrier syscall (an IPI per CPU running a thread of the process), then the check again. When
 //   a wake is needed: the CPU from the rseq area (a TLS load; sched_getcpu() without rseq), an
-//   uncontended parkpool::Mutex (one CAS to lock, one to unlock), one CAS, a scan of at most
-//   workers() 8-byte sleeper entries, the Parker's unpark (one exchange + FUTEX_WAKE); the woken
-//   worker's on_wake hook and a few prefetches. found_work() of a non-searching worker: a branch on
-//   thread-owned state.
+//   uncontended mutex, one CAS, a scan of at most workers() 8-byte sleeper entries, the Parker's
+//   unpark (one exchange + FUTEX_WAKE); on the woken side, a few prefetches and the on_wake hook.
+//   found_work() of a non-searching worker: a branch on thread-owned state.
 // Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
 //   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
 //   violation (checked by an assertion in debug builds).
@@ -99,11 +98,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "parkpool/mutex.hpp"
 #include "parkpool/parker.hpp"
 
 namespace parkpool {
@@ -509,12 +508,7 @@ class IdleCoordinator {
     std::uint32_t worker;
     std::int32_t cpu;
   };
-  // parkpool::Mutex, not std::mutex: its lock and unlock are one inline CAS each, where
-  // std::mutex calls pthread_mutex_lock / unlock in libc through the PLT. On the wake path
-  // (wake_one_slow, after a 5 ms idle) every code and data line is cold, and those calls cost
-  // 0.3-0.6 us of cold lines on the Intel 2-vCPU VM (pool/SLEEP.md, "Tuning"). Critical sections
-  // here are a few dozen instructions; contention is the rare case the parking lot handles.
-  alignas(64) Mutex mutex_;
+  alignas(64) std::mutex mutex_;
   std::vector<Sleeper> sleepers_;  // stack of sleeping workers, most recent last, under mutex_
 
   std::size_t workers_;
