@@ -38,6 +38,7 @@
 #define PARKPOOL_HAVE_RSEQ_AREA 0
 #endif
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 
@@ -63,25 +64,42 @@ namespace {
 
 constexpr std::int64_t kOneMicro = 1000;
 
-// The CPU the calling thread runs on, -1 if unknown. Only the sleep and wake slow paths call it,
-// next to a futex syscall. With glibc >= 2.35 and rseq registered (the default), the kernel keeps
-// the thread's CPU in the rseq area at __rseq_offset from the thread pointer: read it inline, a
-// TLS load. sched_getcpu() reads the same field, but through a PLT call into libc, whose code
-// and GOT lines are cold after an idle period: on the Intel 2-vCPU VM the inline read took
-// ~0.45 us off the submitter's wake path (pool/SLEEP.md, "Tuning"). __rseq_size is 0 when
-// glibc did not register rseq (GLIBC_TUNABLES=glibc.pthread.rseq=0, a kernel without rseq,
-// valgrind); then sched_getcpu(), which may be a syscall.
-[[gnu::hot]] int current_cpu() noexcept {
+constexpr std::ptrdiff_t kNoRseqCpu = PTRDIFF_MIN;
+
+// Where current_cpu() finds the CPU number: the offset of the rseq area's cpu_id from the thread
+// pointer, or kNoRseqCpu. With glibc >= 2.35 and rseq registered (the default) the kernel keeps
+// each thread's CPU there, at the same offset in every thread (__rseq_offset). __rseq_size is 0
+// when glibc did not register rseq (GLIBC_TUNABLES=glibc.pthread.rseq=0, a kernel without rseq,
+// valgrind). Read once, by the constructor: __rseq_offset and __rseq_size are libc variables
+// reached through the GOT, two more cold pages on the wake path if read there.
+std::ptrdiff_t rseq_cpu_offset() noexcept {
 #if defined(__linux__) && PARKPOOL_HAVE_RSEQ_AREA
   if (__rseq_size >= offsetof(struct rseq, cpu_id) + sizeof(std::uint32_t)) {
-    const auto* area = reinterpret_cast<const struct rseq*>(
-        static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+    return __rseq_offset + static_cast<std::ptrdiff_t>(offsetof(struct rseq, cpu_id));
+  }
+#endif
+  return kNoRseqCpu;
+}
+
+// The CPU the calling thread runs on, -1 if unknown. Only the sleep and wake slow paths call it,
+// next to a futex syscall. With rseq: an inline load at `offset` from the thread pointer.
+// sched_getcpu() reads the same field, but through a PLT call into libc, whose code and GOT lines
+// are cold after an idle period: on the Intel 2-vCPU VM the inline read took ~0.45 us off the
+// submitter's wake path, and taking the offset from the coordinator instead of libc's variables
+// another 0.6-1 us (pool/SLEEP.md, "Tuning"). Without rseq, sched_getcpu(), which may be a
+// syscall.
+[[gnu::hot]] int current_cpu(std::ptrdiff_t offset) noexcept {
+#if defined(__linux__) && PARKPOOL_HAVE_RSEQ_AREA
+  if (offset != kNoRseqCpu) {
+    const auto* cpu_id = reinterpret_cast<const std::uint32_t*>(
+        static_cast<const char*>(__builtin_thread_pointer()) + offset);
     // Relaxed atomic read of a field the kernel rewrites on migration (only ever this thread's
     // own area): a hint, see wake_one_slow. Negative (uninitialized, registration failed) or a
     // stale CPU after a migration only makes one choice of victim a worse guess.
-    const auto cpu = __atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED);
-    return static_cast<std::int32_t>(cpu);
+    return static_cast<std::int32_t>(__atomic_load_n(cpu_id, __ATOMIC_RELAXED));
   }
+#else
+  (void)offset;
 #endif
 #if defined(__linux__)
   return sched_getcpu();  // -1 on failure, which the victim choice treats as unknown
@@ -161,7 +179,8 @@ IdleOptions IdleOptions::efficiency() noexcept {
 }
 
 IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
-    : workers_(workers),
+    : rseq_cpu_offset_(rseq_cpu_offset()),
+      workers_(workers),
       max_searching_(0),
       asymmetric_(options.asymmetric_barrier && asymmetric_barrier_available()),
       options_(options),
@@ -292,9 +311,9 @@ void IdleCoordinator::heavy_barrier() noexcept {
 
 [[gnu::hot]] void IdleCoordinator::wake_one_slow(bool even_if_searching) noexcept {
   std::uint32_t victim;
-  const int here = current_cpu();  // outside the lock: "Whom to wake" in idle.hpp
+  const int here = current_cpu(rseq_cpu_offset_);  // outside the lock: "Whom to wake" in idle.hpp
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::FutexLock> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
     // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
     // modification order, so the case analysis of SLEEP.md applies to it unchanged.
@@ -344,10 +363,11 @@ void IdleCoordinator::heavy_barrier() noexcept {
 
 IdleCoordinator::Announce IdleCoordinator::announce_sleep(std::size_t worker) noexcept {
   Slot& s = slot(worker);
-  const int cpu = current_cpu();  // outside the lock; a hint for wake_one_slow's victim choice
-  std::uint64_t after = 0;        // the value our A1 RMW wrote, for others_working()
+  // Outside the lock; a hint for wake_one_slow's victim choice.
+  const int cpu = current_cpu(rseq_cpu_offset_);
+  std::uint64_t after = 0;  // the value our A1 RMW wrote, for others_working()
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::FutexLock> lock(mutex_);
     // Relaxed: shutdown() sets D before it takes mutex_ to drain sleepers_; if it drained before
     // we locked, the mutex orders its fetch_or before this load. If it drains after, it pops us.
     if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return Announce::shutdown;
@@ -380,7 +400,7 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
   Slot& s = slot(worker);
   std::uint64_t cur;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::FutexLock> lock(mutex_);
     if (s.in_sleepers.load(std::memory_order_relaxed)) {  // under mutex_, its only writer
       sleepers_.erase(std::find_if(sleepers_.begin(), sleepers_.end(),
                                    [worker](const Sleeper& e) { return e.worker == worker; }));
@@ -478,7 +498,7 @@ void IdleCoordinator::shutdown() noexcept {
   if ((old & kShutdownBit) != 0) return;
   std::vector<Sleeper> popped;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::FutexLock> lock(mutex_);
     popped.swap(sleepers_);  // no allocation: moves the buffer out
     for (const Sleeper& e : popped) {
       slots_[e.worker].in_sleepers.store(false, std::memory_order_relaxed);

@@ -77,20 +77,20 @@ struct IdleTestAccess {
   // Forgets the CPU every current sleeper announced its sleep on, so that the victim choice is the
   // plain LIFO one whatever CPU the waker runs on.
   static void forget_sleep_cpus(IdleCoordinator& c) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard lock(c.mutex_);
     for (auto& e : c.sleepers_) e.cpu = -1;
   }
   // The CPU worker w announced its sleep on (-2 if w is not a sleeper), and a way to overwrite it:
   // the victim-choice test puts sleepers "on" a CPU id the machine need not have.
   static int sleep_cpu(IdleCoordinator& c, std::uint32_t w) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard lock(c.mutex_);
     for (const auto& e : c.sleepers_) {
       if (e.worker == w) return e.cpu;
     }
     return -2;
   }
   static void set_sleep_cpu(IdleCoordinator& c, std::uint32_t w, int cpu) {
-    std::lock_guard<std::mutex> lock(c.mutex_);
+    std::lock_guard lock(c.mutex_);
     for (auto& e : c.sleepers_) {
       if (e.worker == w) e.cpu = cpu;
     }

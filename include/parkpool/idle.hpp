@@ -103,6 +103,7 @@
 #include <utility>
 #include <vector>
 
+#include "parkpool/detail/futex_lock.hpp"
 #include "parkpool/parker.hpp"
 
 namespace parkpool {
@@ -508,8 +509,14 @@ class IdleCoordinator {
     std::uint32_t worker;
     std::int32_t cpu;
   };
-  alignas(64) std::mutex mutex_;
+  // Guards sleepers_ and the slots' in_sleepers; P changes only under it (INV-P). A futex word
+  // lock that never spins (detail/futex_lock.hpp says why not std::mutex or parkpool::Mutex).
+  alignas(64) detail::FutexLock mutex_;
   std::vector<Sleeper> sleepers_;  // stack of sleeping workers, most recent last, under mutex_
+  // Where this thread's CPU number lives, as an offset from the thread pointer (the rseq area's
+  // cpu_id), or kNoRseqCpu: see current_cpu() in src/idle.cpp. Constant; on mutex_'s line, which
+  // both of its readers (wake_one_slow, announce_sleep) touch anyway.
+  std::ptrdiff_t rseq_cpu_offset_;
 
   std::size_t workers_;
   std::size_t max_searching_;
