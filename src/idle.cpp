@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <string>
 
 #if defined(__linux__)
 #include <linux/membarrier.h>
@@ -187,9 +186,11 @@ IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
       anchor_ns_(std::chrono::steady_clock::now().time_since_epoch().count()),
       anchor_tick_(detail::idle_ticks()) {
   if (workers == 0) throw std::invalid_argument("IdleCoordinator: workers must be > 0");
+  // A literal, not "..." + std::to_string(kMaxWorkers): GCC 12 warns (-Wrestrict, a false
+  // positive in libstdc++'s operator+) on that concatenation in optimized builds.
+  static_assert(kMaxWorkers == 65535, "update the message below");
   if (workers > kMaxWorkers) {
-    throw std::invalid_argument("IdleCoordinator: workers must be <= " +
-                                std::to_string(kMaxWorkers));
+    throw std::invalid_argument("IdleCoordinator: workers must be <= 65535");
   }
   if (options.spin_min.count() < 0 || options.spin_max.count() < 0 ||
       options.timed_park.count() < 0) {
