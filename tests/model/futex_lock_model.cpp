@@ -19,7 +19,6 @@
 #include "model_main.hpp"
 #include "model_parker.hpp"
 
-#include <cstdio>
 #include <string>
 
 namespace {
@@ -86,14 +85,7 @@ bool run_model(const std::string& variant, int& known) {
     known = 0;
     return false;
   }
-  rl::test_params p;
-  p.search_type = rl::random_scheduler_type;
-  p.iteration_count = 200000;
-  p.execution_depth_limit = 4000;
-  p.output_history = false;
-  const bool ok = rl::simulate<ThreeLockers>(p);
-  std::printf("  %-22s %s\n", "ThreeLockers", ok ? "no failure found" : "FAILURE found");
-  return ok;
+  return parkpool::model::simulate<ThreeLockers>("ThreeLockers", 200000);
 }
 
 }  // namespace

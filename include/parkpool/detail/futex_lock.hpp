@@ -13,7 +13,8 @@
 // The protocol is written once over a Backend (detail/parker_protocol.hpp has the requirements:
 // Word, wait, wake_one) so that tests/model/futex_lock_model.cpp model-checks this very code.
 //
-// The word (Drepper, "Futexes Are Tricky", 2011, mutex #3):
+// The word (the three-state futex mutex of Drepper's "Futexes Are Tricky"; glibc's lll_lock and
+// lll_unlock use the same states):
 //   0  free
 //   1  held, nobody waits
 //   2  held, and a thread may be blocked in wait() on the word (or about to block)
@@ -26,8 +27,9 @@
 //        2 is about to wake it. A waiter blocks only while the word is 2 (FUTEX_WAIT compares
 //        atomically with the sleep), and only an unlock's exchange moves 2 to 0: that unlock
 //        read 2 and wakes one. The woken thread sets 2 again before it looks, so a second
-//        waiter is never left behind a 1 (the lost wakeup of Drepper's mutex #2 and of the
-//        model's broken variant `set_one`).
+//        waiter is never left behind a 1. (A woken thread that took the lock with CAS 0 -> 1
+//        would strand it: tests/detail/futex_lock_test.cpp, EveryWaiterIsWokenWhenSeveralWait,
+//        fails on that mutation; the model's split_unlock and missing_wake variants deadlock.)
 // No fairness: a thread arriving while the woken one is on its way may barge in (the woken one
 // then waits again). The coordinator's critical sections are a few dozen instructions.
 #pragma once
