@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends.hpp"
 #include "parkpool_test.hpp"
 
 namespace {
@@ -48,12 +49,7 @@ struct Lock {
 template <class Backend>
 class FutexLockProtocol : public ::testing::Test {};
 
-using Backends = ::testing::Types<
-#if defined(__linux__)
-    parkpool::detail::FutexBackend,
-#endif
-    parkpool::detail::PortableBackend>;
-TYPED_TEST_SUITE(FutexLockProtocol, Backends);
+TYPED_TEST_SUITE(FutexLockProtocol, parkpool::test::ProductionBackends);
 
 TYPED_TEST(FutexLockProtocol, UncontendedLockAndUnlockMoveTheWordBetweenFreeAndHeld) {
   Lock<TypeParam> l;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "backends.hpp"
 #include "parkpool_test.hpp"
 
 namespace {
@@ -41,12 +42,7 @@ struct Core {
 template <class Backend>
 class ParkerProtocol : public ::testing::Test {};
 
-using Backends = ::testing::Types<
-#if defined(__linux__)
-    parkpool::detail::FutexBackend,
-#endif
-    parkpool::detail::PortableBackend>;
-TYPED_TEST_SUITE(ParkerProtocol, Backends);
+TYPED_TEST_SUITE(ParkerProtocol, parkpool::test::ProductionBackends);
 
 TYPED_TEST(ParkerProtocol, TokenSemantics) {
   Core<TypeParam> c;
