@@ -307,7 +307,9 @@ void maybe_reexec_with_server(char** argv) {
   if (lib.empty()) return;  // the cases report the missing server
   std::string preload = lib;
   if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') {
-    preload += ":" + std::string(old);
+    // append(), not `":" + std::string(old)`: GCC 12 warns about that concatenation in release
+    // builds (a -Wrestrict false positive inside char_traits).
+    preload.append(":").append(old);
   }
   setenv("LD_PRELOAD", preload.c_str(), 1);
   if (wants_spin) setenv("PARKPOOL_TBB_IDLE", "default", 1);
