@@ -2,15 +2,15 @@
 // [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
 // the woken worker up to its task): GCC places them together in .text.hot, so that path touches
 // fewer code pages, each likely a TLB miss after a syscall on a kernel with PTI and no PCID.
-// pool/SLEEP.md, "Tuning", has the measurement.
+// The system call itself is issued inline (futex_syscall.hpp), not through libc. pool/SLEEP.md,
+// "Tuning", has the measurements.
 #include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <ctime>
 
+#include "parkpool/detail/futex_syscall.hpp"
 #include "parkpool/detail/parker_backend.hpp"
 
 namespace parkpool::detail {
@@ -22,9 +22,10 @@ std::uint32_t* futex_address(ParkerWord& word) noexcept {
   return reinterpret_cast<std::uint32_t*>(&word);
 }
 
+// Returns >= 0, or -errno.
 long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
            std::uint32_t val3) noexcept {
-  return syscall(SYS_futex, addr, op, val, ts, nullptr, val3);
+  return futex_syscall(addr, op, val, ts, nullptr, val3);
 }
 
 }  // namespace
@@ -45,7 +46,7 @@ long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
   }
   // 0: woken (perhaps spuriously); EAGAIN: the word already differed; EINTR: a signal. All three
   // send the protocol back to re-check the word with the same absolute deadline.
-  if (rc == -1 && errno == ETIMEDOUT) return WaitStatus::timed_out;
+  if (rc == -ETIMEDOUT) return WaitStatus::timed_out;
   return WaitStatus::woken;
 }
 

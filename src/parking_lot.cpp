@@ -44,6 +44,7 @@
 #include <parkpool/parking_lot.hpp>
 
 #include "parking_lot_internal.hpp"
+#include "parkpool/detail/futex_syscall.hpp"
 
 #include <linux/futex.h>
 #include <sched.h>
@@ -88,8 +89,8 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
   }
   // FUTEX_WAIT_BITSET takes an absolute deadline (null: none), so EINTR and spurious returns do
   // not extend it; it costs what FUTEX_WAIT costs.
-  syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
-          deadline != nullptr ? &ts : nullptr, nullptr, bits);
+  parkpool::detail::futex_syscall(futex_addr(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+                                  deadline != nullptr ? &ts : nullptr, nullptr, bits);
 }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
@@ -97,13 +98,15 @@ void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
   // it return precedes this call); its ThreadData lives in thread_local storage that may even be
   // gone. The kernel then returns EFAULT or wakes an unrelated waiter on reused memory, which
   // every futex user must tolerate as a spurious wakeup. Nothing here touches the memory.
-  syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+  parkpool::detail::futex_syscall(futex_addr(word), FUTEX_WAKE_PRIVATE,
+                                  static_cast<std::uint32_t>(count), nullptr, nullptr, 0);
 }
 
 // Wakes every thread sleeping on `word` whose wait mask shares a bit with `bits` (each bit is
 // held by at most one sleeper, INV-B, so "every" is exactly the threads meant).
 void futex_wake_bits(std::atomic<std::uint32_t>& word, std::uint32_t bits) noexcept {
-  syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, nullptr, nullptr, bits);
+  parkpool::detail::futex_syscall(futex_addr(word), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, nullptr,
+                                  nullptr, bits);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+// Internal (Linux only; users never name it): the futex(2) system call, issued inline. Used by
+// the Parker's futex backend (src/backend_futex.cpp) and the parking lot (src/parking_lot.cpp).
+//
+// Why not libc's syscall(): it is reached through the PLT and the GOT and runs in libc's text, so
+// a FUTEX_WAKE or FUTEX_WAIT through it touches three more pages than the caller's own code. On
+// the wake path from idle every page is likely a TLB miss (the submitter and the woken thread
+// have just returned from a syscall, and with PTI that starts them with an empty TLB for user
+// pages), and the woken thread returns from the kernel into syscall() before it gets back to
+// its own code. pool/SLEEP.md ("Tuning") has the measurement. Elsewhere than x86-64 this is
+// syscall(), with the same return convention.
+#pragma once
+
+#if !defined(__linux__)
+#error "parkpool/detail/futex_syscall.hpp is Linux only"
+#endif
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+
+namespace parkpool::detail {
+
+// futex(addr, op, val, timeout, addr2, val3). Returns what the kernel returns: >= 0 on success,
+// -errno on failure (errno itself is not touched). Never fails for a valid address; the callers
+// treat every error but ETIMEDOUT as a (possibly spurious) return and re-check their word.
+[[gnu::always_inline]] inline long futex_syscall(std::uint32_t* addr, int op, std::uint32_t val,
+                                                 const timespec* timeout, std::uint32_t* addr2,
+                                                 std::uint32_t val3) noexcept {
+#if defined(__x86_64__)
+  // The x86-64 Linux convention: number in rax, arguments in rdi, rsi, rdx, r10, r8, r9; the
+  // result in rax; the instruction clobbers rcx and r11. "memory": the kernel reads *addr (and,
+  // for FUTEX_WAIT, the caller's stores before the call must not be moved past it).
+  register long r10 asm("r10") = reinterpret_cast<long>(timeout);
+  register long r8 asm("r8") = reinterpret_cast<long>(addr2);
+  register long r9 asm("r9") = static_cast<long>(val3);
+  long rc = SYS_futex;
+  asm volatile("syscall"
+               : "+a"(rc)
+               : "D"(addr), "S"(static_cast<long>(op)), "d"(static_cast<long>(val)), "r"(r10),
+                 "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  return rc;
+#else
+  const long rc = syscall(SYS_futex, addr, op, val, timeout, addr2, val3);
+  return rc == -1 ? -errno : rc;
+#endif
+}
+
+}  // namespace parkpool::detail
