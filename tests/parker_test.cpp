@@ -125,8 +125,8 @@ const char* name(UnparkWhen u) {
 // The parking call under test, in each of the four API forms.
 enum class Form { timeout, steady_deadline, system_deadline, coarse_clock_deadline };
 
-UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
-  constexpr auto kShort = 30ms;
+// `finite`: the deadline of DeadlineKind::short_, from now.
+UnparkReason park_with(Parker& p, Form form, DeadlineKind kind, std::chrono::milliseconds finite) {
   switch (form) {
     case Form::timeout:
       switch (kind) {
@@ -135,7 +135,7 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
         case DeadlineKind::now:
           return p.park_timeout(0ns);
         case DeadlineKind::short_:
-          return p.park_timeout(kShort);
+          return p.park_timeout(finite);
         case DeadlineKind::huge:
           return p.park_timeout(std::chrono::nanoseconds::max());
       }
@@ -147,7 +147,7 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
         case DeadlineKind::now:
           return p.park_deadline(Clock::now());
         case DeadlineKind::short_:
-          return p.park_deadline(Clock::now() + kShort);
+          return p.park_deadline(Clock::now() + finite);
         case DeadlineKind::huge:
           return p.park_deadline(Clock::time_point::max());
       }
@@ -160,7 +160,7 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
         case DeadlineKind::now:
           return p.park_deadline(S::now());
         case DeadlineKind::short_:
-          return p.park_deadline(S::now() + kShort);
+          return p.park_deadline(S::now() + finite);
         case DeadlineKind::huge:
           return p.park_deadline(S::now() +
                                  std::chrono::hours(24 * 365 * 100));  // 100 years fits in ns
@@ -177,7 +177,7 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind) {
         case DeadlineKind::now:
           return p.park_deadline(std::chrono::time_point_cast<std::chrono::hours>(Clock::now()));
         case DeadlineKind::short_:
-          return p.park_timeout(kShort);  // hours cannot express 30 ms
+          return p.park_timeout(finite);  // hours cannot express milliseconds
         case DeadlineKind::huge:
           return p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1)));
       }
@@ -204,8 +204,13 @@ TEST_P(ParkerTimeoutTable, Behaves) {
       u.unpark();
     });
   }
+  // A finite deadline is 30 ms where the park should time out (the elapsed time is checked
+  // against it), and 30 s where an unpark during the park should end it: the unparker thread
+  // must get a CPU before the deadline, and on a loaded machine under TSAN it once did not
+  // within 30 ms (the park timed out and the token was left for the next call).
+  const auto finite = c.unpark == UnparkWhen::during ? std::chrono::milliseconds(30s) : 30ms;
   const auto start = Clock::now();
-  const UnparkReason r = park_with(p, form, c.deadline);
+  const UnparkReason r = park_with(p, form, c.deadline, finite);
   const auto elapsed = Clock::now() - start;
   if (unparker.joinable()) unparker.join();
 
@@ -219,7 +224,7 @@ TEST_P(ParkerTimeoutTable, Behaves) {
   }
   EXPECT_EQ(r, c.expected);
   if (c.expected == UnparkReason::timed_out && c.deadline == DeadlineKind::short_) {
-    EXPECT_GE(elapsed, 30ms) << "returned before the deadline";
+    EXPECT_GE(elapsed, finite) << "returned before the deadline";
   }
   // No token may be left behind or invented.
   EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out);
