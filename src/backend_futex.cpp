@@ -22,19 +22,13 @@ std::uint32_t* futex_address(ParkerWord& word) noexcept {
   return reinterpret_cast<std::uint32_t*>(&word);
 }
 
-// Returns >= 0, or -errno.
-long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
-           std::uint32_t val3) noexcept {
-  return futex_syscall(addr, op, val, ts, nullptr, val3);
-}
-
 }  // namespace
 
 [[gnu::hot]] WaitStatus FutexBackend::wait(Word& word, std::uint32_t expected,
                                            const Deadline& deadline) noexcept {
   long rc = 0;
   if (deadline.is_forever()) {
-    rc = futex(futex_address(word), FUTEX_WAIT_PRIVATE, expected, nullptr, 0);
+    rc = futex_syscall(futex_address(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
   } else {
     const std::int64_t ns = deadline.ns < 0 ? 0 : deadline.ns;
     timespec ts{};
@@ -42,16 +36,17 @@ long futex(std::uint32_t* addr, int op, std::uint32_t val, const timespec* ts,
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     int op = FUTEX_WAIT_BITSET_PRIVATE;
     if (deadline.clock == Deadline::Clock::realtime) op |= FUTEX_CLOCK_REALTIME;
-    rc = futex(futex_address(word), op, expected, &ts, FUTEX_BITSET_MATCH_ANY);
+    rc = futex_syscall(futex_address(word), op, expected, &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
   }
-  // 0: woken (perhaps spuriously); EAGAIN: the word already differed; EINTR: a signal. All three
-  // send the protocol back to re-check the word with the same absolute deadline.
+  // rc is >= 0 or -errno. 0: woken (perhaps spuriously); EAGAIN: the word already differed; EINTR:
+  // a signal. All three send the protocol back to re-check the word with the same absolute
+  // deadline.
   if (rc == -ETIMEDOUT) return WaitStatus::timed_out;
   return WaitStatus::woken;
 }
 
 [[gnu::hot]] void FutexBackend::wake_one(Word& word) noexcept {
-  futex(futex_address(word), FUTEX_WAKE_PRIVATE, 1, nullptr, 0);
+  futex_syscall(futex_address(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 }  // namespace parkpool::detail
