@@ -7,7 +7,6 @@
 #include <linux/futex.h>
 
 #include <cerrno>
-#include <climits>
 #include <ctime>
 
 #include "parkpool/detail/futex_syscall.hpp"

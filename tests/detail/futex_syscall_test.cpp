@@ -67,13 +67,15 @@ TEST(FutexSyscall, WakeWithNoWaiterReturnsZero) {
 
 TEST(FutexSyscall, WakeReturnsTheThreadItWokeAndTheWaiterReturnsZero) {
   std::atomic<std::uint32_t> word{0};
+  std::uint32_t* const addr = reinterpret_cast<std::uint32_t*>(&word);  // what the kernel sees
   std::atomic<pid_t> tid{0};
   std::atomic<long> waiter_rc{1};
   std::thread waiter([&] {
+    // Release / acquire: pairs with the loop below, which then reads the thread's state by tid.
     tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
     // One untimed wait: only a FUTEX_WAKE (or a signal, which this test sends none of) ends it.
-    waiter_rc.store(futex_syscall(reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0,
-                                  nullptr, nullptr, 0),
+    // Release: pairs with the acquire loads below and the final read after join().
+    waiter_rc.store(futex_syscall(addr, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0),
                     std::memory_order_release);
   });
   pid_t t = 0;
@@ -87,18 +89,17 @@ TEST(FutexSyscall, WakeReturnsTheThreadItWokeAndTheWaiterReturnsZero) {
   long woken = 0;
   while (woken == 0 && std::chrono::steady_clock::now() < give_up &&
          waiter_rc.load(std::memory_order_acquire) == 1) {
-    woken = futex_syscall(reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-                          nullptr, 0);
+    woken = futex_syscall(addr, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   }
   if (woken == 0) {
-    // Unblock the thread before failing, so that the test ends.
-    word.store(1);
-    futex_syscall(reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
-                  0);
+    // Unblock the thread before failing, so that the test ends. Relaxed: the kernel compares
+    // the word itself; nothing is published through it.
+    word.store(1, std::memory_order_relaxed);
+    futex_syscall(addr, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   }
   waiter.join();
   EXPECT_EQ(woken, 1);
-  EXPECT_EQ(waiter_rc.load(), 0);
+  EXPECT_EQ(waiter_rc.load(std::memory_order_relaxed), 0);  // ordered by join()
 }
 
 }  // namespace
