@@ -537,6 +537,7 @@ IdleWorkerStats IdleCoordinator::stats(std::size_t worker) const noexcept {
   r.unparks = s.unparks.load(std::memory_order_relaxed);
   r.timed_out_parks = s.timed_out_parks.load(std::memory_order_relaxed);
   r.spin_hits = s.spin_hits.load(std::memory_order_relaxed);
+  r.spin_yields = s.spin_yields.load(std::memory_order_relaxed);
   return r;
 }
 

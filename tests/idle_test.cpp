@@ -1337,6 +1337,40 @@ TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
   EXPECT_EQ(c.stats(0).spin_hits, 3u);
 }
 
+// has_work() for a single-threaded episode: false until `after` has passed since the call, true
+// from then on (a late spin hit or the re-check after the announce: either ends the episode
+// without a park, so no other thread is needed).
+auto true_after(std::chrono::nanoseconds after) {
+  return [until = std::chrono::steady_clock::now() + after] {
+    return std::chrono::steady_clock::now() >= until;
+  };
+}
+
+TEST(IdleCoordinator, SpinOnABudgetBelowTheYieldThresholdNeverYields) {
+  // A budget below kSpinYieldMinBudget: no yield, however many rounds the spin runs (the yield
+  // every 64 rounds used to apply to every spin: at the 2 us floor it was one yield per idle
+  // episode).
+  constexpr auto budget = parkpool::detail::kSpinYieldMinBudget - 1us;
+  static_assert(budget > 0ns);
+  IdleCoordinator c(2, spin_options(budget, budget));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_TRUE(c.wait_for_work(0, true_after(budget + 1us)));
+    c.found_work(0);
+  }
+  EXPECT_EQ(c.stats(0).spin_yields, 0u);
+  EXPECT_EQ(c.stats(0).parks, 0u);
+}
+
+TEST(IdleCoordinator, LongSpinYieldsItsCpu) {
+  // A 1 ms budget spun in full: the spinner offers its CPU every 64 rounds.
+  IdleCoordinator c(2, spin_options(1ms, 1ms));
+  EXPECT_TRUE(c.wait_for_work(0, true_after(1ms)));
+  c.found_work(0);
+  EXPECT_GE(c.stats(0).spin_yields, 1u);
+  EXPECT_EQ(c.total_stats().spin_yields, c.stats(0).spin_yields);
+  EXPECT_EQ(c.stats(0).parks, 0u);
+}
+
 TEST(IdleCoordinator, ZeroSpinMaxNeverSpinsAndZeroSpinMinStillAdapts) {
   IdleCoordinator never(2, no_spin_options());
   EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);

@@ -366,7 +366,35 @@ TEST(ThreadPool, StatsAreConsistentWhenQuiescent) {
   EXPECT_EQ(st.total.spawned, static_cast<std::uint64_t>(2 * n));
   EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled);
   EXPECT_EQ(st.total.tasks_run, static_cast<std::uint64_t>(3 * n));
-  EXPECT_EQ(st.workers.size(), 2u);
+  ASSERT_EQ(st.workers.size(), 2u);
+  parkpool::WorkerStats sum;
+  for (const auto& w : st.workers) sum += w;
+  EXPECT_EQ(sum.tasks_run, st.total.tasks_run);
+  EXPECT_EQ(sum.tasks_cancelled, st.total.tasks_cancelled);
+  EXPECT_EQ(sum.spawned, st.total.spawned);
+  EXPECT_EQ(sum.steals, st.total.steals);
+  EXPECT_EQ(sum.injector_pops, st.total.injector_pops);
+  EXPECT_EQ(sum.post_exceptions, st.total.post_exceptions);
+  EXPECT_EQ(sum.parks, st.total.parks);
+  EXPECT_EQ(sum.unparks, st.total.unparks);
+  EXPECT_EQ(sum.timed_out_parks, st.total.timed_out_parks);
+  EXPECT_EQ(sum.spin_hits, st.total.spin_hits);
+  EXPECT_EQ(sum.spin_yields, st.total.spin_yields);
+}
+
+TEST(ThreadPool, StatsCountTheYieldsOfALongSpin) {
+  // One worker with a 1 ms spin: its first idle episode spins the full budget (nothing is
+  // posted) before its first park, and yields its CPU along the way.
+  PoolOptions o = with_threads(1);
+  o.idle.spin_min = 1ms;
+  o.idle.spin_max = 1ms;
+  ThreadPool pool(o);
+  parkpool::test::TimeBudget budget(10s);
+  while (pool.stats().total.parks == 0 && !budget.exhausted()) std::this_thread::yield();
+  ASSERT_GE(pool.stats().total.parks, 1u) << "the worker never parked within 10 s";
+  pool.shutdown();
+  EXPECT_GE(pool.stats().total.spin_yields, 1u);
+  EXPECT_EQ(pool.stats().workers[0].spin_yields, pool.stats().total.spin_yields);
 }
 
 double process_cpu_seconds() {

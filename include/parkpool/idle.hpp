@@ -76,9 +76,11 @@
 //   worker that migrates between its announce and its park only makes one choice a worse guess;
 //   no wake depends on it.
 // Fairness: within that rule wakes are LIFO; a long-idle worker may stay asleep indefinitely
-//   while others suffice. That is the point. A spinning worker yields its CPU (sched_yield) every
-//   64 spin rounds, so it does not hold a CPU that another runnable thread of the process or
-//   machine needs for the length of its budget.
+//   while others suffice. That is the point. A worker spinning on a budget of 5 us or more yields
+//   its CPU (sched_yield) every 64 spin rounds, so it does not hold a CPU that another runnable
+//   thread of the process or machine needs for the length of its budget; a shorter spin never
+//   yields (a yield that lets another thread run costs the spinner that thread's whole run while
+//   it still counts as a searcher, and a short spin holds the CPU only briefly anyway).
 // Cost: notify_work() when no wake is needed: one fence + one load, no RMW on a shared line, no
 //   syscall; notify_work_local() with asymmetric(): one load. An announce whose re-check found
 //   nothing, or a last searcher whose has_more() said false, while another worker works: one
@@ -176,11 +178,14 @@ struct IdleWorkerStats {
                                       // (claim or shutdown), a foreign unpark, or a stale token
   std::uint64_t timed_out_parks = 0;  // park_timeout() calls that expired
   std::uint64_t spin_hits = 0;        // has_work() became true while spinning (no park needed)
+  std::uint64_t spin_yields = 0;      // sched_yield() calls made while spinning (see
+                                      // detail::kSpinYieldMinBudget)
   IdleWorkerStats& operator+=(const IdleWorkerStats& o) noexcept {
     parks += o.parks;
     unparks += o.unparks;
     timed_out_parks += o.timed_out_parks;
     spin_hits += o.spin_hits;
+    spin_yields += o.spin_yields;
     return *this;
   }
 };
@@ -191,6 +196,13 @@ struct IdleTestAccess;  // white-box tests
 // phase of wait_for_work(); a power of two, a multiple of 8 (the clock-check period).
 inline constexpr unsigned kSpinYieldRounds = 64;
 static_assert((kSpinYieldRounds & (kSpinYieldRounds - 1)) == 0 && kSpinYieldRounds % 8 == 0);
+// The shortest spin budget whose spin yields (every kSpinYieldRounds rounds). A shorter spin
+// never yields: it cannot hold a CPU long, while a yield that does let another thread run (the
+// I/O thread that the worker's own task just woke, on the same CPU) takes the spinner off the CPU
+// for that thread's whole run, still counted as a searcher, and adds two context switches. At
+// the budget's floor (2 us, where a server's workers sit at 1k requests/s) the 64th round came
+// before the deadline, so every idle episode made such a yield: pool/SLEEP.md, "Tuning".
+inline constexpr std::chrono::nanoseconds kSpinYieldMinBudget{std::chrono::microseconds(5)};
 
 // Issues a pause/yield instruction for the spin loop.
 inline void idle_cpu_relax() noexcept {
@@ -436,7 +448,8 @@ class IdleCoordinator {
     // older than idle_since_tick and ignored; a missing one falls back to the owner's clock.
     std::atomic<std::int64_t> claimed_at_tick{0};
     // Single-writer counters (owner); relaxed load+store, read by stats() with relaxed loads.
-    std::atomic<std::uint64_t> parks{0}, unparks{0}, timed_out_parks{0}, spin_hits{0};
+    std::atomic<std::uint64_t> parks{0}, unparks{0}, timed_out_parks{0}, spin_hits{0},
+        spin_yields{0};
   };
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
     // Relaxed: a statistic with a single writer; no other data is published through it.
@@ -549,6 +562,7 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
   }
   if (s.spin_budget_ns > 0 && try_start_searching(worker)) {
     const auto deadline = start + std::chrono::nanoseconds(s.spin_budget_ns);
+    const bool yields = s.spin_budget_ns >= detail::kSpinYieldMinBudget.count();  // see there
     for (unsigned i = 1;; ++i) {
       if (has_work()) {
         on_spin_hit(s);
@@ -559,11 +573,16 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
       if ((i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;
         if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
-        // Every kSpinYieldRounds rounds (a couple of us) offer the CPU to another runnable thread
-        // on it (an I/O thread, an external submitter, a co-located process): the budget keeps
-        // running meanwhile, and with nobody else runnable sched_yield returns at once. See
-        // pool/SLEEP.md, "Tuning": without it a server at its saturation rate fell behind.
-        if ((i & (detail::kSpinYieldRounds - 1)) == 0) std::this_thread::yield();
+        // On a budget of kSpinYieldMinBudget or more, every kSpinYieldRounds rounds (a couple of
+        // us) offer the CPU to another runnable thread on it (an I/O thread, an external
+        // submitter, a co-located process): the budget keeps running meanwhile, and with nobody
+        // else runnable sched_yield returns at once. See pool/SLEEP.md, "Tuning": without it a
+        // server at its saturation rate fell behind; yielding in short spins too doubled a
+        // server's CPU per request and its median latency at 1k requests/s.
+        if ((i & (detail::kSpinYieldRounds - 1)) == 0 && yields) {
+          bump(s.spin_yields);
+          std::this_thread::yield();
+        }
       }
     }
     // A miss changes nothing yet: the wake (or re-check) that ends this episode decides, from

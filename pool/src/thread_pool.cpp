@@ -98,6 +98,7 @@ WorkerStats& WorkerStats::operator+=(const WorkerStats& o) noexcept {
   unparks += o.unparks;
   timed_out_parks += o.timed_out_parks;
   spin_hits += o.spin_hits;
+  spin_yields += o.spin_yields;
   return *this;
 }
 
@@ -566,6 +567,7 @@ PoolStats ThreadPool::stats() const {
     x.unparks = is.unparks;
     x.timed_out_parks = is.timed_out_parks;
     x.spin_hits = is.spin_hits;
+    x.spin_yields = is.spin_yields;
     s.total += x;
     s.workers.push_back(x);
   }

@@ -104,6 +104,7 @@ struct WorkerStats {
   std::uint64_t unparks = 0;
   std::uint64_t timed_out_parks = 0;
   std::uint64_t spin_hits = 0;
+  std::uint64_t spin_yields = 0;
   WorkerStats& operator+=(const WorkerStats& o) noexcept;
 };
 
