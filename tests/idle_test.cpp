@@ -1337,9 +1337,10 @@ TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
   EXPECT_EQ(c.stats(0).spin_hits, 3u);
 }
 
-// has_work() for a single-threaded episode: false until `after` has passed since the call, true
-// from then on (a late spin hit or the re-check after the announce: either ends the episode
-// without a park, so no other thread is needed).
+// has_work() for a single-threaded episode with a spin budget of `after`: false until `after` has
+// passed since this call, true from then on. Made before wait_for_work() reads its start time, so
+// it turns true no later than the spin's deadline: either a spin hit, or the spin saw the deadline
+// pass and the re-check after the announce (later still) sees true. No park, no other thread.
 auto true_after(std::chrono::nanoseconds after) {
   return [until = std::chrono::steady_clock::now() + after] {
     return std::chrono::steady_clock::now() >= until;
@@ -1352,9 +1353,11 @@ TEST(IdleCoordinator, SpinOnABudgetBelowTheYieldThresholdNeverYields) {
   // episode).
   constexpr auto budget = parkpool::detail::kSpinYieldMinBudget - 1us;
   static_assert(budget > 0ns);
-  IdleCoordinator c(2, spin_options(budget, budget));
+  // The timed park is only a safety net: should an episode park, it returns after 1 s (and the
+  // parks check below fails) instead of hanging the test.
+  IdleCoordinator c(2, spin_options(budget, budget, 1s));
   for (int i = 0; i < 50; ++i) {
-    EXPECT_TRUE(c.wait_for_work(0, true_after(budget + 1us)));
+    EXPECT_TRUE(c.wait_for_work(0, true_after(budget)));
     c.found_work(0);
   }
   EXPECT_EQ(c.stats(0).spin_yields, 0u);
@@ -1363,7 +1366,7 @@ TEST(IdleCoordinator, SpinOnABudgetBelowTheYieldThresholdNeverYields) {
 
 TEST(IdleCoordinator, LongSpinYieldsItsCpu) {
   // A 1 ms budget spun in full: the spinner offers its CPU every 64 rounds.
-  IdleCoordinator c(2, spin_options(1ms, 1ms));
+  IdleCoordinator c(2, spin_options(1ms, 1ms, 1s));  // the timed park: a safety net, as above
   EXPECT_TRUE(c.wait_for_work(0, true_after(1ms)));
   c.found_work(0);
   EXPECT_GE(c.stats(0).spin_yields, 1u);
