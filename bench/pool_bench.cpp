@@ -43,6 +43,7 @@
 
 #include "bench_stats.hpp"
 #include "parkpool/detail/injector.hpp"
+#include "parkpool/detail/parker_backend.hpp"
 #include "parkpool/thread_pool.hpp"
 
 #if __has_include(<boost/lockfree/queue.hpp>)
@@ -175,6 +176,17 @@ std::int64_t now_ns() {
 
 constexpr std::size_t kTasks = 1'000'000;
 
+// The pool's idle diagnostics per 1,000 of the `tasks` posted in all repetitions: unparks,
+// parks, spin hits, and worker 0's share of the tasks run.
+void idle_counters(benchmark::State& state, const parkpool::ThreadPool& pool, double tasks) {
+  const parkpool::PoolStats st = pool.stats();
+  const double k = tasks / 1000.0;
+  state.counters["unparks_per_1k"] = static_cast<double>(st.total.unparks) / k;
+  state.counters["parks_per_1k"] = static_cast<double>(st.total.parks) / k;
+  state.counters["spin_hits_per_1k"] = static_cast<double>(st.total.spin_hits) / k;
+  state.counters["w0_share"] = static_cast<double>(st.workers[0].tasks_run) / tasks;
+}
+
 // ---- 1. external submit ----
 // parkpool's row also reports, per 1,000 tasks, the workers' parks, unparks and spin hits, and
 // worker 0's share of the tasks: diagnostics, not figures. The submitter pays one FUTEX_WAKE per
@@ -193,13 +205,7 @@ void external_post(benchmark::State& state, Post&& post) {
 void BM_ExternalPost_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
   external_post(state, [&](auto&& f) { pool.post(f); });
-  const parkpool::PoolStats st = pool.stats();
-  const double k = static_cast<double>(state.iterations()) * static_cast<double>(kTasks) / 1000.0;
-  // tasks_run / tasks: k * 1000 tasks in all.
-  state.counters["unparks_per_1k"] = static_cast<double>(st.total.unparks) / k;
-  state.counters["parks_per_1k"] = static_cast<double>(st.total.parks) / k;
-  state.counters["spin_hits_per_1k"] = static_cast<double>(st.total.spin_hits) / k;
-  state.counters["w0_share"] = static_cast<double>(st.workers[0].tasks_run) / (k * 1000.0);
+  idle_counters(state, pool, static_cast<double>(state.iterations()) * static_cast<double>(kTasks));
 }
 void BM_ExternalPost_Std(benchmark::State& state) {
   StdPool pool(kWorkers);
@@ -603,50 +609,67 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
   state.counters["late_p99_us"] = percentile(late, 0.99);
   state.counters["post_to_start_p99_us"] = percentile(to_start, 0.99);
 }
-// Issue 5's workload 6: a task every 20 us for 0.5 s.
+// Issue 5's workload 6: a task every 20 us for 0.5 s. parkpool's row adds the idle diagnostics
+// (idle_counters): a task that found its worker parked paid a kernel wake.
+constexpr std::size_t kSparseTasks = 25'000;
 template <class Post>
 void sparse_load(benchmark::State& state, Post&& post) {
-  sparse_load_run(state, 20'000, 25'000, post);
+  sparse_load_run(state, 20'000, kSparseTasks, post);
 }
 void BM_SparseLoad_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(kWorkers));
   sparse_load(state, [&](auto&& f) { pool.post(f); });
+  idle_counters(state, pool,
+                static_cast<double>(state.iterations()) * static_cast<double>(kSparseTasks));
 }
 // A reference point, not a baseline: no pool, this thread runs each task at its due time. Its
 // latency is this thread's own lateness alone, the part of every row's p99 no pool can remove.
 void BM_SparseLoad_FloorNoPool(benchmark::State& state) {
   sparse_load(state, [](auto&& f) { f(); });
 }
-// A reference point for the sleeping presets (parkpool_efficiency, the std pool): one bare thread
-// that sleeps in FUTEX_WAIT whenever its queue is empty, and a post() that always issues
-// FUTEX_WAKE: the cost of waking a sleeping thread in this workload, where the submitter keeps its
-// own CPU busy, so the woken thread runs on the other one (WakeLatency's bare_futex thread mostly
-// runs on the waker's CPU: its same_cpu_pct). A queue, unlike FutexThread, because a late
-// submitter posts several tasks back to back. 2026-12-02, AMD EPYC 2-vCPU VM, a throwaway copy of
-// this loop: p50 10.6-11.2 us, as parkpool_efficiency's 10.7-11.1 us in the same processes,
-// while WakeLatency's bare_futex p50 was 6.9-7.2 us in two of the day's three full runs.
-class BareFutexQueue {
+// Reference points: one bare thread fed through a ring by the one submitting thread.
+//   BareQueue::Idle::futex  (floor_bare_futex) the thread sleeps in FUTEX_WAIT whenever its queue
+//     is empty, and post() always issues FUTEX_WAKE: the cost of waking a sleeping thread in this
+//     workload, where the submitter keeps its own CPU busy, so the woken thread runs on the other
+//     one (WakeLatency's bare_futex thread mostly runs on the waker's CPU: its same_cpu_pct). The
+//     reference for the sleeping presets (parkpool_efficiency, the std pool). 2026-12-02, AMD
+//     EPYC 2-vCPU VM, a throwaway copy of this loop: p50 10.6-11.2 us, as parkpool_efficiency's
+//     10.7-11.1 us in the same processes, while WakeLatency's bare_futex p50 was 6.9-7.2 us in
+//     two of the day's three full runs.
+//   BareQueue::Idle::spin   (floor_bare_spin) the thread never sleeps: it polls its queue with a
+//     pause between reads, and post() makes no syscall: what a design that spins forever (and
+//     burns a core, as oneTBB does here) gets. The reference for the default preset's p99, which
+//     spins on a bounded budget and then parks. 2026-12-05, AMD EPYC 2-vCPU VM, four processes
+//     of 9 repetitions each: its p99 medians were 121, 209, 1,604 and 3,913 us, against
+//     parkpool's 30-93 us and oneTBB's 95-359 us in the same processes: spinning forever does
+//     not buy a shorter tail on this machine, so a longer spin budget is not the way to a lower
+//     p99.
+// A queue, unlike FutexThread, because a late submitter posts several tasks back to back.
+class BareQueue {
  public:
-  BareFutexQueue() : thread_([this] { loop(); }) {}
-  ~BareFutexQueue() {
+  enum class Idle { futex, spin };
+  explicit BareQueue(Idle idle) : idle_(idle), thread_([this] { loop(); }) {}
+  ~BareQueue() {
     post(std::function<void()>{});  // the empty task: stop after everything posted before it
     thread_.join();
   }
-  BareFutexQueue(const BareFutexQueue&) = delete;
-  BareFutexQueue& operator=(const BareFutexQueue&) = delete;
+  BareQueue(const BareQueue&) = delete;
+  BareQueue& operator=(const BareQueue&) = delete;
   // The one submitting thread only. Throws std::length_error if kCapacity tasks are queued.
   template <class F>
   void post(F&& f) {
     const std::uint32_t s = posted_.load(std::memory_order_relaxed);  // relaxed: our own word
     // acquire: pairs with (Q2); the slot's previous task has finished with it.
     if (s - taken_.load(std::memory_order_acquire) >= kCapacity) {
-      throw std::length_error("BareFutexQueue: full");
+      throw std::length_error("BareQueue: full");
     }
     ring_[s % kCapacity] = std::forward<F>(f);
     // (Q1) release: the slot is visible to the thread that reads this count.
     posted_.store(s + 1, std::memory_order_release);
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
+    if (idle_ == Idle::futex) {
+      syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAKE_PRIVATE, 1, nullptr,
+              nullptr, 0);
+    }
   }
 
  private:
@@ -656,9 +679,13 @@ class BareFutexQueue {
     for (;;) {
       const std::uint32_t s = posted_.load(std::memory_order_acquire);  // (Q1)
       if (s == taken) {
-        // FUTEX_WAIT sleeps only while the count is still s: a post() in between is not lost.
-        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAIT_PRIVATE, s,
-                nullptr, nullptr, 0);
+        if (idle_ == Idle::spin) {
+          parkpool::detail::cpu_relax();
+        } else {
+          // FUTEX_WAIT sleeps only while the count is still s: a post() in between is not lost.
+          syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&posted_), FUTEX_WAIT_PRIVATE, s,
+                  nullptr, nullptr, 0);
+        }
         continue;
       }
       std::function<void()>& slot = ring_[taken % kCapacity];
@@ -669,15 +696,20 @@ class BareFutexQueue {
       taken_.store(taken, std::memory_order_release);  // (Q2)
     }
   }
+  const Idle idle_;
   std::atomic<std::uint32_t> posted_{0};
   std::atomic<std::uint32_t> taken_{0};
   std::vector<std::function<void()>> ring_ = std::vector<std::function<void()>>(kCapacity);
-  std::thread thread_;
+  std::thread thread_;  // last: started after every member above is initialised
 };
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
               std::atomic<std::uint32_t>::is_always_lock_free);
 void BM_SparseLoad_FloorBareFutex(benchmark::State& state) {
-  BareFutexQueue q;
+  BareQueue q(BareQueue::Idle::futex);
+  sparse_load(state, [&](auto&& f) { q.post(f); });
+}
+void BM_SparseLoad_FloorBareSpin(benchmark::State& state) {
+  BareQueue q(BareQueue::Idle::spin);
   sparse_load(state, [&](auto&& f) { q.post(f); });
 }
 void BM_SparseLoad_ParkpoolEfficiency(benchmark::State& state) {
@@ -992,6 +1024,11 @@ BENCHMARK(BM_SparseLoad_FloorNoPool)
     ->UseRealTime();
 BENCHMARK(BM_SparseLoad_FloorBareFutex)
     ->Name("SparseLoad/floor_bare_futex")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_SparseLoad_FloorBareSpin)
+    ->Name("SparseLoad/floor_bare_spin")
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();
