@@ -176,8 +176,9 @@ std::int64_t now_ns() {
 
 constexpr std::size_t kTasks = 1'000'000;
 
-// The pool's idle diagnostics per 1,000 of the `tasks` posted in all repetitions: unparks,
-// parks, spin hits, and worker 0's share of the tasks run.
+// The pool's idle diagnostics per 1,000 of the `tasks` this run posted to `pool` (all of the run's
+// iterations; each repetition is a run with its own pool): unparks, parks, spin hits, and worker
+// 0's share of the tasks run.
 void idle_counters(benchmark::State& state, const parkpool::ThreadPool& pool, double tasks) {
   const parkpool::PoolStats st = pool.stats();
   const double k = tasks / 1000.0;
