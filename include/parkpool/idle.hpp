@@ -105,6 +105,7 @@
 #include <utility>
 #include <vector>
 
+#include "parkpool/detail/cpu_relax.hpp"
 #include "parkpool/detail/futex_lock.hpp"
 #include "parkpool/parker.hpp"
 
@@ -203,15 +204,6 @@ static_assert((kSpinYieldRounds & (kSpinYieldRounds - 1)) == 0 && kSpinYieldRoun
 // the budget's floor (2 us, where a server's workers sit at 1k requests/s) the 64th round came
 // before the deadline, so every idle episode made such a yield: pool/SLEEP.md, "Tuning".
 inline constexpr std::chrono::nanoseconds kSpinYieldMinBudget{std::chrono::microseconds(5)};
-
-// Issues a pause/yield instruction for the spin loop.
-inline void idle_cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
 
 // The claim stamp's clock (Slot::claimed_at_tick): the x86 time-stamp counter, read without a
 // memory access; steady_clock nanoseconds on other targets (kIdleTicksAreNs). Why not steady_clock
@@ -568,7 +560,7 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
         on_spin_hit(s);
         return true;  // still searching: the caller's found_work() ends it
       }
-      detail::idle_cpu_relax();
+      detail::cpu_relax();
       // The clock read (~20 ns via vDSO) every 8th round keeps the budget in time, not rounds.
       if ((i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;

@@ -82,6 +82,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "parkpool/detail/cpu_relax.hpp"
+
 namespace parkpool::parking_lot {
 
 // A value the parking thread leaves for unpark_filter's filter to look at.
@@ -331,13 +333,8 @@ class SpinWait {
   std::uint32_t counter_ = 0;
 };
 
-// One CPU pause instruction (a spin-loop hint).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+// One CPU pause instruction (a spin-loop hint; a no-op on targets without one). The library's
+// single definition, detail/cpu_relax.hpp.
+using ::parkpool::detail::cpu_relax;
 
 }  // namespace parkpool::parking_lot

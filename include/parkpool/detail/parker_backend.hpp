@@ -9,12 +9,9 @@
 #include <cstdint>
 #include <mutex>
 
+#include "parkpool/detail/cpu_relax.hpp"
 #include "parkpool/detail/deadline.hpp"
 #include "parkpool/detail/parker_protocol.hpp"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 #ifndef PARKPOOL_PORTABLE_BACKEND
 #if defined(__linux__)
@@ -25,14 +22,6 @@
 #endif
 
 namespace parkpool::detail {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
 
 inline std::int64_t monotonic_now_ns() noexcept {
   // libstdc++ and libc++ implement steady_clock with CLOCK_MONOTONIC (a vDSO read, no syscall).
