@@ -24,6 +24,15 @@ foreach(key steal_fraction_during_run other_processes_cpu_fraction_during_run ke
     message(FATAL_ERROR "no machine.${key} in the JSON: ${err}")
   endif()
 endforeach()
+# The stall probe, before and after the run: at least one thread, a share of its time in [0, 1].
+foreach(when start end)
+  string(JSON threads ERROR_VARIABLE err GET "${j}" machine stall_probe ${when} threads)
+  string(JSON lost ERROR_VARIABLE err2 GET "${j}" machine stall_probe ${when} lost_fraction)
+  if(err OR err2 OR NOT threads GREATER 0 OR lost LESS 0 OR lost GREATER 1)
+    message(FATAL_ERROR "machine.stall_probe.${when}: threads '${threads}', lost_fraction "
+                        "'${lost}' (${err}${err2})")
+  endif()
+endforeach()
 # One figure of each kind, with a positive median: a micro benchmark, each point of the pictures.
 foreach(fig_impl "ParkTimeoutZero cpu_ns|parkpool" "WakeLatencyDist p99_us|parkpool"
                  "WakeLatencyDist p50_us|bare_futex" "SparseSweep/5 cpu_us_per_task|std_pool"
