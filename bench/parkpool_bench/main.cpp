@@ -43,7 +43,7 @@
 // this run's (from /proc/stat and getrusage(RUSAGE_CHILDREN)); and a stall probe before the first
 // case and after the last (JSON machine.stall_probe.start / .end): one thread per usable CPU spins
 // on the clock for 0.05 s (tiny), 0.2 s (quick) or 0.5 s (full) and records every gap over 20 us
-// between two of its reads, i.e. time it did not run: its share of the probe's time, the longest
+// between two of its reads, i.e. time it did not run: their share of the threads' time, the longest
 // gap, the gaps over 1 ms, and the threads' involuntary context switches. Gaps with (almost) no
 // context switches were not this kernel's scheduling but the vCPU not running (or a long
 // interrupt). Why: some hypervisors (Firecracker here) report no steal at all, so /proc/stat said
@@ -276,7 +276,7 @@ json stall_probe(double seconds) {
   const auto n = static_cast<std::size_t>(std::max(1, cpus));
   constexpr std::int64_t kGapNs = 20'000;
   struct PerThread {
-    std::int64_t lost_ns = 0, longest_ns = 0, over_1ms = 0, gaps = 0;
+    std::int64_t lost_ns = 0, elapsed_ns = 0, longest_ns = 0, over_1ms = 0, gaps = 0;
     long involuntary = 0;
   };
   std::vector<PerThread> r(n);
@@ -293,6 +293,7 @@ json stall_probe(double seconds) {
     rusage u0{}, u1{};
     getrusage(RUSAGE_THREAD, &u0);
     std::int64_t last = now_ns();
+    const std::int64_t first = last;
     const std::int64_t end = last + static_cast<std::int64_t>(seconds * 1e9);
     while (last < end) {
       const std::int64_t t = now_ns();
@@ -306,6 +307,7 @@ json stall_probe(double seconds) {
     }
     getrusage(RUSAGE_THREAD, &u1);
     me.involuntary = u1.ru_nivcsw - u0.ru_nivcsw;
+    me.elapsed_ns = last - first;  // >= lost_ns: the share below is at most 1, however late
   };
   {
     std::vector<std::thread> threads;
@@ -315,6 +317,7 @@ json stall_probe(double seconds) {
   PerThread sum;
   for (const PerThread& p : r) {
     sum.lost_ns += p.lost_ns;
+    sum.elapsed_ns += p.elapsed_ns;
     sum.longest_ns = std::max(sum.longest_ns, p.longest_ns);
     sum.over_1ms += p.over_1ms;
     sum.gaps += p.gaps;
@@ -322,8 +325,9 @@ json stall_probe(double seconds) {
   }
   return {{"threads", n},
           {"seconds", seconds},
-          {"lost_fraction",
-           static_cast<double>(sum.lost_ns) / (seconds * 1e9 * static_cast<double>(n))},
+          {"lost_fraction", sum.elapsed_ns > 0 ? static_cast<double>(sum.lost_ns) /
+                                                     static_cast<double>(sum.elapsed_ns)
+                                               : 0.0},
           {"gaps_over_20us", sum.gaps},
           {"longest_gap_ms", static_cast<double>(sum.longest_ns) * 1e-6},
           {"gaps_over_1ms", sum.over_1ms},
