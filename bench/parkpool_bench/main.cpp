@@ -49,6 +49,11 @@
 // interrupt). Why: some hypervisors (Firecracker here) report no steal at all, so /proc/stat said
 // 0.0% while a spinning thread lost ~4% of its time, in gaps up to 4 ms (2026-12-05, 2-vCPU VM);
 // a p99 over 25k tasks in 0.5 s moves with a single gap of a few ms.
+// The gaps come with the load: in 5 s probes (2026-12-05, same VM) one spinning thread had 0-10
+// gaps over 200 us (0-7 ms in all), one thread per vCPU 43-63 between them (37-81 ms of their
+// 10 s, up to 9.6 ms each), with no regular period (not a CPU quota's throttling). A workload
+// that keeps both vCPUs busy (SparseLoad's default preset: the submitter and a spinning worker)
+// meets more of them.
 //
 // Exit status: 0; 1 if a case failed (the others are still reported); 2 for bad options, unknown
 // workloads or implementations, or no suites found.
