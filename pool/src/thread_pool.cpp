@@ -379,6 +379,12 @@ PoolCore::PoolCore(PoolOptions options)
       threads_.emplace_back([this, i] { worker_main(i); });
     }
   } catch (...) {
+    // A worker leaves the drain only when drain_idle_ counts every context in workers_ (see
+    // worker_main), but those whose thread did not start never count themselves: count them here,
+    // once, as idle (they hold no task and never will). Before shutdown()'s draining_ store
+    // (G4), which the started workers acquire (G5) before they read drain_idle_; seq_cst like
+    // every RMW on it.
+    drain_idle_.fetch_add(workers_.size() - threads_.size(), std::memory_order_seq_cst);
     shutdown();  // joins the threads that did start
     throw;
   }

@@ -514,6 +514,7 @@ class PoolCore {
   // every injected task (INV-G1).
   alignas(64) std::atomic<bool> draining_{false};
   // Workers idle during the final drain; a worker exits when it reads workers_.size() here.
+  // Workers whose thread did not start are counted once by the constructor (see its catch).
   std::atomic<std::size_t> drain_idle_{0};
   std::mutex shutdown_mutex_;
   bool joined_ = false;  // under shutdown_mutex_
