@@ -205,6 +205,61 @@ TEST(ThreadPool, HooksAndThreadNames) {
   EXPECT_EQ(stopped, (std::multiset<std::size_t>{0, 1}));
 }
 
+TEST(ThreadPool, HookExceptionsGoToTheHandlerAndAreCounted) {
+  std::mutex m;
+  std::multiset<std::string> seen;
+  PoolOptions o = with_threads(2);
+  o.on_thread_start = [](std::size_t) { throw std::runtime_error("start-boom"); };
+  o.on_thread_stop = [](std::size_t) { throw std::runtime_error("stop-boom"); };
+  o.on_post_exception = [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::lock_guard<std::mutex> lk(m);
+      seen.insert(ex.what());
+    }
+  };
+  ThreadPool pool(o);
+  EXPECT_EQ(pool.submit([] { return 3; }).get(), 3);  // a throwing start hook kills no worker
+  pool.shutdown();
+  EXPECT_EQ(seen,
+            (std::multiset<std::string>{"start-boom", "start-boom", "stop-boom", "stop-boom"}));
+  EXPECT_EQ(pool.stats().total.post_exceptions, 4u);
+}
+
+TEST(ThreadPool, SubmitFromTheStopHookThrowsPoolClosed) {
+  // on_thread_stop runs after the worker's last task: what it submits could only land where no
+  // worker looks any more, so it must be refused, not accepted and dropped.
+  std::atomic<int> refused{0}, accepted{0};
+  std::atomic<int> ran{0};
+  PoolOptions o = with_threads(2);
+  {
+    ThreadPool* self = nullptr;
+    o.on_thread_stop = [&](std::size_t) {
+      try {
+        self->post([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+        accepted.fetch_add(1, std::memory_order_relaxed);
+      } catch (const parkpool::pool_closed&) {
+        refused.fetch_add(1, std::memory_order_relaxed);
+      }
+      try {
+        (void)self->submit([] { return 1; });
+        accepted.fetch_add(1, std::memory_order_relaxed);
+      } catch (const parkpool::pool_closed&) {
+        refused.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    ThreadPool pool(o);
+    self = &pool;
+    EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);
+    pool.shutdown();  // joins: every hook has returned
+    EXPECT_FALSE(pool.running_in_this_thread());
+  }
+  EXPECT_EQ(accepted.load(), 0);
+  EXPECT_EQ(refused.load(), 4);
+  EXPECT_EQ(ran.load(), 0);
+}
+
 TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
   // The poster blocks (without helping) on the task it posted to its own deque: another worker
   // must be woken to steal it. A lost wakeup would hang here (the ctest TIMEOUT catches it).

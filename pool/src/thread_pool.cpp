@@ -525,14 +525,19 @@ void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
   // now, while every cache of the pool is alive (task_cache.hpp, thread safety).
   w.cache.flush_remote();
 
+  // From here on this thread runs no task of the pool, so it stops being one of its workers: a
+  // post() or submit() from on_thread_stop then goes to the closed injector and throws
+  // pool_closed, where it would otherwise land in this worker's deque after its last drain and
+  // never run.
+  tl_current_worker = nullptr;
   if (options_.on_thread_stop) {
     try {
       options_.on_thread_stop(i);
     } catch (...) {
+      w.post_exceptions.bump();  // report_post_exception() counts only for a current worker
       report_post_exception(std::current_exception());
     }
   }
-  tl_current_worker = nullptr;
 }
 
 }  // namespace detail

@@ -25,7 +25,9 @@ struct PoolOptions {
   /// Worker thread names are prefix + index, truncated to 15 bytes (Linux limit). Empty: unnamed.
   std::string thread_name_prefix = "parkpool-";
   /// Called on each worker thread, with its index, before it runs any task / after its last one.
-  /// An exception thrown by a hook is passed to on_post_exception.
+  /// An exception thrown by a hook is passed to on_post_exception. on_thread_stop runs once the
+  /// pool has shut down (no worker runs tasks any more): submit() or post() from it throws
+  /// pool_closed, as from any other thread after shutdown().
   std::function<void(std::size_t worker)> on_thread_start;
   std::function<void(std::size_t worker)> on_thread_stop;
   /// Receives exceptions that escape post() tasks (submit() delivers them to its future, TaskGroup
