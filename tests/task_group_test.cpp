@@ -206,6 +206,39 @@ TEST(TaskGroup, ForeignWaiterOnAnotherWorkerHelpsWhileTheOwnerIsBlocked) {
   owner.get();
 }
 
+// A callable whose copy throws: run() must throw and leave the group unchanged (nothing
+// counted), or wait() and the destructor wait forever for a task that does not exist.
+struct CopyThrows {
+  std::atomic<int>* ran;
+  explicit CopyThrows(std::atomic<int>* r) : ran(r) {}
+  CopyThrows(const CopyThrows&) { throw std::runtime_error("copy"); }
+  void operator()() const { ran->fetch_add(1, std::memory_order_relaxed); }
+};
+
+TEST(TaskGroup, RunWhoseCallableCannotBeCopiedLeavesTheGroupUnchanged) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> ran{0};
+  const CopyThrows bad(&ran);
+  {
+    TaskGroup g(pool);  // constructed off the pool: the shared count
+    EXPECT_THROW(g.run(bad), std::runtime_error);
+    g.run([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+    g.wait();  // hangs if the failed run() was counted
+    EXPECT_EQ(ran.load(), 1);
+    EXPECT_THROW(g.run(bad), std::runtime_error);
+  }  // the destructor waits for nothing either
+  // The same on a worker that owns its group (its own plain count).
+  pool.submit([&] {
+        TaskGroup g(pool);
+        EXPECT_THROW(g.run(bad), std::runtime_error);
+        g.run([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+        g.wait();
+        EXPECT_THROW(g.run(bad), std::runtime_error);
+      })
+      .get();
+  EXPECT_EQ(ran.load(), 2);
+}
+
 TEST(TaskGroup, RunAfterShutdownThrowsPoolClosed) {
   ThreadPool pool(with_threads(1));
   pool.shutdown();

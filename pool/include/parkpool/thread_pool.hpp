@@ -402,9 +402,12 @@ class TaskGroup {
   /// accepted and the group is unchanged).
   template <class F>
   void run(F&& f) {
-    latch_.add(detail::tl_current_worker);  // before the task is published: its count_down needs it
-    detail::schedule_or_release(
-        *core_, detail::new_task<Task<std::decay_t<F>>>(*core_, std::forward<F>(f), this));
+    // The task first: building it may throw (the callable's copy or move, std::bad_alloc), and
+    // then nothing may have been counted. The count before the task is published: its
+    // count_down (run, or released by schedule_or_release when the pool is closed) needs it.
+    auto* t = detail::new_task<Task<std::decay_t<F>>>(*core_, std::forward<F>(f), this);
+    latch_.add(detail::tl_current_worker);
+    detail::schedule_or_release(*core_, t);
   }
 
   /// Waits until every task run() so far (and those they run()) has finished or been discarded.
