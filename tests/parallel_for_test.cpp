@@ -1,11 +1,13 @@
 // parallel_for: every index exactly once for random ranges and grains (seeded), signed and
-// unsigned and narrow index types, empty ranges, exceptions, calls from inside the pool.
+// unsigned and narrow index types, empty ranges, exceptions, calls from inside the pool, calls
+// after shutdown.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "parkpool/thread_pool.hpp"
@@ -73,6 +75,36 @@ TEST(ParallelFor, ExceptionPropagates) {
   std::atomic<int> n{0};
   parallel_for(pool, 0, 100, [&](int) { n.fetch_add(1); });
   EXPECT_EQ(n.load(), 100);
+}
+
+TEST(ParallelFor, AfterShutdownThrowsPoolClosedWhateverTheRange) {
+  // A range of one chunk runs on the caller without the pool; after shutdown() it must still
+  // throw pool_closed, like a larger range (which goes through join) and like submit/post.
+  ThreadPool pool(with_threads(2));
+  pool.shutdown();
+  int calls = 0;
+  EXPECT_THROW(parallel_for(pool, 0, 1, [&](int) { ++calls; }), parkpool::pool_closed);
+  EXPECT_THROW(parallel_for(
+                   pool, 0, 100, [&](int) { ++calls; }, 1000),
+               parkpool::pool_closed);
+  EXPECT_THROW(parallel_for(
+                   pool, 0, 100, [&](int) { ++calls; }, 1),
+               parkpool::pool_closed);
+  EXPECT_THROW(parallel_for(pool, 5, 5, [&](int) { ++calls; }), parkpool::pool_closed);
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(ParallelFor, OneChunkRunsOnTheCallingThread) {
+  ThreadPool pool(with_threads(2));
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> elsewhere{0};
+  parallel_for(
+      pool, 0, 100,
+      [&](int) {
+        if (std::this_thread::get_id() != caller) elsewhere.fetch_add(1);
+      },
+      100);
+  EXPECT_EQ(elsewhere.load(), 0);
 }
 
 TEST(ParallelFor, NestedInsideATaskAndInsideParallelFor) {

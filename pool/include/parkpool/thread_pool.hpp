@@ -36,9 +36,10 @@
 //
 // Thread safety
 //   Every member function of ThreadPool may be called from any thread, including from tasks,
-//   except: shutdown() (and hence the destructor) from a task of the same pool throws
-//   std::logic_error instead of deadlocking. A TaskGroup's run() may be called by its owner and by
-//   its own running tasks; wait() by one thread at a time.
+//   except: shutdown() from a task of the same pool throws std::logic_error instead of
+//   deadlocking, and so destroying the pool from one of its own tasks calls std::terminate (the
+//   destructor calls shutdown() and cannot throw). A TaskGroup's run() may be called by its owner
+//   and by its own running tasks; wait() by one thread at a time.
 //
 // Memory ordering (user terms)
 //   Everything a thread did before post/submit/run/join-b happens-before the task starts. A task's
@@ -56,7 +57,8 @@
 //   callable is destroyed, never run), runs every task already accepted, including tasks those
 //   tasks spawn while draining (a worker of the pool may still post during shutdown), wakes every
 //   parked worker and joins them. Idempotent; concurrent callers all return after the join.
-//   Afterwards every submit/post/run/join throws pool_closed. ~ThreadPool() calls shutdown().
+//   Afterwards every submit/post/run/join/parallel_for throws pool_closed. ~ThreadPool() calls
+//   shutdown().
 //   During the final drain, workers that find nothing poll (a few yields, then sleeps doubling
 //   up to 4 ms) until every worker is idle at once, so a drain behind one long task costs each
 //   other worker ~250 wakeups per second while it runs, and shutdown returns up to 4 ms after
@@ -497,11 +499,19 @@ class TaskGroup {
 };
 
 /// Calls body(i) once for every i in [first, last), in parallel, with chunks of at most `grain`
-/// indices (0: about 4 chunks per worker). Index must be an integral type. Returns when all
-/// calls have returned; rethrows the first exception (other chunks may then not run).
+/// indices (0: about 4 chunks per worker). Index must be an integral type, and first and last
+/// the same one (`parallel_for(pool, std::size_t{0}, v.size(), body)`). Returns when all calls
+/// have returned; rethrows the first exception (other chunks may then not run). A range of one
+/// chunk runs on the calling thread. Throws pool_closed when called from a thread that is not a
+/// worker of the pool after shutdown(), whatever the range (no call of body is made).
 template <class Index, class Body>
 void parallel_for(ThreadPool& pool, Index first, Index last, Body&& body, std::size_t grain = 0) {
   static_assert(std::is_integral_v<Index>, "parallel_for: Index must be an integral type");
+  // A range of one chunk runs on the caller without the pool (below): after shutdown() a caller
+  // off the pool must still get pool_closed, as it does from join() for a larger range.
+  if (detail::PoolAccess::core(pool).shut_down() && !pool.running_in_this_thread()) {
+    throw pool_closed();
+  }
   if (!(first < last)) return;
   using U = std::make_unsigned_t<Index>;
   const U n = static_cast<U>(static_cast<U>(last) - static_cast<U>(first));

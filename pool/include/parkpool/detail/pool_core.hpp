@@ -448,6 +448,12 @@ class PoolCore {
     return (w != nullptr && w->pool == this) ? w : nullptr;
   }
 
+  // True once shutdown() has set draining_ (after closing the injector): for a call that would
+  // otherwise finish without the pool (parallel_for's single chunk off a worker), so that it
+  // throws pool_closed like every other call from outside after shutdown(). Relaxed: a flag
+  // read, nothing is read through it; a caller ordered after shutdown() sees it by coherence.
+  bool shut_down() const noexcept { return draining_.load(std::memory_order_relaxed); }
+
   // Accepts a task or throws (pool_closed; std::bad_alloc). On a worker of this pool: local deque
   // (accepted even while shutdown drains, so accepted work can finish); elsewhere: the injector.
   void schedule(TaskBase* t) {
