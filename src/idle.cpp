@@ -199,6 +199,10 @@ IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
   if (options.spin_min > options.spin_max) {
     throw std::invalid_argument("IdleCoordinator: IdleOptions spin_min must be <= spin_max");
   }
+  // Keeps `start + budget` and `2 * budget` (wait_for_work, on_spin_hit) far from overflow.
+  if (options.spin_max > IdleOptions::kSpinLimit) {
+    throw std::invalid_argument("IdleCoordinator: IdleOptions spin_max must be <= 1 hour");
+  }
   max_searching_ = options.max_searching == 0 ? std::max<std::size_t>(1, workers / 2)
                                               : std::min(options.max_searching, workers);
   sleepers_.reserve(workers);  // never allocates afterwards: the noexcept paths push/pop only

@@ -215,6 +215,26 @@ TEST(IdleCoordinator, BadOptionsThrowInvalidArgument) {
   o = IdleOptions{};
   o.timed_park = -1ms;
   EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+  // A spin budget past kSpinLimit: its deadline (steady_clock now + budget) and its doubling
+  // overflowed (UBSan), and the spin then ended at once.
+  o = IdleOptions{};
+  o.spin_max = std::chrono::nanoseconds::max();
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+  o.spin_max = IdleOptions::kSpinLimit + 1ns;
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+}
+
+TEST(IdleCoordinator, TheLongestSpinBudgetIsAccepted) {
+  IdleOptions o;
+  o.spin_min = IdleOptions::kSpinLimit;
+  o.spin_max = IdleOptions::kSpinLimit;
+  IdleCoordinator c(1, o);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(c.wait_for_work(0, [] { return true; }));  // a spin hit: the budget doubles, capped
+    c.found_work(0);
+  }
+  EXPECT_EQ(c.stats(0).spin_hits, 2u);
+  EXPECT_EQ(c.stats(0).parks, 0u);
 }
 
 TEST(IdleCoordinator, MaxSearchingDefaultsToHalfAtLeastOneAndIsClamped) {

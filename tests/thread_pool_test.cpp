@@ -31,6 +31,15 @@ TEST(ThreadPool, ZeroThreadsThrowsInvalidArgument) {
   EXPECT_THROW(ThreadPool(with_threads(0)), std::invalid_argument);
 }
 
+TEST(ThreadPool, BadIdleOptionsThrowInvalidArgument) {
+  PoolOptions o = with_threads(2);
+  o.idle.spin_max = std::chrono::nanoseconds::max();
+  EXPECT_THROW(ThreadPool{o}, std::invalid_argument);
+  o.idle = parkpool::IdleOptions{};
+  o.idle.spin_min = 2 * o.idle.spin_max;
+  EXPECT_THROW(ThreadPool{o}, std::invalid_argument);
+}
+
 TEST(ThreadPool, DefaultThreadsAreTheAvailableCpus) {
   const std::size_t cpus = parkpool::available_cpus();
   EXPECT_GE(cpus, 1u);

@@ -36,7 +36,11 @@
 //   notify_work() is a seq_cst fence + a relaxed load; the worker side is an RMW on the state
 //   word + a seq_cst fence, then the re-check: the store->load (Dekker) handshake needs seq_cst
 //   on both sides. Work published before a notify_work() that woke a worker happens-before that
-//   worker's return from wait_for_work() (the Parker's release/acquire token).
+//   worker's return from wait_for_work() (the Parker's release/acquire token), unless a late
+//   unpark from an earlier claim of the same worker ended that park first: the worker then
+//   returns counted as a searcher without that ordering, and sees the work when it looks again
+//   (at the latest in the re-check of its next announce, which the claim's mutex_ orders after
+//   the publication), so nothing is lost either way.
 // Orderings: every RMW on the state word is relaxed; three seq_cst fences carry the handshake
 //   (notify_work, after the announce, before has_more() on the last-searcher path). Under TSAN
 //   (which does not model fences) they become acq_rel RMWs on the state word. The Relacy model
@@ -89,9 +93,10 @@
 //   uncontended mutex, one CAS, a scan of at most workers() 8-byte sleeper entries, the Parker's
 //   unpark (one exchange + FUTEX_WAKE); on the woken side, a few prefetches and the on_wake hook.
 //   found_work() of a non-searching worker: a branch on thread-owned state.
-// Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, negative durations ->
-//   std::invalid_argument from the constructor. A worker index >= workers() is a precondition
-//   violation (checked by an assertion in debug builds).
+// Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, spin_max >
+//   IdleOptions::kSpinLimit, negative durations -> std::invalid_argument from the constructor. A
+//   worker index >= workers() is a precondition violation (checked by an assertion in debug
+//   builds).
 #pragma once
 
 #include <atomic>
@@ -130,7 +135,10 @@ struct IdleOptions {
   // shrinks the budget, so periodic load whose gap exceeds the current budget grows it back
   // instead of ratcheting it down.
   // spin_max == 0 disables spinning; spin_min == 0 acts as min(spin_max, 1 us) as the floor, so
-  // a budget can always grow back after hits.
+  // a budget can always grow back after hits. spin_max above kSpinLimit is rejected: the
+  // budget's arithmetic (a deadline on steady_clock, doubling) must stay far from overflow, and a
+  // spin that long is a worker that never sleeps anyway.
+  static constexpr std::chrono::nanoseconds kSpinLimit{std::chrono::hours(1)};
   // 25 us: DESIGN.md measured on this 2-core VM that waking a sleeping core costs ~15 us and a
   // blocking ping-pong ~50 us, while a ~25 us spin brings a hand-off to ~0.3 us. With at most half
   // the workers spinning (2 workers -> 1 spinner), the idle burn after a burst is bounded by
