@@ -34,31 +34,58 @@ Registry& registry() {
   return *r;
 }
 
-class ThreadHandle {
- public:
-  ThreadHandle() : rec_(new Record) {
-    const std::scoped_lock lk(registry().m);
-    registry().records.push_back(rec_);
-  }
-  ~ThreadHandle() {
+// The calling thread's record, behind plain constant-initialised thread_locals: they need no
+// construction and have no destructor, so they stay readable from every thread_local destructor
+// of the thread, whatever the order of destruction (as tl_parker_gone in thread_parker.cpp).
+// tl_record: null until the first hook creates the record, null again once RecordGuard freed it.
+// tl_record_gone: set by RecordGuard's destructor, never cleared (the thread is exiting).
+// Both are read and written only by their own thread.
+constinit thread_local Record* tl_record = nullptr;
+constinit thread_local bool tl_record_gone = false;
+
+// Frees the record at thread exit. Constructed when the record is created, so it is destroyed
+// before every thread_local constructed earlier, whose destructors may still lock a parkpool
+// primitive: the hooks they reach see tl_record_gone and do nothing.
+struct RecordGuard {
+  RecordGuard() = default;
+  RecordGuard(const RecordGuard&) = delete;
+  RecordGuard& operator=(const RecordGuard&) = delete;
+  ~RecordGuard() {
+    Record* const rec = tl_record;
     {
       Registry& r = registry();
       const std::scoped_lock lk(r.m);
-      r.records.erase(std::remove(r.records.begin(), r.records.end(), rec_), r.records.end());
+      r.records.erase(std::remove(r.records.begin(), r.records.end(), rec), r.records.end());
     }
-    delete rec_;
+    // Set before the delete, so nothing below (or any later destructor) can reach `rec`.
+    tl_record_gone = true;
+    tl_record = nullptr;
+    delete rec;
   }
-  ThreadHandle(const ThreadHandle&) = delete;
-  ThreadHandle& operator=(const ThreadHandle&) = delete;
-  Record& record() noexcept { return *rec_; }
-
- private:
-  Record* rec_;
 };
 
-Record& self() {
-  thread_local ThreadHandle handle;
-  return handle.record();
+// The calling thread's record, created on first use; nullptr once the thread's thread_local
+// teardown has freed it. From then on the thread takes no part in deadlock detection, and a hook
+// must not create a record again: the function-local guard below has already been constructed
+// and destroyed, so it would not be constructed a second time, and the new record would stay in
+// the registry for good, a phantom thread for check_deadlock().
+Record* self() {
+  if (tl_record_gone) [[unlikely]]
+    return nullptr;
+  if (tl_record == nullptr) [[unlikely]] {
+    // The thread's first hook. If that is itself reached from a thread_local destructor, the
+    // guard is registered during the teardown; the runtime (glibc's __call_tls_dtors, libc++abi)
+    // then runs its destructor after the running one, and the record is still freed.
+    thread_local RecordGuard guard;
+    auto* rec = new Record;  // debugging builds only: std::terminate if out of memory
+    {
+      Registry& r = registry();
+      const std::scoped_lock lk(r.m);
+      r.records.push_back(rec);
+    }
+    tl_record = rec;
+  }
+  return tl_record;
 }
 
 // Tarjan's strongly connected components over the wait-for graph.
@@ -103,16 +130,20 @@ struct Tarjan {
 
 namespace parking_lot::detail {
 
+// Every hook: nothing once the thread's record is gone (self() returns nullptr during teardown).
+
 void deadlock_park_begin(const void* thread_data) noexcept {
-  Record& r = self();
-  const std::scoped_lock lk(r.m);
-  r.parked_thread_data = thread_data;
+  Record* const r = self();
+  if (r == nullptr) return;
+  const std::scoped_lock lk(r->m);
+  r->parked_thread_data = thread_data;
 }
 
 void deadlock_park_end() noexcept {
-  Record& r = self();
-  const std::scoped_lock lk(r.m);
-  r.parked_thread_data = nullptr;
+  Record* const r = self();
+  if (r == nullptr) return;
+  const std::scoped_lock lk(r->m);
+  r->parked_thread_data = nullptr;
 }
 
 }  // namespace parking_lot::detail
@@ -120,17 +151,19 @@ void deadlock_park_end() noexcept {
 namespace deadlock {
 
 void acquire_resource(const void* key) noexcept {
-  Record& r = self();
-  const std::scoped_lock lk(r.m);
-  r.held.push_back(key);  // debugging builds only: may allocate (std::terminate if out of memory)
+  Record* const r = self();
+  if (r == nullptr) return;
+  const std::scoped_lock lk(r->m);
+  r->held.push_back(key);  // debugging builds only: may allocate (std::terminate if out of memory)
 }
 
 void release_resource(const void* key) noexcept {
-  Record& r = self();
-  const std::scoped_lock lk(r.m);
+  Record* const r = self();
+  if (r == nullptr) return;
+  const std::scoped_lock lk(r->m);
   // The most recent hold first: locks are usually released in reverse order.
-  const auto it = std::find(r.held.rbegin(), r.held.rend(), key);
-  if (it != r.held.rend()) r.held.erase(std::next(it).base());
+  const auto it = std::find(r->held.rbegin(), r->held.rend(), key);
+  if (it != r->held.rend()) r->held.erase(std::next(it).base());
 }
 
 std::vector<Cycle> check_deadlock() {

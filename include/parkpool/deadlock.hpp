@@ -18,12 +18,19 @@
 //
 // Result: one Cycle per strongly connected component of the wait-for graph that contains a
 // cycle (two or more threads waiting on each other, or a thread waiting on a resource it holds).
-// Every thread of a real deadlock appears in exactly one Cycle. The graph is a snapshot: threads
-// in a real deadlock never move, so repeated checks report them again; a transient state (a
-// resource released a moment later) could in principle be reported once, so confirm by calling
-// again when acting on the result.
+// Every thread of a real deadlock appears in exactly one Cycle, unless a thread of it is already
+// past its record (see "Thread exit"). The graph is a snapshot: threads in a real deadlock never
+// move, so repeated checks report them again; a transient state (a resource released a moment
+// later) could in principle be reported once, so confirm by calling again when acting on the
+// result.
 //
 // Lifetime: records of exited threads are removed when they exit; keys are never dereferenced.
+// Thread exit: a thread's record is freed during its thread_local destruction, by a thread_local
+// created together with the record (so before every thread_local the thread constructed
+// earlier). From then on the thread takes no part in deadlock detection: the primitives stay
+// usable from its remaining thread_local destructors, but those holds and parks are not recorded,
+// its earlier holds are forgotten, and no Cycle contains it. A deadlock that involves such a
+// thread is not reported.
 #pragma once
 
 #include <thread>
