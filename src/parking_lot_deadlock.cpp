@@ -20,6 +20,7 @@ struct Record {
   std::mutex m;
   std::vector<const void*> held;             // guarded by m
   const void* parked_thread_data = nullptr;  // guarded by m: set while parked without deadline
+  const void* waits_for = nullptr;  // guarded by m: the innermost WaitForHolders' resource, or null
   std::thread::id id = std::this_thread::get_id();
 };
 
@@ -166,9 +167,27 @@ void release_resource(const void* key) noexcept {
   if (it != r->held.rend()) r->held.erase(std::next(it).base());
 }
 
+WaitForHolders::WaitForHolders(const void* resource) noexcept : previous_(nullptr) {
+  Record* const r = self();
+  if (r == nullptr) return;  // exiting thread: no part in detection (deadlock.hpp)
+  const std::scoped_lock lk(r->m);
+  previous_ = r->waits_for;
+  r->waits_for = resource;
+}
+
+WaitForHolders::~WaitForHolders() {
+  Record* const r = self();
+  if (r == nullptr) return;
+  const std::scoped_lock lk(r->m);
+  r->waits_for = previous_;
+}
+
 std::vector<Cycle> check_deadlock() {
   Registry& reg = registry();
   std::vector<DeadlockedThread> threads;
+  // Per thread: its park waits for the holders of waiting_on except one hold of its own (its
+  // claim, WaitForHolders).
+  std::vector<bool> own_claim;
   {
     const std::scoped_lock lk(reg.m);
     parking_lot::detail::lock_all_buckets();
@@ -177,15 +196,25 @@ std::vector<Cycle> check_deadlock() {
       DeadlockedThread t;
       t.thread = r->id;
       t.holding = r->held;
+      bool claim = false;
       if (r->parked_thread_data != nullptr) {
         t.waiting_on = parking_lot::detail::parked_key_locked(r->parked_thread_data);
+        // waits_for is set before the park and cleared after it, under r->m like
+        // parked_thread_data, so a parked thread seen here is inside its scope.
+        if (t.waiting_on != nullptr && r->waits_for != nullptr) {
+          t.waiting_on = r->waits_for;
+          claim = true;
+        }
       }
       threads.push_back(std::move(t));
+      own_claim.push_back(claim);
     }
     parking_lot::detail::unlock_all_buckets();
   }
 
-  // Edges: T -> U when T is parked on a key that U holds.
+  // Edges: T -> U when T waits for a key that U holds (the key T is parked on, or the resource
+  // its WaitForHolders names). T's one claim on that resource is no edge T -> T: a SharedMutex
+  // writer waiting for readers would otherwise always form a cycle with itself.
   std::multimap<const void*, std::size_t> holders;
   for (std::size_t i = 0; i < threads.size(); ++i) {
     for (const void* k : threads[i].holding) holders.emplace(k, i);
@@ -194,7 +223,13 @@ std::vector<Cycle> check_deadlock() {
   for (std::size_t i = 0; i < threads.size(); ++i) {
     if (threads[i].waiting_on == nullptr) continue;
     const auto [lo, hi] = holders.equal_range(threads[i].waiting_on);
+    const auto& mine = threads[i].holding;
+    // Only the claim: T waits for others, not for itself. A second hold (T reads the SharedMutex
+    // it now waits to write) is a real self-deadlock and keeps the edge.
+    const bool skip_self =
+        own_claim[i] && std::count(mine.begin(), mine.end(), threads[i].waiting_on) < 2;
     for (auto it = lo; it != hi; ++it) {
+      if (it->second == i && skip_self) continue;
       if (std::find(edges[i].begin(), edges[i].end(), it->second) == edges[i].end()) {
         edges[i].push_back(it->second);
       }

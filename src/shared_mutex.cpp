@@ -127,15 +127,22 @@ bool SharedMutex::wait_for_readers(const parking_lot::Deadline& deadline) noexce
                                       std::memory_order_acquire)) {
       continue;  // acquire on failure too: `s` may show a count of zero (S5)
     }
-    // Callback checklist (validate: bucket lock of readers_key(); no throw, no park, short).
-    const parking_lot::ParkResult r = parking_lot::park(
-        readers_key(),
-        [this]() noexcept {
-          // INV-R3: sleep only if the last reader will see kWriterParkedBit and wake us.
-          const std::uint32_t st = state_.load(std::memory_order_relaxed);
-          return st >= kOneReader && (st & kWriterParkedBit) != 0;
-        },
-        []() noexcept {}, [](const void*, bool) noexcept {}, kWriterToken, deadline);
+    parking_lot::ParkResult r = parking_lot::ParkResult::invalid();
+    {
+      // We park on readers_key() but wait for the readers, recorded as holders of `this`, as is
+      // our own claim of the writer bit (lock_slow): the scope points the deadlock detector at
+      // `this` and discounts that claim. No-op unless PARKPOOL_DEADLOCK_DETECTION.
+      const deadlock::WaitForHolders waiting_for_readers(this);
+      // Callback checklist (validate: bucket lock of readers_key(); no throw, no park, short).
+      r = parking_lot::park(
+          readers_key(),
+          [this]() noexcept {
+            // INV-R3: sleep only if the last reader will see kWriterParkedBit and wake us.
+            const std::uint32_t st = state_.load(std::memory_order_relaxed);
+            return st >= kOneReader && (st & kWriterParkedBit) != 0;
+          },
+          []() noexcept {}, [](const void*, bool) noexcept {}, kWriterToken, deadline);
+    }
     if (r.is_timed_out()) {
       // Abandon the claim: readers may enter again; wake whoever parked behind our claim.
       const std::uint32_t prev =

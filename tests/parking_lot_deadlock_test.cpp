@@ -4,6 +4,7 @@
 #include <parkpool/deadlock.hpp>
 #include <parkpool/mutex.hpp>
 #include <parkpool/parking_lot.hpp>
+#include <parkpool/shared_mutex.hpp>
 
 #include <gtest/gtest.h>
 
@@ -195,4 +196,110 @@ TEST(Deadlock, FindsAbbaWithRealMutexes) {
   a.unlock();
   t2.join();
   t1.join();
+}
+
+namespace {
+
+// The key a SharedMutex writer parks on while it waits for the readers to leave (documented in
+// <parkpool/shared_mutex.hpp>: the object's address + 1).
+const void* readers_key(const parkpool::SharedMutex& s) {
+  return static_cast<const void*>(reinterpret_cast<const char*>(&s) + 1);
+}
+
+// The cycle of FindsWriterWaitingForAReaderThatWaitsForIt; a helper so that a failed ASSERT
+// returns here and the test still breaks the deadlock and joins its threads.
+void expect_reader_writer_cycle(const std::vector<dd::Cycle>& cycles,
+                                const parkpool::SharedMutex& s, const parkpool::Mutex& m,
+                                std::thread::id r, std::thread::id w) {
+  ASSERT_EQ(cycles.size(), 1U);
+  ASSERT_EQ(cycles[0].size(), 2U);
+  const auto* w_s = find_waiting_on(cycles[0], &s);  // reported as waiting for s, not s + 1
+  const auto* w_m = find_waiting_on(cycles[0], &m);
+  ASSERT_NE(w_s, nullptr);
+  ASSERT_NE(w_m, nullptr);
+  EXPECT_EQ(w_s->thread, w);
+  EXPECT_EQ(w_m->thread, r);
+  EXPECT_EQ(w_s->holding, (std::vector<const void*>{&m, &s}));  // m, and its claim on s
+  EXPECT_EQ(w_m->holding, std::vector<const void*>{&s});
+}
+
+}  // namespace
+
+TEST(Deadlock, FindsWriterWaitingForAReaderThatWaitsForIt) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  // r reads s and then wants m; w holds m and then wants to write s. w claims the writer bit and
+  // parks on s's second key until the readers leave: the edge w -> r goes through that key.
+  parkpool::SharedMutex s;
+  parkpool::Mutex m;
+  std::latch both_locked(2);
+  std::thread r([&] {
+    s.lock_shared();
+    both_locked.arrive_and_wait();
+    m.lock();
+    m.unlock();
+    s.unlock_shared();
+  });
+  std::thread w([&] {
+    m.lock();
+    both_locked.arrive_and_wait();
+    s.lock();
+    s.unlock();
+    m.unlock();
+  });
+  wait_until_queued(&m, 1);
+  wait_until_queued(readers_key(s), 1);
+  expect_reader_writer_cycle(dd::check_deadlock(), s, m, r.get_id(), w.get_id());
+  // Break it as in FindsAbbaWithRealMutexes: unlocking m on w's behalf lets r finish, whose
+  // unlock_shared lets w finish; w's own final unlock of m is harmless for this mutex.
+  m.unlock();
+  r.join();
+  w.join();
+  EXPECT_TRUE(dd::check_deadlock().empty());
+}
+
+TEST(Deadlock, WriterWaitingForOtherReadersIsNoCycle) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  // The writer's claim on s is recorded as holding s, and it waits for the holders of s: its own
+  // claim must not count as a self-loop.
+  parkpool::SharedMutex s;
+  std::latch reading(1);
+  std::atomic<bool> release{false};
+  std::thread r([&] {
+    s.lock_shared();
+    reading.count_down();
+    while (!release.load()) std::this_thread::yield();
+    s.unlock_shared();
+  });
+  reading.wait();
+  std::thread w([&] {
+    s.lock();
+    s.unlock();
+  });
+  wait_until_queued(readers_key(s), 1);
+  EXPECT_TRUE(dd::check_deadlock().empty());
+  release.store(true);
+  r.join();
+  w.join();
+}
+
+TEST(Deadlock, FindsReaderThatTriesToWrite) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  // lock() while holding lock_shared() on the same SharedMutex: the thread claims the writer bit
+  // and waits for itself to leave. Its read hold counts even though its claim does not.
+  parkpool::SharedMutex s;
+  std::thread t([&] {
+    s.lock_shared();
+    s.lock();
+    s.unlock();  // the main thread released the read hold on t's behalf
+  });
+  wait_until_queued(readers_key(s), 1);
+  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  EXPECT_EQ(cycles.size(), 1U);
+  if (cycles.size() == 1U) {
+    EXPECT_EQ(cycles[0].size(), 1U);
+    EXPECT_EQ(cycles[0][0].thread, t.get_id());
+    EXPECT_EQ(cycles[0][0].waiting_on, static_cast<const void*>(&s));
+  }
+  s.unlock_shared();  // on t's behalf: SharedMutex does not track readers (test-only trick)
+  t.join();
 }

@@ -3,7 +3,9 @@
 // What: primitives report the resources a thread holds (acquire_resource / release_resource,
 // keyed like the parking lot, usually by the primitive's address); the parking lot records which
 // key each thread is parked on when it parks *without* a deadline. check_deadlock() builds the
-// wait-for graph "thread T is parked on key K, K is held by thread U" and returns its cycles.
+// wait-for graph "thread T is parked on key K, K is held by thread U" and returns its cycles. A
+// primitive whose waiters park on a second key declares the resource they really wait for with
+// WaitForHolders (SharedMutex does, for a writer waiting for the readers to leave).
 //
 // Build option: PARKPOOL_DEADLOCK_DETECTION (CMake option of the same name, a public compile
 // definition of parkpool::sync). Without it every function here is an inline no-op and
@@ -39,8 +41,10 @@
 namespace parkpool::deadlock {
 
 struct DeadlockedThread {
-  std::thread::id thread;            // the thread
-  const void* waiting_on = nullptr;  // the key it is parked on (no deadline)
+  std::thread::id thread;  // the thread
+  // The key it is parked on (no deadline), or the resource that park waits for when the primitive
+  // declared one with WaitForHolders (a SharedMutex writer waiting for readers: the SharedMutex).
+  const void* waiting_on = nullptr;
   std::vector<const void*> holding;  // resources it holds
 };
 using Cycle = std::vector<DeadlockedThread>;
@@ -53,11 +57,37 @@ void acquire_resource(const void* key) noexcept;
 // Forgets one hold of `key` by the calling thread (no effect if it holds none).
 void release_resource(const void* key) noexcept;
 std::vector<Cycle> check_deadlock();
+
+// For a primitive whose waiter parks on a key other than the resource it waits for. While a
+// WaitForHolders lives, a park without deadline by the calling thread counts as waiting for the
+// holders of `resource`, not for those of the key it parks on, and is reported with `resource` as
+// waiting_on. One hold of `resource` by the calling thread itself does not count: it is the claim
+// that makes the thread wait (a SharedMutex writer records the writer bit it claimed as holding
+// the mutex, then parks on the mutex's second key until the readers leave). A further hold by the
+// thread does count, so a thread waiting for its own read hold is reported. Create it on the
+// waiting thread, outside parking-lot callbacks; scopes nest.
+class WaitForHolders {
+ public:
+  explicit WaitForHolders(const void* resource) noexcept;
+  ~WaitForHolders();
+  WaitForHolders(const WaitForHolders&) = delete;
+  WaitForHolders& operator=(const WaitForHolders&) = delete;
+
+ private:
+  const void* previous_;  // the enclosing scope's resource, restored on destruction
+};
 #else
 inline constexpr bool kEnabled = false;
 inline void acquire_resource(const void*) noexcept {}
 inline void release_resource(const void*) noexcept {}
 inline std::vector<Cycle> check_deadlock() { return {}; }
+
+class WaitForHolders {
+ public:
+  explicit WaitForHolders(const void*) noexcept {}
+  WaitForHolders(const WaitForHolders&) = delete;
+  WaitForHolders& operator=(const WaitForHolders&) = delete;
+};
 #endif
 
 }  // namespace parkpool::deadlock
