@@ -247,6 +247,104 @@ TEST(Condvar, TimeoutTable) {
   }
 }
 
+// Waits until a thread is parked on `key` or `returned` is set, whichever comes first, and says
+// whether it parked. A waiter that times out at once instead of sleeping is then caught by its
+// result, without a sleep and without a hang.
+bool wait_parked_or_returned(const void* key, const std::atomic<bool>& returned) {
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (parked_on(key) == 0) {
+    if (returned.load()) return false;
+    if (std::chrono::steady_clock::now() >= end) {
+      ADD_FAILURE() << "the waiter neither parked nor returned";
+      return false;
+    }
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
+  // A coarse time_point's max() is beyond steady_clock's nanoseconds: it must mean "no deadline".
+  // Converting it to nanoseconds used to overflow (signed overflow, in practice a time in the
+  // past), so these waits timed out at once. The notifier notifies only once the waiter is parked
+  // on the Condvar; a waiter that times out at once has returned `timeout` by then, or, in the
+  // predicate form, false: the first notify there leaves the predicate false, so the waiter must
+  // wait again, with the same deadline, for the second. (A broken waiter can still win a race
+  // with a notify that lands between its queueing and its deadline check; the conversion itself
+  // is checked exactly in parking_lot_test, Deadline.TimePointsTooFarToRepresentMeanNoDeadline.)
+  using namespace std::chrono;
+  using Wait = bool (*)(Condvar&, std::unique_lock<Mutex>&, const bool& ready);
+  struct Row {
+    const char* name;
+    Wait wait;     // true iff the wait ended because of a notify (with `ready` set)
+    int notifies;  // the last one sets `ready`
+  };
+  const Row rows[] = {
+      {"steady_clock seconds max",
+       [](Condvar& cv, std::unique_lock<Mutex>& lk, const bool&) {
+         return cv.wait_until(lk, time_point<steady_clock, seconds>::max()) ==
+                std::cv_status::no_timeout;
+       },
+       1},
+      {"sys_seconds max",
+       [](Condvar& cv, std::unique_lock<Mutex>& lk, const bool&) {
+         return cv.wait_until(lk, sys_seconds::max()) == std::cv_status::no_timeout;
+       },
+       1},
+      {"system_clock hours max",
+       [](Condvar& cv, std::unique_lock<Mutex>& lk, const bool&) {
+         return cv.wait_until(lk, time_point<system_clock, hours>::max()) ==
+                std::cv_status::no_timeout;
+       },
+       1},
+      {"sys_seconds max, predicate",
+       [](Condvar& cv, std::unique_lock<Mutex>& lk, const bool& ready) {
+         return cv.wait_until(lk, sys_seconds::max(), [&] { return ready; });
+       },
+       2},
+      {"steady_clock seconds max, predicate",
+       [](Condvar& cv, std::unique_lock<Mutex>& lk, const bool& ready) {
+         return cv.wait_until(lk, time_point<steady_clock, seconds>::max(), [&] { return ready; });
+       },
+       2},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    Mutex m;
+    Condvar cv;
+    bool ready = false;  // guarded by m
+    bool woken = false;
+    std::atomic<bool> returned{false};
+    std::thread t([&] {
+      std::unique_lock lk(m);
+      woken = row.wait(cv, lk, ready);
+      EXPECT_TRUE(lk.owns_lock());
+      returned.store(true);
+    });
+    for (int i = 1; i <= row.notifies; ++i) {
+      // The notify dequeues the waiter: seeing it parked again means it went back to waiting.
+      if (!wait_parked_or_returned(&cv, returned)) break;
+      std::unique_lock lk(m);
+      ready = i == row.notifies;
+      cv.notify_one();
+    }
+    t.join();
+    EXPECT_TRUE(woken) << "the wait timed out instead of waiting for the notify";
+  }
+}
+
+TEST(Condvar, DeadlineTooFarInThePastTimesOutAtOnce) {
+  using namespace std::chrono;
+  Mutex m;
+  Condvar cv;
+  std::unique_lock lk(m);
+  EXPECT_EQ(cv.wait_until(lk, time_point<steady_clock, seconds>::min()), std::cv_status::timeout);
+  EXPECT_EQ(cv.wait_until(lk, sys_seconds::min()), std::cv_status::timeout);
+  EXPECT_EQ(cv.wait_until(lk, time_point<system_clock, hours>::min()), std::cv_status::timeout);
+  EXPECT_FALSE(cv.wait_until(lk, sys_seconds::min(), [] { return false; }));
+  EXPECT_TRUE(lk.owns_lock());
+}
+
 TEST(Condvar, PastDeadlineStillUnlocksAndRelocks) {
   // While a waiter with a past deadline is inside wait, another thread can take the mutex:
   // observed by requeue bookkeeping being clean and the relock being real.

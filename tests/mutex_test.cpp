@@ -137,6 +137,21 @@ TYPED_TEST(LockableContract, TimedLockSucceedsWhenReleasedDuringTheWait) {
   EXPECT_TRUE(got);
 }
 
+// Counts threads parked on `key` without waking them.
+std::size_t parked_on(const void* key) {
+  std::size_t n = 0;
+  parkpool::parking_lot::unpark_filter(
+      key,
+      [&n](parkpool::parking_lot::ParkToken) {
+        ++n;
+        return parkpool::parking_lot::FilterOp::skip;
+      },
+      [](parkpool::parking_lot::UnparkResult) {
+        return parkpool::parking_lot::kDefaultUnparkToken;
+      });
+  return n;
+}
+
 }  // namespace
 
 TEST(Mutex, IsOneByteAndStartsUnlocked) {
@@ -179,6 +194,58 @@ TEST(Mutex, TimedOutLastWaiterClearsParkedBit) {
   EXPECT_EQ(parkpool::MutexInspector::state(m), 1);
   m.unlock();
   EXPECT_EQ(parkpool::MutexInspector::state(m), 0);
+}
+
+TEST(Mutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
+  // A coarse time_point's max() is beyond steady_clock's nanoseconds: it must mean "no deadline".
+  // Converting it to nanoseconds used to overflow (signed overflow, in practice a time in the
+  // past), so try_lock_until gave up at once. The holder unlocks only once the waiter is parked
+  // on the mutex (or has returned: the failure), so `true` means it waited for the unlock.
+  using namespace std::chrono;
+  using TryLock = bool (*)(parkpool::Mutex&);
+  struct Row {
+    const char* name;
+    TryLock try_lock;
+  };
+  const Row rows[] = {
+      {"system_clock hours max",
+       [](parkpool::Mutex& m) { return m.try_lock_until(time_point<system_clock, hours>::max()); }},
+      {"sys_seconds max", [](parkpool::Mutex& m) { return m.try_lock_until(sys_seconds::max()); }},
+      {"steady_clock seconds max",
+       [](parkpool::Mutex& m) {
+         return m.try_lock_until(time_point<steady_clock, seconds>::max());
+       }},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    parkpool::Mutex m;
+    m.lock();
+    bool got = false;
+    std::atomic<bool> returned{false};
+    std::thread t([&] {
+      got = row.try_lock(m);
+      if (got) m.unlock();
+      returned.store(true);
+    });
+    const auto end = steady_clock::now() + 30s;
+    while (parked_on(&m) == 0 && !returned.load()) {
+      ASSERT_LT(steady_clock::now(), end) << "the waiter neither parked nor returned";
+      std::this_thread::yield();
+    }
+    m.unlock();
+    t.join();
+    EXPECT_TRUE(got) << "try_lock_until gave up instead of waiting for the unlock";
+  }
+  // Too far in the past: one try, no wait.
+  parkpool::Mutex m;
+  m.lock();
+  bool got = true;
+  std::thread([&] {
+    got = m.try_lock_until(time_point<system_clock, hours>::min()) ||
+          m.try_lock_until(time_point<steady_clock, seconds>::min());
+  }).join();
+  EXPECT_FALSE(got);
+  m.unlock();
 }
 
 TEST(Mutex, UnlockFairHandsOffInFifoOrder) {

@@ -485,6 +485,35 @@ TEST(Deadline, SaturatesHugeTimeoutsAndClampsNegativeOnes) {
   EXPECT_GT(*s, std::chrono::steady_clock::now() + 59min);
 }
 
+TEST(Deadline, TimePointsTooFarToRepresentMeanNoDeadline) {
+  // The max() of a coarse time_point is far beyond steady_clock's nanoseconds; converting it (or
+  // its distance from now) to nanoseconds used to overflow into a time in the past.
+  using namespace std::chrono;
+  EXPECT_FALSE(pl::deadline_at(time_point<steady_clock, seconds>::max()).has_value());
+  EXPECT_FALSE(pl::deadline_at(time_point<steady_clock, hours>::max()).has_value());
+  EXPECT_FALSE(pl::deadline_at(sys_seconds::max()).has_value());
+  EXPECT_FALSE(pl::deadline_at(time_point<system_clock, hours>::max()).has_value());
+  EXPECT_FALSE(pl::deadline_at(steady_clock::time_point::max()).has_value());
+  // Far in the past (in either direction of overflow) means "now": one try, no wait.
+  const pl::Deadline past[] = {
+      pl::deadline_at(time_point<steady_clock, seconds>::min()),
+      pl::deadline_at(time_point<steady_clock, hours>::min()),
+      pl::deadline_at(sys_seconds::min()),
+      pl::deadline_at(time_point<system_clock, hours>::min()),
+      pl::deadline_at(system_clock::time_point::min()),
+      pl::deadline_at(steady_clock::time_point::min()),
+  };
+  for (const pl::Deadline& d : past) {
+    ASSERT_TRUE(d.has_value());
+    EXPECT_LE(*d, steady_clock::now());
+  }
+  // Representable steady_clock time points are kept exactly, coarse or not.
+  const steady_clock::time_point soon = steady_clock::now() + 1h;
+  EXPECT_EQ(pl::deadline_at(soon), soon);
+  const time_point<steady_clock, seconds> coarse = time_point_cast<seconds>(soon);
+  EXPECT_EQ(pl::deadline_at(coarse), steady_clock::time_point(coarse));
+}
+
 namespace {
 std::atomic<bool> g_teardown_release{false};
 int g_teardown_key = 0;

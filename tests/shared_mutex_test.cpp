@@ -122,7 +122,91 @@ TYPED_TEST(SharedLockableContract, ReadersAndWritersKeepAnInvariant) {
   EXPECT_EQ(a, static_cast<long>(2 * iters));
 }
 
+// Counts threads parked on `key` without waking them.
+std::size_t parked_on(const void* key) {
+  std::size_t n = 0;
+  parkpool::parking_lot::unpark_filter(
+      key,
+      [&n](parkpool::parking_lot::ParkToken) {
+        ++n;
+        return parkpool::parking_lot::FilterOp::skip;
+      },
+      [](parkpool::parking_lot::UnparkResult) {
+        return parkpool::parking_lot::kDefaultUnparkToken;
+      });
+  return n;
+}
+
 }  // namespace
+
+TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
+  // A coarse time_point's max() is beyond steady_clock's nanoseconds: it must mean "no deadline".
+  // Converting it to nanoseconds used to overflow (signed overflow, in practice a time in the
+  // past), so the timed locks gave up at once. The writer holding the lock unlocks only once the
+  // waiter is parked on the mutex (or has returned: the failure), so `true` means it waited.
+  using namespace std::chrono;
+  using TryLock = bool (*)(parkpool::SharedMutex&);
+  struct Row {
+    const char* name;
+    TryLock try_lock;  // locks and, on success, unlocks
+  };
+  const Row rows[] = {
+      {"shared, steady_clock seconds max",
+       [](parkpool::SharedMutex& m) {
+         const bool got = m.try_lock_shared_until(time_point<steady_clock, seconds>::max());
+         if (got) m.unlock_shared();
+         return got;
+       }},
+      {"shared, sys_seconds max",
+       [](parkpool::SharedMutex& m) {
+         const bool got = m.try_lock_shared_until(sys_seconds::max());
+         if (got) m.unlock_shared();
+         return got;
+       }},
+      {"exclusive, system_clock hours max",
+       [](parkpool::SharedMutex& m) {
+         const bool got = m.try_lock_until(time_point<system_clock, hours>::max());
+         if (got) m.unlock();
+         return got;
+       }},
+      {"exclusive, steady_clock seconds max",
+       [](parkpool::SharedMutex& m) {
+         const bool got = m.try_lock_until(time_point<steady_clock, seconds>::max());
+         if (got) m.unlock();
+         return got;
+       }},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    parkpool::SharedMutex m;
+    m.lock();
+    bool got = false;
+    std::atomic<bool> returned{false};
+    std::thread t([&] {
+      got = row.try_lock(m);
+      returned.store(true);
+    });
+    // Both kinds of waiter park on the mutex's own address while a writer holds it.
+    const auto end = steady_clock::now() + 30s;
+    while (parked_on(&m) == 0 && !returned.load()) {
+      ASSERT_LT(steady_clock::now(), end) << "the waiter neither parked nor returned";
+      std::this_thread::yield();
+    }
+    m.unlock();
+    t.join();
+    EXPECT_TRUE(got) << "the timed lock gave up instead of waiting for the unlock";
+  }
+  // Too far in the past: one try, no wait.
+  parkpool::SharedMutex m;
+  m.lock();
+  bool got = true;
+  std::thread([&] {
+    got = m.try_lock_shared_until(sys_seconds::min()) ||
+          m.try_lock_until(time_point<steady_clock, hours>::min());
+  }).join();
+  EXPECT_FALSE(got);
+  m.unlock();
+}
 
 TEST(SharedMutex, IsFourBytes) { static_assert(sizeof(parkpool::SharedMutex) == 4); }
 

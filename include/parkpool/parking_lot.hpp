@@ -83,6 +83,7 @@
 #include <utility>
 
 #include "parkpool/detail/cpu_relax.hpp"
+#include "parkpool/detail/deadline.hpp"
 
 namespace parkpool::parking_lot {
 
@@ -305,13 +306,27 @@ Deadline deadline_after(const std::chrono::duration<Rep, Period>& timeout) noexc
   if (ns >= static_cast<long double>(nanoseconds::max().count())) return std::nullopt;
   return deadline_after(std::chrono::ceil<nanoseconds>(timeout));
 }
-// Any clock's time point as a steady_clock deadline (a non-steady clock is sampled once).
+// Any clock's time point as a steady_clock deadline (a non-steady clock is sampled once),
+// saturating like deadline_after: a time point too far away to represent in nanoseconds (the
+// max() of a coarse time_point such as sys_seconds::max()) means "no deadline", one too far in
+// the past means "now". Neither tp nor tp - C::now() may be converted to integer nanoseconds
+// first: that multiplication overflows (UB; in practice it wrapped to a time in the past, so a
+// wait "forever" timed out at once). Both go through saturating_ns, which compares in long double.
 template <class C, class D>
 Deadline deadline_at(const std::chrono::time_point<C, D>& tp) noexcept {
+  using std::chrono::nanoseconds;
   if constexpr (std::is_same_v<C, Clock>) {
-    return std::chrono::time_point_cast<Clock::duration>(tp);
+    const std::int64_t ns = ::parkpool::detail::saturating_ns(tp.time_since_epoch());
+    if (ns == ::parkpool::detail::kForeverNs) return std::nullopt;
+    return Clock::time_point(std::chrono::duration_cast<Clock::duration>(nanoseconds(ns)));
   } else {
-    return deadline_after(tp - C::now());
+    // The difference in long double: exact for the int64 counts of real clocks where long double
+    // has a 64-bit or wider mantissa (x86-64, aarch64), and wide enough for coarse max()/min().
+    using LongNs = std::chrono::duration<long double, std::nano>;
+    const LongNs remaining = LongNs(tp.time_since_epoch()) - LongNs(C::now().time_since_epoch());
+    // kForeverNs (nanoseconds::max()) makes deadline_after return "no deadline"; -kForeverNs
+    // makes it return "now".
+    return deadline_after(nanoseconds(::parkpool::detail::saturating_ns(remaining)));
   }
 }
 
