@@ -124,8 +124,14 @@ const char* name(UnparkWhen u) {
   return "?";
 }
 
-// The parking call under test, in each of the four API forms.
-enum class Form { timeout, steady_deadline, system_deadline, coarse_clock_deadline };
+// The parking call under test, in each of the five API forms.
+enum class Form {
+  timeout,
+  coarse_timeout,
+  steady_deadline,
+  system_deadline,
+  coarse_clock_deadline
+};
 
 // `finite`: the deadline of DeadlineKind::short_, from now.
 UnparkReason park_with(Parker& p, Form form, DeadlineKind kind, std::chrono::milliseconds finite) {
@@ -140,6 +146,20 @@ UnparkReason park_with(Parker& p, Form form, DeadlineKind kind, std::chrono::mil
           return p.park_timeout(finite);
         case DeadlineKind::huge:
           return p.park_timeout(std::chrono::nanoseconds::max());
+      }
+      break;
+    case Form::coarse_timeout:
+      // A timeout in hours: hours::max() must mean forever, not overflow on its way to
+      // nanoseconds.
+      switch (kind) {
+        case DeadlineKind::past:
+          return p.park_timeout(-std::chrono::hours(1));
+        case DeadlineKind::now:
+          return p.park_timeout(std::chrono::hours(0));
+        case DeadlineKind::short_:
+          return p.park_timeout(finite);  // hours cannot express milliseconds
+        case DeadlineKind::huge:
+          return p.park_timeout(std::chrono::hours::max());
       }
       break;
     case Form::steady_deadline:
@@ -271,8 +291,8 @@ std::vector<std::tuple<Form, TimeoutCase>> all_cases() {
       // huge x never would block forever by contract; HugeTimeoutDoesNotReturnEarly covers it.
   };
   std::vector<std::tuple<Form, TimeoutCase>> out;
-  for (Form f :
-       {Form::timeout, Form::steady_deadline, Form::system_deadline, Form::coarse_clock_deadline}) {
+  for (Form f : {Form::timeout, Form::coarse_timeout, Form::steady_deadline, Form::system_deadline,
+                 Form::coarse_clock_deadline}) {
     for (const auto& c : cases) out.emplace_back(f, c);
   }
   return out;
@@ -295,6 +315,66 @@ TEST(Parker, HugeTimeoutDoesNotReturnEarly) {
   p.unparker().unpark();
   t.join();
   EXPECT_TRUE(returned.load());
+}
+
+// Runs `park` on a new thread that owns `p` and unparks it once it is seen PARKED (asleep or
+// about to sleep), never before. A park that should wait but times out at once returns timed_out
+// without ever being seen parked; one that should return at once but sleeps is unparked and
+// returns unparked. Either mistake shows in the result, without a sleep and without a hang.
+template <class Park>
+UnparkReason park_then_unpark_once_parked(Parker& p, Park park) {
+  std::atomic<bool> returned{false};
+  UnparkReason r = UnparkReason::timed_out;
+  std::thread owner([&] {
+    r = park(p);
+    returned.store(true, std::memory_order_release);
+  });
+  const auto end = Clock::now() + 30s;
+  while (ParkerTestAccess::state(p) != parkpool::detail::kParked &&
+         !returned.load(std::memory_order_acquire)) {
+    if (Clock::now() >= end) {
+      ADD_FAILURE() << "the owner neither parked nor returned";
+      break;
+    }
+    std::this_thread::yield();
+  }
+  if (!returned.load(std::memory_order_acquire)) p.unparker().unpark();
+  owner.join();
+  return r;
+}
+
+TEST(Parker, CoarseTimeoutsSaturateInsteadOfOverflowing) {
+  // park_timeout(hours::max()) used to convert to nanoseconds at the call site: a signed overflow
+  // that in practice made hours::max() -1 h (timed out at once) and -hours::max() +1 h (slept an
+  // hour). Huge timeouts of any period must mean forever, hugely negative ones "now".
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  const auto waits = [](auto timeout) {
+    return [timeout](Parker& p) { return p.park_timeout(timeout); };
+  };
+  {
+    Parker p;
+    EXPECT_EQ(park_then_unpark_once_parked(p, waits(hours::max())), UnparkReason::unparked);
+  }
+  {
+    Parker p;
+    EXPECT_EQ(park_then_unpark_once_parked(p, waits(seconds::max())), UnparkReason::unparked);
+  }
+  {
+    Parker p;
+    EXPECT_EQ(park_then_unpark_once_parked(p, waits(hours::min())), UnparkReason::timed_out);
+    EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out) << "a token was left behind";
+  }
+  {
+    Parker p;
+    EXPECT_EQ(park_then_unpark_once_parked(p, waits(-hours::max())), UnparkReason::timed_out);
+    EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out) << "a token was left behind";
+  }
+  {
+    Parker p;
+    EXPECT_EQ(park_then_unpark_once_parked(p, waits(-seconds::max())), UnparkReason::timed_out);
+    EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out) << "a token was left behind";
+  }
 }
 
 // A clock that is not steady_clock or system_clock: waited on in slices and re-checked.

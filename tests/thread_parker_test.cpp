@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "parker_access.hpp"
 #include "parkpool_test.hpp"
 
 namespace {
@@ -94,6 +95,81 @@ TEST(ParkThread, ParkTimeoutTable) {
     EXPECT_EQ(p.park_timeout(row.timeout), row.expected);
     if (unparker.joinable()) unparker.join();
   }
+}
+
+// Runs `park` on a new thread and unparks that thread's parker (`parker_of()`, evaluated on it)
+// once it is seen PARKED, never before. A park that should wait but times out at once returns
+// timed_out without ever being seen parked; one that should return at once but sleeps is unparked
+// and returns unparked: either mistake shows in the result, without a sleep and without a hang.
+template <class ParkerOf, class Park>
+UnparkReason park_then_unpark_once_parked(ParkerOf parker_of, Park park) {
+  std::atomic<const parkpool::Parker*> parker{nullptr};
+  std::atomic<bool> returned{false};
+  std::latch checked(1);  // keeps the owner (and its cached parker) alive until main is done
+  UnparkReason r = UnparkReason::timed_out;
+  std::thread owner([&] {
+    parker.store(&parker_of(), std::memory_order_release);
+    r = park();
+    returned.store(true, std::memory_order_release);
+    checked.wait();
+  });
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  const parkpool::Parker* p = nullptr;
+  while (!returned.load(std::memory_order_acquire)) {
+    if (p == nullptr) p = parker.load(std::memory_order_acquire);
+    if (p != nullptr &&
+        parkpool::detail::ParkerTestAccess::state(*p) == parkpool::detail::kParked) {
+      p->unparker().unpark();
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= end) {
+      ADD_FAILURE() << "the owner neither parked nor returned";
+      break;
+    }
+    std::this_thread::yield();
+  }
+  checked.count_down();
+  owner.join();
+  return r;
+}
+
+TEST(ParkThread, CoarseTimeoutsSaturateInsteadOfOverflowing) {
+  // park_timeout(hours::max()) used to convert to nanoseconds at the call site: a signed overflow
+  // that in practice made hours::max() -1 h (timed out at once) and -hours::max() +1 h (slept an
+  // hour). Huge timeouts of any period must mean forever, hugely negative ones "now", in each of
+  // the three APIs.
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  const auto cached = []() -> const parkpool::Parker& {
+    return parkpool::detail::current_park_thread().parker();
+  };
+  const auto check = [&](auto timeout, UnparkReason expected) {
+    SCOPED_TRACE(::testing::Message()
+                 << "timeout=" << timeout.count() << " ticks of " << decltype(timeout)::period::num
+                 << "/" << decltype(timeout)::period::den << " s");
+    {
+      ParkThread pt;
+      EXPECT_EQ(
+          park_then_unpark_once_parked([&]() -> const parkpool::Parker& { return pt.parker(); },
+                                       [&] { return pt.park_timeout(timeout); }),
+          expected)
+          << "ParkThread";
+      EXPECT_EQ(pt.park_timeout(0ns), UnparkReason::timed_out) << "a token was left behind";
+    }
+    EXPECT_EQ(park_then_unpark_once_parked(
+                  cached, [&] { return parkpool::this_thread::park_timeout(timeout); }),
+              expected)
+        << "this_thread";
+    EXPECT_EQ(park_then_unpark_once_parked(
+                  cached, [&] { return parkpool::CachedParkThread{}.park_timeout(timeout); }),
+              expected)
+        << "CachedParkThread";
+  };
+  check(hours::max(), UnparkReason::unparked);
+  check(seconds::max(), UnparkReason::unparked);
+  check(hours::min(), UnparkReason::timed_out);
+  check(-hours::max(), UnparkReason::timed_out);
+  check(-seconds::max(), UnparkReason::timed_out);
 }
 
 TEST(ParkThread, ShutdownMakesEveryLaterParkReturnAtOnce) {

@@ -34,7 +34,9 @@
 //
 // Deadlines
 //   park_timeout(d): d <= 0 tries to take the token and returns at once; nanoseconds::max() and
-//   any timeout beyond ~285 years mean forever. park_deadline(tp) accepts a time_point of any
+//   any timeout beyond ~285 years mean forever. d may be any duration: one too large for
+//   nanoseconds (hours::max()) saturates to forever, one too negative to "now", instead of
+//   overflowing in the conversion. park_deadline(tp) accepts a time_point of any
 //   clock: steady_clock deadlines are absolute CLOCK_MONOTONIC waits; system_clock deadlines are
 //   absolute CLOCK_REALTIME waits, so if the wall clock is set forward past the deadline the park
 //   times out at once, and if it is set back the park waits longer (the deadline is a wall-clock
@@ -193,6 +195,14 @@ class Parker {
     if (Protocol::try_consume(in.state)) return UnparkReason::unparked;
     if (timeout.count() <= 0) return UnparkReason::timed_out;
     return park_timeout_slow(timeout.count());
+  }
+  /// The same for any other duration, converted with saturation: without this overload,
+  /// park_timeout(hours::max()) converted implicitly to nanoseconds at the call site, a signed
+  /// overflow that in practice gave -1 h (an immediate timeout). A nanoseconds argument still
+  /// picks the overload above (a non-template wins an exact tie).
+  template <class Rep, class Period>
+  UnparkReason park_timeout(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return park_timeout(std::chrono::nanoseconds(detail::saturating_ns(timeout)));
   }
 
   /// Like park(), until `deadline` on Clock. Returns unparked iff it consumed the token.

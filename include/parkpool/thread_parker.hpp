@@ -246,9 +246,15 @@ class ParkThread {
     parker_.park();
   }
   /// Like park() for at most `timeout`; `unparked` also when it returns because of shutdown.
+  /// Any duration: one beyond nanoseconds' range saturates (forever, or "now" if negative), as in
+  /// Parker::park_timeout, instead of overflowing in an implicit conversion at the call site.
   UnparkReason park_timeout(std::chrono::nanoseconds timeout) noexcept {
     if (is_shutdown()) return UnparkReason::unparked;
     return parker_.park_timeout(timeout);
+  }
+  template <class Rep, class Period>
+  UnparkReason park_timeout(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return park_timeout(std::chrono::nanoseconds(detail::saturating_ns(timeout)));
   }
   template <class Clock, class Duration>
   UnparkReason park_deadline(const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
@@ -297,8 +303,13 @@ ParkThread& current_park_thread();
 namespace this_thread {
 /// Parks the calling thread on its cached ParkThread until unparked (no spurious returns).
 inline void park() { detail::current_park_thread().park(); }
+/// Like park() for at most `timeout` (any duration; saturating, as ParkThread::park_timeout).
 inline UnparkReason park_timeout(std::chrono::nanoseconds timeout) {
   return detail::current_park_thread().park_timeout(timeout);
+}
+template <class Rep, class Period>
+UnparkReason park_timeout(std::chrono::duration<Rep, Period> timeout) {
+  return park_timeout(std::chrono::nanoseconds(parkpool::detail::saturating_ns(timeout)));
 }
 /// A handle that unparks the calling thread's cached parker, from any thread.
 inline UnparkThread current_unparker() { return detail::current_park_thread().unpark(); }
@@ -315,6 +326,10 @@ class CachedParkThread {
   void park() { this_thread::park(); }
   UnparkReason park_timeout(std::chrono::nanoseconds timeout) {
     return this_thread::park_timeout(timeout);
+  }
+  template <class Rep, class Period>
+  UnparkReason park_timeout(std::chrono::duration<Rep, Period> timeout) {
+    return this_thread::park_timeout(timeout);  // the saturating template
   }
   UnparkThread unpark() { return this_thread::current_unparker(); }
   UnparkThread current_unparker() { return this_thread::current_unparker(); }
