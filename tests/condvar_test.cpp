@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
 using namespace std::chrono_literals;
@@ -22,27 +23,9 @@ using parkpool::Mutex;
 
 namespace {
 
-// Counts threads parked on a key (Condvar or Mutex) without waking them.
-std::size_t parked_on(const void* key) {
-  std::size_t n = 0;
-  parkpool::parking_lot::unpark_filter(
-      key,
-      [&n](parkpool::parking_lot::ParkToken) {
-        ++n;
-        return parkpool::parking_lot::FilterOp::skip;
-      },
-      [](parkpool::parking_lot::UnparkResult) {
-        return parkpool::parking_lot::kDefaultUnparkToken;
-      });
-  return n;
-}
-void wait_parked(const void* key, std::size_t n) {
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (parked_on(key) < n) {
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << "waiters never parked";
-    std::this_thread::yield();
-  }
-}
+using parkpool::test::queued_on;
+using parkpool::test::wait_queued_or_returned;
+using parkpool::test::wait_until_queued;
 
 // The contract shared with std::condition_variable, run on both (typed suite).
 template <class M, class CV>
@@ -130,7 +113,7 @@ TEST(Condvar, NotifyOneWakesExactlyOneAndNoSpuriousWakeups) {
       returned.fetch_add(1);
     });
   }
-  wait_parked(&cv, kWaiters);
+  wait_until_queued(&cv, kWaiters);
   for (int i = 1; i <= kWaiters; ++i) {
     EXPECT_TRUE(cv.notify_one());
     const auto end = std::chrono::steady_clock::now() + 30s;
@@ -140,7 +123,7 @@ TEST(Condvar, NotifyOneWakesExactlyOneAndNoSpuriousWakeups) {
     }
     // Exactly i returned: the rest are still parked on the Condvar.
     EXPECT_EQ(returned.load(), i);
-    EXPECT_EQ(parked_on(&cv), static_cast<std::size_t>(kWaiters - i));
+    EXPECT_EQ(queued_on(&cv), static_cast<std::size_t>(kWaiters - i));
   }
   for (auto& t : ts) t.join();
   EXPECT_FALSE(cv.notify_one());
@@ -159,14 +142,14 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
       ++ready;
     });
   }
-  wait_parked(&cv, kWaiters);
+  wait_until_queued(&cv, kWaiters);
   {
     std::unique_lock lk(m);
     ready = 1;
     EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
     // Mutex held: nobody was woken, all moved to the mutex's queue (no thundering herd).
-    EXPECT_EQ(parked_on(&cv), 0U);
-    EXPECT_EQ(parked_on(&m), static_cast<std::size_t>(kWaiters));
+    EXPECT_EQ(queued_on(&cv), 0U);
+    EXPECT_EQ(queued_on(&m), static_cast<std::size_t>(kWaiters));
   }
   for (auto& t : ts) t.join();
   EXPECT_EQ(ready, kWaiters + 1);
@@ -188,10 +171,10 @@ TEST(Condvar, NotifyAllWithoutLockWakesEveryWaiter) {
       done.fetch_add(1);
     });
   }
-  wait_parked(&cv, kWaiters);
+  wait_until_queued(&cv, kWaiters);
   ready.store(true);
   EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
-  EXPECT_EQ(parked_on(&cv), 0U);  // all left the Condvar's queue in the notify
+  EXPECT_EQ(queued_on(&cv), 0U);  // all left the Condvar's queue in the notify
   for (auto& t : ts) t.join();
   EXPECT_EQ(done.load(), kWaiters);
 }
@@ -229,7 +212,7 @@ TEST(Condvar, TimeoutTable) {
     });
     if (row.notify) {
       for (int i = 0; i < 2; ++i) {
-        wait_parked(&cv, 1);
+        wait_until_queued(&cv, 1);
         // Taking the mutex proves the waiter released it while waiting.
         std::unique_lock lk(m);
         unlocked_during_wait = true;
@@ -245,22 +228,6 @@ TEST(Condvar, TimeoutTable) {
     EXPECT_FALSE(m.is_locked());
     EXPECT_FALSE(cv.notify_one());  // the timed-out waiter left no trace
   }
-}
-
-// Waits until a thread is parked on `key` or `returned` is set, whichever comes first, and says
-// whether it parked. A waiter that times out at once instead of sleeping is then caught by its
-// result, without a sleep and without a hang.
-bool wait_parked_or_returned(const void* key, const std::atomic<bool>& returned) {
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (parked_on(key) == 0) {
-    if (returned.load()) return false;
-    if (std::chrono::steady_clock::now() >= end) {
-      ADD_FAILURE() << "the waiter neither parked nor returned";
-      return false;
-    }
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
@@ -323,7 +290,7 @@ TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
     });
     for (int i = 1; i <= row.notifies; ++i) {
       // The notify dequeues the waiter: seeing it parked again means it went back to waiting.
-      if (!wait_parked_or_returned(&cv, returned)) break;
+      if (!wait_queued_or_returned(&cv, returned)) break;
       std::unique_lock lk(m);
       ready = i == row.notifies;
       cv.notify_one();
@@ -375,7 +342,7 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
     std::unique_lock lk(m1);
     cv.wait(lk);
   });
-  wait_parked(&cv, 1);
+  wait_until_queued(&cv, 1);
   {
     std::unique_lock lk(m2);
     EXPECT_THROW(cv.wait(lk), std::invalid_argument);
@@ -395,11 +362,11 @@ TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
     std::unique_lock lk(m);
     st = cv.wait_for(lk, 200ms);
   });
-  wait_parked(&cv, 1);
+  wait_until_queued(&cv, 1);
   {
     std::unique_lock lk(m);
     cv.notify_one();  // requeued onto m
-    EXPECT_EQ(parked_on(&m), 1U);
+    EXPECT_EQ(queued_on(&m), 1U);
     std::this_thread::sleep_for(300ms);  // time is what is tested: let the deadline pass
   }
   t.join();

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
 using namespace std::chrono_literals;
@@ -137,21 +138,6 @@ TYPED_TEST(LockableContract, TimedLockSucceedsWhenReleasedDuringTheWait) {
   EXPECT_TRUE(got);
 }
 
-// Counts threads parked on `key` without waking them.
-std::size_t parked_on(const void* key) {
-  std::size_t n = 0;
-  parkpool::parking_lot::unpark_filter(
-      key,
-      [&n](parkpool::parking_lot::ParkToken) {
-        ++n;
-        return parkpool::parking_lot::FilterOp::skip;
-      },
-      [](parkpool::parking_lot::UnparkResult) {
-        return parkpool::parking_lot::kDefaultUnparkToken;
-      });
-  return n;
-}
-
 }  // namespace
 
 TEST(Mutex, IsOneByteAndStartsUnlocked) {
@@ -227,11 +213,7 @@ TEST(Mutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
       if (got) m.unlock();
       returned.store(true);
     });
-    const auto end = steady_clock::now() + 30s;
-    while (parked_on(&m) == 0 && !returned.load()) {
-      ASSERT_LT(steady_clock::now(), end) << "the waiter neither parked nor returned";
-      std::this_thread::yield();
-    }
+    (void)parkpool::test::wait_queued_or_returned(&m, returned);
     m.unlock();
     t.join();
     EXPECT_TRUE(got) << "try_lock_until gave up instead of waiting for the unlock";

@@ -16,31 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "parking_lot_probe.hpp"
+
 namespace pl = parkpool::parking_lot;
 namespace dd = parkpool::deadlock;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::size_t queued_on(const void* key) {
-  std::size_t n = 0;
-  pl::unpark_filter(
-      key,
-      [&n](pl::ParkToken) {
-        ++n;
-        return pl::FilterOp::skip;
-      },
-      [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
-  return n;
-}
-
-void wait_until_queued(const void* key, std::size_t n) {
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (queued_on(key) < n) {
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << "threads never parked";
-    std::this_thread::yield();
-  }
-}
+using parkpool::test::queued_on;
+using parkpool::test::wait_until_queued;
 
 // A thread that holds `hold` and then parks (no deadline) on `wait_for` until `release` is set.
 std::thread holder_waiter(const void* hold, const void* wait_for, std::latch& holding,

@@ -11,12 +11,16 @@
 #include <thread>
 #include <vector>
 
+#include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
 namespace pl = parkpool::parking_lot;
 using namespace std::chrono_literals;
 
 namespace {
+
+using parkpool::test::queued_on;
+using parkpool::test::wait_until_queued;
 
 // Parks on `key` while `*flag` is false (validate), recording the result.
 pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
@@ -25,27 +29,6 @@ pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
   return pl::park(
       key, [flag] { return !flag->load(std::memory_order_relaxed); }, [] {},
       [](const void*, bool) {}, token, deadline);
-}
-
-// Waits (spinning with yields, bounded) until `n` threads are queued on `key`, observed by an
-// unpark_filter that skips everyone: the only race-free way to know a thread is asleep.
-std::size_t queued_on(const void* key) {
-  std::size_t n = 0;
-  pl::unpark_filter(
-      key,
-      [&n](pl::ParkToken) {
-        ++n;
-        return pl::FilterOp::skip;
-      },
-      [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
-  return n;
-}
-void wait_until_queued(const void* key, std::size_t n) {
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (queued_on(key) < n) {
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << "threads never parked";
-    std::this_thread::yield();
-  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
 using namespace std::chrono_literals;
@@ -122,21 +123,6 @@ TYPED_TEST(SharedLockableContract, ReadersAndWritersKeepAnInvariant) {
   EXPECT_EQ(a, static_cast<long>(2 * iters));
 }
 
-// Counts threads parked on `key` without waking them.
-std::size_t parked_on(const void* key) {
-  std::size_t n = 0;
-  parkpool::parking_lot::unpark_filter(
-      key,
-      [&n](parkpool::parking_lot::ParkToken) {
-        ++n;
-        return parkpool::parking_lot::FilterOp::skip;
-      },
-      [](parkpool::parking_lot::UnparkResult) {
-        return parkpool::parking_lot::kDefaultUnparkToken;
-      });
-  return n;
-}
-
 }  // namespace
 
 TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
@@ -187,11 +173,7 @@ TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
       returned.store(true);
     });
     // Both kinds of waiter park on the mutex's own address while a writer holds it.
-    const auto end = steady_clock::now() + 30s;
-    while (parked_on(&m) == 0 && !returned.load()) {
-      ASSERT_LT(steady_clock::now(), end) << "the waiter neither parked nor returned";
-      std::this_thread::yield();
-    }
+    (void)parkpool::test::wait_queued_or_returned(&m, returned);
     m.unlock();
     t.join();
     EXPECT_TRUE(got) << "the timed lock gave up instead of waiting for the unlock";

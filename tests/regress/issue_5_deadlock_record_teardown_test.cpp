@@ -16,7 +16,11 @@
 #include <chrono>
 #include <thread>
 
+#include "parking_lot_probe.hpp"
+
 namespace {
+
+using parkpool::test::queued_on;
 
 using namespace std::chrono_literals;
 namespace pl = parkpool::parking_lot;
@@ -34,18 +38,6 @@ struct Cache {
   }
 };
 thread_local Cache tl_cache;
-
-std::size_t queued_on(const void* key) {
-  std::size_t n = 0;
-  pl::unpark_filter(
-      key,
-      [&n](pl::ParkToken) {
-        ++n;
-        return pl::FilterOp::skip;
-      },
-      [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
-  return n;
-}
 
 TEST(Issue5DeadlockRecordTeardown, LockInThreadLocalDestructorAfterTheRecordIsGone) {
   // tl_cache is constructed before the thread's first lock creates its deadlock record, so it is
