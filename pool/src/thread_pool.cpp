@@ -179,7 +179,7 @@ void foreign_backoff(unsigned& round) noexcept { backoff_round(round, 10); }
   try {
     item.call(item.storage);
   } catch (...) {
-    w->pool->report_post_exception(std::current_exception());
+    w->pool->report_post_exception(*w, std::current_exception());
   }
   w->tasks_run.bump();
 }
@@ -441,8 +441,8 @@ void PoolCore::shutdown() {
   assert(injector_.empty_hint() && "ThreadPool: tasks left in the injector after shutdown");
 }
 
-void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
-  if (WorkerContext* w = tl_current_worker) w->post_exceptions.bump();
+void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noexcept {
+  w.post_exceptions.bump();
   if (options_.on_post_exception) {
     try {
       options_.on_post_exception(std::move(e));
@@ -471,7 +471,7 @@ void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
     try {
       options_.on_thread_start(i);
     } catch (...) {
-      report_post_exception(std::current_exception());
+      report_post_exception(w, std::current_exception());
     }
   }
 
@@ -534,8 +534,7 @@ void PoolCore::report_post_exception(std::exception_ptr e) noexcept {
     try {
       options_.on_thread_stop(i);
     } catch (...) {
-      w.post_exceptions.bump();  // report_post_exception() counts only for a current worker
-      report_post_exception(std::current_exception());
+      report_post_exception(w, std::current_exception());
     }
   }
 }

@@ -134,7 +134,7 @@ struct PostTask final : TaskBase {
       try {
         t->f();
       } catch (...) {
-        w->pool->report_post_exception(std::current_exception());
+        w->pool->report_post_exception(*w, std::current_exception());
       }
       w->tasks_run.bump();
     }

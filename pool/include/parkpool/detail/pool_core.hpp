@@ -496,7 +496,9 @@ class PoolCore {
   std::uint64_t external_accepted() const noexcept;
   bool injector_empty() const noexcept;
   bool injector_pop(InjectedItem& out) noexcept;
-  void report_post_exception(std::exception_ptr e) noexcept;
+  // An exception that escaped a post() task or a hook run on worker w: counted in w's stats (w's
+  // own counter: called on w's thread), then on_post_exception or stderr.
+  void report_post_exception(WorkerContext& w, std::exception_ptr e) noexcept;
 
  private:
   friend struct WorkerContext;
