@@ -7,7 +7,8 @@
 //   - the argument and return types of each virtual function,
 //   - the data layout of the factory object oneTBB passes to the entry points.
 // Learnt from oneTBB's src/tbb/rml_base.h, rml_tbb.h, rml_tbb.cpp, market.h and private_server.cpp
-// at tag v2021.8.0 (Debian 12's libtbb12 2021.8.0); unchanged up to 2022.x.
+// at tag v2021.8.0 (Debian 12's libtbb12 2021.8.0). The interface version (CLIENT_VERSION 2) is
+// the same up to 2022.x; only 2021.8 is tested here.
 //
 // Virtual table of a client (oneTBB's market implements it; we only call it):
 //   [0] ~dtor (complete)  [1] ~dtor (deleting)  [2] version() const -> unsigned (market: 0)
@@ -84,8 +85,10 @@ class Server : public VersionedObject {
 
 class TbbServer : public Server {
  public:
-  // The client can profitably use delta more (or -delta fewer) workers. Called without the
-  // client's locks held, possibly from several threads at once.
+  // The client can profitably use delta more (or -delta fewer) workers. Possibly called from
+  // several threads at once; oneTBB 2021.8 calls it without its market's lock held (later
+  // versions may hold one: this server never waits for the client inside the call, so it does
+  // not depend on which).
   virtual void adjust_job_count_estimate(int delta) = 0;
 };
 

@@ -24,6 +24,10 @@
 // Because "go idle" needs slack < 0 and "launch" needs slack > 0 with idle == 0, read in one word,
 // a unit is never left with neither an idle worker to take it nor a launcher (up to the client's
 // max_job_count threads).
+// Every worker is started with the process's CPU mask (read when oneTBB connects), not the mask
+// of whichever thread launched it. A thread that cannot be started (pthread_create fails, or no
+// memory for its start) aborts the process with a message on stderr, as oneTBB's private server
+// does: its unit would otherwise wait forever when no other worker exists.
 //
 // Lifetime: the server object counts one reference for the connection and one per started
 // thread. Each thread drops its reference after oneTBB's cleanup(job) ran on it; the connection's
@@ -37,9 +41,11 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -48,6 +54,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "parkpool/idle.hpp"
@@ -83,7 +90,9 @@ struct Counters {
 };
 constinit Counters g_counters;
 
-void bump(std::atomic<unsigned long long>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+void bump(std::atomic<unsigned long long>& c) noexcept {
+  c.fetch_add(1, std::memory_order_relaxed);
+}
 
 bool env_flag(const char* name) noexcept {
   const char* v = std::getenv(name);
@@ -102,14 +111,29 @@ IdlePreset idle_preset_from_env() noexcept {
   return {IdleOptions::efficiency(), "efficiency"};  // unset or anything else
 }
 
-unsigned usable_cpus() noexcept {
+// The process's CPU mask, read as oneTBB reads it (sched_getaffinity of the process id, that is
+// of the main thread), or nullopt when it cannot be read (more than CPU_SETSIZE CPUs, or a
+// seccomp filter): workers then inherit the mask of the thread that starts them.
+std::optional<cpu_set_t> process_cpu_mask() noexcept {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<unsigned>(n);
+  if (sched_getaffinity(getpid(), sizeof(set), &set) != 0 || CPU_COUNT(&set) == 0) {
+    return std::nullopt;
   }
-  return 1;
+  return set;
+}
+
+unsigned usable_cpus(const std::optional<cpu_set_t>& mask) noexcept {
+  return mask ? static_cast<unsigned>(CPU_COUNT(&*mask)) : 1u;
+}
+
+// A worker thread that cannot be started is fatal, as it is with oneTBB's private server (its
+// pthread_create failure escapes as an exception and terminates): the work oneTBB asked a worker
+// for would otherwise wait forever when no other worker exists (task_arena::enqueue).
+[[noreturn]] void fail_launch(const char* what, int error) noexcept {
+  std::fprintf(stderr, "parkpool_tbb: cannot start a oneTBB worker thread: %s: %s; aborting\n",
+               what, std::strerror(error));
+  std::abort();
 }
 
 // The word's two fields (see the file comment).
@@ -138,10 +162,12 @@ thread_local Server* t_current_server = nullptr;  // set on this server's worker
 
 class Server final : public abi::TbbServer {
  public:
-  Server(abi::TbbClient& client, unsigned max_workers, std::size_t stack_size, IdleOptions options)
+  Server(abi::TbbClient& client, unsigned max_workers, std::size_t stack_size,
+         std::optional<cpu_set_t> cpu_mask, IdleOptions options)
       : client_(client),
         max_workers_(max_workers),
         stack_size_(stack_size),
+        cpu_mask_(cpu_mask),
         idle_(max_workers, options),
         threads_(max_workers) {}
 
@@ -160,7 +186,8 @@ class Server final : public abi::TbbServer {
       handles.assign(threads_.begin(), threads_.begin() + static_cast<std::ptrdiff_t>(launched_));
     }
     // Release: pairs with the acquire load in run(); the client's state written before it asked to
-    // close (oneTBB: the market's shutdown flags) is visible to the cleanup() each worker then runs.
+    // close (oneTBB: the market's shutdown flags) is visible to the cleanup() each worker then
+    // runs.
     quit_.store(true, std::memory_order_release);
     idle_.shutdown();  // wakes every sleeper; wait_for_work() returns false from now on
     const bool join = !exiting && t_current_server != this;
@@ -238,6 +265,11 @@ class Server final : public abi::TbbServer {
       if (!give_back(s)) continue;  // slack went back to >= 0 meanwhile: keep running
       if (!sleep_until_claimed(w)) {
         g_counters.idle.fetch_sub(1, std::memory_order_relaxed);  // left idle by the close
+        // The coordinator's shutdown bit, which ended the wait, is read relaxed: it orders
+        // nothing. quit_ was stored before it, so this loop ends at once or nearly, and its
+        // acquire (pairs with the release store in request_close_connection()) orders the
+        // client's state before the cleanup() below.
+        while (!quit_.load(std::memory_order_acquire)) sched_yield();
         break;
       }
     }
@@ -299,9 +331,9 @@ class Server final : public abi::TbbServer {
       } while (!word_.compare_exchange_weak(s, s - kSlackOne, std::memory_order_acquire,
                                             std::memory_order_relaxed));
       if (!launch_one()) {
-        // No capacity (max_job_count threads, closing, or pthread_create failed): give the unit
-        // back. A worker may have gone idle meanwhile: the release RMW + notify_work() keep the
-        // no-lost-wakeup handshake for it.
+        // No capacity (max_job_count threads, or closing): give the unit back. A worker may have
+        // gone idle meanwhile: the release RMW + notify_work() keep the no-lost-wakeup handshake
+        // for it.
         word_.fetch_add(kSlackOne, std::memory_order_release);
         idle_.notify_work();
         return;
@@ -309,34 +341,36 @@ class Server final : public abi::TbbServer {
     }
   }
 
+  // Starts a thread for a claimed unit; false when there is no capacity (max_job_count threads
+  // started, or the connection is closing). A thread that cannot be started ends the process
+  // (fail_launch).
   bool launch_one() noexcept {
     std::lock_guard<std::mutex> lock(launch_mutex_);
     if (closing_ || launched_ >= max_workers_) return false;
     auto* args = new (std::nothrow) StartArgs{this, launched_};
-    if (args == nullptr) return false;
+    if (args == nullptr) fail_launch("out of memory", ENOMEM);
     pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) {
-      delete args;
-      return false;
-    }
+    if (const int rc = pthread_attr_init(&attr); rc != 0) fail_launch("pthread_attr_init", rc);
     if (stack_size_ > 0) {
       // Below PTHREAD_STACK_MIN or misaligned sizes are rounded up; a refused size keeps the
       // default (oneTBB asks for 4 MiB by default, which is always accepted).
       const std::size_t page = 4096;
-      std::size_t size = std::max<std::size_t>(stack_size_, static_cast<std::size_t>(PTHREAD_STACK_MIN));
+      std::size_t size =
+          std::max<std::size_t>(stack_size_, static_cast<std::size_t>(PTHREAD_STACK_MIN));
       size = (size + page - 1) / page * page;
       (void)pthread_attr_setstacksize(&attr, size);
     }
+    // Every worker runs on the process's CPUs, whichever thread starts it: the client's thread
+    // that raised the demand may be pinned to one CPU, and a worker it started would otherwise
+    // inherit that (and pass it on to the workers it starts). oneTBB's private server does the
+    // same. A mask the kernel refuses keeps the inherited one.
+    if (cpu_mask_) (void)pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t), &*cpu_mask_);
     // Relaxed: the reference is taken before the thread exists; the thread's release of it is
     // ordered by the acq_rel decrement in release_ref().
     refs_.fetch_add(1, std::memory_order_relaxed);
     const int rc = pthread_create(&threads_[launched_], &attr, &Server::thread_main, args);
     pthread_attr_destroy(&attr);
-    if (rc != 0) {
-      refs_.fetch_sub(1, std::memory_order_relaxed);  // never shared: no thread saw it
-      delete args;
-      return false;
-    }
+    if (rc != 0) fail_launch("pthread_create", rc);
     ++launched_;
     bump(g_counters.started);
     return true;
@@ -353,6 +387,7 @@ class Server final : public abi::TbbServer {
   abi::TbbClient& client_;
   const unsigned max_workers_;
   const std::size_t stack_size_;
+  const std::optional<cpu_set_t> cpu_mask_;         // every worker's CPUs (nullopt: inherited)
   alignas(64) std::atomic<std::uint64_t> word_{0};  // slack | idle, its own cache line
   std::atomic<bool> quit_{false};
   std::atomic<std::size_t> refs_{1};  // the connection
@@ -368,8 +403,8 @@ class Server final : public abi::TbbServer {
   IdleCoordinator idle_;
 
   std::mutex launch_mutex_;
-  bool closing_ = false;        // under launch_mutex_
-  std::size_t launched_ = 0;    // under launch_mutex_
+  bool closing_ = false;            // under launch_mutex_
+  std::size_t launched_ = 0;        // under launch_mutex_
   std::vector<pthread_t> threads_;  // [0, launched_) valid, under launch_mutex_
 };
 
@@ -381,8 +416,9 @@ using parkpool::tbb_rml::g_counters;
 
 extern "C" {
 
-PARKPOOL_TBB_RML_EXPORT rml::Status __RML_open_factory(
-    rml::Factory& factory, rml::version_type& server_version, rml::version_type client_version) {
+PARKPOOL_TBB_RML_EXPORT rml::Status __RML_open_factory(rml::Factory& factory,
+                                                       rml::version_type& server_version,
+                                                       rml::version_type client_version) {
   server_version = parkpool::tbb_rml::kClientInterfaceVersion;
   if (client_version != parkpool::tbb_rml::kClientInterfaceVersion) return rml::st_incompatible;
   if (parkpool::tbb_rml::env_flag("PARKPOOL_TBB_DISABLE")) return rml::st_incompatible;
@@ -399,8 +435,8 @@ PARKPOOL_TBB_RML_EXPORT rml::Status __RML_close_factory(rml::Factory&) {
   return rml::st_success;
 }
 
-PARKPOOL_TBB_RML_EXPORT rml::Status __TBB_make_rml_server(
-    rml::Factory&, rml::TbbServer*& server, rml::TbbClient& client) {
+PARKPOOL_TBB_RML_EXPORT rml::Status __TBB_make_rml_server(rml::Factory&, rml::TbbServer*& server,
+                                                          rml::TbbClient& client) {
   using namespace parkpool::tbb_rml;
   if (env_flag("PARKPOOL_TBB_DISABLE")) return rml::st_incompatible;
   if (client.version() != kClientObjectVersion) return rml::st_incompatible;
@@ -409,10 +445,11 @@ PARKPOOL_TBB_RML_EXPORT rml::Status __TBB_make_rml_server(
       std::clamp<std::size_t>(requested, 1, parkpool::IdleCoordinator::kMaxWorkers));
   const std::size_t stack = client.min_stack_size();
   IdlePreset preset = idle_preset_from_env();
+  const std::optional<cpu_set_t> mask = process_cpu_mask();
   // At most half the CPUs search (spin) at once, not half of max_job_count (256 for oneTBB).
-  preset.options.max_searching = std::max(1u, usable_cpus() / 2);
+  preset.options.max_searching = std::max(1u, usable_cpus(mask) / 2);
   try {
-    server = new Server(client, max_workers, stack, preset.options);
+    server = new Server(client, max_workers, stack, mask, preset.options);
   } catch (...) {
     return rml::st_incompatible;  // out of memory: oneTBB falls back to its private server
   }
@@ -426,8 +463,8 @@ PARKPOOL_TBB_RML_EXPORT rml::Status __TBB_make_rml_server(
   return rml::st_success;
 }
 
-PARKPOOL_TBB_RML_EXPORT void __TBB_call_with_my_server_info(
-    rml::ServerInfoCallback callback, void* arg) {
+PARKPOOL_TBB_RML_EXPORT void __TBB_call_with_my_server_info(rml::ServerInfoCallback callback,
+                                                            void* arg) {
   if (callback != nullptr) {
     callback(arg, "parkpool_tbb: parkpool RML server (Parker + IdleCoordinator), interface 2");
   }

@@ -9,14 +9,19 @@
  *       LD_PRELOAD=/path/to/libparkpool_tbb.so ./app
  *   or linking the library into the application (it must be loaded before libtbb initialises its
  *   scheduler) makes oneTBB's worker threads be created, put to sleep and woken by parkpool:
- *   each worker parks on a parkpool::Parker under a parkpool::IdleCoordinator (time-bounded
- *   adaptive spin, then a futex sleep; the most recently parked worker is woken first).
+ *   each worker parks on a parkpool::Parker under a parkpool::IdleCoordinator (the preset's
+ *   spin, if any, then a futex sleep; the sleeper woken first is the most recently parked one
+ *   that slept on the waker's CPU, else the most recently parked one: parkpool/idle.hpp).
  *   The application is not changed or rebuilt. libtbb itself is not linked by this library.
  *
  * What it does not change
  *   oneTBB spins inside libtbb (arena and market loops) before it tells the server that it needs
  *   fewer workers; that spinning, and task scheduling itself, stay oneTBB's. The server decides
- *   only how a worker that oneTBB released sleeps and how fast it comes back.
+ *   only how a worker that oneTBB released sleeps and how fast it comes back. Like oneTBB's
+ *   private server, it starts each worker on the process's CPUs (sched_getaffinity of the process
+ *   id, read when oneTBB connects), whichever thread's demand started it, and it aborts the
+ *   process with a message on stderr when a worker thread cannot be started (pthread_create
+ *   fails, e.g. a stack size the system cannot map or the thread limit reached).
  *
  * Version handshake
  *   oneTBB 2021.1 .. 2022.x calls __RML_open_factory(factory, server_version, client_version = 2).
@@ -31,8 +36,10 @@
  *                              uses its private server; handy to compare with the same binary.
  *   PARKPOOL_TBB_IDLE=efficiency|default|latency
  *                              the parkpool::IdleOptions preset for sleeping workers. Default
- *                              "efficiency" (spin at most 2 us, then sleep): oneTBB has already
- *                              spun before it releases a worker, so spinning again mostly burns.
+ *                              "efficiency" (no spin: sleep at once): oneTBB has already spun
+ *                              before it releases a worker, so spinning again mostly burns.
+ *                              Whatever the preset, at most half the process's CPUs (at least
+ *                              one) spin at once, not half of oneTBB's max_job_count.
  *
  * Shutdown
  *   When oneTBB closes the connection (its last arena and thread are gone, e.g. tbb::finalize or
