@@ -8,13 +8,16 @@
 namespace parkpool::detail {
 namespace {
 
-// Set when the thread's cached parker has been destroyed at thread exit. Trivially destructible
-// and constant-initialized, so it is readable from any thread_local destructor.
+// Set when the thread's cached parker (this_thread's, or block_on's) has been destroyed at thread
+// exit. Trivially destructible and constant-initialized, so readable from any thread_local
+// destructor.
 constinit thread_local bool tl_parker_gone = false;
+constinit thread_local bool tl_block_on_parker_gone = false;
 
 struct CachedSlot {
   ParkThread parker;
-  ~CachedSlot() { tl_parker_gone = true; }
+  bool& gone;
+  ~CachedSlot() { gone = true; }
 };
 
 [[noreturn]] void cached_parker_misuse() noexcept {
@@ -31,12 +34,25 @@ ParkThread& current_park_thread() {
   if (tl_parker_gone) [[unlikely]]
     cached_parker_misuse();
   // Created on first use (lazily, so threads that never park pay nothing), destroyed at exit.
-  thread_local CachedSlot slot;
+  thread_local CachedSlot slot{ParkThread(), tl_parker_gone};
   return slot.parker;
 }
 
+namespace {
+// block_on's own parker, apart from this_thread's: the tokens of code that parks the thread
+// through this_thread (or CachedParkThread) and those of block_on's wakers never meet, so neither
+// consumes nor forges the other's wakeups. Every block_on of the thread (nested ones too) shares
+// it; they tolerate each other's tokens (INV-B3).
+ParkThread& block_on_park_thread() {
+  if (tl_block_on_parker_gone) [[unlikely]]
+    cached_parker_misuse();
+  thread_local CachedSlot slot{ParkThread(), tl_block_on_parker_gone};
+  return slot.parker;
+}
+}  // namespace
+
 void BlockOnContext::ensure_waker() {
-  if (!waker_) waker_ = current_park_thread().unpark().into_waker();
+  if (!waker_) waker_ = block_on_park_thread().unpark().into_waker();
 }
 
 // Completion of the root on a thread other than the owner (a foreign awaitable moved it).
@@ -108,7 +124,7 @@ void BlockOnContext::run(std::coroutine_handle<> root) noexcept {
     }
     // A push after the drain above comes with a wake, whose token this park consumes; a stale
     // token only costs one more iteration.
-    if (ready_.load(std::memory_order_relaxed) == nullptr) current_park_thread().park();
+    if (ready_.load(std::memory_order_relaxed) == nullptr) block_on_park_thread().park();
     s = kSleeping;
     // (B4) acquire on failure, pairs with (B3'): the result written by the completer is visible.
     // Success needs only relaxed (kRunning publishes nothing), but a failure order stronger than

@@ -11,23 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "counting_new.hpp"  // this executable's one replacement of operator new
 #include "parkpool/async_event.hpp"
 #include "parkpool/task.hpp"
 #include "parkpool/thread_parker.hpp"
 #include "parkpool_test.hpp"
-
-// Counts this thread's allocations, to check that block_on of a ready coroutine allocates
-// nothing beyond the coroutine frame.
-namespace {
-constinit thread_local std::size_t tl_allocations = 0;
-}
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  ++tl_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "thread_state.hpp"
 
 namespace {
 
@@ -111,17 +100,57 @@ TEST(BlockOn, AwaitingATaskTwiceIsAClearError) {
 }
 
 TEST(BlockOn, ReadyCoroutineAllocatesOnlyItsFrame) {
-  // On a fresh thread: also shows the thread's parker is not created (it would allocate).
-  std::size_t allocs = 0;
+  // On a fresh thread: also shows the thread's block_on parker is not created (its state is an
+  // aligned allocation, which the counter sees too: ThreadsParkerIsCreatedByTheFirstWait).
+  long allocs = -1;
   int value = 0;
-  std::thread t([&] {
-    const std::size_t before = tl_allocations;
-    value = block_on(answer());
-    allocs = tl_allocations - before;
-  });
+  std::thread t(
+      [&] { allocs = parkpool::test::count_allocations([&] { value = block_on(answer()); }); });
   t.join();
   EXPECT_EQ(value, 42);
-  EXPECT_LE(allocs, 1u);  // the frame (0 if the compiler elided it)
+  EXPECT_GE(allocs, 0);
+  EXPECT_LE(allocs, 1);  // the frame (0 if the compiler elided it)
+}
+
+// Suspends, arms a Resumption and resumes it from a new thread: block_on must wait for a wake.
+// With `after_sleep_of` set, the new thread resumes only once that thread sleeps in the kernel
+// (bounded wait): the owner has then parked in block_on.
+struct ResumedFromAnotherThread {
+  std::thread& thread;
+  pid_t after_sleep_of = 0;
+  parkpool::Resumption resumption{};
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    resumption.arm(h);
+    thread = std::thread([this] {
+      if (after_sleep_of != 0) {
+        (void)parkpool::test::wait_until_sleeping(after_sleep_of, std::chrono::seconds(10));
+      }
+      resumption.resume();
+    });
+  }
+  void await_resume() noexcept {}
+};
+
+// The counter above would see the parker being made: the first block_on that has to wait on a
+// fresh thread makes it (one allocation at least), a second one does not.
+TEST(BlockOn, ThreadsParkerIsCreatedByTheFirstWait) {
+  long first = -1, second = -1;
+  std::thread t([&] {
+    auto waits = [] {
+      std::thread resumer;
+      auto root = [&]() -> Task<int> {
+        co_await ResumedFromAnotherThread{resumer};
+        co_return 1;
+      };
+      EXPECT_EQ(block_on(root()), 1);
+      resumer.join();
+    };
+    first = parkpool::test::count_allocations(waits);
+    second = parkpool::test::count_allocations(waits);
+  });
+  t.join();
+  EXPECT_GT(first, second);
 }
 
 TEST(BlockOn, WaitsForACoroutineCompletedFromAnotherThread) {
@@ -260,26 +289,69 @@ TEST(BlockOn, NestedBlockOnOnTheSameThread) {
   setter.join();
 }
 
-TEST(BlockOn, TokensStolenByOtherCodeOnTheThreadLoseNoResumption) {
-  // The coroutine itself consumes the thread's park tokens (as foreign library code parking on
-  // the same cached parker would) while another thread sets the events it awaits: block_on
-  // re-checks its queue before every park, so no resumption is stranded (a hang would fail).
-  const std::size_t rounds = parkpool::test::scaled(5'000);
-  std::vector<AsyncEvent> events(rounds);
-  auto t = [&]() -> Task<std::size_t> {
-    std::size_t n = 0;
-    for (auto& e : events) {
-      co_await e;
-      (void)parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0));  // steal a token
-      ++n;
-    }
-    co_return n;
+// block_on parks on a parker of its own, not on this_thread's: a token a user left for a later
+// this_thread::park() survives a block_on that had to park (found by review: block_on's first
+// park consumed it, and the later this_thread::park() slept until some other wake).
+TEST(BlockOn, KeepsATokenLeftForThisThreadPark) {
+  (void)parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0));  // no token
+  parkpool::this_thread::current_unparker().unpark();  // "my next park() returns at once"
+  std::thread resumer;
+  auto root = [&]() -> Task<int> {
+    co_await ResumedFromAnotherThread{resumer, parkpool::test::current_tid()};
+    co_return 5;
   };
-  std::thread setter([&] {
-    for (auto& e : events) e.set();
-  });
-  EXPECT_EQ(block_on(t()), rounds);
-  setter.join();
+  EXPECT_EQ(block_on(root()), 5);
+  resumer.join();
+  EXPECT_EQ(parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0)),
+            parkpool::UnparkReason::unparked);
+}
+
+// ... and block_on leaves none of its own tokens for this_thread::park() (found by review: a wake
+// that arrived while the owner ran, whose resumption it drained without parking, made a later
+// this_thread::park() return although nobody had unparked the thread).
+TEST(BlockOn, LeavesNoTokenForThisThreadPark) {
+  (void)parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0));  // no token
+  AsyncEvent woken_while_running, detached_done;
+  auto root = [&]() -> Task<int> {
+    [](AsyncEvent& wait_for, AsyncEvent& done) -> Detached {
+      co_await wait_for;  // queued on this block_on by the foreign set(), with a wake
+      done.set();
+    }(woken_while_running, detached_done);
+    std::thread([&] { woken_while_running.set(); }).join();  // push + wake while the owner runs
+    co_await detached_done;
+    co_return 6;
+  };
+  EXPECT_EQ(block_on(root()), 6);
+  EXPECT_EQ(parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0)),
+            parkpool::UnparkReason::timed_out);
+}
+
+// Nested block_on calls on one thread share its block_on parker, so an inner call can consume a
+// wake meant for the outer one. Here it does: a resumption of the outer call is queued with a
+// wake while the outer root runs, then the outer root runs a nested block_on that parks (and
+// consumes that token) before it is resumed. The outer call must still run the queued
+// resumption: it checks its queue before every park (INV-B3); a block_on that parked without
+// looking would sleep forever here (the ctest TIMEOUT).
+TEST(BlockOn, NestedBlockOnConsumingTheOuterWakeLosesNoResumption) {
+  const pid_t me = parkpool::test::current_tid();
+  AsyncEvent outer_event, detached_done;
+  std::thread resumer;
+  auto inner = [&]() -> Task<int> {
+    co_await ResumedFromAnotherThread{resumer, me};
+    co_return 1;
+  };
+  auto outer = [&]() -> Task<int> {
+    [](AsyncEvent& wait_for, AsyncEvent& done) -> Detached {
+      co_await wait_for;  // a resumption of the outer block_on
+      done.set();
+    }(outer_event, detached_done);
+    std::thread([&] { outer_event.set(); }).join();  // queued on the outer call, with a wake
+    const int v = block_on(inner());  // parks: takes that wake, then sleeps until resumed
+    co_await detached_done;           // only the queued resumption sets it
+    co_return v + 1;
+  };
+  EXPECT_EQ(block_on(outer()), 2);
+  resumer.join();
 }
 
 TEST(AsyncEvent, SetBeforeAwaitDoesNotSuspend) {

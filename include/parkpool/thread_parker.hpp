@@ -8,7 +8,9 @@
 //   UnparkThread is its copyable wake handle; Waker is a type-erased, copyable wake handle (what
 //   an awaitable stores to be resumed later). CachedParkThread / parkpool::this_thread give every
 //   thread one lazily created ParkThread, and block_on(awaitable) runs a coroutine to completion
-//   on the calling thread, parking on that ParkThread between resumptions.
+//   on the calling thread, parking between resumptions on a second lazily created ParkThread of
+//   its own. The two never share tokens: a token left for a later this_thread::park() survives a
+//   block_on, and block_on's wakes never make this_thread::park() return.
 //
 // Size and cost
 //   ParkThread: one pointer + one flag. UnparkThread: one pointer. Waker: two pointers (vtable +
@@ -31,8 +33,9 @@
 // Spurious wakeups
 //   ParkThread::park() returns only when it consumed a token or the ParkThread is shut down;
 //   park_timeout() also when the timeout passed. block_on() re-checks completion and its ready
-//   queue after every wakeup, so extra tokens (a spurious wake, a stale wake_by_ref) cost one loop
-//   iteration, and a token consumed by other code on the same thread cannot lose a resumption
+//   queue after every wakeup, so extra tokens (a stale wake_by_ref, a wake whose resumption it
+//   already ran) cost one loop iteration, and a token consumed by a nested block_on on the same
+//   thread (they share the thread's block_on parker) cannot lose a resumption of the outer one
 //   (the queue is checked before every park, see BlockOnContext).
 //
 // Shutdown
@@ -43,14 +46,16 @@
 //
 // Lifetime
 //   The parker state lives as long as the ParkThread or any UnparkThread/Waker referring to it:
-//   waking a thread that has exited (its cached parker destroyed) is a harmless no-op. The cached
-//   parker of a thread is created on first use (park, current_unparker, waker, or a block_on that
-//   has to wait) and destroyed at thread exit; using this_thread from a thread_local destructor
-//   that runs after it terminates with a message.
+//   waking a thread that has exited (its cached parker destroyed) is a harmless no-op. A thread's
+//   cached parkers are created on first use (this_thread's: park, current_unparker, waker;
+//   block_on's: a block_on that has to wait, or a Resumption armed under one) and destroyed at
+//   thread exit; using this_thread or block_on from a thread_local destructor that runs after
+//   the parker it needs was destroyed terminates with a message.
 //
 // Errors
 //   block_on of an empty (moved-from) Task throws std::invalid_argument; awaiting a Task twice
-//   throws std::logic_error; park* on a moved-from ParkThread terminates with a message (Parker).
+//   throws std::logic_error; park* on a moved-from ParkThread terminates with a message (Parker),
+//   also when it had been shut down before the move (the shutdown moves with it).
 //   Waker::wake() on an empty Waker is a documented no-op. The first use of a thread's cached
 //   parker allocates it and may throw std::bad_alloc (this_thread::*, or an awaitable arming a
 //   Resumption); a block_on that must park and cannot allocate it terminates (see run()).
@@ -227,13 +232,18 @@ class ParkThread {
   ParkThread() = default;  // allocates the Parker state (may throw std::bad_alloc)
   explicit ParkThread(ParkerOptions options) : parker_(options) {}
   /// Moving is for handing the ParkThread to its thread; it must not race with park/shutdown.
+  /// The shutdown moves too: the moved-from ParkThread is empty and not shut down, so its park*
+  /// terminates (Parker) instead of returning as a shut-down one would.
   ParkThread(ParkThread&& other) noexcept
       : parker_(std::move(other.parker_)),
         // Relaxed: the move itself must not race with shutdown() (documented above).
-        shutdown_(other.shutdown_.load(std::memory_order_relaxed)) {}
+        shutdown_(other.shutdown_.exchange(false, std::memory_order_relaxed)) {}
   ParkThread& operator=(ParkThread&& other) noexcept {
-    parker_ = std::move(other.parker_);
-    shutdown_.store(other.shutdown_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    if (this != &other) {
+      parker_ = std::move(other.parker_);
+      shutdown_.store(other.shutdown_.exchange(false, std::memory_order_relaxed),
+                      std::memory_order_relaxed);
+    }
     return *this;
   }
   ParkThread(const ParkThread&) = delete;
@@ -550,8 +560,9 @@ Task<R> wrap_awaitable(A&& a) {
 
 /// Runs `awaitable` to completion on the calling thread and returns its result (or rethrows its
 /// exception). A parkpool::Task is driven directly (no extra frame); any other awaitable is
-/// wrapped in one Task. Between resumptions the thread parks on its cached ParkThread; the
-/// coroutine's resumptions queued by parkpool awaitables (Resumption) run on this thread.
+/// wrapped in one Task. Between resumptions the thread parks on its block_on parker (a
+/// thread-local ParkThread apart from this_thread's, see "What it is"); the coroutine's
+/// resumptions queued by parkpool awaitables (Resumption) run on this thread.
 /// Throws std::invalid_argument for an empty Task.
 template <class Awaitable>
 decltype(auto) block_on(Awaitable&& awaitable) {

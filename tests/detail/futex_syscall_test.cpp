@@ -14,24 +14,15 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
-#include <fstream>
 #include <string>
 #include <thread>
 
 #include "parkpool/detail/futex_syscall.hpp"
+#include "thread_state.hpp"
 
 namespace {
 
 using parkpool::detail::futex_syscall;
-
-// The scheduler state letter of thread `tid` of this process ('S': sleeping), or '?'.
-char thread_state(pid_t tid) {
-  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  std::getline(f, line);
-  const auto close = line.rfind(')');  // the command name may contain spaces
-  return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
-}
 
 TEST(FutexSyscall, WaitOnAChangedWordReturnsMinusEagainAndLeavesErrnoAlone) {
   std::uint32_t word = 1;
@@ -83,9 +74,7 @@ TEST(FutexSyscall, WakeReturnsTheThreadItWokeAndTheWaiterReturnsZero) {
   // Wake only once the waiter sleeps (in the kernel); bounded, so a broken call fails instead of
   // hanging. A waiter that never got to sleep leaves waiter_rc at 1 and fails below.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (thread_state(t) != 'S' && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-  }
+  (void)parkpool::test::wait_until_sleeping(t, std::chrono::seconds(20));
   long woken = 0;
   while (woken == 0 && std::chrono::steady_clock::now() < give_up &&
          waiter_rc.load(std::memory_order_acquire) == 1) {

@@ -24,11 +24,15 @@
 //                            seeing the coroutine's result (Relacy: data race)
 //   push_relaxed             (Q2) relaxed: the owner resumes a node whose contents are not
 //                            visible to it (Relacy: data race)
+//   complete_no_retry        a completer whose (B3') CAS fails (the owner went back from
+//                            kSleeping to kRunning, woken by a stale token) gives up instead of
+//                            looking again: the owner then parks for good (Relacy: deadlock;
+//                            reached only by the stale-token suite, 3b)
 //
 // The marker lines are read by tests/model/CMakeLists.txt and must stay one line each.
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: correct
-// PARKPOOL_MODEL_BROKEN: shutdown_without_unpark shutdown_relaxed complete_without_wake complete_relaxed push_relaxed
+// PARKPOOL_MODEL_BROKEN: shutdown_without_unpark shutdown_relaxed complete_without_wake complete_relaxed push_relaxed complete_no_retry
 // clang-format on
 #include "model_main.hpp"
 #include "model_parker.hpp"  // first: it orders the protocol header before Relacy
@@ -51,7 +55,8 @@ enum class Variant {
   shutdown_relaxed,
   complete_without_wake,
   complete_relaxed,
-  push_relaxed
+  push_relaxed,
+  complete_no_retry
 };
 Variant g_variant = Variant::correct;
 
@@ -140,12 +145,14 @@ struct ModelBlockOn {
   ModelParkThread owner_parker;
   rl::atomic<int> state;
   rl::atomic<Node*> ready;
-  rl::var<int> waker;  // BlockOnContext::waker_: written by the owner, read by completers
+  rl::var<int> waker;      // BlockOnContext::waker_: written by the owner, read by completers
+  bool waker_set = false;  // owner only
 
   void init() {
     owner_parker.init();
     state.store(kRunning, rl::mo_relaxed, $);
     ready.store(nullptr, rl::mo_relaxed, $);
+    waker_set = false;
   }
 
   // BlockOnContext::push (+ the wake Resumption::resume does from another thread).
@@ -182,6 +189,9 @@ struct ModelBlockOn {
         if (g_variant != Variant::complete_without_wake) owner_parker.unpark();
         return;
       }
+      // MUTATION complete_no_retry: give up when the owner went back to kRunning meanwhile
+      // (the completion is lost: the owner sleeps forever on kSleeping).
+      if (g_variant == Variant::complete_no_retry) return;
     }
   }
 
@@ -204,7 +214,10 @@ struct ModelBlockOn {
     for (;;) {
       if (state.load(rl::mo_acquire, $) == kDone) break;  // (B5)
       if (drain(on_node)) continue;
-      waker($) = 1;  // ensure_waker (idempotent write by the owner)
+      if (!waker_set) {  // ensure_waker: production writes waker_ once (if (!waker_))
+        waker($) = 1;
+        waker_set = true;
+      }
       int s = kRunning;
       if (!state.compare_exchange_strong(s, kSleeping, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
         break;  // (B1) failed: kDone
@@ -231,6 +244,27 @@ struct ForeignCompletion : rl::test_suite<ForeignCompletion, 2> {
     } else {
       result($) = 42;
       b.complete_foreign();
+    }
+  }
+};
+
+// 3b. As 3, plus a stale token on the owner's block_on parker (a Resumption wake whose node the
+//     owner drained before parking, or a wake meant for a nested block_on on the same thread):
+//     the owner may return to kRunning after the completer saw kSleeping, which is the
+//     completer's retry path.
+struct ForeignCompletionStaleToken : rl::test_suite<ForeignCompletionStaleToken, 3> {
+  ModelBlockOn b;
+  rl::var<int> result;
+  void before() { b.init(); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      b.run_loop([](Node&) { RL_ASSERT(false); });
+      RL_ASSERT(result($) == 42);
+    } else if (index == 1) {
+      result($) = 42;
+      b.complete_foreign();
+    } else {
+      b.owner_parker.unpark();
     }
   }
 };
@@ -274,7 +308,8 @@ static bool run_model(const std::string& v, int& known) {
       {"shutdown_relaxed", Variant::shutdown_relaxed},
       {"complete_without_wake", Variant::complete_without_wake},
       {"complete_relaxed", Variant::complete_relaxed},
-      {"push_relaxed", Variant::push_relaxed}};
+      {"push_relaxed", Variant::push_relaxed},
+      {"complete_no_retry", Variant::complete_no_retry}};
   known = 0;
   for (const auto& [name, variant] : kVariants) {
     if (v == name) {
@@ -289,6 +324,7 @@ static bool run_model(const std::string& v, int& known) {
   return simulate<ShutdownWakesOwner>("ShutdownWakesOwner", iters) &&
          simulate<ShutdownWithUnparker>("ShutdownWithUnparker", iters) &&
          simulate<ForeignCompletion>("ForeignCompletion", iters) &&
+         simulate<ForeignCompletionStaleToken>("ForeignCompletionStale", iters) &&
          simulate<ReadyQueue>("ReadyQueue", iters);
 }
 
