@@ -282,6 +282,55 @@ TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
   }
 }
 
+// A task that posts its own continuation keeps its worker's deque from ever emptying (an Asio
+// coroutine yielding through post() does). With every worker running such a chain, a task posted
+// from outside the pool must still run, and soon: each worker takes the oldest external task
+// every 64 tasks (thread_pool.hpp, fairness). Before that rule it never ran (found by review).
+// Bounded without the rule too: each chain gives up after kGiveUp hops, and the test then fails
+// on the number of hops the external task waited.
+TEST(ThreadPool, ExternalTaskRunsWhileEveryWorkerKeepsPostingLocally) {
+  constexpr std::uint64_t kGiveUp = 5'000'000;
+  struct Shared {
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> hops{0};
+    std::atomic<std::size_t> chains_started{0};
+  };
+  struct Chain {
+    ThreadPool* pool;
+    Shared* shared;
+    bool first;
+    void operator()() const {
+      // Relaxed: counters and a stop flag; the test's verdict reads them after shutdown().
+      if (first) shared->chains_started.fetch_add(1, std::memory_order_relaxed);
+      if (shared->stop.load(std::memory_order_relaxed)) return;
+      if (shared->hops.fetch_add(1, std::memory_order_relaxed) >= kGiveUp) return;
+      pool->post(Chain{pool, shared, false});  // on this worker: its own deque
+    }
+  };
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE(workers);
+    ThreadPool pool(with_threads(workers));
+    Shared shared;
+    for (std::size_t c = 0; c < workers; ++c) pool.post(Chain{&pool, &shared, true});
+    // Every chain runs (on its own worker, as the others are busy with theirs) before the
+    // external task is posted.
+    ASSERT_TRUE(parkpool::test::wait_for([&] {
+      return shared.chains_started.load(std::memory_order_relaxed) == workers &&
+             shared.hops.load(std::memory_order_relaxed) > 1000;
+    }));
+    std::atomic<std::uint64_t> waited{~std::uint64_t{0}};
+    const std::uint64_t posted_at = shared.hops.load(std::memory_order_relaxed);
+    pool.post([&] {
+      waited.store(shared.hops.load(std::memory_order_relaxed) - posted_at,
+                   std::memory_order_relaxed);
+      shared.stop.store(true, std::memory_order_relaxed);
+    });
+    pool.shutdown();  // runs everything accepted: the external task at the latest after kGiveUp
+    // A few poll intervals of each worker (its view of the injector may lag one poll).
+    EXPECT_LE(waited.load(std::memory_order_relaxed), 1000u);
+  }
+}
+
 TEST(ThreadPool, TaskPostedFromAWorkerWakesAParkedWorkerEveryTime) {
   // As above, but the other worker never spins (efficiency preset), so every round needs its
   // wake, through the worker-local notify: with the asymmetric barrier (no fence on the poster;

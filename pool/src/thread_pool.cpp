@@ -184,14 +184,18 @@ void foreign_backoff(unsigned& round) noexcept { backoff_round(round, 10); }
   w->tasks_run.bump();
 }
 
-[[gnu::hot]] TaskBase* WorkerContext::find_task_slow() noexcept {
+[[gnu::hot]] TaskBase* WorkerContext::pop_injector() noexcept {
   InjectedItem item;
-  if (pool->injector_pop(item)) {
-    injector_pops.bump();
-    if (item.call == nullptr) return item.task;
-    inline_slot.item = item;
-    return &inline_slot;
-  }
+  if (!pool->injector_pop(item)) return nullptr;
+  injector_pops.bump();
+  if (item.call == nullptr) return item.task;
+  // The slot is free: InlineSlot::execute copies the item out before it runs it.
+  inline_slot.item = item;
+  return &inline_slot;
+}
+
+[[gnu::hot]] TaskBase* WorkerContext::find_task_slow() noexcept {
+  if (TaskBase* t = pop_injector()) return t;
   const std::size_t n = pool->workers_.size();
   if (n < 2) return nullptr;
   const std::size_t start = static_cast<std::size_t>(next_random() % n);

@@ -68,8 +68,13 @@
 //   throws accepted nothing.
 //
 // Spurious wakeups / fairness
-//   None visible to users. The injector is FIFO; local deques are LIFO; stealing is random. There
-//   is no priority and no fairness guarantee between tasks.
+//   None visible to users. The injector (tasks submitted from outside the pool) is FIFO; a
+//   worker's own deque (tasks submitted from its tasks) is LIFO; stealing is random. There is no
+//   priority. One guarantee: external work is not starved by local work. A worker runs tasks
+//   from its own deque while it has any, but every 64th time it looks for a task it takes the
+//   oldest external one first, so a task at the head of the injector starts after at most 64
+//   tasks of each busy worker, even when every worker's deque never empties (a task that posts
+//   its own continuation, e.g. an Asio coroutine yielding through post()).
 #pragma once
 
 #include <atomic>

@@ -383,8 +383,23 @@ struct alignas(64) WorkerContext {
 
   // Any task: own private jobs, then own deque (together newest first: INV-J1), then the
   // injector, then random victims (a successful steal takes a batch: steal_more).
+  // Except that every kInjectorPollInterval-th call that gets past the private jobs looks at the
+  // injector before the deque: a worker whose own deque never empties (a task that posts its own
+  // continuation, e.g. an Asio coroutine yielding through post(); a long stream of local posts)
+  // would otherwise never take a task submitted from outside the pool, and with every worker
+  // doing so, external work starved for good (found by review: a handler posted from outside
+  // never ran while one worker's coroutine kept yielding). Go's scheduler and tokio do the same
+  // (every 61st and 31st tick). Private join jobs still come first: nobody else can run them.
+  // The poll costs a counter increment per task and, every 64th task, the injector's lock-free
+  // emptiness check (two relaxed loads) when it is empty.
+  static constexpr std::uint32_t kInjectorPollInterval = 64;
+  static_assert((kInjectorPollInterval & (kInjectorPollInterval - 1)) == 0, "a power of two");
+  std::uint32_t local_finds = 0;  // owner only
   TaskBase* find_task() noexcept {
     if (private_count != 0) return private_jobs[--private_count];
+    if ((++local_finds & (kInjectorPollInterval - 1)) == 0) [[unlikely]] {
+      if (TaskBase* t = pop_injector()) return t;
+    }
     if (TaskBase* t = deque.pop()) {
       // Fetch the next task's first line while this one runs: after a batch steal (steal_more)
       // every task here was written on another core, and each first touch was a miss.
@@ -394,6 +409,8 @@ struct alignas(64) WorkerContext {
     return find_task_slow();
   }
   TaskBase* find_task_slow() noexcept;
+  // One task from the injector (an external post's item goes to inline_slot), or nullptr.
+  TaskBase* pop_injector() noexcept;
   // After one successful steal from `victim`: if it still shows at least kBatchFrom items,
   // moves half of them (at most kStealBatch - 1) into this worker's own deque, one steal each,
   // and returns how many it moved. A thief facing a long queue of small tasks then steals in
