@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -96,8 +97,19 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::optional<parkpool_http::Server> started;
   try {
-    parkpool_http::Server server(options);
+    started.emplace(options);
+  } catch (const std::invalid_argument& e) {  // options the server refuses (ServerOptions)
+    std::fprintf(stderr, "http_server: %s\n", e.what());
+    usage(stderr);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http_server: %s\n", e.what());
+    return 1;
+  }
+  parkpool_http::Server& server = *started;
+  try {
     std::printf("listening on %s:%u (backend %s)\n", options.address.c_str(),
                 static_cast<unsigned>(server.port()),
                 std::string(parkpool_http::backend_name(options.backend)).c_str());
