@@ -126,8 +126,8 @@ class CountingWorker {
 // shares: 0.6-23 us for parkpool, 0.8-5.5 us for the std pair, medians of repetitions on the
 // 2-vCPU VM. p50_us / p99_us: over the iterations of a repetition.
 void report_round_trips(benchmark::State& state, const std::vector<double>& us) {
-  state.counters["p50_us"] = parkpool::bench::percentile(us, 0.5);
-  state.counters["p99_us"] = parkpool::bench::percentile(us, 0.99);
+  parkpool::bench::put_percentile(state.counters, "p50_us", us, 0.5);
+  parkpool::bench::put_percentile(state.counters, "p99_us", us, 0.99);
 }
 void BM_IdleWakeRoundTrip(benchmark::State& state) {
   parkpool::IdleOptions o;  // parks at once: no spin, no timed park
@@ -225,8 +225,8 @@ std::int64_t syscall_now_ns() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 void report_call(benchmark::State& state, const std::vector<double>& us) {
-  state.counters["call_p50_us"] = parkpool::bench::percentile(us, 0.5);
-  state.counters["call_p99_us"] = parkpool::bench::percentile(us, 0.99);
+  parkpool::bench::put_percentile(state.counters, "call_p50_us", us, 0.5);
+  parkpool::bench::put_percentile(state.counters, "call_p99_us", us, 0.99);
 }
 
 void BM_WakeCallAfterIdleParkpool(benchmark::State& state) {

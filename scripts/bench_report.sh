@@ -7,7 +7,8 @@
 #   scripts/bench_report.sh            # the full run (several minutes)
 #   scripts/bench_report.sh --quick    # the short run (under 2 minutes on 2 cores)
 # Exit status: parkpool-bench's (1 if a case failed: the report is still written, with that case
-# missing; 2 for bad arguments: nothing is written).
+# missing; 2 for an error, e.g. bad arguments or an output it could not write: docs/bench and
+# README.md are left as they were).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

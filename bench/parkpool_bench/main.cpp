@@ -23,9 +23,14 @@
 // Figures: every case gives real_<unit> (the suite's time unit: ns, us or ms) and its user
 // counters; cpu_<unit> only when the case is timed by CPU time (for a case timed by the wall
 // clock it is the main thread's CPU alone, not comparable between a pool and oneTBB's arena).
-// Counters named *_per_second are "higher is better"; everything else "lower is better". A
-// figure's value is the median over the repetitions (min and max kept); the ratio is parkpool's
-// median over the best baseline's.
+// real_<unit> and cpu_<unit> are reserved: a suite's counter of such a name is an error (exit 2;
+// support.hpp, is_reserved_figure_name). Counters named *_per_second are "higher is better";
+// everything else "lower is better". A figure's value is the median of its samples, one per
+// process, i.e. per repetition (min and max kept); the ratio is parkpool's median over the best
+// baseline's. The table shows n, the samples behind each median: fewer than the repetitions for
+// the cases run once, for a failed repetition, or for a percentile some repetitions left out
+// (bench_stats.hpp, percentile_supported). A figure an implementation never gave is not shown for
+// it: no row for a parkpool implementation, "-" in the baseline columns.
 //
 // Pictures (--plots DIR; PNG and SVG through gnuplot):
 //   wake_latency_distribution  WakeLatencyDist: the wake-from-idle latency distribution of each
@@ -39,8 +44,11 @@
 //
 // Machine record (JSON "machine", and the lines under the table): CPU model, cores, kernel,
 // compiler, library versions, load average at the start, and how busy the machine was during the
-// run: the share of CPU time stolen by the hypervisor and the share used by processes other than
-// this run's (from /proc/stat and getrusage(RUSAGE_CHILDREN)); and a stall probe before the first
+// run: the share of CPU time stolen by the hypervisor (steal_fraction_during_run) and the share
+// used by processes other than this run's (other_processes_cpu_fraction_during_run: the user,
+// nice and system time of /proc/stat less the CPU of parkpool-bench and its cases, from
+// getrusage; interrupts and steal are not in it; support.hpp, run_load), both over all CPUs'
+// time between the two stall probes; and a stall probe before the first
 // case and after the last (JSON machine.stall_probe.start / .end): one thread per usable CPU spins
 // on the clock for 0.05 s (tiny), 0.2 s (quick) or 0.5 s (full) and records every gap over 20 us
 // between two of its reads, i.e. time it did not run: their share of the threads' time, the longest
@@ -55,8 +63,15 @@
 // that keeps both vCPUs busy (SparseLoad's default preset: the submitter and a spinning worker)
 // meets more of them.
 //
-// Exit status: 0; 1 if a case failed (the others are still reported); 2 for bad options, unknown
-// workloads or implementations, or no suites found.
+// Output: --json is written first, then --csv and --markdown, then the pictures; a path that
+// cannot be written is reported before the run when it can be seen then (a missing or unwritable
+// directory; --plots DIR is created then), otherwise after it, and every other output is still
+// written.
+//
+// Exit status (kExitStatus, also in --help): 0; 1 if a case failed (the others are still
+// reported); 2 for an error: bad options, unknown workloads or implementations, no suites found,
+// an output that could not be written, or a suite's counter named like one of Google Benchmark's
+// own figures (real_<unit>, cpu_<unit>).
 #include <fmt/core.h>
 #include <fmt/ostream.h>
 #include <sched.h>
@@ -70,9 +85,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -81,9 +98,14 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "support.hpp"
 
 #if defined(PARKPOOL_HAVE_TBB)
 #include <oneapi/tbb/version.h>
@@ -114,10 +136,27 @@ const std::set<std::string> kFullOnly = {
     "HttpIdle",    "RmlSparseLoad",     "RmlIdleBurn", "RmlFib27", "WakeTree8"};
 
 // Workloads that measure many iterations (or one long window) inside each repetition: --quick
-// (and tiny) runs them once, unless --repetitions is given.
+// (and tiny) runs them once, unless --repetitions is given. The table shows it (n = 1) rather
+// than running them --repetitions times, which would break --quick's budget (under 2 minutes on
+// 2 cores; it is scripts/demo.sh's default run): on the 2-vCPU dev VM (2026-12-06) a --quick run
+// took 83 s, 22 s of it these workloads once each, so three repetitions would make it ~127 s.
 const std::set<std::string> kQuickOnce = {"ExternalPost",       "InjectorQueue",  "InternalSpawn",
                                           "IdleBurn",           "RmlWakeLatency", "TbbMigration",
                                           "RmlSparseLoad100us", "HttpLoad1k",     "HttpLoad10k"};
+
+// The exit status, as --help prints it (the header comment says the same).
+constexpr const char* kExitStatus =
+    "Exit status: 0; 1 if a case failed (the others are still reported); 2 for an error: bad "
+    "options, unknown workloads or implementations, no suites found, an output (--json, --csv, "
+    "--markdown, --plots) that could not be written (the others are still written), or a "
+    "suite's counter named like a figure made of Google Benchmark's own times (real_<unit>, "
+    "cpu_<unit>).";
+constexpr int kExitError = 2;
+
+// A suite broke a convention the driver relies on (a reserved counter name): the run stops.
+struct ConventionError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct Options {
   std::string size = "quick";
@@ -246,28 +285,22 @@ double median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// CPU time of the whole machine (/proc/stat, in clock ticks) and of this run's children, for the
-// "was the machine busy" record.
+// CPU time of the whole machine (/proc/stat) and of this run's own processes, for the "was the
+// machine busy" record (support.hpp, run_load, says what it makes of them).
 struct CpuSnapshot {
-  double total = 0, busy = 0, steal = 0;  // seconds, summed over all CPUs
-  double children = 0;                    // seconds of CPU used by the cases (waited-for children)
+  parkpool_bench::CpuTicks machine;  // clock ticks, summed over all CPUs
+  double own_s = 0;  // CPU seconds of parkpool-bench and of its waited-for children (the cases)
 };
 CpuSnapshot cpu_snapshot() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  // user nice system idle iowait irq softirq steal (guest time is already in user)
-  double v[8] = {};
-  in >> cpu;
-  for (double& x : v) in >> x;
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   CpuSnapshot s;
-  for (double x : v) s.total += x / tick;
-  s.busy = s.total - (v[3] + v[4]) / tick;
-  s.steal = v[7] / tick;
-  rusage ru{};
-  if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
-    s.children = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+  std::ifstream in("/proc/stat");
+  s.machine = parkpool_bench::parse_proc_stat(in).value_or(parkpool_bench::CpuTicks{});
+  for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage ru{};
+    if (getrusage(who, &ru) == 0) {
+      s.own_s += static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    }
   }
   return s;
 }
@@ -418,6 +451,9 @@ void gnuplot_both(std::ostream& gp, const fs::path& stem, const std::string& siz
   }
 }
 
+// The data files of the pictures (path, contents), written after the script is made.
+using PlotFiles = std::vector<std::pair<fs::path, std::string>>;
+
 std::string impl_color(const std::string& impl, std::size_t i) {
   // parkpool in blues, baselines in warm greys and oranges: the eye finds parkpool first.
   static const char* kParkpool[] = {"#1f5fbf", "#4aa3df", "#0b3d91", "#7fb2e5"};
@@ -476,14 +512,15 @@ std::vector<int> int_args_of(const Samples& s, const std::string& workload,
 }
 
 // WakeLatencyDist: percentile (y) against latency (x, log), one line per implementation.
-bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream& gp) {
+bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream& gp,
+                            PlotFiles& files) {
   static const std::pair<const char*, double> kPct[] = {
       {"p01_us", 1},  {"p05_us", 5},  {"p10_us", 10}, {"p25_us", 25}, {"p50_us", 50},
       {"p75_us", 75}, {"p90_us", 90}, {"p95_us", 95}, {"p99_us", 99}, {"p999_us", 99.9}};
   const auto impls = impls_of(s, "WakeLatencyDist");
   if (impls.empty()) return false;
   const fs::path dat = dir / "wake_latency_distribution.dat";
-  std::ofstream out(dat);
+  std::ostringstream out;
   std::string plot = "plot ";
   std::size_t block = 0;
   for (const auto& impl : impls) {
@@ -507,17 +544,19 @@ bool plot_wake_distribution(const Samples& s, const fs::path& dir, std::ostream&
       "set logscale x\nset yrange [0:100]\nset ytics 10\nset grid\n"
       "set key bottom right opaque box\n" +
       plot + "\n";
+  files.emplace_back(dat, out.str());
   gnuplot_both(gp, dir / "wake_latency_distribution", "900,540", body);
   return true;
 }
 
 // SparseSweep: CPU per task (y) against start latency p50 (left) and p99 (right), x log.
-bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& gp) {
+bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& gp,
+                          PlotFiles& files) {
   const auto impls = impls_of(s, "SparseSweep");
   if (impls.empty()) return false;
   const std::vector<int> gaps = int_args_of(s, "SparseSweep", "cpu_us_per_task");
   const fs::path dat = dir / "sparse_load_tradeoff.dat";
-  std::ofstream out(dat);
+  std::ostringstream out;
   out << "# gap_us cpu_us_per_task p50_us p99_us\n";
   for (const auto& impl : impls) {
     out << "# " << impl << "\n";
@@ -552,12 +591,13 @@ bool plot_sparse_tradeoff(const Samples& s, const fs::path& dir, std::ostream& g
       "workers. Lower left is better.'\n"
       "set logscale x\nset grid\nset key below\nset yrange [0:*]\n" +
       panel(3, "p50") + panel(4, "p99") + "unset multiplot\n";
+  files.emplace_back(dat, out.str());
   gnuplot_both(gp, dir / "sparse_load_tradeoff", "1200,620", body);
   return true;
 }
 
 // Fib27Workers: time (y) against worker count (x), a line per implementation, min-max bars.
-bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
+bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp, PlotFiles& files) {
   const auto impls = impls_of(s, "Fib27Workers");
   if (impls.empty()) return false;
   const std::vector<int> workers = int_args_of(s, "Fib27Workers", "real_");
@@ -569,7 +609,7 @@ bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
     if (fig.rfind(first, 0) == 0) unit = fig.substr(first.size());
   }
   const fs::path dat = dir / "fork_join_workers.dat";
-  std::ofstream out(dat);
+  std::ostringstream out;
   out << "# workers median min max\n";
   for (const auto& impl : impls) {
     out << "# " << impl << "\n";
@@ -596,25 +636,26 @@ bool plot_fork_join(const Samples& s, const fs::path& dir, std::ostream& gp) {
           "set yrange [0:*]\nset grid\nset key outside right top\n",
           std::thread::hardware_concurrency(), unit) +
       plot + "\n";
+  files.emplace_back(dat, out.str());
   gnuplot_both(gp, dir / "fork_join_workers", "900,540", body);
   return true;
 }
 
 // One bar chart per figure (median, min-max), into dir/figures.
-void plot_figures(const Samples& samples, const fs::path& dir, std::ostream& gp) {
+void plot_figures(const Samples& samples, const fs::path& dir, std::ostream& gp, PlotFiles& files) {
   const fs::path figdir = dir / "figures";
-  fs::create_directories(figdir);
   for (const auto& [figure, impls] : samples) {
     const std::string stem = file_stem(figure);
     const fs::path dat = figdir / (stem + ".dat");
     {
-      std::ofstream out(dat);
+      std::ostringstream out;
       int i = 0;
       for (const auto& [impl, v] : impls) {
         out << i++ << ' ' << '"' << impl << '"' << ' ' << median(v) << ' '
             << *std::min_element(v.begin(), v.end()) << ' ' << *std::max_element(v.begin(), v.end())
             << ' ' << (is_parkpool(impl) ? 0x1f5fbf : 0x999999) << '\n';  // parkpool in blue
       }
+      files.emplace_back(dat, out.str());
     }
     const std::string body =
         "set title '" + figure +
@@ -627,35 +668,90 @@ void plot_figures(const Samples& samples, const fs::path& dir, std::ostream& gp)
   }
 }
 
-// Writes every picture with one gnuplot process. Returns the names of the main pictures written.
-std::vector<std::string> write_plots(const Samples& samples, const fs::path& dir,
-                                     const fs::path& gnuplot) {
-  fs::create_directories(dir);
-  const fs::path script = dir / "plots.gp";
-  std::vector<std::string> written, missing;
-  {
-    std::ofstream gp(script);
-    (plot_wake_distribution(samples, dir, gp) ? written : missing)
-        .push_back("wake_latency_distribution");
-    (plot_sparse_tradeoff(samples, dir, gp) ? written : missing).push_back("sparse_load_tradeoff");
-    (plot_fork_join(samples, dir, gp) ? written : missing).push_back("fork_join_workers");
-    plot_figures(samples, dir, gp);
+// The output files: each is written whole and checked after it is closed; what could not be
+// written is kept in `errors` (the run then exits with kExitError), and the others are still
+// written.
+struct Outputs {
+  std::vector<std::string> errors;
+
+  void fail(const std::string& what, const fs::path& path, int err) {
+    errors.push_back(fmt::format("could not write {} {}: {}", what, path.string(),
+                                 err != 0 ? std::strerror(err) : "write error"));
   }
+  bool write(const std::string& what, const fs::path& path, const std::string& text) {
+    errno = 0;
+    std::ofstream f(path, std::ios::binary);
+    if (f) f << text;
+    if (f.is_open()) f.close();  // flushes: a full disk shows here
+    if (f.fail()) {
+      fail(what, path, errno);
+      return false;
+    }
+    return true;
+  }
+  bool make_directory(const std::string& what, const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!ec && !fs::is_directory(dir, ec)) ec = std::make_error_code(std::errc::not_a_directory);
+    if (ec) {
+      errors.push_back(fmt::format("could not create {} {}: {}", what, dir.string(), ec.message()));
+      return false;
+    }
+    return true;
+  }
+};
+
+// The pictures, made in memory first (so that the JSON, written before them, can list them):
+// one gnuplot script and its data files.
+struct Plots {
+  fs::path dir, script;
+  std::string script_text;
+  PlotFiles files;
+  std::vector<std::string> written, missing;  // the main pictures drawn / not (no workload)
+};
+Plots make_plots(const Samples& samples, const fs::path& dir) {
+  Plots p;
+  p.dir = dir;
+  p.script = dir / "plots.gp";
+  std::ostringstream gp;
+  (plot_wake_distribution(samples, dir, gp, p.files) ? p.written : p.missing)
+      .push_back("wake_latency_distribution");
+  (plot_sparse_tradeoff(samples, dir, gp, p.files) ? p.written : p.missing)
+      .push_back("sparse_load_tradeoff");
+  (plot_fork_join(samples, dir, gp, p.files) ? p.written : p.missing)
+      .push_back("fork_join_workers");
+  plot_figures(samples, dir, gp, p.files);
+  p.script_text = gp.str();
+  return p;
+}
+
+// Writes the script and data files and runs gnuplot on them once. gnuplot failing is an output
+// error too: some pictures are then missing.
+void write_plots(const Plots& p, const fs::path& gnuplot, Outputs& outputs) {
+  bool ok = outputs.make_directory("the --plots directory", p.dir) &&
+            outputs.make_directory("the --plots directory", p.dir / "figures");
+  if (ok) {
+    for (const auto& [path, text] : p.files)
+      ok = outputs.write("the picture data", path, text) && ok;
+    ok = outputs.write("the gnuplot script", p.script, p.script_text) && ok;
+  }
+  if (!ok) return;  // gnuplot would only stumble over what is missing
   // Quiet: gnuplot warns about every all-zero figure (e.g. errors = 0) on stderr.
-  if (const int rc = run({gnuplot.string(), script.string()}, "", true); rc != 0) {
-    fmt::print(
-        "gnuplot exited with {} on {}: some pictures may be missing (run it again to see "
-        "why)\n",
-        rc, script.string());
+  if (const int rc = run({gnuplot.string(), p.script.string()}, "", true); rc != 0) {
+    outputs.errors.push_back(
+        fmt::format("gnuplot exited with {} on {}: some pictures are missing (run it again to "
+                    "see why)",
+                    rc, p.script.string()));
   }
-  for (const auto& m : missing) {
+  for (const auto& m : p.missing) {
     fmt::print("no {} picture: its workload was not run\n", m);
   }
-  return written;
 }
 
 // Adds the repetitions of one case (Google Benchmark's JSON output) to `samples`; a repetition that
-// reports an error counts as a failure. Throws json::exception on malformed output.
+// reports an error counts as a failure. Throws json::exception on malformed output, and
+// ConventionError for a counter with a name reserved for Google Benchmark's own times (support.hpp,
+// is_reserved_figure_name): it would share a figure with them.
 void read_results(const json& j, const Case& c, Samples& samples, int& failures) {
   static const std::set<std::string> kStd = {"name",
                                              "family_index",
@@ -691,6 +787,13 @@ void read_results(const json& j, const Case& c, Samples& samples, int& failures)
     const bool wall_timed = name.find("/real_time") != std::string::npos ||
                             name.find("/manual_time") != std::string::npos;
     for (const auto& [k, v] : b.items()) {
+      if (!kStd.count(k) && parkpool_bench::is_reserved_figure_name(k)) {
+        throw ConventionError(fmt::format(
+            "{} benchmark {} has a counter named '{}', the name parkpool-bench gives Google "
+            "Benchmark's own {} time (real_<unit> and cpu_<unit> are reserved): its figure "
+            "would mix two quantities; rename the counter",
+            c.suite, name, k, k.rfind("cpu_", 0) == 0 ? "CPU" : "wall-clock"));
+      }
       if (!v.is_number() || (wall_timed && k == "cpu_time")) continue;
       if (k == "real_time" || k == "cpu_time") {
         samples[fig + " " + k.substr(0, k.find('_')) + "_" + unit][c.impl].push_back(
@@ -702,9 +805,28 @@ void read_results(const json& j, const Case& c, Samples& samples, int& failures)
   }
 }
 
-}  // namespace
+// Why `path` cannot be written as an output file, as far as can be seen before the run: it is a
+// directory, or its directory is missing or not writable. Nothing if it looks writable; writing
+// may still fail (a full disk), which Outputs reports after the run.
+std::optional<std::string> output_file_problem(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::is_directory(st)) return "it is a directory";
+  if (fs::exists(st)) {
+    if (access(path.c_str(), W_OK) != 0) return std::strerror(errno);
+    return std::nullopt;
+  }
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::file_status dst = fs::status(dir, ec);
+  if (!fs::exists(dst)) return fmt::format("there is no directory {}", dir.string());
+  if (!fs::is_directory(dst)) return fmt::format("{} is not a directory", dir.string());
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return fmt::format("{}: {}", dir.string(), std::strerror(errno));
+  }
+  return std::nullopt;
+}
 
-int main(int argc, char** argv) {
+int bench_main(int argc, char** argv) {
   Options o;
   CLI::App app{
       "parkpool-bench: parkpool against oneTBB and the std baselines, on this machine.\n"
@@ -714,6 +836,7 @@ int main(int argc, char** argv) {
       "for *_per_second figures, > 1). Pictures: wake-from-idle latency\n"
       "distribution, sparse-load CPU/latency trade-off, fork-join time against\n"
       "workers, and a bar chart per figure."};
+  app.footer(kExitStatus);
   bool quick = false, full = false;
   auto* quick_opt =
       app.add_flag("--quick", quick,
@@ -829,6 +952,33 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "parkpool-bench: no case matches these workloads and implementations\n");
     return 2;
   }
+  // The outputs, before the run (which takes minutes): a path that cannot be written is an error
+  // now, not after it. --plots DIR is created now.
+  {
+    std::vector<std::string> problems;
+    for (const auto& [option, path] :
+         {std::pair{"--json", &o.json_file}, std::pair{"--csv", &o.csv_file},
+          std::pair{"--markdown", &o.markdown_file}}) {
+      if (path->empty()) continue;
+      if (const auto why = output_file_problem(*path)) {
+        problems.push_back(fmt::format("cannot write {} {}: {}", option, *path, *why));
+      }
+    }
+    if (!o.plots_dir.empty()) {
+      Outputs plots_dir;
+      if (!plots_dir.make_directory("the --plots directory", o.plots_dir)) {
+        problems.insert(problems.end(), plots_dir.errors.begin(), plots_dir.errors.end());
+      } else if (access(o.plots_dir.c_str(), W_OK | X_OK) != 0) {
+        problems.push_back(
+            fmt::format("cannot write into --plots {}: {}", o.plots_dir, std::strerror(errno)));
+      }
+    }
+    for (const auto& p : problems) fmt::print(stderr, "parkpool-bench: {}\n", p);
+    if (!problems.empty()) {
+      fmt::print(stderr, "parkpool-bench: nothing was run\n");
+      return kExitError;
+    }
+  }
 
   json results = json::object();
   results["date"] = utc_now();
@@ -904,46 +1054,52 @@ int main(int argc, char** argv) {
       }
       try {
         read_results(json::parse(json_numbers(read_file(out))), c, samples, failures);
+      } catch (const ConventionError& e) {
+        std::error_code ec;
+        fs::remove(out, ec);
+        if (isatty(STDERR_FILENO) != 0) fmt::print(stderr, "\n");
+        fmt::print(stderr, "parkpool-bench: {}; the run stops here, nothing is written\n",
+                   e.what());
+        return kExitError;
       } catch (const json::exception& e) {
         fmt::print(stderr, "\nparkpool-bench: bad JSON from {}: {}\n", c.suite, e.what());
         ++failures;
       }
     }
   }
-  fs::remove(out);
+  {
+    std::error_code ec;
+    fs::remove(out, ec);
+  }
   if (isatty(STDERR_FILENO) != 0) fmt::print(stderr, "\r{:120}\r", "");
 
   const CpuSnapshot cpu1 = cpu_snapshot();
   const double wall = elapsed();
   results["machine"]["stall_probe"]["end"] = stall_probe(probe_s);
-  const double capacity = cpu1.total - cpu0.total;
-  const double steal = capacity > 0 ? (cpu1.steal - cpu0.steal) / capacity : 0;
-  const double others =
-      capacity > 0
-          ? std::max(0.0, (cpu1.busy - cpu0.busy) - (cpu1.children - cpu0.children)) / capacity
-          : 0;
+  const parkpool_bench::RunLoad load =
+      parkpool_bench::run_load(cpu0.machine, cpu1.machine,
+                               static_cast<double>(sysconf(_SC_CLK_TCK)), cpu1.own_s - cpu0.own_s);
+  const double steal = load.steal_fraction;
+  const double others = load.other_processes_fraction;
   results["machine"]["steal_fraction_during_run"] = steal;
   results["machine"]["other_processes_cpu_fraction_during_run"] = others;
   results["seconds"] = wall;
   results["cases"] = case_log;
 
-  // The table: every parkpool implementation of every figure against the best baseline.
-  std::ofstream csv, md;
-  if (!o.csv_file.empty()) {
-    csv.open(o.csv_file);
-    csv << "figure,impl,median,min,max,ratio_to_best_baseline,best_baseline\n";
-  }
-  if (!o.markdown_file.empty()) {
-    md.open(o.markdown_file);
-    md << "| figure | parkpool impl | parkpool | best baseline | baseline | ratio |\n"
-       << "|---|---|---:|---|---:|---:|\n";
-  }
-  fmt::print("{:<44} {:<22} {:>12} {:>22} {:>12} {:>9}\n", "figure", "parkpool impl", "parkpool",
-             "best baseline", "baseline", "ratio");
+  // The table: every parkpool implementation of every figure against the best baseline, with n,
+  // the samples behind each median (one per process: see kQuickOnce for the cases run once).
+  // Printed now; the CSV and Markdown are made in memory and written after the JSON.
+  std::ostringstream csv, md;
+  csv << "figure,impl,median,min,max,ratio_to_best_baseline,best_baseline,samples\n";
+  md << "| figure | parkpool impl | parkpool | n | best baseline | baseline | n | ratio |\n"
+     << "|---|---|---:|---:|---|---:|---:|---:|\n";
+  fmt::print("{:<44} {:<22} {:>12} {:>3} {:>22} {:>12} {:>3} {:>9}\n", "figure", "parkpool impl",
+             "parkpool", "n", "best baseline", "baseline", "n", "ratio");
   json figures = json::object();
   for (const auto& [fig, impls] : samples) {
     std::string best_name;
     double best = 0;
+    std::size_t best_n = 0;
     const bool hib = higher_is_better(fig);
     for (const auto& [impl, v] : impls) {
       const double m = median(v);
@@ -955,29 +1111,32 @@ int main(int argc, char** argv) {
           (best_name.empty() || (hib ? m > best : m < best))) {
         best = m;
         best_name = impl;
+        best_n = v.size();
       }
     }
     for (const auto& [impl, v] : impls) {
       const double m = median(v);
       const bool has_ratio = !best_name.empty() && best > 0;
       const double ratio = has_ratio ? m / best : 0;
-      if (csv.is_open()) {
-        csv << '"' << fig << "\"," << impl << ',' << m << ','
-            << *std::min_element(v.begin(), v.end()) << ',' << *std::max_element(v.begin(), v.end())
-            << ',' << (has_ratio ? fmt::format("{:.4g}", ratio) : "") << ',' << best_name << '\n';
-      }
+      csv << '"' << fig << "\"," << impl << ',' << m << ',' << *std::min_element(v.begin(), v.end())
+          << ',' << *std::max_element(v.begin(), v.end()) << ','
+          << (has_ratio ? fmt::format("{:.4g}", ratio) : "") << ',' << best_name << ',' << v.size()
+          << '\n';
       if (!is_parkpool(impl)) continue;
       if (!has_ratio) {
-        fmt::print("{:<44} {:<22} {:>12.4g} {:>22} {:>12} {:>9}\n", fig, impl, m,
-                   best_name.empty() ? "-" : best_name, best_name.empty() ? "-" : "0", "-");
-        if (md.is_open()) md << fmt::format("| {} | {} | {:.4g} | - | - | - |\n", fig, impl, m);
+        // No baseline has this figure ("-"), or the best one's median is 0 (no ratio).
+        const std::string base = best_name.empty() ? "-" : best_name;
+        const std::string base_m = best_name.empty() ? "-" : "0";
+        const std::string base_n = best_name.empty() ? "-" : std::to_string(best_n);
+        fmt::print("{:<44} {:<22} {:>12.4g} {:>3} {:>22} {:>12} {:>3} {:>9}\n", fig, impl, m,
+                   v.size(), base, base_m, base_n, "-");
+        md << fmt::format("| {} | {} | {:.4g} | {} | {} | {} | {} | - |\n", fig, impl, m, v.size(),
+                          base, base_m, base_n);
       } else {
-        fmt::print("{:<44} {:<22} {:>12.4g} {:>22} {:>12.4g} {:>8.2f}x\n", fig, impl, m, best_name,
-                   best, ratio);
-        if (md.is_open()) {
-          md << fmt::format("| {} | {} | {:.4g} | {} | {:.4g} | {:.2f}x |\n", fig, impl, m,
-                            best_name, best, ratio);
-        }
+        fmt::print("{:<44} {:<22} {:>12.4g} {:>3} {:>22} {:>12.4g} {:>3} {:>8.2f}x\n", fig, impl, m,
+                   v.size(), best_name, best, best_n, ratio);
+        md << fmt::format("| {} | {} | {:.4g} | {} | {} | {:.4g} | {} | {:.2f}x |\n", fig, impl, m,
+                          v.size(), best_name, best, best_n, ratio);
       }
     }
   }
@@ -997,24 +1156,48 @@ int main(int argc, char** argv) {
       probe_start.value("longest_gap_ms", 0.0), probe_end.value("longest_gap_ms", 0.0),
       probe_start.value("involuntary_switches", 0L), probe_end.value("involuntary_switches", 0L));
   const std::string ratio_line =
-      "ratio = parkpool / best baseline, medians over the repetitions (lower is better, except "
-      "*_per_second figures); real_/cpu_ figures are in the suite's time unit.";
+      "ratio = parkpool / best baseline (lower is better, except *_per_second figures); each "
+      "value is the median of n samples, one per process and repetition (n = 1: a single run, "
+      "e.g. a case --quick runs once); real_/cpu_ figures are in the suite's time unit.";
   fmt::print("\n{}\n{}\n", ratio_line, machine_line);
-  if (md.is_open())
-    md << "\n"
-       << ratio_line << "\n"
-       << results["date"].get<std::string>() << ", " << machine_line << ".\n";
+  md << "\n"
+     << ratio_line << "\n"
+     << results["date"].get<std::string>() << ", " << machine_line << ".\n";
   results["figures"] = figures;
 
-  if (!o.plots_dir.empty()) {
-    if (const auto gnuplot = find_gnuplot()) {
-      results["pictures"] = write_plots(samples, o.plots_dir, *gnuplot);
-    } else {
-      fmt::print("no pictures: gnuplot is not installed (apt-get install gnuplot-nox)\n");
-    }
+  // The outputs: the JSON first (it holds everything), then the tables, then the pictures, whose
+  // names the JSON lists. An output that cannot be written does not keep the others from being
+  // written; the run then exits with kExitError.
+  const std::optional<fs::path> gnuplot = o.plots_dir.empty() ? std::nullopt : find_gnuplot();
+  std::optional<Plots> plots;
+  if (gnuplot) {
+    plots = make_plots(samples, o.plots_dir);
+    results["pictures"] = plots->written;
+  } else if (!o.plots_dir.empty()) {
+    fmt::print("no pictures: gnuplot is not installed (apt-get install gnuplot-nox)\n");
   }
-  if (!o.json_file.empty()) {
-    std::ofstream(o.json_file) << results.dump(2) << '\n';
+  Outputs outputs;
+  if (!o.json_file.empty()) outputs.write("--json", o.json_file, results.dump(2) + '\n');
+  if (!o.csv_file.empty()) outputs.write("--csv", o.csv_file, csv.str());
+  if (!o.markdown_file.empty()) outputs.write("--markdown", o.markdown_file, md.str());
+  if (plots) write_plots(*plots, *gnuplot, outputs);
+  if (!outputs.errors.empty()) {
+    for (const auto& e : outputs.errors) fmt::print(stderr, "parkpool-bench: {}\n", e);
+    return kExitError;
   }
   return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // An error nothing above expects (e.g. a filesystem error on the temporary files) ends the run
+  // with a message and kExitError, not std::terminate.
+  try {
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "\nparkpool-bench: {}\n", e.what());
+    return kExitError;
+  }
 }
