@@ -22,11 +22,20 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "parkpool_test.hpp"
+#include "thread_state.hpp"
+
+namespace parkpool::asio_detail {
+// The counter's test hook (declared in asio.hpp): its mutex, to hold a count_down back.
+struct ZeroWaitCounterTestAccess {
+  static std::mutex& mutex(ZeroWaitCounter& c) { return c.m_; }
+};
+}  // namespace parkpool::asio_detail
 
 namespace asio = boost::asio;
 namespace exec = boost::asio::execution;
@@ -43,11 +52,39 @@ PoolOptions threads(std::size_t n) {
   return o;
 }
 
+// Yields until thread `tid` sleeps in the kernel (it is blocked) or `done` is set, for at most
+// 10 s. True if it was seen sleeping first. The tests that use it stay correct when the state is
+// seen early or never; waiting only makes the interleaving they check the one that happens.
+bool wait_blocked_unless(pid_t tid, const std::atomic<bool>& done) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    if (done.load(std::memory_order_acquire)) return false;  // acquire: pairs with its store
+    if (parkpool::test::thread_state(tid) == 'S') return true;
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::yield();
+  }
+}
+
+// The kernel thread id of a thread that publishes it with store(release).
+pid_t published_tid(const std::atomic<pid_t>& tid) {
+  pid_t t = 0;
+  while ((t = tid.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+  return t;
+}
+
 static_assert(exec::is_executor<AsioExecutor>::value);
 static_assert(std::is_nothrow_copy_constructible_v<AsioExecutor>);
 static_assert(std::is_convertible_v<AsioExecutor, asio::any_io_executor>);
 static_assert(AsioExecutor::query(exec::blocking) == exec::blocking.possibly);
 static_assert(AsioExecutor::query(exec::mapping) == exec::mapping.thread);
+// The header's "Size and cost": one pointer (the std::allocator<void> member takes no room).
+static_assert(sizeof(AsioExecutor) == sizeof(void*));
+// The header's outstanding_work text: not a Networking-TS executor, so Asio's make_work_guard
+// holds prefer(ex, outstanding_work.tracked), which is the tracked executor type.
+static_assert(!asio::is_executor<AsioExecutor>::value);
+using PreferredTracked =
+    decltype(asio::prefer(std::declval<AsioExecutor>(), exec::outstanding_work.tracked));
+static_assert(PreferredTracked::query(exec::outstanding_work) == exec::outstanding_work.tracked);
 
 TEST(AsioExecutor, PropertiesRequireAndPrefer) {
   ThreadPool pool(threads(2));
@@ -76,8 +113,7 @@ TEST(AsioExecutor, PropertiesRequireAndPrefer) {
   EXPECT_FALSE(ex == other.get_executor());
   EXPECT_TRUE(asio::require(ex, exec::allocator(std::allocator<int>())) ==
               asio::require(ctx.get_executor(), exec::allocator(std::allocator<int>())));
-  EXPECT_EQ(asio::query(asio::require(ex, exec::allocator(std::allocator<int>())),
-                        exec::allocator),
+  EXPECT_EQ(asio::query(asio::require(ex, exec::allocator(std::allocator<int>())), exec::allocator),
             std::allocator<int>());
 }
 
@@ -104,15 +140,25 @@ TEST(AsioExecutor, WorkGuardHoldsJoinUntilReset) {
   AsioContext ctx(pool);
   auto guard = asio::make_work_guard(ctx.get_executor());
   EXPECT_EQ(ctx.outstanding_work(), 1u);
+  std::atomic<pid_t> joiner_tid{0};
   std::atomic<bool> released{false};
+  std::atomic<bool> returned{false};
+  std::atomic<bool> returned_before_release{false};
   std::thread joiner([&] {
+    joiner_tid.store(parkpool::test::current_tid(), std::memory_order_release);
     ctx.join();
     // acquire: pairs with the release store below; join must not return before the reset.
-    EXPECT_TRUE(released.load(std::memory_order_acquire));
+    returned_before_release.store(!released.load(std::memory_order_acquire),
+                                  std::memory_order_relaxed);  // read after joiner.join()
+    returned.store(true, std::memory_order_release);
   });
+  // Reset only once the joiner is blocked in join() (or has wrongly returned already).
+  wait_blocked_unless(published_tid(joiner_tid), returned);
   released.store(true, std::memory_order_release);
   guard.reset();
   joiner.join();
+  EXPECT_FALSE(returned_before_release.load(std::memory_order_relaxed))
+      << "join() returned while a work guard was held";
   EXPECT_EQ(ctx.outstanding_work(), 0u);
 }
 
@@ -270,8 +316,8 @@ TEST(AsioExecutor, CoSpawnedCoroutinesRunAndResumeOnPoolWorkers) {
   const int n = static_cast<int>(parkpool::test::scaled(200, 4));
   std::vector<std::future<int>> results;
   for (int id = 0; id < n; ++id) {
-    results.push_back(asio::co_spawn(ctx.get_executor(), coroutine_body(ctx, io, id),
-                                     asio::use_future));
+    results.push_back(
+        asio::co_spawn(ctx.get_executor(), coroutine_body(ctx, io, id), asio::use_future));
   }
   for (int id = 0; id < n; ++id) {
     EXPECT_EQ(results[static_cast<std::size_t>(id)].get(), 5 * id + (0 + 1 + 2 + 3 + 4));
@@ -384,22 +430,296 @@ TEST(AsioExecutor, ContextDestructorWaitsForQueuedHandlers) {
   auto ctx = std::make_unique<AsioContext>(pool);
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> started;
   std::atomic<bool> finished{false};
   {
     // A strand lives in a service of the context; the strand object itself must not outlive
     // the context (the header's Lifetime rule), its queued handler may.
     auto strand = asio::make_strand(ctx->get_executor());
-    asio::post(strand, [gate, &finished] {
+    asio::post(strand, [gate, &started, &finished] {
+      started.set_value();
       gate.wait();
       finished.store(true, std::memory_order_release);  // pairs with the acquire load below
     });
   }
+  started.get_future().wait();  // the handler runs (and blocks): destroy the context meanwhile
+  std::atomic<pid_t> destroyer_tid{0};
+  std::atomic<bool> destroyed{false};
+  std::atomic<bool> destroyed_before_release{false};
   std::thread destroyer([&] {
+    destroyer_tid.store(parkpool::test::current_tid(), std::memory_order_release);
     ctx.reset();  // waits for the handler, then destroys the strand service
-    EXPECT_TRUE(finished.load(std::memory_order_acquire));
+    destroyed_before_release.store(!finished.load(std::memory_order_acquire),
+                                   std::memory_order_relaxed);  // read after destroyer.join()
+    destroyed.store(true, std::memory_order_release);
   });
+  // Open the gate only once the destroyer is blocked in ~AsioContext (or has wrongly returned).
+  wait_blocked_unless(published_tid(destroyer_tid), destroyed);
   release.set_value();
   destroyer.join();
+  EXPECT_FALSE(destroyed_before_release.load(std::memory_order_relaxed))
+      << "~AsioContext returned while a queued handler was still running";
+}
+
+// ~AsioContext with a co_spawn'ed coroutine suspended on a timer of the context. Shutting the
+// timer's service down destroys the pending wait, and Asio posts the destruction of the coroutine
+// frame (its timer included) to the coroutine's executor: that must be done before the services
+// are destroyed (the timer's destructor calls its service), whether it runs on the pool (still
+// running) or is rejected and kept (pool shut down). Under AddressSanitizer a late destruction
+// is also a heap-use-after-free.
+
+// An Asio service that records its shutdown and its destruction.
+template <int N>
+class ServiceProbe final : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;
+  ServiceProbe(asio::execution_context& c, std::atomic<bool>* shut, std::atomic<bool>* destroyed)
+      : service(c), shut_(shut), destroyed_(destroyed) {}
+  ~ServiceProbe() override { destroyed_->store(true, std::memory_order_release); }
+
+ private:
+  void shutdown() override { shut_->store(true, std::memory_order_release); }
+  std::atomic<bool>* shut_;
+  std::atomic<bool>* destroyed_;
+};
+
+struct TeardownLog {
+  std::atomic<bool> suspended{false};        // the coroutine is about to wait on its timer
+  std::atomic<bool> all_shut{false};         // ServiceProbe<0>, made first: shut down last
+  std::atomic<bool> destroying{false};       // ServiceProbe<1>, made last: destroyed first
+  std::atomic<bool> unused[2] = {};          // the probes' other event
+  std::atomic<pid_t> destroyer{0};           // the thread running ~AsioContext
+  std::atomic<bool> frame_destroyed{false};  // the coroutine's frame
+  std::atomic<bool> services_gone_at_frame_destruction{false};
+};
+
+// In the coroutine's frame, destroyed before its timer.
+class FrameSentinel {
+ public:
+  explicit FrameSentinel(TeardownLog& log) : log_(log) {}
+  FrameSentinel(const FrameSentinel&) = delete;
+  FrameSentinel& operator=(const FrameSentinel&) = delete;
+  ~FrameSentinel() {
+    const pid_t destroyer = log_.destroyer.load(std::memory_order_acquire);
+    if (destroyer != 0 && destroyer != parkpool::test::current_tid()) {
+      // On a worker: go on only once ~AsioContext has either finished shutting the services
+      // down and blocked (waiting for this handler: correct), or begun destroying them (wrong).
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!log_.destroying.load(std::memory_order_acquire) &&
+             !(log_.all_shut.load(std::memory_order_acquire) &&
+               parkpool::test::thread_state(destroyer) == 'S') &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+    }
+    log_.services_gone_at_frame_destruction.store(log_.destroying.load(std::memory_order_acquire),
+                                                  std::memory_order_relaxed);
+    log_.frame_destroyed.store(true, std::memory_order_release);
+  }
+
+ private:
+  TeardownLog& log_;
+};
+
+asio::awaitable<void> wait_on_a_long_timer(TeardownLog& log) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);  // a timer of the AsioContext
+  FrameSentinel sentinel(log);
+  timer.expires_after(std::chrono::hours(1));
+  log.suspended.store(true, std::memory_order_release);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+// Spawns the coroutine and returns once it waits on its timer; the probes bracket the services.
+void spawn_timer_waiter(AsioContext& ctx, TeardownLog& log) {
+  asio::make_service<ServiceProbe<0>>(ctx, &log.all_shut, &log.unused[0]);
+  asio::co_spawn(ctx.get_executor(), wait_on_a_long_timer(log), asio::detached);
+  // suspended (acquire) is set inside the handler that runs the coroutine, and that handler
+  // is counted until it returns, after the coroutine suspended in async_wait.
+  while (!log.suspended.load(std::memory_order_acquire) || ctx.handlers_in_flight() != 0) {
+    std::this_thread::yield();
+  }
+  asio::make_service<ServiceProbe<1>>(ctx, &log.unused[1], &log.destroying);
+}
+
+TEST(AsioExecutor, ContextDestructorDestroysASuspendedCoroutineBeforeTheServicesPoolRunning) {
+  ThreadPool pool(threads(2));
+  auto ctx = std::make_unique<AsioContext>(pool);
+  TeardownLog log;
+  spawn_timer_waiter(*ctx, log);
+  bool frame_gone_at_return = false;
+  std::thread destroyer([&] {
+    log.destroyer.store(parkpool::test::current_tid(), std::memory_order_release);
+    ctx.reset();  // the frame's destruction is posted to the pool, during shutdown()
+    frame_gone_at_return = log.frame_destroyed.load(std::memory_order_acquire);
+  });
+  destroyer.join();
+  EXPECT_TRUE(frame_gone_at_return) << "~AsioContext returned before the frame was destroyed";
+  EXPECT_FALSE(log.services_gone_at_frame_destruction.load(std::memory_order_relaxed))
+      << "the coroutine frame was destroyed after the Asio services";
+}
+
+TEST(AsioExecutor, ContextDestructorDestroysASuspendedCoroutineBeforeTheServicesPoolShutDown) {
+  ThreadPool pool(threads(2));
+  auto ctx = std::make_unique<AsioContext>(pool);
+  TeardownLog log;
+  spawn_timer_waiter(*ctx, log);
+  pool.shutdown();
+  log.destroyer.store(parkpool::test::current_tid(), std::memory_order_release);
+  ctx.reset();  // the frame's destruction is posted during shutdown(): rejected, then kept
+  EXPECT_TRUE(log.frame_destroyed.load(std::memory_order_acquire));
+  EXPECT_FALSE(log.services_gone_at_frame_destruction.load(std::memory_order_relaxed))
+      << "the coroutine frame was destroyed after the Asio services";
+}
+
+// ---- join() and the pool's shutdown ----
+
+// After the pool's shutdown, a co_spawn from outside is rejected and its frame kept; the frame
+// holds tracked work (co_spawn's work guards), which can only go away with the frame.
+TEST(AsioExecutor, JoinAfterShutdownDestroysRejectedHandlersAndTheirWork) {
+  ThreadPool pool(threads(2));
+  AsioContext ctx(pool);
+  pool.shutdown();
+  auto token = std::make_shared<int>(0);
+  asio::co_spawn(
+      ctx.get_executor(), [token]() -> asio::awaitable<void> { co_return; }, asio::detached);
+  EXPECT_EQ(ctx.rejected_handlers(), 1u);
+  EXPECT_GT(ctx.outstanding_work(), 0u);
+  EXPECT_GT(token.use_count(), 1);
+  std::atomic<pid_t> joiner_tid{0};
+  std::atomic<bool> returned{false};
+  std::thread joiner([&] {
+    joiner_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+    ctx.join();
+    returned.store(true, std::memory_order_release);
+  });
+  // Nothing else can make join() return: it returns by itself, or is blocked for good.
+  wait_blocked_unless(published_tid(joiner_tid), returned);
+  EXPECT_TRUE(returned.load(std::memory_order_acquire))
+      << "join() blocked on the tracked work of a rejected handler";
+  if (!returned.load(std::memory_order_acquire)) ctx.discard_rejected();  // let it return
+  joiner.join();
+  EXPECT_EQ(ctx.outstanding_work(), 0u);
+  EXPECT_EQ(token.use_count(), 1);  // the frame is gone, never run
+}
+
+// The same, with the rejection made while join() already waits (for a work guard).
+TEST(AsioExecutor, JoinDestroysHandlersRejectedWhileItWaits) {
+  ThreadPool pool(threads(2));
+  AsioContext ctx(pool);
+  auto guard = asio::make_work_guard(ctx.get_executor());
+  pool.shutdown();
+  std::atomic<pid_t> joiner_tid{0};
+  std::atomic<bool> returned{false};
+  std::thread joiner([&] {
+    joiner_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+    ctx.join();
+    returned.store(true, std::memory_order_release);
+  });
+  const pid_t tid = published_tid(joiner_tid);
+  wait_blocked_unless(tid, returned);  // waiting for the guard
+  EXPECT_FALSE(returned.load(std::memory_order_acquire));
+  auto token = std::make_shared<int>(0);
+  asio::co_spawn(
+      ctx.get_executor(), [token]() -> asio::awaitable<void> { co_return; }, asio::detached);
+  // At least that one (the joiner may already have destroyed it: the frame's destruction is
+  // posted, and rejected, too).
+  EXPECT_GE(ctx.rejected_handlers(), 1u);
+  guard.reset();  // what is left is the kept frame's work
+  wait_blocked_unless(tid, returned);
+  EXPECT_TRUE(returned.load(std::memory_order_acquire))
+      << "join() blocked on the tracked work of a handler rejected while it waited";
+  if (!returned.load(std::memory_order_acquire)) ctx.discard_rejected();  // let it return
+  joiner.join();
+  EXPECT_EQ(ctx.outstanding_work(), 0u);
+  EXPECT_EQ(token.use_count(), 1);
+}
+
+// Two joins: a join() that comes after a zero of the count (whose count_down has not yet woken
+// the first join) must not be released by that zero's wake while a later handler is in flight.
+// The count_down is held back on the counter's mutex; the second waiter (this thread) takes the
+// mutex as it is released, ahead of the count_down most of the time. A finisher ends the second
+// handler once the held-back count_down has returned and both waiters are blocked (or the first
+// has returned: its zero came after it registered); a wrongly released second waiter has
+// returned by then. Before the fix this returned early in most rounds.
+TEST(ZeroWaitCounter, AWaiterIsNotReleasedByAZeroReachedBeforeItCame) {
+  using parkpool::asio_detail::ZeroWaitCounter;
+  using Access = parkpool::asio_detail::ZeroWaitCounterTestAccess;
+  using parkpool::test::thread_state;
+  const int rounds = static_cast<int>(parkpool::test::scaled(200, 4, 50));
+  int early = 0;
+  for (int round = 0; round < rounds; ++round) {
+    ZeroWaitCounter c;
+    c.add();  // the first handler
+    std::atomic<pid_t> first_tid{0};
+    std::atomic<bool> first_returned{false};
+    std::thread first_waiter([&] {
+      first_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+      c.wait_zero();
+      first_returned.store(true, std::memory_order_release);
+    });
+    const pid_t first = published_tid(first_tid);
+    parkpool::test::wait_until_sleeping(first, std::chrono::seconds(10));
+    std::unique_lock<std::mutex> hold(Access::mutex(c));
+    std::atomic<pid_t> down_tid{0};
+    std::promise<void> down_returned;
+    std::thread first_done([&] {
+      down_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+      c.count_down();  // takes the count to zero, and needs the mutex to wake the first waiter
+      down_returned.set_value();
+    });
+    parkpool::test::wait_until_sleeping(published_tid(down_tid), std::chrono::seconds(10));
+    c.add();  // the second handler
+    const pid_t me = parkpool::test::current_tid();
+    std::atomic<bool> second_done{false};
+    std::atomic<bool> me_returned{false};
+    std::thread finisher([&, down = down_returned.get_future()] {
+      // Blocked, not spinning, meanwhile: the CPU stays free for the count_down, so it does not
+      // preempt this thread on its way to the mutex.
+      down.wait_for(std::chrono::seconds(10));
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      // Once the count_down has returned, a waiter it released can be asleep only on the mutex,
+      // held by the other released one: never both at once, and never this thread once the
+      // first waiter has returned (read first).
+      while (!me_returned.load(std::memory_order_acquire) &&
+             std::chrono::steady_clock::now() < give_up) {
+        const bool first_gone = first_returned.load(std::memory_order_acquire);
+        if (thread_state(me) == 'S' && (first_gone || thread_state(first) == 'S')) break;
+        std::this_thread::yield();
+      }
+      second_done.store(true, std::memory_order_release);  // pairs with the acquire below
+      c.count_down();
+    });
+    hold.unlock();
+    c.wait_zero();  // the second waiter: the second handler is in flight
+    if (!second_done.load(std::memory_order_acquire)) ++early;
+    me_returned.store(true, std::memory_order_release);
+    finisher.join();
+    first_done.join();
+    first_waiter.join();
+  }
+  EXPECT_EQ(early, 0) << "wait_zero() returned while the count was not zero, in " << early << " of "
+                      << rounds << " rounds";
+}
+
+// ---- what the header says ----
+
+// blocking.possibly on a worker: an exception of the inline handler leaves dispatch() into the
+// caller (Asio's io_context would catch it and rethrow it from run()).
+TEST(AsioExecutor, InlineHandlerExceptionPropagatesOutOfDispatch) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  auto ex = ctx.get_executor();
+  std::future<bool> caught =
+      asio::post(ex, asio::use_future([&] {
+                   try {
+                     asio::dispatch(ex, [] { throw std::runtime_error("inline handler failed"); });
+                   } catch (const std::runtime_error&) {
+                     return true;
+                   }
+                   return false;
+                 }));
+  EXPECT_TRUE(caught.get());
+  ctx.join();
 }
 
 TEST(AsioExecutor, JoinFromAWorkerThrowsLogicError) {
