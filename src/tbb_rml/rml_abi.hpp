@@ -93,7 +93,12 @@ class TbbServer : public Server {
 };
 
 // rml::factory::status_type (an unscoped enum: passed and returned as an int).
-enum Status : int { st_success = 0, st_connection_exists = 1, st_not_found = 2, st_incompatible = 3 };
+enum Status : int {
+  st_success = 0,
+  st_connection_exists = 1,
+  st_not_found = 2,
+  st_incompatible = 3
+};
 
 // The data layout of oneTBB's tbb_factory (a plain struct, zero-initialised by oneTBB). The
 // server may set library_handle; the value 1 means "never dlclose the server" and also makes
@@ -113,12 +118,14 @@ using ServerInfoCallback = void (*)(void* arg, const char* server_info);
 // The entry points oneTBB resolves (weak undefined symbols in libtbb.so.12). They must be
 // extern "C" with exactly these names.
 extern "C" {
-PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __RML_open_factory(parkpool::tbb_rml::abi::Factory& factory,
-                                                  parkpool::tbb_rml::abi::version_type& server_version,
-                                                  parkpool::tbb_rml::abi::version_type client_version);
-PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __RML_close_factory(parkpool::tbb_rml::abi::Factory& factory);
-PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __TBB_make_rml_server(parkpool::tbb_rml::abi::Factory& factory,
-                                                     parkpool::tbb_rml::abi::TbbServer*& server,
-                                                     parkpool::tbb_rml::abi::TbbClient& client);
-PARKPOOL_TBB_RML_EXPORT void __TBB_call_with_my_server_info(parkpool::tbb_rml::abi::ServerInfoCallback callback, void* arg);
+PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __RML_open_factory(
+    parkpool::tbb_rml::abi::Factory& factory, parkpool::tbb_rml::abi::version_type& server_version,
+    parkpool::tbb_rml::abi::version_type client_version);
+PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __RML_close_factory(
+    parkpool::tbb_rml::abi::Factory& factory);
+PARKPOOL_TBB_RML_EXPORT parkpool::tbb_rml::abi::Status __TBB_make_rml_server(
+    parkpool::tbb_rml::abi::Factory& factory, parkpool::tbb_rml::abi::TbbServer*& server,
+    parkpool::tbb_rml::abi::TbbClient& client);
+PARKPOOL_TBB_RML_EXPORT void __TBB_call_with_my_server_info(
+    parkpool::tbb_rml::abi::ServerInfoCallback callback, void* arg);
 }
