@@ -191,48 +191,13 @@ void idle_counters(benchmark::State& state, const parkpool::ThreadPool& pool, do
   state.counters["w0_share"] = static_cast<double>(st.workers[0].tasks_run) / tasks;
 }
 
-// ---- 1. external submit ----
-// parkpool's row also reports, per 1,000 tasks, the workers' parks, unparks and spin hits, and
-// worker 0's share of the tasks: diagnostics, not figures. The submitter pays one FUTEX_WAKE per
-// unpark, so they explain this workload's per-process bimodality on the 2-vCPU dev VM
-// (2026-12-01: processes at ~5.5M tasks/s had 8-12 unparks per 1k tasks; one at 2.8M had 18).
-template <class Post>
-void external_post(benchmark::State& state, Post&& post) {
-  for (auto _ : state) {
-    std::atomic<std::size_t> done{0};
-    for (std::size_t i = 0; i < kTasks; ++i)
-      post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
-    wait_count(done, kTasks);
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
-}
-void BM_ExternalPost_Parkpool(benchmark::State& state) {
-  parkpool::ThreadPool pool(pp_options(kWorkers));
-  external_post(state, [&](auto&& f) { pool.post(f); });
-  idle_counters(state, pool, static_cast<double>(state.iterations()) * static_cast<double>(kTasks));
-}
-void BM_ExternalPost_Std(benchmark::State& state) {
-  StdPool pool(kWorkers);
-  external_post(state, [&](auto&& f) { pool.post(f); });
-}
-#if defined(PARKPOOL_HAVE_TBB)
-void BM_ExternalPost_TBB(benchmark::State& state) {
-  tbb::task_arena arena(static_cast<int>(kWorkers), 0);  // 0 slots reserved for the submitter
-  external_post(state, [&](auto&& f) { arena.enqueue(f); });
-}
-#endif
-
-// ---- 2. internal spawn ----
-// This thread blocks while the pool works, as in the TaskGroup rows (future::get) and oneTBB's
-// (whose arena.execute makes this thread one of its 2 threads). Until 2026-12-01 it spun in
-// wait_count: a third busy thread on the dev VM's 2 vCPUs, against the two workers.
-
-// Counts the post() row's tasks without a shared line: each thread bumps its own cache line,
-// and the benchmark thread polls the sum. Until 2026-12-02 every task did a fetch_add on one
-// shared counter (the last one notified the benchmark thread): a contended RMW per task, moving
-// one line between the two workers, that the pool does not do and that the TaskGroup rows
-// (parkpool's and oneTBB's) do not add on top of their own group count. perf (2026-12-02, AMD
-// EPYC VM) put 66% of the task body's samples on it.
+// Counts a workload's tasks without a shared line: each thread bumps its own cache line, and the
+// benchmark thread polls the sum. The workloads 1 and 2 post empty tasks; until
+// 2026-12-02 (internal spawn) and 2026-12-06 (external submit) every task did a fetch_add on one
+// shared counter instead: a contended RMW per task, moving one line between the two workers, that
+// the pools do not do and that the TaskGroup rows (parkpool's and oneTBB's) do not add on top of
+// their own group count. perf put 66% of the internal task body's samples on it (2026-12-02, AMD
+// EPYC VM), and 25% of all of ExternalPost/parkpool's samples (2026-12-06, Intel Xeon VM).
 class ShardedCount {
  public:
   // Any thread. Relaxed: a count; the benchmark thread only compares the sum with a target.
@@ -261,6 +226,49 @@ class ShardedCount {
   Shard shards_[kShards];
   std::atomic<std::size_t> next_{0};
 };
+
+// ---- 1. external submit ----
+// parkpool's row also reports, per 1,000 tasks, the workers' parks, unparks and spin hits, and
+// worker 0's share of the tasks: diagnostics, not figures. The submitter pays one FUTEX_WAKE per
+// unpark, so they explain this workload's per-process bimodality on the 2-vCPU dev VM
+// (2026-12-01: processes at ~5.5M tasks/s had 8-12 unparks per 1k tasks; one at 2.8M had 18).
+// `done` counts every round's tasks (round r ends when the sum reaches r * kTasks); the caller
+// declares it before its pool, so it outlives the workers.
+template <class Post>
+void external_post(benchmark::State& state, ShardedCount& done, Post&& post) {
+  std::uint64_t target = 0;
+  for (auto _ : state) {
+    target += kTasks;
+    for (std::size_t i = 0; i < kTasks; ++i) post([&done] { done.bump(); });
+    while (done.sum() < target) {
+      // spin: the submitter's own waiting must not add a wakeup to the measurement
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kTasks));
+}
+void BM_ExternalPost_Parkpool(benchmark::State& state) {
+  ShardedCount done;
+  parkpool::ThreadPool pool(pp_options(kWorkers));
+  external_post(state, done, [&](auto&& f) { pool.post(f); });
+  idle_counters(state, pool, static_cast<double>(state.iterations()) * static_cast<double>(kTasks));
+}
+void BM_ExternalPost_Std(benchmark::State& state) {
+  ShardedCount done;
+  StdPool pool(kWorkers);
+  external_post(state, done, [&](auto&& f) { pool.post(f); });
+}
+#if defined(PARKPOOL_HAVE_TBB)
+void BM_ExternalPost_TBB(benchmark::State& state) {
+  ShardedCount done;
+  tbb::task_arena arena(static_cast<int>(kWorkers), 0);  // 0 slots reserved for the submitter
+  external_post(state, done, [&](auto&& f) { arena.enqueue(f); });
+}
+#endif
+
+// ---- 2. internal spawn ----
+// This thread blocks while the pool works, as in the TaskGroup rows (future::get) and oneTBB's
+// (whose arena.execute makes this thread one of its 2 threads). Until 2026-12-01 it spun in
+// wait_count: a third busy thread on the dev VM's 2 vCPUs, against the two workers.
 
 void BM_InternalPost_Parkpool(benchmark::State& state) {
   // Declared before the pool, so it outlives the workers. Counts every round's tasks; round r
