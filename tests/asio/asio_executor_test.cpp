@@ -130,6 +130,11 @@ TEST(AsioExecutor, TrackedExecutorsCountAsOutstandingWork) {
     EXPECT_EQ(ctx.outstanding_work(), 2u);
     auto untracked = asio::require(moved, exec::outstanding_work.untracked);
     EXPECT_EQ(ctx.outstanding_work(), 2u);
+    // A moved-from tracked executor copies into another empty one (it used to dereference null).
+    auto copy_of_moved_from = copy;  // NOLINT(bugprone-use-after-move): the case under test
+    EXPECT_EQ(ctx.outstanding_work(), 2u);
+    copy_of_moved_from = moved;  // assigning to it takes a unit
+    EXPECT_EQ(ctx.outstanding_work(), 3u);
   }
   EXPECT_EQ(ctx.outstanding_work(), 0u);
   ctx.join();  // nothing outstanding: returns at once

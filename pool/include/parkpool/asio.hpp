@@ -44,7 +44,8 @@
 //                     destruction; AsioContext::join() waits for it. Asio takes tracked executors
 //                     for the lifetime of an asynchronous operation (co_spawn, strands,
 //                     composed operations), so join() waits for those. A moved-from tracked
-//                     executor holds nothing; it may only be destroyed or assigned to.
+//                     executor holds nothing; it may only be destroyed, assigned to, or copied (the
+//                     copy holds nothing either).
 //                     make_work_guard(ex) works too: for a standard executor (this one; it is
 //                     not a Networking-TS executor, boost::asio::is_executor is false) Asio's
 //                     executor_work_guard holds prefer(ex, outstanding_work.tracked), a tracked
@@ -673,8 +674,12 @@ class BasicAsioExecutor {
   BasicAsioExecutor<Allocator, NewBits> rebind() const noexcept {
     return BasicAsioExecutor<Allocator, NewBits>(*ctx_, alloc_);
   }
+  // A moved-from tracked executor (ctx_ null) copies into another empty one, as Asio's own
+  // io_context executor does.
   void work_started() noexcept {
-    if constexpr ((Bits & asio_detail::kTracked) != 0) ctx_->work_.add();
+    if constexpr ((Bits & asio_detail::kTracked) != 0) {
+      if (ctx_ != nullptr) ctx_->work_.add();
+    }
   }
   void work_finished() noexcept {
     if constexpr ((Bits & asio_detail::kTracked) != 0) {
