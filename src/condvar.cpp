@@ -89,47 +89,54 @@ bool Condvar::notify_one_slow(Mutex* mutex) noexcept {
 }
 
 std::size_t Condvar::notify_all_slow(Mutex* mutex) noexcept {
-  if (!mutex->is_locked()) {
-    // The mutex is free (typically: the notifier unlocked before notifying). Requeueing would
-    // wake one waiter now and the others one per unlock, each wake a syscall that, on an idle
-    // CPU, costs an inter-processor interrupt on the waiter's critical path. Instead wake them
-    // all: the parking lot makes up to 32 of them runnable with one FUTEX_WAKE_BITSET, one
-    // syscall per waiter beyond (INV-H, INV-B in parking_lot.cpp), and they take the mutex in
-    // turn while running, as with glibc's broadcast. (A wake tree, where the first woken waiter
-    // wakes the rest, was slower on the 2-vCPU dev VM: bench/parking_lot_bench.cpp WakeTree8,
-    // 2026-12-01.) A racy read is enough: if the mutex is locked by the time they run, they
-    // park on it (correct, only slower); if it is locked now, the requeue below handles it.
-    // Callback checklist: filter and callback run under this Condvar's bucket lock; no throw,
-    // no park, short.
-    const parking_lot::UnparkResult r = parking_lot::unpark_filter(
-        this, [](parking_lot::ParkToken) noexcept { return parking_lot::FilterOp::unpark; },
-        [this](parking_lot::UnparkResult) noexcept {
-          // INV-C1: every waiter left this Condvar's queue, in this critical section.
-          state_.store(nullptr, std::memory_order_relaxed);
-          return Mutex::kTokenNormal;  // each relocks its own mutex in wait_internal
-        });
-    return r.unparked_threads;
-  }
-  // Callback checklist: as notify_one_slow.
+  // `mutex` comes from an unlocked read of state_: the waiters that used it may have left and
+  // their owner destroyed it since. It is dereferenced only under this Condvar's bucket lock
+  // after state_ == mutex is re-checked there: then a thread still waits with it, and a mutex
+  // must outlive its waiters.
+  bool mutex_free = false;
+  // Callback checklist: validate and callback run under both bucket locks (this Condvar's and
+  // the mutex's); no throw, no park, short.
   const parking_lot::UnparkResult r = parking_lot::unpark_requeue(
       this, mutex,
-      [this, mutex]() noexcept {
+      [this, mutex, &mutex_free]() noexcept {
         if (state_.load(std::memory_order_relaxed) != mutex) return parking_lot::RequeueOp::abort;
-        // Every waiter leaves this Condvar's queue now (INV-C1).
-        state_.store(nullptr, std::memory_order_relaxed);
-        if (mutex->mark_parked_if_locked()) return parking_lot::RequeueOp::requeue_all;
-        // Mutex free: wake one to take it, the rest wait for it on the mutex's queue.
-        return parking_lot::RequeueOp::unpark_one_requeue_rest;
-      },
-      [mutex](parking_lot::RequeueOp op, parking_lot::UnparkResult result) noexcept {
-        // Threads now parked on the mutex need kParkedBit so the woken one's unlock wakes them
-        // (INV-M1). In the requeue_all case mark_parked_if_locked already set it.
-        if (op == parking_lot::RequeueOp::unpark_one_requeue_rest && result.requeued_threads != 0) {
-          mutex->mark_parked();
+        if (mutex->mark_parked_if_locked()) {
+          // Every waiter leaves this Condvar's queue now (INV-C1).
+          state_.store(nullptr, std::memory_order_relaxed);
+          return parking_lot::RequeueOp::requeue_all;
         }
+        mutex_free = true;  // wake them all below instead
+        return parking_lot::RequeueOp::abort;
+      },
+      [](parking_lot::RequeueOp, parking_lot::UnparkResult) noexcept {
+        // requeue_all: mark_parked_if_locked already set kParkedBit for them (INV-M1).
         return Mutex::kTokenNormal;
       });
-  return r.unparked_threads + r.requeued_threads;
+  if (!mutex_free) return r.requeued_threads;
+  // The mutex was free (typically: the notifier unlocked before notifying). Requeueing would wake
+  // one waiter now and the others one per unlock, each wake a syscall that, on an idle CPU, costs
+  // an inter-processor interrupt on the waiter's critical path. Instead wake them all: the
+  // parking lot makes up to 32 of them runnable with one FUTEX_WAKE_BITSET, one syscall per
+  // waiter beyond (INV-H, INV-B in parking_lot.cpp), and they take the mutex in turn while
+  // running, as with glibc's broadcast. (A wake tree, where the first woken waiter wakes the
+  // rest, was slower on the 2-vCPU dev VM: bench/parking_lot_bench.cpp WakeTree8, 2026-12-01.)
+  // If the mutex is locked again by the time they run, they park on it (correct, only slower).
+  // Callback checklist: filter and callback run under this Condvar's bucket lock; no throw, no
+  // park, short.
+  bool same_waiters = false;
+  const parking_lot::UnparkResult w = parking_lot::unpark_filter(
+      this,
+      [this, mutex, &same_waiters](parking_lot::ParkToken) noexcept {
+        // Re-checked under the lock, once: the waiters may have left or switched mutex.
+        if (!same_waiters) same_waiters = state_.load(std::memory_order_relaxed) == mutex;
+        return same_waiters ? parking_lot::FilterOp::unpark : parking_lot::FilterOp::stop;
+      },
+      [this, &same_waiters](parking_lot::UnparkResult) noexcept {
+        // INV-C1: every waiter left this Condvar's queue, in this critical section.
+        if (same_waiters) state_.store(nullptr, std::memory_order_relaxed);
+        return Mutex::kTokenNormal;  // each relocks its own mutex in wait_internal
+      });
+  return w.unparked_threads;
 }
 
 }  // namespace parkpool

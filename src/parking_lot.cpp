@@ -462,6 +462,10 @@ namespace detail {
 }
 
 bool may_have_waiters(const void* key) noexcept {
+  // The callback-less unpark_one / unpark_all return here when the bucket is empty: check the
+  // callback rule first, so a call from a callback is caught every time, not only when some
+  // thread happens to be queued (and the call would self-deadlock on the bucket lock).
+  check_not_in_callback(tls_thread_data);
   // INV-W, unparker side: a release RMW (not a load), so that a parker whose increment comes
   // later in the modification order synchronizes with this thread and its validate sees every
   // store this thread made before the call.

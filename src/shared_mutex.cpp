@@ -17,18 +17,22 @@ constexpr parking_lot::UnparkToken kTokenHandoff{1};
   std::abort();
 }
 
-// The unpark_filter filter that selects the head of the queue: a run of consecutive readers, or
-// one writer. Runs under the bucket lock (no throw, no park, short); it counts what it selected.
+// The unpark_filter filter that selects whom an unlock wakes, as parking_lot's RwLock does: a
+// writer at the head of the queue alone; otherwise every queued reader and the first queued
+// writer (later writers stay parked). Waking that writer with the readers is what keeps it from
+// being forgotten: a writer queued behind readers that stayed parked would only be woken by the
+// next exclusive unlock, and the readers' unlock_shared never wakes key `this`. Runs under the
+// bucket lock (no throw, no park, short); it counts what it selected.
 struct HeadBatch {
   std::size_t readers = 0;
   bool writer = false;
   parking_lot::FilterOp operator()(parking_lot::ParkToken t) noexcept {
-    if (writer) return parking_lot::FilterOp::stop;
     if (t == kWriterToken) {
-      if (readers != 0) return parking_lot::FilterOp::stop;
+      if (writer) return parking_lot::FilterOp::skip;
       writer = true;
       return parking_lot::FilterOp::unpark;
     }
+    if (writer && readers == 0) return parking_lot::FilterOp::stop;  // a head writer goes alone
     ++readers;
     return parking_lot::FilterOp::unpark;
   }
@@ -102,9 +106,12 @@ bool SharedMutex::lock_slow(const parking_lot::Deadline& deadline) noexcept {
           }
         },
         kWriterToken, deadline);
-    if (r.is_unparked() && r.token() == kTokenHandoff) {  // writer bit is ours
+    if (r.is_unparked() && r.token() == kTokenHandoff) {
+      // The writer bit is ours, but the readers handed off with us may be inside: drain them, as
+      // after a claim (they see kWriterParkedBit and wake us, INV-R2).
       deadlock::acquire_resource(this);
-      return true;
+      // wait_for_readers returns at once if they have all left (its first load is (S5)).
+      return wait_for_readers(deadline);
     }
     if (r.is_timed_out()) return false;
     spin.reset();
@@ -165,31 +172,34 @@ void SharedMutex::unlock_shared_slow() noexcept {
   });
 }
 
-void SharedMutex::unlock_slow() noexcept {
-  // We hold the writer bit with no readers; kParkedBit is set. Wake the head of the queue: a
-  // batch of consecutive readers, or one writer.
+void SharedMutex::unlock_slow(bool force_fair) noexcept {
+  // We hold the writer bit with no readers; kParkedBit is set. Wake a head writer alone, or every
+  // queued reader and the first queued writer (HeadBatch).
   HeadBatch head;
   // Callback checklist (filter and callback: bucket lock held; no throw, no park, short).
-  parking_lot::unpark_filter(this, head, [this, &head](parking_lot::UnparkResult result) noexcept {
-    // No reader can enter and no writer can claim while we hold kWriterBit, and only
-    // parkers (setting kParkedBit, re-validated under this lock) race with us: a store is
-    // safe. (S2') release, as (S2).
-    const std::uint32_t parked = result.have_more_threads ? kParkedBit : 0U;
-    if (result.unparked_threads != 0 && result.be_fair) {
-      if (head.readers > kMaxReaders / kOneReader) too_many_readers();
-      const std::uint32_t owners =
-          head.writer ? kWriterBit : static_cast<std::uint32_t>(head.readers) * kOneReader;
-      state_.store(owners | parked, std::memory_order_release);
-      return kTokenHandoff;
-    }
-    state_.store(parked, std::memory_order_release);
-    return kTokenNormal;
-  });
+  parking_lot::unpark_filter(
+      this, head, [this, &head, force_fair](parking_lot::UnparkResult result) noexcept {
+        // No reader can enter and no writer can claim while we hold kWriterBit, and only
+        // parkers (setting kParkedBit, re-validated under this lock) race with us: a store is
+        // safe. (S2') release, as (S2).
+        const std::uint32_t parked = result.have_more_threads ? kParkedBit : 0U;
+        if (result.unparked_threads != 0 && (force_fair || result.be_fair)) {
+          if (head.readers > kMaxReaders / kOneReader) too_many_readers();
+          // Hand-off: the readers' counts are added for them and the writer, if any, gets the
+          // writer bit as a claim (no new reader enters) and drains those readers itself.
+          const std::uint32_t owners = (head.writer ? kWriterBit : 0U) +
+                                       static_cast<std::uint32_t>(head.readers) * kOneReader;
+          state_.store(owners | parked, std::memory_order_release);
+          return kTokenHandoff;
+        }
+        state_.store(parked, std::memory_order_release);
+        return kTokenNormal;
+      });
 }
 
 void SharedMutex::wake_after_abandoned_claim() noexcept {
-  // Readers may be inside (we gave up waiting for them), so no hand-off: wake the head batch
-  // normally and let them retry.
+  // Readers may be inside (we gave up waiting for them), so no hand-off: wake the queued readers
+  // and the first queued writer (HeadBatch) normally and let them retry.
   HeadBatch head;
   parking_lot::unpark_filter(this, head, [this](parking_lot::UnparkResult result) noexcept {
     // An RMW: readers change the count concurrently. INV-R1.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -455,4 +456,36 @@ TEST(Condvar, RequeueStormNoLostNotification) {
     for (auto& t : ts) t.join();
   }
   EXPECT_FALSE(cv.notify_one());
+}
+
+TEST(Condvar, NotifyAllRacingTheDestructionOfTheLastWaitersMutex) {
+  // notify_all reads the waiters' mutex from the Condvar without a lock; the waiter may leave
+  // (its wait timed out) and destroy that mutex right after. notify_all used to ask the mutex
+  // whether it was locked before re-checking, under the bucket lock, that a waiter still used
+  // it: a read of freed memory (ASAN reports it when the race hits). Bounded in time and rounds.
+  Condvar cv;
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> notifies{0};
+  std::thread notifier([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      cv.notify_all();
+      notifies.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  const std::size_t rounds = parkpool::test::scaled(200000);
+  parkpool::test::TimeBudget budget(2s);
+  std::size_t r = 0;
+  for (; r < rounds && !budget.exhausted(); ++r) {
+    auto m = std::make_unique<Mutex>();
+    {
+      std::unique_lock lk(*m);
+      (void)cv.wait_for(lk, std::chrono::microseconds(r % 3));  // a timeout, or notified
+      EXPECT_TRUE(lk.owns_lock());
+    }
+    m.reset();  // the notifier may still hold this address from its unlocked read
+  }
+  stop.store(true, std::memory_order_relaxed);
+  notifier.join();
+  EXPECT_GT(r, 0U);
+  EXPECT_GT(notifies.load(), 0U);
 }

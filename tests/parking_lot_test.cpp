@@ -386,6 +386,27 @@ TEST(ParkingLotDeathTest, ParkingFromACallbackAborts) {
                "from a callback");
 }
 
+TEST(ParkingLotDeathTest, CallbackLessUnparkFromACallbackAbortsEvenWithNobodyQueued) {
+  // The callback-less unpark_one / unpark_all skip the bucket lock when nobody is queued; the
+  // rule "callbacks must not unpark" is checked on that path too, not only when it would
+  // self-deadlock. Nobody is queued on either key here.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int key = 0;
+  int other = 0;
+  auto unpark_from_callback = [&](auto unpark) {
+    pl::unpark_one(&key, [&](pl::UnparkResult) {
+      unpark();
+      return pl::kDefaultUnparkToken;
+    });
+  };
+  EXPECT_DEATH(unpark_from_callback([&] { (void)pl::unpark_all(&key); }), "from a callback");
+  EXPECT_DEATH(unpark_from_callback([&] { (void)pl::unpark_one(&other); }), "from a callback");
+  EXPECT_DEATH(unpark_from_callback([&] { (void)pl::unpark_all(&other); }), "from a callback");
+  // Outside a callback the same calls are no-ops.
+  EXPECT_EQ(pl::unpark_all(&key), 0U);
+  EXPECT_EQ(pl::unpark_one(&other).unparked_threads, 0U);
+}
+
 TEST(ParkingLot, BeFairEventuallyBecomesTrue) {
   int key = 0;
   std::atomic<bool> go{false};

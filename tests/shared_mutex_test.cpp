@@ -272,3 +272,126 @@ TEST(SharedMutex, WriterTimingOutWhileDrainingReadersLetsBlockedThreadsIn) {
   EXPECT_TRUE(m.try_lock());
   m.unlock();
 }
+
+// Regression: an unlock used to wake only the run of readers at the head of the queue and leave a
+// writer queued behind them parked on the mutex; the readers' unlock_shared never wakes that key,
+// so the writer slept on a free lock until its deadline (or forever). Queue here: [reader,
+// writer]. Both the ordinary unlock and the hand-off of unlock_fair must wake the writer.
+TEST(SharedMutex, WriterQueuedBehindReadersIsWokenWhenTheReadersLeave) {
+  for (const bool fair : {false, true}) {
+    SCOPED_TRACE(fair ? "unlock_fair" : "unlock");
+    parkpool::SharedMutex m;
+    m.lock();
+    std::thread reader([&] {
+      m.lock_shared();
+      m.unlock_shared();
+    });
+    parkpool::test::wait_until_queued(&m, 1);
+    bool writer_got = false;
+    std::thread writer([&] {
+      writer_got = m.try_lock_for(20s);  // the bug: false after 20 s, the lock long free
+      if (writer_got) m.unlock();
+    });
+    parkpool::test::wait_until_queued(&m, 2);
+    if (fair) {
+      m.unlock_fair();
+    } else {
+      m.unlock();
+    }
+    reader.join();
+    writer.join();
+    EXPECT_TRUE(writer_got) << "the writer queued behind a reader was never woken";
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  }
+}
+
+// unlock_fair hands the lock over with no window for barging: with [reader, writer, reader,
+// writer] queued, both readers get their count, the first writer gets the writer bit (it then waits
+// for those readers) and the second writer stays queued. Checked right after unlock_fair returns,
+// while the first writer still holds the lock.
+TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
+  parkpool::SharedMutex m;
+  m.lock();
+  std::atomic<int> readers_done{0};
+  std::latch release_first_writer(1);
+  std::atomic<int> writers_got{0};
+  std::vector<std::thread> threads;
+  auto reader = [&] {
+    m.lock_shared();
+    m.unlock_shared();
+    readers_done.fetch_add(1);
+  };
+  auto writer = [&](bool first) {
+    if (!m.try_lock_for(20s)) return;
+    writers_got.fetch_add(1);
+    if (first) {
+      // Both handed-off readers left before we were let in (we drained them).
+      EXPECT_EQ(readers_done.load(), 2);
+      release_first_writer.wait();
+    }
+    m.unlock();
+  };
+  threads.emplace_back(reader);
+  parkpool::test::wait_until_queued(&m, 1);
+  threads.emplace_back(writer, true);
+  parkpool::test::wait_until_queued(&m, 2);
+  threads.emplace_back(reader);
+  parkpool::test::wait_until_queued(&m, 3);
+  threads.emplace_back(writer, false);
+  parkpool::test::wait_until_queued(&m, 4);
+  m.unlock_fair();
+  EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "only the second writer stays queued";
+  EXPECT_FALSE(m.try_lock_shared()) << "the first writer's claim must block new readers";
+  EXPECT_FALSE(m.try_lock());
+  release_first_writer.count_down();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(readers_done.load(), 2);
+  EXPECT_EQ(writers_got.load(), 2);
+}
+
+// Same lost writer, on the other path that wakes queued threads: a writer that abandons its claim
+// (timed out waiting for a reader) wakes the queue without a hand-off. Queue behind its claim:
+// [reader, writer]. The abandoning writer's deadline must pass after both have queued; if the
+// machine is so slow that it does not, the round is repeated.
+TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
+  bool exercised = false;
+  for (int round = 0; round < 20 && !exercised; ++round) {
+    parkpool::SharedMutex m;
+    const void* drain_key = reinterpret_cast<const char*>(&m) + 1;  // see readers_key()
+    m.lock_shared();
+    std::atomic<bool> first_returned{false};
+    std::thread first_writer([&] {
+      EXPECT_FALSE(m.try_lock_for(300ms));  // we hold a shared lock throughout
+      first_returned.store(true);
+    });
+    parkpool::test::wait_until_queued(drain_key, 1);  // it holds the claim and waits for us
+    // Until `n` threads are queued behind the claim, or the claim was abandoned first.
+    auto queued_behind_claim = [&](std::size_t n) {
+      while (parkpool::test::queued_on(&m) < n) {
+        if (first_returned.load()) return false;
+        std::this_thread::yield();
+      }
+      return true;
+    };
+    std::thread reader([&] {
+      m.lock_shared();
+      m.unlock_shared();
+    });
+    const bool reader_queued = queued_behind_claim(1);
+    bool second_got = false;
+    std::thread second_writer([&] {
+      second_got = m.try_lock_for(20s);
+      if (second_got) m.unlock();
+    });
+    exercised = reader_queued && queued_behind_claim(2) && !first_returned.load();
+    first_writer.join();
+    // Now the second writer can drain and get in, if it was woken. Before joining the reader: if
+    // the woken second writer claims first, the reader parks again until that writer is done.
+    m.unlock_shared();
+    reader.join();
+    second_writer.join();
+    EXPECT_TRUE(second_got) << "the writer queued behind a reader was never woken";
+  }
+  EXPECT_TRUE(exercised) << "the first writer always timed out before the others queued";
+}

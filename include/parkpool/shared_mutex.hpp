@@ -12,9 +12,11 @@
 // Spurious wakeups: none visible (a woken thread that loses a race parks again).
 // Fairness: no writer starvation: a writer that arrives sets the writer bit at once, which stops
 // new readers; it then waits only for the readers already inside. Readers are not starved either:
-// about every 0.5 ms (eventual fairness of the parking lot) a writer's unlock hands the lock
-// directly to the waiting threads at the head of the queue (a batch of readers, or one writer).
-// Waiters are served in FIFO order when woken.
+// about every 0.5 ms (eventual fairness of the parking lot), and always with unlock_fair(), a
+// writer's unlock hands the lock directly to the waiting threads. Whom an unlock wakes (as in
+// parking_lot's RwLock): a writer at the head of the queue alone; otherwise every queued reader
+// and the first queued writer, which claims the lock after them (queued readers thus overtake
+// queued writers other than the head). Later writers stay queued, in FIFO order.
 // Spinning: brief (parking_lot::SpinWait), only while nobody is parked.
 // Past deadlines: the try_*_for/until variants try once and never block past the deadline.
 // Bad input: more than 2^29 - 1 simultaneous readers aborts with a message (count overflow).
@@ -61,7 +63,19 @@ class SharedMutex {
     // (S2) release: pairs with (S1)/(S3).
     if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                         std::memory_order_relaxed)) {
-      unlock_slow();
+      unlock_slow(false);
+    }
+  }
+  // unlock(), but if threads wait, the lock is handed to them directly (a fair unlock): to a
+  // writer at the head of the queue, or else to every queued reader together with the first
+  // queued writer, which then waits for those readers to leave. Nobody can barge in between.
+  void unlock_fair() noexcept {
+    deadlock::release_resource(this);
+    std::uint32_t expected = kWriterBit;
+    // (S2) release, as in unlock().
+    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      unlock_slow(true);
     }
   }
 
@@ -103,15 +117,18 @@ class SharedMutex {
   // state_:
   //   bits 0      kWriterBit        a writer holds the lock, or holds its claim and waits for
   //                                 readers to drain; blocks new readers and writers.
-  //                                 Set by CAS (acquire); cleared by unlock (release) or by a
-  //                                 writer that times out while draining.
+  //                                 Set by CAS (acquire), or for a woken writer by a fair
+  //                                 unlock's hand-off store (release, under the bucket lock);
+  //                                 cleared by unlock (release) or by a writer that times out
+  //                                 while draining.
   //   bit 1       kParkedBit        threads are (about to be) parked on key `this`. Set by CAS
   //                                 before parking; cleared only under that key's bucket lock
   //                                 (unlock_slow's callback, or the last waiter timing out).
   //   bit 2       kWriterParkedBit  the draining writer is (about to be) parked on key `this+1`.
   //                                 Set by that writer; cleared under the bucket lock of
   //                                 `this+1` by the last reader's unpark, or by the writer.
-  //   bits 3..31  reader count      incremented (acquire) only while kWriterBit is clear;
+  //   bits 3..31  reader count      incremented (acquire) only while kWriterBit is clear, or
+  //                                 for woken readers by a fair unlock's hand-off store;
   //                                 decremented (release) by unlock_shared at any time.
   // INV-R1: threads parked on `this` exist only while kParkedBit is set.
   // INV-R2: kWriterParkedBit is set only while kWriterBit is set and the count is non-zero,
@@ -126,7 +143,7 @@ class SharedMutex {
 
   bool lock_slow(const parking_lot::Deadline& deadline) noexcept;
   bool wait_for_readers(const parking_lot::Deadline& deadline) noexcept;
-  void unlock_slow() noexcept;
+  void unlock_slow(bool force_fair) noexcept;
   bool lock_shared_slow(const parking_lot::Deadline& deadline) noexcept;
   void unlock_shared_slow() noexcept;
   void wake_after_abandoned_claim() noexcept;

@@ -26,7 +26,9 @@
 //    notify_all with unpark_requeue onto the mutex and mark_parked(_if_locked), and notify_all
 //    with the mutex free waking every waiter at once (unpark_filter with one batched wake).
 //  - the bucket's waiter count (INV-W) and the lock-free check of the callback-less
-//    unpark_one(key) (parking_lot_model.cpp).
+//    unpark_one(key) (parking_lot_model.cpp);
+//  - park tokens and unpark_filter (FIFO walk, unpark / skip / stop, one batched wake), on which
+//    shared_mutex_model.cpp builds parkpool::SharedMutex.
 // Not modelled: timeouts (the timed-out path) and spinning (SpinWait only delays). Plain data
 // protected by the mutex is an rl::var, so Relacy reports a data race when a broken ordering fails
 // to create happens-before.
@@ -125,6 +127,10 @@ class Futex {
 
 enum class Op { abort, unpark_one_requeue_rest, requeue_all, unpark_one, requeue_one };
 
+constexpr int kFilterUnpark = 0;
+constexpr int kFilterSkip = 1;
+constexpr int kFilterStop = 2;
+
 struct UnparkResult {
   int unparked = 0;
   int requeued = 0;
@@ -144,6 +150,7 @@ class Lot {
       key_[i]($) = kNoKey;
       seq_[i]($) = 0;
       token_[i]($) = 0;
+      park_token_[i]($) = 0;
       home_[i]($) = 0;
       bit_[i]($) = 0;
       state_[i].store(kIdle, rl::mo_relaxed, $);
@@ -156,9 +163,10 @@ class Lot {
     futex_.init(threads);
   }
 
-  // Returns the unpark token, or -1 when validate failed.
+  // Returns the unpark token, or -1 when validate failed. `park_token` is what unpark_filter's
+  // filter sees for this thread.
   template <class Validate, class BeforeSleep>
-  int park(int me, int key, Validate validate, BeforeSleep before_sleep) {
+  int park(int me, int key, Validate validate, BeforeSleep before_sleep, int park_token = 0) {
     bucket_.lock($);
     // INV-W, parker side: acquire RMW before validate.
     waiters_.fetch_add(1, relaxed_waiters() ? rl::mo_relaxed : rl::mo_acquire, $);
@@ -168,6 +176,7 @@ class Lot {
       return -1;
     }
     key_[me]($) = key;
+    park_token_[me]($) = park_token;
     seq_[me]($) = next_seq_($);
     next_seq_($) = next_seq_($) + 1;
     home_[me]($) = home_of(key);           // INV-H, under the lock
@@ -241,6 +250,43 @@ class Lot {
     int list[kMaxThreads];
     int n = 0;
     for (int t = first_on(key); t >= 0; t = first_on(key)) {
+      key_[t]($) = kNoKey;
+      waiters_.fetch_sub(1, rl::mo_relaxed, $);
+      list[n++] = t;
+    }
+    r.unparked = n;
+    if (n != 0) r.be_fair = rl::rand(2) == 1;
+    const int token = callback(r);
+    for (int i = 0; i < n; ++i) {
+      token_[list[i]]($) = token;
+      state_[list[i]].store(kWaking, rl::mo_relaxed, $);
+    }
+    bucket_.unlock($);
+    wake_list(list, n, key);
+    return r;
+  }
+
+  // parking_lot::unpark_filter: the threads on `key` in FIFO order; filter(park_token) returns
+  // kFilterUnpark, kFilterSkip or kFilterStop; callback(result) -> token for every woken thread;
+  // one batched wake (wake_list).
+  template <class Filter, class Callback>
+  UnparkResult unpark_filter(int key, Filter filter, Callback callback) {
+    bucket_.lock($);
+    UnparkResult r;
+    int list[kMaxThreads];
+    int n = 0;
+    int after = 0;  // the sequence number of the last thread looked at
+    for (int t = next_on(key, after); t >= 0; t = next_on(key, after)) {
+      after = seq_[t]($);
+      const int op = filter(park_token_[t]($));
+      if (op == kFilterStop) {
+        r.have_more = true;
+        break;
+      }
+      if (op == kFilterSkip) {
+        r.have_more = true;
+        continue;
+      }
       key_[t]($) = kNoKey;
       waiters_.fetch_sub(1, rl::mo_relaxed, $);
       list[n++] = t;
@@ -386,6 +432,20 @@ class Lot {
     return best;
   }
 
+  // Under the bucket lock: the thread on `key` with the smallest sequence number above `after`.
+  int next_on(int key, int after) {
+    int best = -1;
+    int best_seq = 0;
+    for (int i = 0; i < threads_; ++i) {
+      const int sq = seq_[i]($);
+      if (key_[i]($) == key && sq > after && (best < 0 || sq < best_seq)) {
+        best = i;
+        best_seq = sq;
+      }
+    }
+    return best;
+  }
+
   bool relaxed_waiters() const { return bugs_ != nullptr && bugs_->waiters_relaxed; }
 
   static constexpr int kTokenNormalLot = 0;
@@ -397,6 +457,7 @@ class Lot {
   rl::var<int> key_[kMaxThreads];
   rl::var<int> seq_[kMaxThreads];
   rl::var<int> token_[kMaxThreads];
+  rl::var<int> park_token_[kMaxThreads];  // what unpark_filter's filter sees
   rl::var<int> next_seq_;
   rl::atomic<int> state_[kMaxThreads];
   rl::var<int> home_[kMaxThreads];  // INV-H: the home word index, set at park under the lock
@@ -461,7 +522,6 @@ class Mutex {
     }
   }
   void mark_parked() { state_.fetch_or(kParkedBit, rl::mo_relaxed, $); }
-  bool is_locked() { return (state_.load(rl::mo_relaxed, $) & kLocked) != 0; }
   int key() const { return key_; }
 
  private:
@@ -535,29 +595,30 @@ class Condvar {
         });
   }
 
+  // As src/condvar.cpp: the mutex is looked at only under the lock, after state_ shows that a
+  // waiter still uses it; locked -> requeue all onto it; free -> abort, then wake every waiter
+  // with one batched wake (the real filter re-checks state_ == mutex; with one mutex in the
+  // model, state_ is then either that mutex or 0 with an empty queue).
   void notify_all(Mutex& m) {
     if (state_.load(rl::mo_relaxed, $) == 0) return;
-    if (!m.is_locked()) {
-      // The mutex is free: wake every waiter with one batched wake.
-      lot_->unpark_all(key_, [this](const UnparkResult&) {
-        state_.store(0, rl::mo_relaxed, $);
-        return kTokenNormal;
-      });
-      return;
-    }
+    bool mutex_free = false;
     lot_->unpark_requeue(
         key_, m.key(),
-        [this, &m] {
+        [this, &m, &mutex_free] {
           if (state_.load(rl::mo_relaxed, $) != m.key()) return Op::abort;
-          state_.store(0, rl::mo_relaxed, $);
-          if (bugs_->requeue_without_parked_bit) return Op::requeue_all;  // BUG
-          if (m.mark_parked_if_locked()) return Op::requeue_all;
-          return Op::unpark_one_requeue_rest;
+          if (bugs_->requeue_without_parked_bit || m.mark_parked_if_locked()) {  // BUG: no bit
+            state_.store(0, rl::mo_relaxed, $);
+            return Op::requeue_all;
+          }
+          mutex_free = true;
+          return Op::abort;
         },
-        [&m](Op op, const UnparkResult& r) {
-          if (op == Op::unpark_one_requeue_rest && r.requeued != 0) m.mark_parked();
-          return kTokenNormal;
-        });
+        [](Op, const UnparkResult&) { return kTokenNormal; });
+    if (!mutex_free) return;
+    lot_->unpark_all(key_, [this](const UnparkResult&) {
+      state_.store(0, rl::mo_relaxed, $);
+      return kTokenNormal;
+    });
   }
 
  private:

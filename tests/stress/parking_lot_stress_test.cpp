@@ -175,7 +175,13 @@ TEST(ParkingLotStress, SharedMutexWritersAndTimedReaders) {
         if (!got) continue;
         ++a;
         ++b;
-        m.unlock();
+        // Writer 1 hands off (unlock_fair) every other time: hand-offs to a writer draining the
+        // readers handed off with it, besides the parking lot's own occasional fair unlocks.
+        if (w == 1 && i % 2 == 0) {
+          m.unlock_fair();
+        } else {
+          m.unlock();
+        }
       }
     });
   }
