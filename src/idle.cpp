@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 namespace parkpool {
@@ -518,6 +519,13 @@ void IdleCoordinator::shutdown() noexcept {
     state_.fetch_add(kSearchingOne * n - kSleepingOne * n, std::memory_order_relaxed);
   }
   for (const Sleeper& e : popped) slots_[e.worker].parker.unparker().unpark();
+}
+
+void IdleCoordinator::bad_worker_index(std::size_t worker) const noexcept {
+  std::fprintf(stderr,
+               "parkpool::IdleCoordinator: worker index %zu out of range (workers() is %zu)\n",
+               worker, workers_);
+  std::abort();
 }
 
 const Unparker& IdleCoordinator::unparker(std::size_t worker) const noexcept {

@@ -1189,6 +1189,85 @@ TEST(IdleCoordinator, OneNotifyWakesOneWorkerNotAHerd) {
   EXPECT_EQ(woken, 1);
 }
 
+// Regression: claims (notify_work(backlog), notify_stalled) add to S without the max_searching
+// cap, and a claimed worker's next wait_for_work() used to spin because try_start_searching()
+// says true for a worker already counted: with 4 workers and a cap of 1, all 4 spun. A worker
+// counted beyond the cap now goes straight to the announce; one within the cap still spins.
+TEST(IdleCoordinator, AWorkerCountedBeyondMaxSearchingDoesNotSpin) {
+  IdleOptions o;
+  o.spin_min = 1us;
+  o.spin_max = 10ms;  // a spin is at least 8 has_work() calls (the clock is read every 8th round)
+  o.timed_park = 0ns;
+  o.max_searching = 1;
+  IdleCoordinator c(2, o);
+  ASSERT_TRUE(c.try_start_searching(0));  // worker 0 (this thread) holds the one searcher slot
+  std::atomic<int> calls{0};
+  bool first = false;
+  bool second = true;
+  std::thread t([&] {
+    first = c.wait_for_work(1, [] { return false; });  // no slot: parks without spinning
+    // Woken by a claim: counted as the second searcher, beyond the cap.
+    second = c.wait_for_work(1, [&] {
+      calls.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    });
+  });
+  ASSERT_TRUE(eventually([&] { return c.stats(1).parks == 1 && c.sleeping() == 1; }));
+  c.notify_work([] { return true; });  // a backlog: claims worker 1 although worker 0 searches
+  ASSERT_TRUE(eventually([&] { return c.stats(1).parks == 2 && c.sleeping() == 1; }));
+  // The second episode: announce and re-check (one call; no membarrier repeat, nobody works).
+  EXPECT_EQ(calls.load(), 1) << "a worker counted beyond max_searching spun";
+  EXPECT_EQ(c.searching(), 1u);  // worker 0 only
+  // Within the cap, worker 0 does spin: its 20th has_work() call finds work.
+  int own_calls = 0;
+  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++own_calls == 20; }));
+  EXPECT_EQ(own_calls, 20);
+  EXPECT_EQ(c.stats(0).spin_hits, 1u);
+  c.found_work(0, [] { return false; });  // as the last searcher: nothing left, wakes nobody
+  c.shutdown();
+  t.join();
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);  // ended by shutdown
+}
+
+TEST(IdleCoordinatorDeathTest, ThrowingHasWorkTerminatesInsteadOfLeakingTheWorkersCount) {
+  // Unwinding out of wait_for_work() would leave the worker counted as a searcher or sleeper, so
+  // that later notifies rely on a worker that is gone: the documented outcome is termination.
+  // The exception must not even reach a catch block around the call.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        IdleCoordinator c(2);  // spins first: the throw comes from the spin phase
+        try {
+          (void)c.wait_for_work(0, []() -> bool { throw std::runtime_error("has_work failed"); });
+        } catch (...) {
+        }
+      },
+      "has_work failed");
+  EXPECT_DEATH(
+      {
+        IdleCoordinator c(2, no_spin_options());  // the throw comes from the re-check
+        try {
+          (void)c.wait_for_work(0, []() -> bool { throw std::runtime_error("re-check failed"); });
+        } catch (...) {
+        }
+      },
+      "re-check failed");
+}
+
+TEST(IdleCoordinatorDeathTest, WorkerIndexOutOfRangeTerminatesWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  IdleCoordinator c(2);
+  const char* msg = "worker index 2 out of range \\(workers\\(\\) is 2\\)";
+  EXPECT_DEATH((void)c.try_start_searching(2), msg);
+  EXPECT_DEATH(c.found_work(2), msg);
+  EXPECT_DEATH(c.found_work(2, [] { return true; }), msg);
+  EXPECT_DEATH((void)c.wait_for_work(2, [] { return true; }), msg);
+  EXPECT_DEATH((void)c.stats(2), msg);
+  EXPECT_DEATH((void)c.unparker(2), msg);
+  EXPECT_DEATH((void)c.try_start_searching(~std::size_t{0}), "out of range");
+}
+
 // ---------------------------------------------------------------- adaptive spin
 
 // Busy-waits `d` on the clock. Not ordering a race: it makes an idle episode provably long.

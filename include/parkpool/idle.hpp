@@ -95,8 +95,10 @@
 //   found_work() of a non-searching worker: a branch on thread-owned state.
 // Bad input: workers == 0 or workers > kMaxWorkers, spin_min > spin_max, spin_max >
 //   IdleOptions::kSpinLimit, negative durations -> std::invalid_argument from the constructor. A
-//   worker index >= workers() is a precondition violation (checked by an assertion in debug
-//   builds).
+//   worker index >= workers() passed to any call taking one terminates the process with a
+//   message on stderr (checked in every build: the call is noexcept and the index selects
+//   the slot it would write). A has_work() or has_more() that throws terminates the process
+//   (std::terminate): the worker's count in the sleep protocol cannot be unwound.
 #pragma once
 
 #include <atomic>
@@ -290,8 +292,10 @@ class IdleCoordinator {
   // handshake, seq_cst on both sides), and parks: park_timeout(timed_park), one more has_work()
   // check, then an untimed park. Returns true when work may be available or the worker was
   // woken (it is then searching: call found_work() when it gets a task), false once shutdown()
-  // was called. has_work() must be cheap, must not throw, and must not call back into *this;
-  // it is called on this thread only.
+  // was called. has_work() must be cheap, must not throw (a throw terminates the process), and
+  // must not call back into *this; it is called on this thread only. A worker counted as a
+  // searcher beyond max_searching (woken by a claim) skips the spin: at most max_searching
+  // workers spin at once.
   template <class HasWork>
   bool wait_for_work(std::size_t worker, HasWork&& has_work) {
     return wait_for_work(worker, std::forward<HasWork>(has_work), []() noexcept {});
@@ -456,14 +460,20 @@ class IdleCoordinator {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
+  // Checked in every build (one compare and a predicted branch): an index out of range would
+  // otherwise write past slots_ and corrupt the sleep protocol silently.
   Slot& slot(std::size_t worker) noexcept {
-    assert(worker < workers_ && "IdleCoordinator: worker index out of range");
+    if (worker >= workers_) [[unlikely]]
+      bad_worker_index(worker);
     return slots_[worker];
   }
   const Slot& slot(std::size_t worker) const noexcept {
-    assert(worker < workers_ && "IdleCoordinator: worker index out of range");
+    if (worker >= workers_) [[unlikely]]
+      bad_worker_index(worker);
     return slots_[worker];
   }
+  // Prints the index and workers() to stderr and aborts.
+  [[noreturn, gnu::cold]] void bad_worker_index(std::size_t worker) const noexcept;
 
   // others_working: the state word our own RMW wrote shows another worker working, and the
   // asymmetric barrier is in use: a re-check that finds nothing must be repeated after (H).
@@ -546,6 +556,10 @@ class IdleCoordinator {
 template <class HasWork, class OnWake>
 bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake) {
   static_assert(noexcept(on_wake()), "IdleCoordinator::wait_for_work: on_wake must be noexcept");
+  // has_work() must not throw: an exception here would leave this worker counted as a searcher
+  // or sleeper, and every later notify_work() would rely on it. Called through a noexcept
+  // wrapper, a throw terminates the process at once instead of hanging it later.
+  auto check = [&has_work]() noexcept -> bool { return static_cast<bool>(has_work()); };
   Slot& s = slot(worker);
   // Relaxed: only a fast exit; the shutdown bit is re-read under mutex_ before any park.
   if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
@@ -560,11 +574,19 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
     s.idle_since_ns = start.time_since_epoch().count();
     s.idle_since_tick = detail::idle_ticks();
   }
-  if (s.spin_budget_ns > 0 && try_start_searching(worker)) {
+  // A worker already counted as a searcher (woken by a claim, or withdrawn) may be one of more
+  // than max_searching: claims and withdrawals add to S without the cap, since a woken worker
+  // must search. Such a worker spins only if S is within the cap; otherwise it goes straight to
+  // the announce, which removes it from S. Every spinner saw S <= max_searching with itself
+  // counted, and stays counted while it spins, so no more than max_searching spin at once: the
+  // last one to start would have seen them all (each RMW that added to S precedes, in state_'s
+  // modification order, the one that added its own count, which its load follows: coherence).
+  if (s.spin_budget_ns > 0 && try_start_searching(worker) &&
+      searching_of(state_.load(std::memory_order_relaxed)) <= max_searching_) {
     const auto deadline = start + std::chrono::nanoseconds(s.spin_budget_ns);
     const bool yields = s.spin_budget_ns >= detail::kSpinYieldMinBudget.count();  // see there
     for (unsigned i = 1;; ++i) {
-      if (has_work()) {
+      if (check()) {
         on_spin_hit(s);
         return true;  // still searching: the caller's found_work() ends it
       }
@@ -593,10 +615,10 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
   // submitter's publish ; fence (N1) ; load (N2) in notify_work(). See pool/SLEEP.md.
   const Announce announced = announce_sleep(worker);
   if (announced == Announce::shutdown) return false;
-  bool found = has_work();
+  bool found = check();
   if (!found && announced == Announce::others_working) {
     heavy_barrier();  // (H): now the re-check also sees notify_work_local() publications
-    found = has_work();
+    found = check();
   }
   if (found) {
     adapt_after_sleep(s);
@@ -614,7 +636,7 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
     on_timed_out(s);
     // Still announced (in sleepers_, counted in P): this check is a safety net, not part of the
     // handshake. If it sees work, withdraw (which copes with a claim racing the timeout).
-    if (has_work()) return withdraw(worker);
+    if (check()) return withdraw(worker);
   }
   bump(s.parks);
   s.parker.park();
