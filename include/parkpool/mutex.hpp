@@ -14,7 +14,10 @@
 // Fairness: unfair by default (a running thread may barge in ahead of parked ones, which is what
 // makes it fast), with eventual fairness: about every 0.5 ms per parking-lot bucket, and always
 // with unlock_fair(), unlock hands the lock directly to the first parked thread (FIFO), so no
-// waiter starves; a lock held for more than ~1 ms is handed off fairly on unlock.
+// waiter starves. A bucket's fair unpark comes at most 1 ms after the previous one (a random
+// delay in [0, 1 ms)), so a lock held for more than 1 ms is handed off fairly on unlock when its
+// key has the bucket to itself; keys that hash to the same bucket share that timer, and another
+// key's unpark may take the fair turn first.
 // Spinning: a thread spins briefly (parking_lot::SpinWait, <1 us plus a few yields) only while
 // nobody is parked; once a thread is parked, newcomers park right away.
 // Past deadlines: try_lock_until/for with a deadline already passed still tries once (and spins
