@@ -57,27 +57,11 @@ class SharedMutex {
   bool try_lock_until(const std::chrono::time_point<C, D>& deadline) noexcept {
     return try_lock() || lock_slow(parking_lot::deadline_at(deadline));
   }
-  void unlock() noexcept {
-    deadlock::release_resource(this);
-    std::uint32_t expected = kWriterBit;
-    // (S2) release: pairs with (S1)/(S3).
-    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-      unlock_slow(false);
-    }
-  }
+  void unlock() noexcept { unlock_impl(false); }
   // unlock(), but if threads wait, the lock is handed to them directly (a fair unlock): to a
   // writer at the head of the queue, or else to every queued reader together with the first
   // queued writer, which then waits for those readers to leave. Nobody can barge in between.
-  void unlock_fair() noexcept {
-    deadlock::release_resource(this);
-    std::uint32_t expected = kWriterBit;
-    // (S2) release, as in unlock().
-    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-      unlock_slow(true);
-    }
-  }
+  void unlock_fair() noexcept { unlock_impl(true); }
 
   // Shared.
   void lock_shared() noexcept {
@@ -141,6 +125,15 @@ class SharedMutex {
   static constexpr std::uint32_t kOneReader = 8;
   static constexpr std::uint32_t kMaxReaders = ~std::uint32_t{0} - kOneReader + 1;
 
+  void unlock_impl(bool fair) noexcept {
+    deadlock::release_resource(this);
+    std::uint32_t expected = kWriterBit;
+    // (S2) release: pairs with (S1)/(S3).
+    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      unlock_slow(fair);
+    }
+  }
   bool lock_slow(const parking_lot::Deadline& deadline) noexcept;
   bool wait_for_readers(const parking_lot::Deadline& deadline) noexcept;
   void unlock_slow(bool force_fair) noexcept;

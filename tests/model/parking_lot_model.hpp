@@ -245,25 +245,8 @@ class Lot {
   // one batched wake per home word (src/parking_lot.cpp's wake_list).
   template <class Callback>
   UnparkResult unpark_all(int key, Callback callback) {
-    bucket_.lock($);
-    UnparkResult r;
-    int list[kMaxThreads];
-    int n = 0;
-    for (int t = first_on(key); t >= 0; t = first_on(key)) {
-      key_[t]($) = kNoKey;
-      waiters_.fetch_sub(1, rl::mo_relaxed, $);
-      list[n++] = t;
-    }
-    r.unparked = n;
-    if (n != 0) r.be_fair = rl::rand(2) == 1;
-    const int token = callback(r);
-    for (int i = 0; i < n; ++i) {
-      token_[list[i]]($) = token;
-      state_[list[i]].store(kWaking, rl::mo_relaxed, $);
-    }
-    bucket_.unlock($);
-    wake_list(list, n, key);
-    return r;
+    return unpark_filter(
+        key, [](int) { return kFilterUnpark; }, callback);
   }
 
   // parking_lot::unpark_filter: the threads on `key` in FIFO order; filter(park_token) returns
