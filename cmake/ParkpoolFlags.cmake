@@ -17,6 +17,11 @@ if(PARKPOOL_SANITIZE)
   if(NOT _pp_san MATCHES "^(address,undefined|undefined,address|thread|address|undefined)$")
     message(FATAL_ERROR "PARKPOOL_SANITIZE must be 'address;undefined' or 'thread', got '${PARKPOOL_SANITIZE}'")
   endif()
+  # float-cast-overflow is not part of "undefined" (GCC and Clang): a floating-point timeout
+  # that is NaN or out of range must not reach an integer conversion.
+  if(_pp_san MATCHES "undefined")
+    string(APPEND _pp_san ",float-cast-overflow")
+  endif()
   target_compile_options(parkpool_internal_flags INTERFACE
     -fsanitize=${_pp_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(parkpool_internal_flags INTERFACE -fsanitize=${_pp_san})

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <latch>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -399,6 +400,23 @@ TEST(Parker, CustomClockDeadlineTimesOutOnThatClock) {
   EXPECT_EQ(p.park_deadline(SlowClock::now() + 1h), UnparkReason::unparked);
 }
 
+// A coarse deadline on a clock other than steady_clock/system_clock: hours near max() is forever
+// and hours near min() is in the past, as on steady_clock (no overflow converting to the clock's
+// microseconds).
+TEST(Parker, CustomClockCoarseDeadlinesSaturate) {
+  using H = std::chrono::time_point<SlowClock, std::chrono::hours>;
+  Parker p;
+  EXPECT_EQ(p.park_deadline(H(std::chrono::hours::min() + std::chrono::hours(1))),
+            UnparkReason::timed_out);
+  std::thread t([&p, u = p.unparker()] {
+    EXPECT_TRUE(parkpool::test::wait_until_parked(p)) << "the owner never slept";
+    u.unpark();
+  });
+  EXPECT_EQ(p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1))),
+            UnparkReason::unparked);
+  t.join();
+}
+
 // --- Signals: EINTR inside the wait must not produce an early return.
 std::atomic<int> g_signals{0};
 void on_signal(int) { g_signals.fetch_add(1, std::memory_order_relaxed); }
@@ -558,6 +576,26 @@ TEST(Parker, SpinEndsThenSleeps) {
   ASSERT_TRUE(parkpool::test::wait_until_parked(p)) << "the spinner never went to sleep";
   p.unparker().unpark();
   t.join();
+}
+
+TEST(Parker, NanTimeoutTriesTheTokenAndReturns) {
+  // A floating-point NaN timeout is "now", like 0: no UB converting it (the asan stage's
+  // -fsanitize=float-cast-overflow reports one), no wait.
+  const auto nan = std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN());
+  Parker p;
+  EXPECT_EQ(p.park_timeout(nan), UnparkReason::timed_out);
+  p.unparker().unpark();
+  EXPECT_EQ(p.park_timeout(nan), UnparkReason::unparked);
+  EXPECT_EQ(p.park_timeout(nan), UnparkReason::timed_out);
+}
+
+TEST(Parker, SpinRespectsASystemClockDeadline) {
+  Parker p(ParkerOptions{std::chrono::seconds(10)});
+  const auto start = Clock::now();
+  EXPECT_EQ(p.park_deadline(std::chrono::system_clock::now() + 20ms), UnparkReason::timed_out);
+  const auto elapsed = Clock::now() - start;
+  EXPECT_GE(elapsed, 20ms);
+  EXPECT_LT(elapsed, 5s) << "spun past the deadline";
 }
 
 TEST(Parker, SpinRespectsTheDeadline) {

@@ -7,6 +7,7 @@
 #include <barrier>
 #include <chrono>
 #include <latch>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -487,6 +488,15 @@ TEST(Deadline, SaturatesHugeTimeoutsAndClampsNegativeOnes) {
   const auto s = pl::deadline_at(std::chrono::system_clock::now() + 1h);
   ASSERT_TRUE(s.has_value());
   EXPECT_GT(*s, std::chrono::steady_clock::now() + 59min);
+}
+
+TEST(Deadline, NanTimeoutMeansNow) {
+  // A floating-point NaN fails every comparison; converting it to integer nanoseconds is UB
+  // (the asan stage's -fsanitize=float-cast-overflow reports it). It means "now", like 0.
+  const auto nan = std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN());
+  const auto d = pl::deadline_after(nan);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_LE(*d, std::chrono::steady_clock::now());
 }
 
 TEST(Deadline, TimePointsTooFarToRepresentMeanNoDeadline) {

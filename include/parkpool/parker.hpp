@@ -18,8 +18,10 @@
 // Thread safety
 //   Only the thread that owns the Parker may call park*, and only one thread at a time: the
 //   Parker is movable (to hand it to the thread that will park) but not copyable. Unparker is
-//   copyable and unpark() may be called from any number of threads concurrently, including from
-//   signal handlers of other threads (it is async-signal-safe: one atomic and one syscall).
+//   copyable and unpark() may be called from any number of threads concurrently. With the futex
+//   backend it may also be called from signal handlers (it is async-signal-safe: one atomic and
+//   one syscall); the portable backend's unpark() locks a std::mutex and notifies a
+//   std::condition_variable, which are not async-signal-safe.
 //
 // Memory ordering
 //   Everything a thread wrote before unpark() happens-before everything after the park call that
@@ -33,7 +35,8 @@
 //   has passed. Spurious futex returns and signals (EINTR) are absorbed inside.
 //
 // Deadlines
-//   park_timeout(d): d <= 0 tries to take the token and returns at once; nanoseconds::max() and
+//   park_timeout(d): d <= 0 (or a floating-point NaN) tries to take the token and returns at
+//   once; nanoseconds::max() and
 //   any timeout beyond ~285 years mean forever. d may be any duration: one too large for
 //   nanoseconds (hours::max()) saturates to forever, one too negative to "now", instead of
 //   overflowing in the conversion. park_deadline(tp) accepts a time_point of any
@@ -57,7 +60,8 @@
 //
 // Backends
 //   Linux: futex on the state word (default). Elsewhere, or with PARKPOOL_PORTABLE_BACKEND:
-//   std::mutex + std::condition_variable, same protocol, same contract.
+//   std::mutex + std::condition_variable, same protocol, same contract except async-signal
+//   safety (see "Thread safety").
 #pragma once
 
 #include <chrono>
@@ -221,10 +225,16 @@ class Parker {
       return park_until(detail::Deadline::realtime(ns));
     } else {
       // Any other clock: wait in steady_clock slices until Clock itself reaches the deadline.
+      // The distance is computed in long double, as parking_lot::deadline_at does: comparing or
+      // subtracting the time points converts a coarse deadline to Clock::duration first, a
+      // signed overflow for one beyond that range (hours near max() or min()).
+      using LongNs = std::chrono::duration<long double, std::nano>;
       for (;;) {
-        const auto now = Clock::now();
-        if (now >= deadline) return UnparkReason::timed_out;
-        const UnparkReason r = park_timeout_slow(detail::saturating_ns(deadline - now));
+        const LongNs left =
+            LongNs(deadline.time_since_epoch()) - LongNs(Clock::now().time_since_epoch());
+        if (left.count() <= 0) return UnparkReason::timed_out;
+        const std::int64_t left_ns = detail::saturating_ns(left);
+        const UnparkReason r = park_timeout_slow(left_ns > 0 ? left_ns : 1);
         if (r == UnparkReason::unparked) return r;
       }
     }

@@ -299,7 +299,7 @@ Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept;
 template <class Rep, class Period>
 Deadline deadline_after(const std::chrono::duration<Rep, Period>& timeout) noexcept {
   using std::chrono::nanoseconds;
-  if (timeout <= timeout.zero()) return Clock::now();
+  if (!(timeout > timeout.zero())) return Clock::now();  // also NaN: "now", not UB below
   // Compare in long double so that durations beyond the nanosecond range saturate instead of
   // overflowing.
   const long double ns = std::chrono::duration<long double, std::nano>(timeout).count();

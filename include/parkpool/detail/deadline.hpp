@@ -31,6 +31,7 @@ template <class Rep, class Period>
 constexpr std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
   using LongNs = std::chrono::duration<long double, std::nano>;
   const long double v = std::chrono::duration_cast<LongNs>(d).count();
+  if (v != v) return 0;  // NaN (a floating-point Rep): "now"; casting it to int64 would be UB
   constexpr long double kMax = 9.0e18L;  // ~285 years: anything above is "forever"
   if (v >= kMax) return kForeverNs;
   if (v <= -kMax) return -kForeverNs;
