@@ -94,6 +94,22 @@ TEST(ParallelFor, AfterShutdownThrowsPoolClosedWhateverTheRange) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(ParallelFor, NegativeGrainThrowsAndAnyIntegralGrainWorks) {
+  // A negative grain used to convert to SIZE_MAX: one chunk, the whole range on the caller.
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> calls{0};
+  auto body = [&](int) { calls.fetch_add(1); };
+  EXPECT_THROW(parallel_for(pool, 0, 1000, body, -1), std::invalid_argument);
+  EXPECT_THROW(parallel_for(pool, 0, 1000, body, std::int64_t{-64}), std::invalid_argument);
+  EXPECT_EQ(calls.load(), 0);
+  std::vector<std::atomic<int>> hits(1000);
+  auto mark = [&](int i) { hits[static_cast<std::size_t>(i)].fetch_add(1); };
+  parallel_for(pool, 0, 1000, mark, 7);                  // int
+  parallel_for(pool, 0, 1000, mark, std::uint16_t{64});  // narrow unsigned
+  parallel_for(pool, 0, 1000, mark, 0L);                 // automatic
+  for (const auto& h : hits) EXPECT_EQ(h.load(), 3);
+}
+
 TEST(ParallelFor, OneChunkRunsOnTheCallingThread) {
   ThreadPool pool(with_threads(2));
   const auto caller = std::this_thread::get_id();

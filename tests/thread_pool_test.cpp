@@ -420,10 +420,11 @@ TEST(ThreadPool, WakesSleepingWorkersAfterIdle) {
   for (int round = 0; round < 20; ++round) {
     // Wait (bounded) until every worker is in a park (a park counted and not yet ended), then
     // submit: the task must wake a sleeper. A condition polled on the pool's own counters.
-    parkpool::test::TimeBudget budget(1000ms);
+    parkpool::test::TimeBudget budget(10s);
     for (;;) {
       const auto t = pool.stats().total;
-      if (t.parks - t.unparks - t.timed_out_parks == pool.size() || budget.exhausted()) break;
+      if (t.parks - t.unparks - t.timed_out_parks == pool.size()) break;
+      ASSERT_FALSE(budget.exhausted()) << "round " << round << ": the workers never all parked";
       std::this_thread::yield();
     }
     EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);
@@ -459,6 +460,38 @@ TEST(ThreadPool, InlinePostedTaskKeepsItsCapturesAcrossANestedWait) {
   while (out.load() == 0) std::this_thread::yield();  // A is g's one waiter until it returns
   EXPECT_EQ(out.load(), kMagic);
   g.wait();  // already done; only one thread waits on a group at a time
+}
+
+TEST(ThreadPool, StatsCountASubmittedTaskBeforeItsFutureIsReady) {
+  // Once get() returned, stats() includes the task (it was counted after the future became
+  // ready: 159,215 of 200,000 snapshots were one short, found by review). Also through the
+  // exception and reference-returning paths.
+  ThreadPool pool(with_threads(2));
+  int target = 0;
+  std::uint64_t short_snapshots = 0;
+  std::atomic<int> runs{0};
+  for (int i = 0; i < 4000; ++i) {
+    switch (i % 4) {
+      case 3:
+        pool.submit([&runs] { runs.fetch_add(1); }).get();
+        break;
+      case 0:
+        EXPECT_EQ(pool.submit([i] { return i; }).get(), i);
+        break;
+      case 1:
+        EXPECT_THROW(pool.submit([]() -> int { throw std::runtime_error("x"); }).get(),
+                     std::runtime_error);
+        break;
+      default:
+        EXPECT_EQ(&pool.submit([&target]() -> int& { return target; }).get(), &target);
+        break;
+    }
+    const auto st = pool.stats();
+    if (st.tasks_accepted != st.total.tasks_run + st.total.tasks_cancelled) ++short_snapshots;
+  }
+  EXPECT_EQ(short_snapshots, 0U);
+  EXPECT_EQ(runs.load(), 1000);
+  EXPECT_EQ(pool.stats().total.tasks_run, 4000U);
 }
 
 TEST(ThreadPool, StatsAreConsistentWhenQuiescent) {
@@ -627,6 +660,84 @@ TEST(ThreadPool, WorkersWaitingForALongTaskAtShutdownDoNotSpin) {
   closer.join();
   EXPECT_LT(used, 0.05 * 0.2) << "two waiting workers used " << used * 1e3
                               << " ms of CPU in 200 ms of shutdown";
+}
+
+// The final drain: a worker that took a task while counted idle let the others leave, and the
+// task then ran alone; one that blocked on a task it posted hung shutdown() (found by review).
+// Deterministic with the pool's test hook, which holds the worker that took the task (X) at that
+// point until the other worker leaves, or 2 s. With the old drain the other worker left at once
+// and shutdown() hung (the ctest TIMEOUT reports it); now it must keep draining and run y.
+std::atomic<bool> g_drain_hook_armed{false};
+std::atomic<bool> g_drain_hook_entered{false};
+std::atomic<bool> g_drain_worker_left{false};
+
+void hold_the_drained_task() {
+  if (!g_drain_hook_armed.exchange(false)) return;
+  g_drain_hook_entered.store(true);
+  const auto end = std::chrono::steady_clock::now() + 2s;
+  while (!g_drain_worker_left.load() && std::chrono::steady_clock::now() < end) {
+    std::this_thread::yield();
+  }
+}
+
+template <class Pred>
+bool wait_for(Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST(ThreadPoolShutdown, DrainKeepsEveryWorkerWhileOneHoldsATaskItTook) {
+  using Core = parkpool::detail::PoolCore;
+  g_drain_hook_armed = false;
+  g_drain_hook_entered = false;
+  g_drain_worker_left = false;
+  Core::drain_took_task_hook_for_test.store(&hold_the_drained_task);
+  PoolOptions o = with_threads(2);
+  o.on_thread_stop = [](std::size_t) { g_drain_worker_left.store(true); };
+  std::atomic<bool> y_ran{false};
+  {
+    ThreadPool pool(o);
+    Core& core = parkpool::detail::PoolAccess::core(pool);
+    pool.post([&] {  // T0, on worker C
+      // The other worker, A, is draining and counts itself idle.
+      EXPECT_TRUE(wait_for([&] { return core.shut_down() && core.drain_idle_for_test() == 1; }));
+      g_drain_hook_armed = true;
+      pool.post([&] {  // X: into C's deque; A takes it (the hook holds A there)
+        auto y = pool.submit([&] { y_ran = true; });  // into A's deque
+        y.get();                                      // blocks A without helping: C must take y
+      });
+      EXPECT_TRUE(wait_for([] { return g_drain_hook_entered.load(); }));
+    });
+    pool.shutdown();
+  }
+  Core::drain_took_task_hook_for_test.store(nullptr);
+  EXPECT_TRUE(g_drain_hook_entered.load());
+  EXPECT_TRUE(y_ran.load());
+}
+
+TEST(ThreadPoolShutdown, ShutdownFromOnThreadStopThrowsInsteadOfDeadlocking) {
+  // on_thread_stop runs on a worker that shutdown() is joining: waiting there for the join would
+  // deadlock. It throws std::logic_error, as from a task.
+  std::atomic<int> threw{0};
+  ThreadPool* self = nullptr;
+  PoolOptions o = with_threads(2);
+  o.on_thread_stop = [&](std::size_t) {
+    try {
+      self->shutdown();
+    } catch (const std::logic_error&) {
+      threw.fetch_add(1);
+    }
+  };
+  {
+    ThreadPool pool(o);
+    self = &pool;
+    pool.shutdown();
+    EXPECT_EQ(threw.load(), 2);
+  }
 }
 
 }  // namespace

@@ -423,8 +423,15 @@ bool PoolCore::injector_backlog(std::uint64_t mine) const noexcept {
   idle_.notify_work([this, mine] { return injector_backlog(mine); });
 }
 
+namespace {
+// The pool whose on_thread_stop hook runs on this thread (its worker has stopped being one).
+thread_local const PoolCore* tl_stopping_pool = nullptr;
+}  // namespace
+
 void PoolCore::shutdown() {
-  if (local_worker() != nullptr) {
+  // From on_thread_stop the thread is no longer a worker, but shutdown() is joining it: waiting
+  // for the join there would deadlock on shutdown_mutex_.
+  if (local_worker() != nullptr || tl_stopping_pool == this) {
     throw std::logic_error(
         "parkpool::ThreadPool::shutdown() called from a task of the same pool: it would wait "
         "for itself");
@@ -500,29 +507,39 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
 
   // Drain (INV-G1: every accepted external task is in the injector once draining_ is set).
   for (unsigned b = 0; !draining_.load(std::memory_order_acquire);) drain_backoff(b);  // (G5)
-  // A worker leaves only when every worker is idle at once: then no task runs anywhere, so no
-  // task can be pushed any more, and each worker emptied its own deque before counting itself.
-  // (A worker that merely exited when *it* found nothing could strand a task that a still
-  // running task pushed and then blocks on.)
+  // A worker leaves only when every worker is counted idle at once (a worker that merely exited
+  // when *it* found nothing could strand a task that a still running task pushed and then blocks
+  // on). A counted worker holds no task: it leaves the count *before* it looks for one, and
+  // re-enters it when it found none. So when the count reaches workers_.size(), no worker runs
+  // or holds a task, each emptied its own deque before it counted itself (only its owner fills a
+  // deque), and the closed injector was empty: nothing can be pushed any more. (Until
+  // 2026-12-06 a worker left the count only after find_task() succeeded, so it could hold a task
+  // it had just stolen while still counted; the others could then leave, and that task ran
+  // alone: one that blocked on a task it posted hung shutdown().)
   bool counted = false;
   unsigned backoff = 0;
   for (;;) {
+    if (counted) {
+      // seq_cst with the RMWs: all workers agree on one order of idle/busy transitions.
+      if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
+      if (!w.any_work()) {
+        drain_backoff(backoff);
+        continue;
+      }
+      drain_idle_.fetch_sub(1, std::memory_order_seq_cst);
+      counted = false;
+    }
     if (TaskBase* t = w.find_task()) {
       backoff = 0;
-      if (counted) {
-        drain_idle_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: see the load below
-        counted = false;
+      // Relaxed: a test sets it before the pool drains (it is ordered by shutdown()).
+      if (void (*hook)() = drain_took_task_hook_for_test.load(std::memory_order_relaxed)) {
+        hook();
       }
       t->fn(t, true);
       continue;
     }
-    if (!counted) {
-      drain_idle_.fetch_add(1, std::memory_order_seq_cst);
-      counted = true;
-    }
-    // seq_cst with the RMWs above: all workers agree on one order of idle/busy transitions.
-    if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
-    drain_backoff(backoff);
+    drain_idle_.fetch_add(1, std::memory_order_seq_cst);
+    counted = true;
   }
 
   // This worker runs no more tasks: give the blocks of other workers' caches it still holds back
@@ -535,11 +552,13 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
   // never run.
   tl_current_worker = nullptr;
   if (options_.on_thread_stop) {
+    tl_stopping_pool = this;
     try {
       options_.on_thread_stop(i);
     } catch (...) {
       report_post_exception(w, std::current_exception());
     }
+    tl_stopping_pool = nullptr;
   }
 }
 

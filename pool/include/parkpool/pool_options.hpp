@@ -27,7 +27,8 @@ struct PoolOptions {
   /// Called on each worker thread, with its index, before it runs any task / after its last one.
   /// An exception thrown by a hook is passed to on_post_exception. on_thread_stop runs once the
   /// pool has shut down (no worker runs tasks any more): submit() or post() from it throws
-  /// pool_closed, as from any other thread after shutdown().
+  /// pool_closed, as from any other thread after shutdown(); shutdown() from it throws
+  /// std::logic_error (the pool's shutdown is joining that thread).
   std::function<void(std::size_t worker)> on_thread_start;
   std::function<void(std::size_t worker)> on_thread_stop;
   /// Receives exceptions that escape post() tasks (submit() delivers them to its future, TaskGroup

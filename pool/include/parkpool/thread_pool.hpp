@@ -24,20 +24,24 @@
 //                    group has pending tasks when called on a worker (never blocks a worker; the
 //                    tasks it runs nest on the waiter's stack); on another thread it blocks.
 //   join(pool, a, b) runs a here while b is offered to thieves; no heap allocation on a worker
-//                    (b's job lives on this stack frame); results returned as a std::pair, void as
-//                    std::monostate, by value. Below the 8 outermost joins on a worker, b is kept
-//                    private (no fence, no atomic) while no worker is idle; the first join that
-//                    sees an idle worker publishes every private b (oldest first) to thieves, so
-//                    an idle worker waits at most until the owner's next join for that (small)
-//                    work (detail/pool_core.hpp, WorkerContext::private_jobs). From a non-worker
-//                    thread the whole join is injected as a stack job and the caller blocks
-//                    until a worker has run it.
+//                    (b's job lives on this stack frame), except that a nest holding more b's
+//                    than a worker's deque ring (256 at first) grows the ring, which is then kept
+//                    for the pool's lifetime (measured: 18 allocations for the first nest 10,000
+//                    deep, none for the next; std::bad_alloc is possible from join then); results
+//                    returned as a std::pair, void as std::monostate, by value. Below the 8
+//                    outermost joins on a worker, b is kept private (no fence, no atomic) while no
+//                    worker is idle; the first join that sees an idle worker publishes every
+//                    private b (oldest first) to thieves, so an idle worker waits at most until the
+//                    owner's next join for that (small) work (detail/pool_core.hpp,
+//                    WorkerContext::private_jobs). From a non-worker thread the whole join is
+//                    injected as a stack job and the caller blocks until a worker has run it.
 //   parallel_for     recursive halving with join down to `grain` indices per leaf.
 //
 // Thread safety
 //   Every member function of ThreadPool may be called from any thread, including from tasks,
-//   except: shutdown() from a task of the same pool throws std::logic_error instead of
-//   deadlocking, and so destroying the pool from one of its own tasks calls std::terminate (the
+//   except: shutdown() from a task of the same pool, or from its on_thread_stop hook, throws
+//   std::logic_error instead of deadlocking (shutdown() is joining that very thread), and so
+//   destroying the pool from one of its own tasks calls std::terminate (the
 //   destructor calls shutdown() and cannot throw). A TaskGroup's run() may be called by its owner
 //   and by its own running tasks; wait() by one thread at a time.
 //
@@ -120,6 +124,9 @@ struct PoolStats {
   WorkerStats total;                    // sum over workers
   std::uint64_t external_accepted = 0;  // tasks accepted from non-worker threads
   // external_accepted + total.spawned. When quiescent: == total.tasks_run + total.tasks_cancelled.
+  // Quiescent: after shutdown(); or once every accepted task was a submit() whose future is
+  // ready (a submitted task is counted before its future becomes ready; a post() task, after it
+  // returned, with nothing the caller can wait for).
   std::uint64_t tasks_accepted = 0;
 };
 
@@ -156,17 +163,30 @@ struct SubmitTask final : TaskBase {
   static void execute(TaskBase* self, bool run) noexcept {
     auto* t = static_cast<SubmitTask*>(self);
     if (run) {
+      // Counted before the future becomes ready, so that stats() read after get() returned
+      // includes this task.
+      auto& tasks_run = tl_current_worker->tasks_run;
+      bool counted = false;
       try {
         if constexpr (std::is_void_v<R>) {
           std::apply(std::move(t->f), std::move(t->args));
+          tasks_run.bump();
+          counted = true;
           t->promise.set_value();
         } else {
-          t->promise.set_value(std::apply(std::move(t->f), std::move(t->args)));
+          decltype(auto) r = std::apply(std::move(t->f), std::move(t->args));
+          tasks_run.bump();
+          counted = true;
+          if constexpr (std::is_reference_v<R>) {
+            t->promise.set_value(r);
+          } else {
+            t->promise.set_value(std::move(r));
+          }
         }
       } catch (...) {
+        if (!counted) tasks_run.bump();
         t->promise.set_exception(std::current_exception());
       }
-      tl_current_worker->tasks_run.bump();
     }
     delete_task(t);  // not run: the promise breaks (the submit that failed already threw)
   }
@@ -306,6 +326,10 @@ class ThreadPool {
 
   /// Runs f(args...) once on a worker; the result or exception goes to the future.
   /// Throws pool_closed after shutdown (from a non-worker thread), or std::bad_alloc.
+  /// The task (its copy of f and args) is destroyed on the worker after the future becomes
+  /// ready, as with a std::packaged_task run by a pool: destructors of what f captured may still
+  /// be running when get() returns. Capture nothing whose destruction the caller waits for;
+  /// TaskGroup::run destroys the callable before wait() can return.
   template <class F, class... Args>
   auto submit(F&& f, Args&&... args)
       -> std::future<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
@@ -338,7 +362,8 @@ class ThreadPool {
                                 detail::new_task<detail::PostTask<D>>(*core_, std::forward<F>(f)));
   }
 
-  /// See the header comment. Throws std::logic_error when called from a task of this pool.
+  /// See the header comment. Throws std::logic_error when called from a task of this pool or
+  /// from its on_thread_stop hook.
   void shutdown();
   std::size_t size() const noexcept;
   PoolStats stats() const;
@@ -508,10 +533,18 @@ class TaskGroup {
 /// the same one (`parallel_for(pool, std::size_t{0}, v.size(), body)`). Returns when all calls
 /// have returned; rethrows the first exception (other chunks may then not run). A range of one
 /// chunk runs on the calling thread. Throws pool_closed when called from a thread that is not a
-/// worker of the pool after shutdown(), whatever the range (no call of body is made).
-template <class Index, class Body>
-void parallel_for(ThreadPool& pool, Index first, Index last, Body&& body, std::size_t grain = 0) {
+/// worker of the pool after shutdown(), whatever the range (no call of body is made). `grain`
+/// may be of any integral type; a negative one throws std::invalid_argument (before any call of
+/// body), where a conversion to std::size_t would have made it one chunk on the caller.
+template <class Index, class Body, class Grain = std::size_t>
+void parallel_for(ThreadPool& pool, Index first, Index last, Body&& body, Grain grain_arg = 0) {
   static_assert(std::is_integral_v<Index>, "parallel_for: Index must be an integral type");
+  static_assert(std::is_integral_v<Grain> && !std::is_same_v<Grain, bool>,
+                "parallel_for: grain must be an integral type");
+  if constexpr (std::is_signed_v<Grain>) {
+    if (grain_arg < 0) throw std::invalid_argument("parkpool::parallel_for: negative grain");
+  }
+  std::size_t grain = static_cast<std::size_t>(grain_arg);
   // A range of one chunk runs on the caller without the pool (below): after shutdown() a caller
   // off the pool must still get pool_closed, as it does from join() for a larger range.
   if (detail::PoolAccess::core(pool).shut_down() && !pool.running_in_this_thread()) {

@@ -204,9 +204,17 @@ class ChaseLevDeque {
     }
     r->put(b, item);
     // (D2) release: publishes the slot (and everything the owner wrote before push) to a thief
-    // that reads this bottom_ with acquire (D5). The paper's release fence + relaxed store;
-    // a release store is the same on every target and TSAN understands it.
+    // that reads bottom_ with acquire (D5). A thief may read a value of bottom_ written by a
+    // later relaxed store in pop(), which heads no release sequence (C++20 [intro.races]: only
+    // RMWs continue one); the paper's release *fence* covers every later store of the owner, a
+    // release store only itself. So: the paper's fence + relaxed store. (Under TSAN, which does
+    // not model fences, pop()'s bottom_ stores are seq_cst, which also makes them releases.)
+#if PARKPOOL_DEQUE_TSAN
     bottom_.store(b + 1, std::memory_order_release);
+#else
+    std::atomic_thread_fence(std::memory_order_release);
+    bottom_.store(b + 1, std::memory_order_relaxed);
+#endif
     return true;
   }
 

@@ -471,6 +471,14 @@ class PoolCore {
   // read, nothing is read through it; a caller ordered after shutdown() sees it by coherence.
   bool shut_down() const noexcept { return draining_.load(std::memory_order_relaxed); }
 
+  // Tests only: how many workers count themselves idle in the final drain (a snapshot), and a
+  // hook a drain calls right after it took a task, before running it (nullptr: none). The hook
+  // lets a test hold a worker at the point where it holds a task it took during the drain.
+  std::size_t drain_idle_for_test() const noexcept {
+    return drain_idle_.load(std::memory_order_relaxed);
+  }
+  static inline std::atomic<void (*)()> drain_took_task_hook_for_test{nullptr};
+
   // Accepts a task or throws (pool_closed; std::bad_alloc). On a worker of this pool: local deque
   // (accepted even while shutdown drains, so accepted work can finish); elsewhere: the injector.
   void schedule(TaskBase* t) {
