@@ -91,14 +91,6 @@ UnparkReason Parker::park_until(const detail::Deadline& deadline) noexcept {
                                : detail::monotonic_now_ns();
   // A past deadline: the fast path already tried the token; no syscall.
   if (deadline.ns <= now) return UnparkReason::timed_out;
-  if (deadline.clock == detail::Deadline::Clock::realtime) {
-    // The protocol's spin measures time on the monotonic clock and can clamp only a monotonic
-    // deadline: bound the spin here by what is left of the wall-clock deadline.
-    detail::ParkerInner& in = *unparker_.inner_;
-    const std::int64_t left = deadline.ns - now;
-    return Protocol::park_slow(in.state, in.backend, deadline,
-                               in.spin_ns < left ? in.spin_ns : left);
-  }
   return park_slow(deadline);
 }
 

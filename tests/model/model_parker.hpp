@@ -98,6 +98,7 @@ struct ModelParkerBackend {
     rl::rl_futex(&w.v, rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
   }
   static std::int64_t monotonic_ns() { return 0; }
+  static std::int64_t realtime_ns() { return 0; }
   static void cpu_relax() {}
 };
 

@@ -50,6 +50,7 @@ struct FutexBackend {
   static WaitStatus wait(Word& word, std::uint32_t expected, const Deadline& deadline) noexcept;
   static void wake_one(Word& word) noexcept;
   static std::int64_t monotonic_ns() noexcept { return monotonic_now_ns(); }
+  static std::int64_t realtime_ns() noexcept { return realtime_now_ns(); }
   static void cpu_relax() noexcept { detail::cpu_relax(); }
 };
 #endif
@@ -63,6 +64,7 @@ struct PortableBackend {
   WaitStatus wait(Word& word, std::uint32_t expected, const Deadline& deadline) noexcept;
   void wake_one(Word& word) noexcept;
   static std::int64_t monotonic_ns() noexcept { return monotonic_now_ns(); }
+  static std::int64_t realtime_ns() noexcept { return realtime_now_ns(); }
   static void cpu_relax() noexcept { detail::cpu_relax(); }
 
   std::mutex mutex;

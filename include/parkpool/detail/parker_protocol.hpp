@@ -124,6 +124,12 @@ struct ParkerProtocol {
     const std::int64_t start = Backend::monotonic_ns();
     std::int64_t end = saturating_add(start, spin_ns);
     if (deadline.clock == Deadline::Clock::monotonic && deadline.ns < end) end = deadline.ns;
+    if (deadline.clock == Deadline::Clock::realtime) {
+      // The spin measures monotonic time: a wall-clock deadline caps it by what is left of it
+      // now (before 2026-12-06 it was not capped: a 10 s spin overran a 20 ms deadline).
+      const std::int64_t left = deadline.ns - Backend::realtime_ns();
+      if (left < spin_ns) end = start + (left > 0 ? left : 0);
+    }
     for (;;) {
       // Check the clock every kSpinsPerClockRead pauses: a clock read is ~20-40 ns through the
       // vDSO, a pause ~40 ns on the Xeon VM we measure on (2026-11-21), so the overshoot stays

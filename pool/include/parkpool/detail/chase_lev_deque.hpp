@@ -207,8 +207,8 @@ class ChaseLevDeque {
     // that reads bottom_ with acquire (D5). A thief may read a value of bottom_ written by a
     // later relaxed store in pop(), which heads no release sequence (C++20 [intro.races]: only
     // RMWs continue one); the paper's release *fence* covers every later store of the owner, a
-    // release store only itself. So: the paper's fence + relaxed store. (Under TSAN, which does
-    // not model fences, pop()'s bottom_ stores are seq_cst, which also makes them releases.)
+    // release store only itself. So: the paper's fence + relaxed store. (TSAN does not model
+    // fences: its build keeps the release store, which TSAN checks as before.)
 #if PARKPOOL_DEQUE_TSAN
     bottom_.store(b + 1, std::memory_order_release);
 #else
