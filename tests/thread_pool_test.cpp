@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <latch>
 #include <mutex>
 #include <set>
@@ -46,6 +49,102 @@ TEST(ThreadPool, DefaultThreadsAreTheAvailableCpus) {
   EXPECT_LE(cpus, std::max(1u, std::thread::hardware_concurrency()));
   ThreadPool pool;
   EXPECT_EQ(pool.size(), cpus);
+}
+
+// A fake /proc/self/cgroup and cgroup mount in a temporary directory, for cgroup_cpu_limit().
+class CgroupTree {
+ public:
+  CgroupTree()
+      : root_(std::filesystem::temp_directory_path() /
+              ("parkpool-cgroup-" + std::to_string(::getpid()) + "-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_ / "fs");
+  }
+  ~CgroupTree() {
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+  CgroupTree(const CgroupTree&) = delete;
+  CgroupTree& operator=(const CgroupTree&) = delete;
+  // Writes `text` to fs/<rel> (creating its directories).
+  void file(const std::string& rel, const std::string& text) const {
+    const std::filesystem::path p = root_ / "fs" / rel;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  void proc(const std::string& text) const { std::ofstream(root_ / "proc_cgroup") << text; }
+  std::size_t limit() const {
+    return parkpool::detail::cgroup_cpu_limit((root_ / "proc_cgroup").string(),
+                                              (root_ / "fs").string());
+  }
+
+ private:
+  std::filesystem::path root_;
+};
+
+TEST(AvailableCpus, CgroupV2QuotaIsRoundedUpAndTheTightestAncestorWins) {
+  CgroupTree t;
+  t.proc("0::/app/worker\n");
+  t.file("app/worker/cpu.max", "max 100000\n");
+  EXPECT_EQ(t.limit(), 0u) << "max: no quota";
+  t.file("app/worker/cpu.max", "150000 100000\n");
+  EXPECT_EQ(t.limit(), 2u) << "1.5 CPUs round up";
+  t.file("app/worker/cpu.max", "50000 100000\n");
+  EXPECT_EQ(t.limit(), 1u) << "half a CPU is one worker";
+  t.file("app/worker/cpu.max", "400000 100000\n");
+  t.file("app/cpu.max", "300000 100000\n");
+  EXPECT_EQ(t.limit(), 3u) << "the parent's quota is tighter";
+  t.file("cpu.max", "100000 100000\n");
+  EXPECT_EQ(t.limit(), 1u) << "the root's too";
+}
+
+TEST(AvailableCpus, CgroupV2AtTheNamespaceRootReadsTheMountsRoot) {
+  CgroupTree t;
+  t.proc("0::/\n");
+  t.file("cpu.max", "250000 100000\n");
+  EXPECT_EQ(t.limit(), 3u);
+}
+
+TEST(AvailableCpus, CgroupV1ReadsTheProcessesCpuHierarchyAndItsAncestors) {
+  CgroupTree t;
+  t.proc("12:memory:/elsewhere\n4:cpuacct,cpu:/docker/abc\n1:name=systemd:/docker/abc\n");
+  t.file("cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+  t.file("cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 0u) << "-1: unlimited";
+  t.file("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000\n");
+  t.file("cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 3u) << "the process's own cgroup, not the root";
+  t.file("cpu,cpuacct/docker/cpu.cfs_quota_us", "100000\n");
+  t.file("cpu,cpuacct/docker/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 1u) << "an ancestor's tighter quota";
+}
+
+TEST(AvailableCpus, CgroupV1UnderTheShortMountName) {
+  CgroupTree t;
+  t.proc("3:cpu:/job\n");
+  t.file("cpu/cpu.cfs_period_us", "100000\n");
+  t.file("cpu/job/cpu.cfs_quota_us", "200000\n");
+  t.file("cpu/job/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 2u);
+}
+
+TEST(AvailableCpus, UnreadableOrMalformedCgroupsMeanNoLimit) {
+  CgroupTree t;
+  EXPECT_EQ(t.limit(), 0u) << "no /proc/self/cgroup";
+  t.proc("garbage\n0::/a\n");
+  EXPECT_EQ(t.limit(), 0u) << "no cpu.max anywhere";
+  t.file("a/cpu.max", "lots 100000\n");
+  EXPECT_EQ(t.limit(), 0u) << "a quota that is not a number";
+  t.file("a/cpu.max", "100000 0\n");
+  EXPECT_EQ(t.limit(), 0u) << "a zero period";
+  t.file("a/cpu.max", "100000\n");
+  EXPECT_EQ(t.limit(), 0u) << "no period";
+  t.proc("5:cpuset:/a\n");
+  t.file("cpu/cpu.cfs_period_us", "100000\n");
+  t.file("cpu/a/cpu.cfs_quota_us", "100000\n");
+  t.file("cpu/a/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 0u) << "cpuset is not the cpu controller";
 }
 
 TEST(ThreadPool, SizeIsTheRequestedThreadCount) {

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace parkpool {
@@ -44,43 +45,95 @@ std::size_t quota_cpus(double quota, double period) noexcept {
   return static_cast<double>(whole) < c ? whole + 1 : std::max<std::size_t>(whole, 1);
 }
 
-std::size_t cgroup_cpus() {
-  // cgroup v2: "0::/path" in /proc/self/cgroup; cpu.max is "max 100000" or "<quota> <period>".
-  std::string rel;
+// The controllers field of a /proc/self/cgroup line ("4:cpu,cpuacct:/a/b") names `ctl`.
+bool names_controller(std::string_view controllers, std::string_view ctl) noexcept {
+  for (std::size_t pos = 0;;) {
+    const std::size_t comma = controllers.find(',', pos);
+    if (controllers.substr(pos, comma - pos) == ctl) return true;
+    if (comma == std::string_view::npos) return false;
+    pos = comma + 1;
+  }
+}
+
+// Calls read(dir) for `rel` ("/a/b") and each of its ancestors up to the root ("/a", "").
+template <class Read>
+void for_each_ancestor(std::string rel, Read&& read) {
+  while (!rel.empty() && rel.back() == '/') rel.pop_back();
+  for (;;) {
+    read(rel);
+    if (rel.empty()) return;
+    rel.resize(rel.rfind('/') == std::string::npos ? 0 : rel.rfind('/'));
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+std::size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::string& cgroup_root) {
+  // /proc/self/cgroup: one "id:controllers:path" line per hierarchy. cgroup v2 is the line
+  // "0::path"; a v1 hierarchy lists its controllers ("4:cpu,cpuacct:/path").
+  std::string v2_rel, v1_rel;
+  bool v2 = false, v1 = false;
   {
-    std::ifstream f("/proc/self/cgroup");
+    std::ifstream f(proc_self_cgroup);
     std::string line;
     while (std::getline(f, line)) {
-      if (line.rfind("0::", 0) == 0) rel = line.substr(3);
+      const std::size_t a = line.find(':');
+      const std::size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+      if (b == std::string::npos) continue;  // not a cgroup line
+      const std::string_view controllers = std::string_view(line).substr(a + 1, b - a - 1);
+      if (line.compare(0, a, "0") == 0 && controllers.empty()) {
+        v2 = true;
+        v2_rel = line.substr(b + 1);
+      } else if (names_controller(controllers, "cpu")) {
+        v1 = true;
+        v1_rel = line.substr(b + 1);
+      }
     }
   }
   std::size_t best = 0;
   auto consider = [&best](std::size_t n) {
     if (n != 0 && (best == 0 || n < best)) best = n;
   };
-  for (std::string dir = rel;; dir = dir.substr(0, dir.rfind('/'))) {
-    std::ifstream f("/sys/fs/cgroup" + dir + "/cpu.max");
-    std::string q;
-    double period = 0;
-    if (f >> q >> period && q != "max")
-      consider(quota_cpus(std::strtod(q.c_str(), nullptr), period));
-    if (dir.empty() || dir == "/") break;
+  // cgroup v2: cpu.max is "max <period>" or "<quota> <period>" in the process's cgroup and each
+  // ancestor (the tightest one limits). A cgroup namespace shows the path from its own root, which
+  // is also the mount's root: the walk then starts at the right place too.
+  if (v2) {
+    for_each_ancestor(v2_rel, [&](const std::string& dir) {
+      std::ifstream f(cgroup_root + dir + "/cpu.max");
+      std::string q;
+      double period = 0;
+      if (f >> q >> period && q != "max")
+        consider(quota_cpus(std::strtod(q.c_str(), nullptr), period));
+    });
   }
-  // cgroup v1.
-  std::ifstream fq("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
-  std::ifstream fp("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
-  double quota = 0, period = 0;
-  if (fq >> quota && fp >> period) consider(quota_cpus(quota, period));
+  // cgroup v1: cpu.cfs_quota_us (-1: unlimited) / cpu.cfs_period_us in the cpu hierarchy, mounted
+  // as <root>/cpu (usually a link to cpu,cpuacct) or under the combined name.
+  if (v1) {
+    for (const char* mount : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
+      const std::string base = cgroup_root + mount;
+      std::ifstream probe(base + "/cpu.cfs_period_us");
+      if (!probe) continue;  // not this mount's name
+      for_each_ancestor(v1_rel, [&](const std::string& dir) {
+        std::ifstream fq(base + dir + "/cpu.cfs_quota_us");
+        std::ifstream fp(base + dir + "/cpu.cfs_period_us");
+        double quota = 0, period = 0;
+        if (fq >> quota && fp >> period) consider(quota_cpus(quota, period));
+      });
+      break;
+    }
+  }
   return best;
 }
 
-}  // namespace
+}  // namespace detail
 
 std::size_t available_cpus() noexcept {
   std::size_t n = affinity_cpus();
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   try {
-    const std::size_t q = cgroup_cpus();
+    const std::size_t q = detail::cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
     if (q != 0 && q < n) n = q;
   } catch (...) {  // I/O trouble: the affinity count stands
   }

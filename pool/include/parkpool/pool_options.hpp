@@ -16,6 +16,16 @@ namespace parkpool {
 /// At least 1. Read once per call (a few small file reads); not cached.
 std::size_t available_cpus() noexcept;
 
+namespace detail {
+/// The CPU limit of a cgroup quota as available_cpus() reads it: the tightest ceil(quota /
+/// period) over the process's cgroup and its ancestors, for cgroup v2 (cpu.max) and v1 (the cpu
+/// hierarchy's cpu.cfs_quota_us / cpu.cfs_period_us, mounted as cpu, cpu,cpuacct or
+/// cpuacct,cpu). 0 when no quota applies or nothing could be read. `proc_self_cgroup` is the
+/// /proc/self/cgroup file to parse, `cgroup_root` the cgroup mount point (/sys/fs/cgroup); tests
+/// pass a tree of their own. May throw on I/O trouble (std::bad_alloc, std::ios_base::failure).
+std::size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::string& cgroup_root);
+}  // namespace detail
+
 struct PoolOptions {
   /// Worker threads. 0 is rejected with std::invalid_argument by the ThreadPool constructor.
   std::size_t threads = available_cpus();
