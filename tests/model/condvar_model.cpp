@@ -7,10 +7,14 @@
 // held, they are requeued and later woken, through the Condvar's home word, by unlock. The
 // *_own_word variants give each home word one bit (INV-B), so the second sleeper of a home
 // sleeps on its own word and a batched wake mixes both paths.
+// The timed_* variants make the first waiter wait with a deadline (wait_until), which Relacy lets
+// pass wherever the parking lot reads the clock; it gives up after two timeouts. Its timed-out
+// path (on the Condvar's queue, or requeued onto the mutex's) must not make the notifier skip
+// the other, untimed waiter, which must return.
 //
 // clang-format off
-// PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked notify_all_locked_own_word notify_all_unlocked_own_word notify_one_locked_own_word
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle
+// PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked notify_all_locked_own_word notify_all_unlocked_own_word notify_one_locked_own_word timed_notify_all_locked timed_notify_all_unlocked timed_notify_one_locked timed_notify_one_unlocked
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle timeout_clears_cv_state
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -23,6 +27,7 @@ model::Bugs g_bugs;
 bool g_notify_all = true;
 bool g_notify_locked = true;
 int g_home_bits = model::kMaxThreads;
+bool g_timed = false;  // waiter 1 waits with a deadline
 
 struct CondvarTest : rl::test_suite<CondvarTest, 3> {
   model::Lot lot;
@@ -30,6 +35,7 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
   model::Condvar cv;
   rl::var<int> flag;
   rl::var<int> woken;
+  rl::var<int> untimed_woken;  // the untimed waiter (2) returned
 
   void before() {
     lot.init(3, &g_bugs, g_home_bits);
@@ -37,6 +43,7 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
     cv.init(&lot, 2, &g_bugs);
     flag($) = 0;
     woken($) = 0;
+    untimed_woken($) = 0;
   }
 
   void thread(unsigned index) {
@@ -47,10 +54,18 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
       if (g_notify_locked) notify();
       mutex.unlock();
       if (!g_notify_locked) notify();
+    } else if (g_timed && index == 1) {
+      mutex.lock(me);
+      int timeouts = 0;
+      while (flag($) == 0 && timeouts < 2) {
+        if (cv.wait_timed(me, mutex)) ++timeouts;
+      }
+      mutex.unlock();
     } else {
       mutex.lock(me);
       while (flag($) == 0) cv.wait(me, mutex);
       woken($) = woken($) + 1;
+      if (index == 2) untimed_woken($) = 1;
       mutex.unlock();
     }
   }
@@ -64,7 +79,13 @@ struct CondvarTest : rl::test_suite<CondvarTest, 3> {
     }
   }
 
-  void after() { RL_ASSERT(woken($) == 2); }
+  void after() {
+    if (g_timed) {
+      RL_ASSERT(untimed_woken($) == 1);
+    } else {
+      RL_ASSERT(woken($) == 2);
+    }
+  }
 };
 
 bool run_model(const std::string& variant, int& known) {
@@ -72,6 +93,7 @@ bool run_model(const std::string& variant, int& known) {
   g_notify_all = true;
   g_notify_locked = true;
   g_home_bits = model::kMaxThreads;
+  g_timed = false;
   known = 1;
   if (variant == "notify_all_locked") {
   } else if (variant == "notify_all_unlocked") {
@@ -106,6 +128,22 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "batch_one_bit") {
     g_bugs.batch_one_bit = true;  // the mutex-free notify_all wakes only one of the two waiters
     g_notify_locked = false;
+  } else if (variant == "timed_notify_all_locked") {
+    g_timed = true;
+  } else if (variant == "timed_notify_all_unlocked") {
+    g_timed = true;
+    g_notify_locked = false;
+  } else if (variant == "timed_notify_one_locked") {
+    g_timed = true;
+    g_notify_all = false;
+  } else if (variant == "timed_notify_one_unlocked") {
+    g_timed = true;
+    g_notify_all = false;
+    g_notify_locked = false;
+  } else if (variant == "timeout_clears_cv_state") {
+    g_timed = true;
+    g_bugs.timeout_clears_cv_state = true;
+    g_notify_all = false;
   } else if (variant == "seq_load_relaxed") {
     g_bugs.seq_load_relaxed = true;
     g_notify_locked = false;

@@ -3,9 +3,17 @@
 // lock fails to order the critical sections), and unlock; after all, the counter must be 3.
 // A lost wakeup shows as a Relacy deadlock (a thread parked forever). own_word gives the mutex's
 // home word one bit (INV-B), so the second parked thread sleeps on its own word.
+// The timed suite (variants timed*) has one thread lock with try_lock_until, whose deadline may
+// pass wherever the parking lot reads the clock: its timed-out path must neither strand a lock
+// handed off to it nor leave the others' PARKED bit cleared (a lost wakeup of the threads still
+// queued), and the counter must count exactly the successful locks. Both branches of that path
+// run (the thread still queued, and already dequeued by an unlock), each in thousands of the
+// 200,000 schedules (counted once with a throwaway counter, 2026-12-06).
 //
-// PARKPOOL_MODEL_CORRECT: correct own_word
-// PARKPOOL_MODEL_BROKEN: relaxed_lock clear_bits_outside_lot park_without_validate stale_token
+// clang-format off
+// PARKPOOL_MODEL_CORRECT: correct own_word timed timed_own_word
+// PARKPOOL_MODEL_BROKEN: relaxed_lock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit
+// clang-format on
 #include <cstdio>
 #include <string>
 
@@ -37,10 +45,40 @@ struct MutexTest : rl::test_suite<MutexTest, 3> {
   void after() { RL_ASSERT(counter($) == 6); }
 };
 
+// Threads 0 and 1 lock twice each; thread 2 tries twice with a deadline.
+struct TimedMutexTest : rl::test_suite<TimedMutexTest, 3> {
+  model::Lot lot;
+  model::Mutex mutex;
+  rl::var<int> counter;
+  rl::atomic<int> timed_successes;
+
+  void before() {
+    lot.init(3, &g_bugs, g_home_bits);
+    mutex.init(&lot, 1, &g_bugs);
+    counter($) = 0;
+    timed_successes.store(0, rl::mo_relaxed, $);
+  }
+  void thread(unsigned index) {
+    const int me = static_cast<int>(index);
+    for (int i = 0; i < 2; ++i) {
+      if (me == 2) {
+        if (!mutex.try_lock_timed(me)) continue;
+        timed_successes.fetch_add(1, rl::mo_relaxed, $);
+      } else {
+        mutex.lock(me);
+      }
+      counter($) = counter($) + 1;
+      mutex.unlock();
+    }
+  }
+  void after() { RL_ASSERT(counter($) == 4 + timed_successes.load(rl::mo_relaxed, $)); }
+};
+
 bool run_model(const std::string& variant, int& known) {
   g_bugs = model::Bugs{};
   g_home_bits = model::kMaxThreads;
   known = 1;
+  bool timed = false;
   if (variant == "correct") {
   } else if (variant == "own_word") {
     g_home_bits = 1;
@@ -52,6 +90,17 @@ bool run_model(const std::string& variant, int& known) {
     g_bugs.park_without_validate = true;
   } else if (variant == "stale_token") {
     g_bugs.wake_under_stale_state = true;
+  } else if (variant == "timed") {
+    timed = true;
+  } else if (variant == "timed_own_word") {
+    timed = true;
+    g_home_bits = 1;
+  } else if (variant == "timeout_ignores_unpark") {
+    timed = true;
+    g_bugs.timeout_ignores_unpark = true;
+  } else if (variant == "timeout_clears_parked_bit") {
+    timed = true;
+    g_bugs.timeout_clears_parked_bit = true;
   } else {
     known = 0;
     return false;
@@ -60,7 +109,7 @@ bool run_model(const std::string& variant, int& known) {
   p.search_type = rl::random_scheduler_type;
   p.iteration_count = 200000;
   p.execution_depth_limit = 4000;
-  return rl::simulate<MutexTest>(p);
+  return timed ? rl::simulate<TimedMutexTest>(p) : rl::simulate<MutexTest>(p);
 }
 
 }  // namespace

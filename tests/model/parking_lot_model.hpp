@@ -29,9 +29,13 @@
 //    unpark_one(key) (parking_lot_model.cpp);
 //  - park tokens and unpark_filter (FIFO walk, unpark / skip / stop, one batched wake), on which
 //    shared_mutex_model.cpp builds parkpool::SharedMutex.
-// Not modelled: timeouts (the timed-out path) and spinning (SpinWait only delays). Plain data
-// protected by the mutex is an rl::var, so Relacy reports a data race when a broken ordering fails
-// to create happens-before.
+//  - timeouts: park_timed, whose deadline passes when its futex wait times out (Relacy's timed
+//    wait) or, Relacy's choice, at any check of the clock; and the
+//    timed-out path of park_slow (leave the queue under the lock unless already dequeued, free
+//    the wake bit, timed_out(key, was_last) under the lock); Mutex::try_lock_timed and
+//    Condvar::wait_timed on it.
+// Not modelled: spinning (SpinWait only delays). Plain data protected by the mutex is an rl::var,
+// so Relacy reports a data race when a broken ordering fails to create happens-before.
 #pragma once
 
 #include "model_main.hpp"
@@ -70,6 +74,12 @@ struct Bugs {
                                     // not the union of the run's bits
   bool own_word_wake_before_idle = false;  // INV-B: a thread sleeping on its own word is woken
                                            // before its kIdle store instead of after it
+  bool timeout_ignores_unpark = false;     // the timed-out path leaves the queue without checking,
+                                           // under the lock, that no unparker dequeued it already
+  bool timeout_clears_parked_bit = false;  // Mutex's timed_out clears PARKED even when other
+                                           // threads are still queued (ignores was_last)
+  bool timeout_clears_cv_state = false;    // Condvar's timed_out clears state_ even when other
+                                           // waiters are still queued (ignores was_last)
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -92,16 +102,28 @@ class Futex {
   }
 
   // Returns after a wake that names one of `bits`, or at once if the word differs (EAGAIN).
-  void wait(int me, rl::atomic<int>& word_ref, int word, int expected, int bits) {
+  // With `timed`, the wait may also end without a wake (ETIMEDOUT, when Relacy's scheduler times
+  // the wait out): then it returns false.
+  bool wait(int me, rl::atomic<int>& word_ref, int word, int expected, int bits,
+            bool timed = false) {
     lock_.lock($);
     if (word_ref.load(rl::mo_relaxed, $) != expected) {
       lock_.unlock($);
-      return;
+      return true;
     }
     sleeping_on_[me]($) = word;
     bits_[me]($) = bits;
-    while (sleeping_on_[me]($) != -1) cv_.wait(lock_, $);
+    while (sleeping_on_[me]($) != -1) {
+      if (!timed) {
+        cv_.wait(lock_, $);
+      } else if (!cv_.wait_for(lock_, 1, $) && sleeping_on_[me]($) != -1) {
+        sleeping_on_[me]($) = -1;  // timed out: leave the kernel's queue
+        lock_.unlock($);
+        return false;
+      }
+    }
     lock_.unlock($);
+    return true;
   }
 
   void wake(int word, int bits) {
@@ -124,6 +146,8 @@ class Futex {
   rl::var<int> sleeping_on_[kMaxThreads];  // -1: not sleeping
   rl::var<int> bits_[kMaxThreads];
 };
+
+constexpr int kParkTimedOut = -2;  // Lot::park_timed: the deadline passed
 
 enum class Op { abort, unpark_one_requeue_rest, requeue_all, unpark_one, requeue_one };
 
@@ -167,41 +191,18 @@ class Lot {
   // filter sees for this thread.
   template <class Validate, class BeforeSleep>
   int park(int me, int key, Validate validate, BeforeSleep before_sleep, int park_token = 0) {
-    bucket_.lock($);
-    // INV-W, parker side: acquire RMW before validate.
-    waiters_.fetch_add(1, relaxed_waiters() ? rl::mo_relaxed : rl::mo_acquire, $);
-    if (!validate()) {
-      waiters_.fetch_sub(1, rl::mo_relaxed, $);
-      bucket_.unlock($);
-      return -1;
-    }
-    key_[me]($) = key;
-    park_token_[me]($) = park_token;
-    seq_[me]($) = next_seq_($);
-    next_seq_($) = next_seq_($) + 1;
-    home_[me]($) = home_of(key);           // INV-H, under the lock
-    bit_[me]($) = take_bit(home_of(key));  // INV-B, under the lock
-    state_[me].store(kParked, rl::mo_relaxed, $);
-    bucket_.unlock($);
-    before_sleep();
-    const int home = home_[me]($);
-    const int bit = bit_[me]($);
-    const bool relaxed_seq = bugs_ != nullptr && bugs_->seq_load_relaxed;
-    if (bit == 0) {  // INV-B: no free bit, sleep on the own word
-      for (;;) {
-        const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
-        if (v == kIdle) return token_[me]($);
-        futex_.wait(me, state_[me], own_word(me), v, kAnyBit);
-      }
-    }
-    for (;;) {
-      const int seq =
-          home_word_[home].load(relaxed_seq ? rl::mo_relaxed : rl::mo_acquire, $);  // (P0)
-      const int v = state_[me].load(rl::mo_acquire, $);                             // (P2)
-      if (v == kIdle) break;
-      futex_.wait(me, home_word_[home], home, seq, bit);
-    }
-    return token_[me]($);
+    return park_impl(
+        me, key, validate, before_sleep, [](int, bool) {}, false, park_token);
+  }
+
+  // park() with a deadline: the deadline may pass wherever the real wait_idle reads the clock
+  // (after each check of the state), chosen by Relacy. Returns the unpark token, -1 when
+  // validate failed, or kParkTimedOut. timed_out(key, was_last) runs under the bucket lock after
+  // the thread left the queue, as src/parking_lot.cpp's park_slow calls it.
+  template <class Validate, class BeforeSleep, class TimedOut>
+  int park_timed(int me, int key, Validate validate, BeforeSleep before_sleep, TimedOut timed_out,
+                 int park_token = 0) {
+    return park_impl(me, key, validate, before_sleep, timed_out, true, park_token);
   }
 
   template <class Callback>
@@ -286,6 +287,10 @@ class Lot {
     return r;
   }
 
+  // Threads queued in the bucket now (INV-W's count), for a model's harness only: a holder that
+  // keeps its lock until others queued behind it (a long critical section).
+  int queued_hint() { return waiters_.load(rl::mo_relaxed, $); }
+
   // parking_lot::unpark_one(key) without a callback: the lock-free check of INV-W first.
   UnparkResult unpark_one_fast(int key) {
     int n;
@@ -346,6 +351,82 @@ class Lot {
   }
 
  private:
+  template <class Validate, class BeforeSleep, class TimedOut>
+  int park_impl(int me, int key, Validate validate, BeforeSleep before_sleep, TimedOut timed_out,
+                bool timed, int park_token) {
+    bucket_.lock($);
+    // INV-W, parker side: acquire RMW before validate.
+    waiters_.fetch_add(1, relaxed_waiters() ? rl::mo_relaxed : rl::mo_acquire, $);
+    if (!validate()) {
+      waiters_.fetch_sub(1, rl::mo_relaxed, $);
+      bucket_.unlock($);
+      return -1;
+    }
+    key_[me]($) = key;
+    park_token_[me]($) = park_token;
+    seq_[me]($) = next_seq_($);
+    next_seq_($) = next_seq_($) + 1;
+    home_[me]($) = home_of(key);           // INV-H, under the lock
+    bit_[me]($) = take_bit(home_of(key));  // INV-B, under the lock
+    state_[me].store(kParked, rl::mo_relaxed, $);
+    bucket_.unlock($);
+    before_sleep();
+    if (wait_idle(me, timed)) return token_[me]($);
+    return leave_on_timeout(me, timed_out);
+  }
+
+  // src/parking_lot.cpp's wait_idle: true once the state is kIdle; false when `timed` and the
+  // deadline passed (a nondeterministic choice after each check of the state).
+  bool wait_idle(int me, bool timed) {
+    const int home = home_[me]($);
+    const int bit = bit_[me]($);
+    const bool relaxed_seq = bugs_ != nullptr && bugs_->seq_load_relaxed;
+    // The deadline passes when the futex wait times out, or (Relacy's choice) before a check of
+    // the clock; after a timed-out wait the next check sees it passed, as the real loop does.
+    bool expired = false;
+    if (bit == 0) {  // INV-B: no free bit, sleep on the own word
+      for (;;) {
+        const int v = state_[me].load(rl::mo_acquire, $);  // (P2)
+        if (v == kIdle) return true;
+        if (timed && (expired || rl::rand(2) == 1)) return false;
+        expired = !futex_.wait(me, state_[me], own_word(me), v, kAnyBit, timed);
+      }
+    }
+    for (;;) {
+      const int seq =
+          home_word_[home].load(relaxed_seq ? rl::mo_relaxed : rl::mo_acquire, $);  // (P0)
+      const int v = state_[me].load(rl::mo_acquire, $);                             // (P2)
+      if (v == kIdle) return true;
+      if (timed && (expired || rl::rand(2) == 1)) return false;
+      expired = !futex_.wait(me, home_word_[home], home, seq, bit, timed);
+    }
+  }
+
+  // park_slow's timed-out path: under the (own) bucket lock, leave the queue unless an unparker
+  // dequeued us first (state no longer kParked: then wait, untimed, for its kIdle and take its
+  // token); free our wake bit (INV-B) and call timed_out(key, was_last) under the lock.
+  template <class TimedOut>
+  int leave_on_timeout(int me, TimedOut timed_out) {
+    bucket_.lock($);
+    const int s = state_[me].load(rl::mo_relaxed, $);  // stable under the lock
+    const bool ignore = bugs_ != nullptr && bugs_->timeout_ignores_unpark;
+    if (s != kParked && !ignore) {
+      bucket_.unlock($);
+      wait_idle(me, false);
+      return token_[me]($);
+    }
+    const int key_now = key_[me]($);  // a requeue may have moved us
+    key_[me]($) = kNoKey;
+    waiters_.fetch_sub(1, rl::mo_relaxed, $);
+    state_[me].store(kIdle, rl::mo_relaxed, $);  // we own it again
+    const int bit = bit_[me]($);
+    if (bit != 0) wake_bits_[home_[me]($)].fetch_and(~bit, rl::mo_relaxed, $);
+    const bool was_last = first_on(key_now) < 0;
+    timed_out(key_now, was_last);
+    bucket_.unlock($);
+    return kParkTimedOut;
+  }
+
   static int home_of(int key) { return key % kHomeWords; }
   static int own_word(int thread) { return kHomeWords + thread; }
 
@@ -465,30 +546,11 @@ class Mutex {
     state_.store(0, rl::mo_relaxed, $);
   }
 
-  void lock(int me) {
-    const rl::memory_order acq = bugs_->relaxed_lock ? rl::mo_relaxed : rl::mo_acquire;
-    int e = 0;
-    if (state_.compare_exchange_strong(e, kLocked, acq, $)) return;  // (M1)
-    int s = state_.load(rl::mo_relaxed, $);
-    for (;;) {
-      if ((s & kLocked) == 0) {
-        if (state_.compare_exchange_strong(s, s | kLocked, acq, $)) return;
-        continue;
-      }
-      if ((s & kParkedBit) == 0) {
-        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
-      }
-      const int token = lot_->park(
-          me, key_,
-          [this] {
-            if (bugs_->park_without_validate) return true;
-            return state_.load(rl::mo_relaxed, $) == (kLocked | kParkedBit);
-          },
-          [] {});
-      if (token == kTokenHandoff) return;
-      s = state_.load(rl::mo_relaxed, $);
-    }
-  }
+  void lock(int me) { lock_impl(me, false); }
+
+  // try_lock_until: false when the deadline passed (Lot::park_timed chooses when). The
+  // timed_out callback clears PARKED when the leaving thread was the last one queued (INV-M1).
+  bool try_lock_timed(int me) { return lock_impl(me, true); }
 
   void unlock() {
     int e = kLocked;
@@ -508,6 +570,41 @@ class Mutex {
   int key() const { return key_; }
 
  private:
+  bool lock_impl(int me, bool timed) {
+    const rl::memory_order acq = bugs_->relaxed_lock ? rl::mo_relaxed : rl::mo_acquire;
+    int e = 0;
+    if (state_.compare_exchange_strong(e, kLocked, acq, $)) return true;  // (M1)
+    int s = state_.load(rl::mo_relaxed, $);
+    for (;;) {
+      if ((s & kLocked) == 0) {
+        if (state_.compare_exchange_strong(s, s | kLocked, acq, $)) return true;
+        continue;
+      }
+      if ((s & kParkedBit) == 0) {
+        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
+      }
+      auto validate = [this] {
+        if (bugs_->park_without_validate) return true;
+        return state_.load(rl::mo_relaxed, $) == (kLocked | kParkedBit);
+      };
+      int token;
+      if (timed) {
+        token = lot_->park_timed(
+            me, key_, validate, [] {},
+            [this](int, bool was_last) {
+              if (was_last || bugs_->timeout_clears_parked_bit) {  // BUG variant: ignores was_last
+                state_.fetch_and(~kParkedBit, rl::mo_relaxed, $);
+              }
+            });
+        if (token == kParkTimedOut) return false;
+      } else {
+        token = lot_->park(me, key_, validate, [] {});
+      }
+      if (token == kTokenHandoff) return true;
+      s = state_.load(rl::mo_relaxed, $);
+    }
+  }
+
   void unlock_slow() {
     if (bugs_->clear_bits_outside_lot) {
       // BUG: the state is released before looking at the queue, outside the bucket lock; the
@@ -560,6 +657,31 @@ class Condvar {
           if (!bugs_->unlock_before_queueing) m.unlock();
         });
     if (token != kTokenHandoff) m.lock(me);
+  }
+
+  // wait_until: true when it timed out (the deadline passed while still on the Condvar's own
+  // queue); a waiter requeued onto the mutex was selected by a notify: not a timeout, as in
+  // src/condvar.cpp. The mutex is held again on return either way.
+  bool wait_timed(int me, Mutex& m) {
+    bool requeued = false;
+    const int token = lot_->park_timed(
+        me, key_,
+        [this, &m] {
+          const int cur = state_.load(rl::mo_relaxed, $);
+          if (cur == 0) state_.store(m.key(), rl::mo_relaxed, $);
+          RL_ASSERT(cur == 0 || cur == m.key());
+          return true;
+        },
+        [&m] { m.unlock(); },
+        [this, &requeued](int key, bool was_last) {
+          requeued = key != key_;
+          // INV-C1: the last waiter leaving the Condvar's queue clears state_.
+          if (!requeued && (was_last || bugs_->timeout_clears_cv_state)) {  // BUG variant
+            state_.store(0, rl::mo_relaxed, $);
+          }
+        });
+    if (token != kTokenHandoff) m.lock(me);
+    return token == kParkTimedOut && !requeued;
   }
 
   void notify_one(Mutex& m) {

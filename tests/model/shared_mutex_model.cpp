@@ -5,16 +5,22 @@
 // writer), with normal and fair (hand-off) unlocks both explored (the lot picks be_fair at
 // random). Writers increment a plain counter and readers read it (rl::var: Relacy reports a data
 // race if a reader and a writer, or two writers, overlap); a lost wakeup shows as a Relacy
-// deadlock. Not modelled: timeouts (the abandoned claim) and spinning, as in parking_lot_model.hpp.
+// deadlock. Timeouts (the lot's park_timed: the deadline may pass wherever the parking lot reads
+// the clock) are modelled for lock and lock_shared with a deadline, including the abandoned claim
+// of a writer whose deadline passes while it drains readers. Not modelled: spinning, as in
+// parking_lot_model.hpp.
 //
 // Suites: `writer_reader_writer` (threads: writer, reader, writer) is the shape of the lost
 // writer: a writer holds the lock, a reader queues, a second writer queues behind it.
 // `two_readers` (writer, reader, reader) drives the drain of several readers and the hand-off
-// of a batch of readers.
+// of a batch of readers. `timed_writer` (timed writer, reader, writer) and `timed_reader`
+// (writer, timed reader, writer) give one thread a deadline; it tries twice (once in the *_once
+// suite: a writer that retries would itself wake, on its next unlock, the threads a broken
+// abandoned claim left asleep), and every thread without one must still get in.
 //
 // clang-format off
-// PARKPOOL_MODEL_CORRECT: writer_reader_writer two_readers writer_reader_writer_own_word
-// PARKPOOL_MODEL_BROKEN: head_batch_stops_at_writer handoff_writer_skips_drain unlock_shared_relaxed last_reader_test_unmasked
+// PARKPOOL_MODEL_CORRECT: writer_reader_writer two_readers writer_reader_writer_own_word timed_writer timed_reader timed_writer_two_readers timed_writer_two_readers_once
+// PARKPOOL_MODEL_BROKEN: head_batch_stops_at_writer handoff_writer_skips_drain unlock_shared_relaxed last_reader_test_unmasked abandon_without_wake timeout_ignores_was_last
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -45,6 +51,12 @@ struct SharedBugs {
   // always set while a writer drains: it never recognises itself as the last one, and the
   // draining writer is never woken (INV-R2).
   bool last_reader_test_unmasked = false;
+  // A writer whose deadline passes while it drains readers drops its claim without waking the
+  // threads that queued behind it (they wait for an unlock that never comes).
+  bool abandon_without_wake = false;
+  // A thread timing out of the queue on `this` clears kParkedBit even when others are still
+  // queued (ignores was_last): the next unlock takes the fast path and wakes nobody.
+  bool timeout_ignores_was_last = false;
 };
 
 SharedBugs g_bugs;
@@ -67,37 +79,9 @@ class SharedMutex {
     state_.store(0, rl::mo_relaxed, $);
   }
 
-  void lock(int me) {
-    int e = 0;
-    if (state_.compare_exchange_strong(e, kWriterBit, rl::mo_acquire, $)) return;  // (S1)
-    int s = state_.load(rl::mo_relaxed, $);
-    for (;;) {
-      if ((s & kWriterBit) == 0) {
-        // Claim the writer bit even with readers inside, then drain them. (S1'')
-        if (state_.compare_exchange_strong(s, s | kWriterBit, rl::mo_acquire, $)) {
-          if (s >= kOneReader) wait_for_readers(me);
-          return;
-        }
-        continue;
-      }
-      if ((s & kParkedBit) == 0) {
-        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
-      }
-      const int token = lot_->park(
-          me, key_,
-          [this] {
-            const int st = state_.load(rl::mo_relaxed, $);
-            return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
-          },
-          [] {}, kWriterToken);
-      if (token == kTokenHandoff) {
-        // The writer bit is ours; readers handed off with us may be inside.
-        if (!g_bugs.handoff_writer_skips_drain) wait_for_readers(me);
-        return;
-      }
-      s = state_.load(rl::mo_relaxed, $);
-    }
-  }
+  void lock(int me) { lock_impl(me, false); }
+  // try_lock_until: false when the deadline passed (queued, or while draining readers).
+  bool try_lock_timed(int me) { return lock_impl(me, true); }
 
   void unlock() {
     int e = kWriterBit;
@@ -105,27 +89,8 @@ class SharedMutex {
     unlock_slow();
   }
 
-  void lock_shared(int me) {
-    int s = state_.load(rl::mo_relaxed, $);
-    for (;;) {
-      if ((s & kWriterBit) == 0) {
-        if (state_.compare_exchange_strong(s, s + kOneReader, rl::mo_acquire, $)) return;  // (S3)
-        continue;
-      }
-      if ((s & kParkedBit) == 0) {
-        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
-      }
-      const int token = lot_->park(
-          me, key_,
-          [this] {
-            const int st = state_.load(rl::mo_relaxed, $);
-            return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
-          },
-          [] {}, kReaderToken);
-      if (token == kTokenHandoff) return;  // our count was added for us
-      s = state_.load(rl::mo_relaxed, $);
-    }
-  }
+  void lock_shared(int me) { lock_shared_impl(me, false); }
+  bool try_lock_shared_timed(int me) { return lock_shared_impl(me, true); }
 
   void unlock_shared() {
     // (S4) release: pairs with the draining writer's (S5).
@@ -138,22 +103,127 @@ class SharedMutex {
   }
 
  private:
-  void wait_for_readers(int me) {
+  // Parks on `key` (validate as given); with `timed`, the deadline may pass: then timed_out
+  // clears kParkedBit if this was the last thread on `key_` (INV-R1), and kParkTimedOut returns.
+  template <class Validate>
+  int park_queue(int me, Validate validate, int park_token, bool timed) {
+    if (!timed)
+      return lot_->park(
+          me, key_, validate, [] {}, park_token);
+    return lot_->park_timed(
+        me, key_, validate, [] {},
+        [this](int, bool was_last) {
+          if (was_last || g_bugs.timeout_ignores_was_last) {  // BUG variant: ignores was_last
+            state_.fetch_and(~kParkedBit, rl::mo_relaxed, $);
+          }
+        },
+        park_token);
+  }
+
+  bool queued_validate() {
+    const int st = state_.load(rl::mo_relaxed, $);
+    return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
+  }
+
+  bool lock_impl(int me, bool timed) {
+    int e = 0;
+    if (state_.compare_exchange_strong(e, kWriterBit, rl::mo_acquire, $)) return true;  // (S1)
+    int s = state_.load(rl::mo_relaxed, $);
+    for (;;) {
+      if ((s & kWriterBit) == 0) {
+        // Claim the writer bit even with readers inside, then drain them. (S1'')
+        if (state_.compare_exchange_strong(s, s | kWriterBit, rl::mo_acquire, $)) {
+          return s < kOneReader || wait_for_readers(me, timed);
+        }
+        continue;
+      }
+      if ((s & kParkedBit) == 0) {
+        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
+      }
+      const int token = park_queue(
+          me, [this] { return queued_validate(); }, kWriterToken, timed);
+      if (token == kTokenHandoff) {
+        // The writer bit is ours; readers handed off with us may be inside.
+        if (g_bugs.handoff_writer_skips_drain) return true;
+        return wait_for_readers(me, timed);
+      }
+      if (token == model::kParkTimedOut) return false;
+      s = state_.load(rl::mo_relaxed, $);
+    }
+  }
+
+  bool lock_shared_impl(int me, bool timed) {
+    int s = state_.load(rl::mo_relaxed, $);
+    for (;;) {
+      if ((s & kWriterBit) == 0) {
+        if (state_.compare_exchange_strong(s, s + kOneReader, rl::mo_acquire, $)) {  // (S3)
+          return true;
+        }
+        continue;
+      }
+      if ((s & kParkedBit) == 0) {
+        if (!state_.compare_exchange_strong(s, s | kParkedBit, rl::mo_relaxed, $)) continue;
+      }
+      const int token = park_queue(
+          me, [this] { return queued_validate(); }, kReaderToken, timed);
+      if (token == kTokenHandoff) return true;  // our count was added for us
+      if (token == model::kParkTimedOut) return false;
+      s = state_.load(rl::mo_relaxed, $);
+    }
+  }
+
+  // False when the deadline passed: the claim is abandoned (src/shared_mutex.cpp).
+  bool wait_for_readers(int me, bool timed) {
     int s = state_.load(rl::mo_acquire, $);  // (S5)
     for (;;) {
-      if (s < kOneReader) return;
+      if (s < kOneReader) return true;
       if ((s & kWriterParkedBit) == 0) {
         if (!state_.compare_exchange_strong(s, s | kWriterParkedBit, rl::mo_acquire, $)) continue;
       }
-      lot_->park(
-          me, key_ + 1,
-          [this] {
-            const int st = state_.load(rl::mo_relaxed, $);
-            return st >= kOneReader && (st & kWriterParkedBit) != 0;  // INV-R3
-          },
-          [] {}, kWriterToken);
+      auto validate = [this] {
+        const int st = state_.load(rl::mo_relaxed, $);
+        return st >= kOneReader && (st & kWriterParkedBit) != 0;  // INV-R3
+      };
+      if (!timed) {
+        lot_->park(
+            me, key_ + 1, validate, [] {}, kWriterToken);
+      } else if (lot_->park_timed(
+                     me, key_ + 1, validate, [] {}, [](int, bool) {}, kWriterToken) ==
+                 model::kParkTimedOut) {
+        // Abandon the claim: readers may enter again; wake whoever queued behind it.
+        const int prev = state_.fetch_and(~(kWriterBit | kWriterParkedBit), rl::mo_relaxed, $);
+        if ((prev & kParkedBit) != 0 && !g_bugs.abandon_without_wake) {
+          wake_after_abandoned_claim();
+        }
+        return false;
+      }
       s = state_.load(rl::mo_acquire, $);  // (S5)
     }
+  }
+
+  // Readers may be inside: no hand-off; HeadBatch woken normally, kParkedBit kept while others
+  // remain queued (INV-R1).
+  void wake_after_abandoned_claim() {
+    int readers = 0;
+    bool writer = false;
+    lot_->unpark_filter(
+        key_, [&readers, &writer](int token) { return head_batch(token, readers, writer); },
+        [this](const UnparkResult& r) {
+          if (!r.have_more) state_.fetch_and(~kParkedBit, rl::mo_relaxed, $);
+          return kTokenNormal;
+        });
+  }
+
+  // HeadBatch: a head writer alone, else every queued reader and the first queued writer.
+  static int head_batch(int token, int& readers, bool& writer) {
+    if (token == kWriterToken) {
+      if (writer) return kFilterSkip;
+      writer = true;
+      return kFilterUnpark;
+    }
+    if (writer && readers == 0) return kFilterStop;  // a head writer goes alone
+    ++readers;
+    return kFilterUnpark;
   }
 
   // unlock_shared_slow: the last reader wakes the draining writer; kWriterParkedBit is cleared
@@ -184,14 +254,7 @@ class SharedMutex {
             ++readers;
             return kFilterUnpark;
           }
-          if (token == kWriterToken) {
-            if (writer) return kFilterSkip;
-            writer = true;
-            return kFilterUnpark;
-          }
-          if (writer && readers == 0) return kFilterStop;  // a head writer goes alone
-          ++readers;
-          return kFilterUnpark;
+          return head_batch(token, readers, writer);
         },
         [this, &readers, &writer](const UnparkResult& r) {
           const int parked = r.have_more ? kParkedBit : 0;
@@ -212,44 +275,95 @@ class SharedMutex {
 
 // Thread 0 and thread 2 (or only thread 0 in two_readers) write; the others read.
 bool g_two_readers = false;
+int g_timed_thread = -1;   // the thread that locks with a deadline, or none
+int g_timed_attempts = 2;  // how often it tries
 
 struct SharedMutexTest : rl::test_suite<SharedMutexTest, 3> {
   model::Lot lot;
   SharedMutex m;
   rl::var<int> counter;
+  rl::atomic<int> writes;
 
   void before() {
     lot.init(3, nullptr, g_home_bits);
     m.init(&lot, 1);
     counter($) = 0;
+    writes.store(0, rl::mo_relaxed, $);
   }
   void thread(unsigned index) {
     const int me = static_cast<int>(index);
     const bool writer = index == 0 || (index == 2 && !g_two_readers);
-    if (writer) {
-      m.lock(me);
-      counter($) = counter($) + 1;
-      m.unlock();
-    } else {
-      m.lock_shared(me);
-      const int seen = counter($);
-      RL_ASSERT(seen >= 0 && seen <= 2);
-      m.unlock_shared();
+    const bool timed = static_cast<int>(index) == g_timed_thread;
+    for (int attempt = 0; attempt < (timed ? g_timed_attempts : 1); ++attempt) {
+      if (writer) {
+        if (timed) {
+          if (!m.try_lock_timed(me)) continue;
+        } else {
+          m.lock(me);
+        }
+        counter($) = counter($) + 1;
+        writes.fetch_add(1, rl::mo_relaxed, $);
+        // With a deadline in play, the first writer in holds the lock until both others are
+        // queued (bounded): a long critical section, during which a deadline passes. Otherwise
+        // random schedules almost never queue two threads behind a holder that is a few steps
+        // from its unlock.
+        if (g_timed_thread >= 0 && writes.load(rl::mo_relaxed, $) == 1) {
+          for (int i = 0; i < 40 && lot.queued_hint() < 2; ++i) rl::yield(1, $);
+        }
+        m.unlock();
+      } else {
+        if (timed) {
+          if (!m.try_lock_shared_timed(me)) continue;
+        } else {
+          m.lock_shared(me);
+        }
+        const int seen = counter($);
+        RL_ASSERT(seen >= 0 && seen <= 3);
+        m.unlock_shared();
+      }
+      break;  // one successful entry per thread
     }
   }
-  void after() { RL_ASSERT(counter($) == (g_two_readers ? 1 : 2)); }
+  // Every thread without a deadline got in (a lost wakeup is a Relacy deadlock), and the
+  // counter counts exactly the writers that got in.
+  void after() {
+    const int w = writes.load(rl::mo_relaxed, $);
+    RL_ASSERT(counter($) == w);
+    if (g_timed_thread < 0) RL_ASSERT(w == (g_two_readers ? 1 : 2));
+  }
 };
 
 bool run_model(const std::string& variant, int& known) {
   g_bugs = SharedBugs{};
   g_home_bits = model::kMaxThreads;
   g_two_readers = false;
+  g_timed_thread = -1;
+  g_timed_attempts = 2;
   known = 1;
   if (variant == "writer_reader_writer") {
   } else if (variant == "two_readers") {
     g_two_readers = true;
   } else if (variant == "writer_reader_writer_own_word") {
     g_home_bits = 1;
+  } else if (variant == "timed_writer") {
+    g_timed_thread = 0;
+  } else if (variant == "timed_reader") {
+    g_timed_thread = 1;
+  } else if (variant == "timed_writer_two_readers") {
+    g_timed_thread = 0;
+    g_two_readers = true;
+  } else if (variant == "timed_writer_two_readers_once") {
+    g_timed_thread = 0;
+    g_two_readers = true;
+    g_timed_attempts = 1;
+  } else if (variant == "abandon_without_wake") {
+    g_timed_thread = 0;
+    g_timed_attempts = 1;
+    g_two_readers = true;
+    g_bugs.abandon_without_wake = true;
+  } else if (variant == "timeout_ignores_was_last") {
+    g_timed_thread = 1;
+    g_bugs.timeout_ignores_was_last = true;
   } else if (variant == "head_batch_stops_at_writer") {
     g_bugs.head_batch_stops_at_writer = true;
   } else if (variant == "handoff_writer_skips_drain") {
