@@ -589,6 +589,46 @@ TEST(Parker, NanTimeoutTriesTheTokenAndReturns) {
   EXPECT_EQ(p.park_timeout(nan), UnparkReason::timed_out);
 }
 
+// A clock of the user's with a floating-point duration (park_deadline's generic branch).
+struct FloatClock {
+  using rep = double;
+  using period = std::nano;
+  using duration = std::chrono::duration<double, std::nano>;
+  using time_point = std::chrono::time_point<FloatClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    return time_point(duration(static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+            .count())));
+  }
+};
+
+TEST(Parker, NanDeadlineOnAUserClockMeansNow) {
+  // A NaN deadline is "now" on every clock. On a user clock it looped forever on 1 ns parks
+  // (the time left, NaN, is not <= 0) until 2026-12-06; a watchdog unparks after 10 s, so the
+  // old code fails here with `unparked` instead of hanging.
+  const FloatClock::time_point nan(FloatClock::duration(std::numeric_limits<double>::quiet_NaN()));
+  Parker p;
+  std::atomic<bool> done{false};
+  std::thread watchdog([&done, u = p.unparker()] {
+    const auto end = Clock::now() + 10s;
+    while (!done.load(std::memory_order_acquire) && Clock::now() < end) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (!done.load(std::memory_order_acquire)) u.unpark();
+  });
+  const auto start = Clock::now();
+  const UnparkReason r = p.park_deadline(nan);
+  const auto elapsed = Clock::now() - start;
+  done.store(true, std::memory_order_release);
+  watchdog.join();
+  EXPECT_EQ(r, UnparkReason::timed_out);
+  EXPECT_LT(elapsed, 10s);
+  // The token is still tried first, as for any past deadline.
+  p.unparker().unpark();
+  EXPECT_EQ(p.park_deadline(nan), UnparkReason::unparked);
+}
+
 TEST(Parker, SpinRespectsASystemClockDeadline) {
   Parker p(ParkerOptions{std::chrono::seconds(10)});
   const auto start = Clock::now();

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <latch>
 #include <memory>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -316,6 +318,32 @@ TEST(Waker, CustomVTableCountsReferences) {
   EXPECT_EQ(target.refs.load(), 0);
 }
 
+// The record a waker's wake destroys may hold that very Waker (a coroutine frame resumed
+// inline): wake() must not write to the Waker after the call. The record lives in a buffer
+// of the test's; its wake destroys it and fills the buffer with a pattern, which a late write
+// (Waker::wake cleared data_ after the call until 2026-12-06) changes, in any build.
+struct SelfFreeingRecord {
+  Waker waker;
+};
+alignas(SelfFreeingRecord) unsigned char g_record_storage[sizeof(SelfFreeingRecord)];
+int g_self_freeing_wakes = 0;
+const parkpool::WakerVTable kSelfFreeingVTable{
+    [](void* d) noexcept -> void* { return d; },
+    [](void*) noexcept {
+      ++g_self_freeing_wakes;
+      std::launder(reinterpret_cast<SelfFreeingRecord*>(g_record_storage))->~SelfFreeingRecord();
+      std::memset(g_record_storage, 0xA5, sizeof g_record_storage);  // the memory reused
+    },
+    [](void*) noexcept {}, [](void*) noexcept {}};
+
+TEST(Waker, WakeMayDestroyTheWakerItIsCalledOn) {
+  auto* rec = new (g_record_storage) SelfFreeingRecord{};
+  rec->waker = Waker::from_raw(&kSelfFreeingVTable, rec);
+  rec->waker.wake();
+  EXPECT_EQ(g_self_freeing_wakes, 1);
+  for (unsigned char b : g_record_storage) ASSERT_EQ(b, 0xA5) << "wake() wrote to a dead Waker";
+}
+
 TEST(Waker, OutlivesItsThread) {
   Waker w;
   std::thread t([&] { w = parkpool::this_thread::waker(); });
@@ -339,6 +367,9 @@ TEST(ThisThread, CurrentUnparkerWakesTheCallingThread) {
   ready.count_down();
   while (!flag.load(std::memory_order_relaxed)) parkpool::this_thread::park();
   t.join();
+  // If the flag was set before the first park, the unpark's token is still there: take it, so
+  // that it does not wake a later test's first park on this (the main) thread early.
+  (void)parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0));
 }
 
 TEST(ThisThread, EachThreadHasItsOwnCachedParker) {

@@ -6,7 +6,9 @@
 //
 // Where the awaiter resumes
 //   Under parkpool::block_on: on the block_on thread (set() queues the coroutine there and wakes
-//   that thread). Outside block_on: inline, inside set(), on the setting thread.
+//   that thread). Outside block_on: inline, inside set(), on the setting thread. set() is
+//   noexcept: an exception that leaves that inline resumption (a coroutine type whose
+//   unhandled_exception() rethrows; parkpool::Task stores it instead) calls std::terminate.
 //
 // Thread safety
 //   set() and is_set() from any thread, concurrently. At most one coroutine may be suspended on

@@ -232,7 +232,7 @@ class Parker {
       for (;;) {
         const LongNs left =
             LongNs(deadline.time_since_epoch()) - LongNs(Clock::now().time_since_epoch());
-        if (left.count() <= 0) return UnparkReason::timed_out;
+        if (!(left.count() > 0)) return UnparkReason::timed_out;  // also NaN: "now"
         const std::int64_t left_ns = detail::saturating_ns(left);
         const UnparkReason r = park_timeout_slow(left_ns > 0 ? left_ns : 1);
         if (r == UnparkReason::unparked) return r;

@@ -174,11 +174,12 @@ class Waker {
   }
 
   /// Wakes the target and releases this handle's reference: the Waker is empty afterwards.
+  /// The Waker is emptied before the vtable's wake runs and is not touched after it, so that
+  /// wake may destroy the object holding this Waker (a coroutine frame resumed inline, say).
   void wake() noexcept {
-    const WakerVTable* vt = vtable_;
-    vtable_ = nullptr;
-    if (vt != nullptr) vt->wake(data_);
-    data_ = nullptr;
+    const WakerVTable* vt = std::exchange(vtable_, nullptr);
+    void* data = std::exchange(data_, nullptr);  // empty before the call: wake may free *this
+    if (vt != nullptr) vt->wake(data);
   }
   /// Wakes the target and keeps the handle.
   void wake_by_ref() const noexcept {
@@ -479,7 +480,10 @@ class Resumption {
     waker_ = Waker();
   }
   /// Resumes the armed coroutine: queues it on its block_on thread and wakes that thread, or
-  /// resumes it inline if it was not under block_on. Once, from any thread.
+  /// resumes it inline if it was not under block_on. Once, from any thread. noexcept: an
+  /// exception that leaves the inline resumption (or, under block_on, the resumption of a
+  /// coroutine that is not a parkpool::Task, whose exceptions its promise stores) calls
+  /// std::terminate.
   void resume() noexcept {
     if (ctx_ == nullptr) {
       node_.handle.resume();

@@ -173,13 +173,14 @@ TEST(AsioExecutor, PostRunsOnAWorkerNeverInside) {
   auto ex = ctx.get_executor();
   std::promise<bool> outer;
   asio::post(ex, [&] {
-    // One worker: a handler posted from it can only run after this one returns.
-    bool ran = false;
-    asio::post(ex, [&ctx, &ran, &outer] {
-      ran = true;
+    // One worker: a handler posted from it can only run after this one returns. The flag is
+    // shared, not a local of this handler: the inner one runs after this frame is gone.
+    auto ran = std::make_shared<bool>(false);
+    asio::post(ex, [&ctx, ran, &outer] {
+      *ran = true;
       outer.set_value(ctx.running_in_this_thread());
     });
-    EXPECT_FALSE(ran);
+    EXPECT_FALSE(*ran);
   });
   EXPECT_TRUE(outer.get_future().get());
   ctx.join();
