@@ -6,8 +6,8 @@
 //   wake_latency     pool idle 5 ms, one task, time until it starts     p50_us / p99_us
 //   idle_burn        CPU the pool uses in the 200 ms after a burst of   pool_cpu_ms
 //                    100k tasks (every thread but the benchmark's own)
-//   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task,
-//                                                                       p50_us, p99_us
+//   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task (the
+//                    pool's threads plus the submitter's time in post()), p50_us, p99_us
 //   memory           resident bytes per queued small task, 1M queued    bytes_per_task
 //                    (each measured in a child process; see workload 7)
 //   injector_queue   the external-submit queue alone: 1M 56-byte items  items_per_second
@@ -586,10 +586,18 @@ void spin_for_ns(std::int64_t ns) {
 //   post_to_start_p99_us  from that clock read to the task's start: the pool's own part.
 // (2026-12-02, AMD EPYC 2-vCPU VM: with no pool at all, late_p99_us was 48-50 us, and the p99
 // from due 48-50 us too; parkpool's and oneTBB's rows showed the same 45-70 us of lateness.)
+// cpu_us_per_task: the CPU the pool costs per task: its threads' CPU (the process's, minus this
+// thread's) plus the time this thread spent inside post(), where a pool that wakes a sleeper pays
+// the wake (FUTEX_WAKE, the interrupt to the other CPU). Until 2026-12-06 it left post() out (this
+// thread spins between posts, so its CPU clock cannot tell the two apart); a review measured
+// 1.3-4.6 us per post() for the sleeping designs against 0.1 us for oneTBB's enqueue. The two
+// parts are also reported: worker_cpu_us_per_task and post_us_per_task (a post() preempted in
+// the middle counts the preemption too: an upper bound).
 template <class Post>
 void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n, Post&& post) {
   std::vector<double> lat, late, to_start;
   double cpu = 0;
+  std::int64_t post_ns = 0;
   std::size_t tasks = 0;
   for (auto _ : state) {
     std::vector<std::int64_t> start(n, 0), late_ns(n, 0);
@@ -608,6 +616,7 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
         spin_for_ns(2'000);
         done.fetch_add(1, std::memory_order_release);  // (S1)
       });
+      post_ns += now_ns() - t;
     }
     wait_count(done, n);  // (S1)
     // CPU of everything but the submitting thread, which spins between its posts.
@@ -619,7 +628,11 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
       to_start.push_back(static_cast<double>(start[i] - late_ns[i]) * 1e-3);
     }
   }
-  state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
+  const double worker_us = cpu * 1e6 / static_cast<double>(tasks);
+  const double post_us = static_cast<double>(post_ns) * 1e-3 / static_cast<double>(tasks);
+  state.counters["cpu_us_per_task"] = worker_us + post_us;
+  state.counters["worker_cpu_us_per_task"] = worker_us;
+  state.counters["post_us_per_task"] = post_us;
   put_percentile(state.counters, "p50_us", lat, 0.5);
   put_percentile(state.counters, "p99_us", lat, 0.99);
   put_percentile(state.counters, "late_p99_us", late, 0.99);
@@ -1131,7 +1144,8 @@ int main(int argc, char** argv) {
 //                                 onetbb, std_pool, bare_futex (a thread in FUTEX_WAIT: the floor)
 //   SparseSweep/<impl>/<gap_us>   one ~2 us task every gap_us (5, 10, 20, 50, 100, 200) from a
 //                                 non-worker thread, as SparseLoad: cpu_us_per_task (CPU of every
-//                                 thread but the submitter, per task), p50_us, p99_us (start
+//                                 thread but the submitter, plus the submitter's time in post(),
+//                                 per task), p50_us, p99_us (start
 //                                 latency from the task's due time). impl: parkpool,
 //                                 parkpool_efficiency, onetbb, std_pool
 //   Fib27Workers/<impl>/<n>       fork-join fib(27) on n workers, whatever the core count:

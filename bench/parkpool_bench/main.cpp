@@ -1140,6 +1140,67 @@ int bench_main(int argc, char** argv) {
       }
     }
   }
+  // Issue 5's targets, each against the baseline it names (support.hpp: issue5_targets).
+  {
+    const parkpool_bench::MedianLookup lookup =
+        [&samples](const std::string& fig,
+                   const std::string& impl) -> std::optional<parkpool_bench::Median> {
+      const auto f = samples.find(fig);
+      if (f == samples.end()) return std::nullopt;
+      const auto i = f->second.find(impl);
+      if (i == f->second.end() || i->second.empty()) return std::nullopt;
+      return parkpool_bench::Median{median(i->second), i->second.size()};
+    };
+    json targets = json::array();
+    std::size_t met = 0, evaluated = 0;
+    fmt::print("\nissue 5 targets (ratio of medians in this run; absolute targets: the value)\n");
+    fmt::print("{:<56} {:>10} {:>3} {:>10} {:>3} {:>8} {:>8}  {}\n", "target", "parkpool", "n",
+               "baseline", "n", "ratio", "target", "verdict");
+    md << "\n| issue 5 target | figure | parkpool | n | baseline | n | ratio | verdict |\n"
+       << "|---|---|---:|---:|---:|---:|---:|---|\n";
+    for (const parkpool_bench::Target& t : parkpool_bench::issue5_targets()) {
+      const parkpool_bench::TargetResult r = parkpool_bench::evaluate_target(t, lookup);
+      const bool absolute = t.base_figures.empty();
+      const std::string bound = fmt::format("{}{:g}", t.at_least ? ">=" : "<=", t.threshold);
+      if (!r.present) {
+        fmt::print("{:<56} {:>10} {:>3} {:>10} {:>3} {:>8} {:>8}  {}\n", t.label, "-", "-", "-",
+                   "-", "-", bound, "not run");
+        md << fmt::format("| {} | - | - | - | - | - | - | not run |\n", t.label);
+        targets.push_back({{"target", t.label}, {"verdict", "not run"}});
+        continue;
+      }
+      ++evaluated;
+      if (r.met) ++met;
+      const std::string verdict = r.met ? "met" : "MISSED";
+      const std::string base = absolute ? "-" : fmt::format("{:.4g}", r.base_value);
+      const std::string base_n = absolute ? "-" : std::to_string(r.base_n);
+      const std::string ratio = absolute ? "-" : fmt::format("{:.3f}", r.ratio);
+      fmt::print("{:<56} {:>10.4g} {:>3} {:>10} {:>3} {:>8} {:>8}  {}\n", t.label, r.value, r.n,
+                 base, base_n, ratio, bound, verdict);
+      const std::string figs =
+          absolute ? fmt::format("{} ({})", r.figure, t.impl)
+                   : fmt::format("{} ({}) / {} ({})", r.figure, t.impl, r.base_figure, t.base_impl);
+      md << fmt::format("| {} | {} | {:.4g} | {} | {} | {} | {} | {} |\n", t.label, figs, r.value,
+                        r.n, base, base_n, ratio, verdict);
+      json j = {{"target", t.label},      {"figure", r.figure}, {"impl", t.impl},
+                {"value", r.value},       {"n", r.n},           {"threshold", t.threshold},
+                {"at_least", t.at_least}, {"verdict", verdict}};
+      if (!absolute) {
+        j["base_figure"] = r.base_figure;
+        j["base_impl"] = t.base_impl;
+        j["base_value"] = r.base_value;
+        j["base_n"] = r.base_n;
+        j["ratio"] = r.ratio;
+      }
+      targets.push_back(std::move(j));
+    }
+    fmt::print(
+        "{} of {} targets run were met ('not run': a workload the target needs was not run)\n", met,
+        evaluated);
+    md << fmt::format("\n{} of {} targets run were met.\n", met, evaluated);
+    results["targets"] = std::move(targets);
+  }
+
   const json& mi = results["machine"];
   const json& probe_start = mi["stall_probe"]["start"];
   const json& probe_end = mi["stall_probe"]["end"];

@@ -49,6 +49,42 @@ foreach(when start end)
     fail("machine.stall_probe.${when}: threads '${threads}', lost_fraction '${lost}' (${err}${err2})")
   endif()
 endforeach()
+# Issue 5's targets: all 18 listed; the wake p50 one evaluated from the quick figures (the only
+# ones this run has) with its ratio the quotient of the two medians; memory's workload not run.
+string(JSON ntargets ERROR_VARIABLE err LENGTH "${j}" targets)
+if(err OR NOT ntargets EQUAL 18)
+  fail("targets: expected 18 entries, got '${ntargets}' (${err})")
+else()
+  set(seen_wake FALSE)
+  math(EXPR last "${ntargets} - 1")
+  foreach(i RANGE ${last})
+    string(JSON label GET "${j}" targets ${i} target)
+    string(JSON verdict GET "${j}" targets ${i} verdict)
+    if(label MATCHES "^\\(4\\) wake p50")
+      set(seen_wake TRUE)
+      string(JSON fig ERROR_VARIABLE e1 GET "${j}" targets ${i} figure)
+      string(JSON v ERROR_VARIABLE e2 GET "${j}" targets ${i} value)
+      string(JSON b ERROR_VARIABLE e3 GET "${j}" targets ${i} base_value)
+      string(JSON r ERROR_VARIABLE e4 GET "${j}" targets ${i} ratio)
+      if(e1 OR e2 OR e3 OR e4 OR NOT fig STREQUAL "WakeLatencyDist p50_us"
+         OR NOT verdict MATCHES "^(met|MISSED)$")
+        fail("target '${label}': figure '${fig}', verdict '${verdict}' (${e1}${e2}${e3}${e4})")
+      else()
+        # CMake has no floating point: awk checks the quotient.
+        execute_process(COMMAND awk "BEGIN { d = ${v} / ${b} - ${r}; exit (d < 1e-9 && d > -1e-9) ? 0 : 1 }"
+                        RESULT_VARIABLE ratio_rc)
+        if(NOT ratio_rc EQUAL 0)
+          fail("target '${label}': ratio ${r} is not ${v} / ${b}")
+        endif()
+      endif()
+    elseif(label MATCHES "^\\(7\\) memory" AND NOT verdict STREQUAL "not run")
+      fail("target '${label}': verdict '${verdict}', expected 'not run'")
+    endif()
+  endforeach()
+  if(NOT seen_wake)
+    fail("targets: no '(4) wake p50' entry")
+  endif()
+endif()
 # One figure of each kind, with a positive median: a micro benchmark, each point of the pictures.
 foreach(fig_impl "ParkTimeoutZero cpu_ns|parkpool" "WakeLatencyDist p90_us|parkpool"
                  "WakeLatencyDist p50_us|bare_futex" "SparseSweep/5 cpu_us_per_task|std_pool"

@@ -1,10 +1,12 @@
 // Unit checks of the pieces of parkpool-bench that are plain functions: the percentile rule of the
-// suites (bench_stats.hpp), the counter names the driver reserves and its machine-load accounting
-// (support.hpp). The smoke test (smoke_test.cmake) checks the driver end to end.
+// suites (bench_stats.hpp), the counter names the driver reserves, its machine-load accounting
+// and issue 5's target verdicts (support.hpp). The smoke test (smoke_test.cmake) checks the driver
+// end to end.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,6 +137,97 @@ TEST(RunLoad, OtherProcessesLeaveOutStealAndInterrupts) {
   EXPECT_DOUBLE_EQ(parkpool_bench::run_load(before, after, 100, 3.0).other_processes_fraction, 0);
   // No time passed: nothing to divide by.
   EXPECT_DOUBLE_EQ(parkpool_bench::run_load(after, after, 100, 0).other_processes_fraction, 0);
+}
+
+// A median table for evaluate_target: figure -> impl -> (median, n).
+parkpool_bench::MedianLookup lookup_in(
+    const std::map<std::string, std::map<std::string, double>>& table) {
+  return [table](const std::string& fig,
+                 const std::string& impl) -> std::optional<parkpool_bench::Median> {
+    const auto f = table.find(fig);
+    if (f == table.end()) return std::nullopt;
+    const auto i = f->second.find(impl);
+    if (i == f->second.end()) return std::nullopt;
+    return parkpool_bench::Median{i->second, 5};
+  };
+}
+
+TEST(Targets, RatioAgainstTheNamedBaselineInEitherDirection) {
+  const parkpool_bench::Target lower{"lower",  {"F p50_us"}, "parkpool", {"F p50_us"},
+                                     "onetbb", 1.2,          false};
+  const parkpool_bench::Target higher{
+      "higher", {"E items_per_second"}, "parkpool", {"E items_per_second"}, "onetbb", 2.5, true};
+  // std_pool is the best baseline of F, but the target names oneTBB.
+  const auto table = lookup_in({{"F p50_us", {{"parkpool", 6}, {"onetbb", 5}, {"std_pool", 1}}},
+                                {"E items_per_second", {{"parkpool", 10}, {"onetbb", 4}}}});
+  const auto a = parkpool_bench::evaluate_target(lower, table);
+  ASSERT_TRUE(a.present);
+  EXPECT_DOUBLE_EQ(a.ratio, 1.2);
+  EXPECT_TRUE(a.met) << "<= is inclusive";
+  EXPECT_EQ(a.base_value, 5);
+  const auto b = parkpool_bench::evaluate_target(higher, table);
+  EXPECT_DOUBLE_EQ(b.ratio, 2.5);
+  EXPECT_TRUE(b.met);
+  const auto c = parkpool_bench::evaluate_target(
+      higher, lookup_in({{"E items_per_second", {{"parkpool", 9.9}, {"onetbb", 4}}}}));
+  EXPECT_FALSE(c.met);
+  const auto d = parkpool_bench::evaluate_target(
+      lower, lookup_in({{"F p50_us", {{"parkpool", 6.1}, {"onetbb", 5}}}}));
+  EXPECT_FALSE(d.met);
+}
+
+TEST(Targets, TheFirstCandidatePairWithBothMediansIsUsed) {
+  const parkpool_bench::Target t{"eff p50",
+                                 {"SparseLoad p50_us", "SparseSweep/20 p50_us"},
+                                 "parkpool_efficiency",
+                                 {"WakeLatency p50_us", "WakeLatencyDist p50_us"},
+                                 "bare_futex",
+                                 1.1,
+                                 false};
+  // The --full pair is incomplete (no WakeLatency): the quick pair is used, never a mix.
+  const auto r = parkpool_bench::evaluate_target(
+      t, lookup_in({{"SparseLoad p50_us", {{"parkpool_efficiency", 100}}},
+                    {"SparseSweep/20 p50_us", {{"parkpool_efficiency", 10}}},
+                    {"WakeLatencyDist p50_us", {{"bare_futex", 10}}}}));
+  ASSERT_TRUE(r.present);
+  EXPECT_EQ(r.figure, "SparseSweep/20 p50_us");
+  EXPECT_EQ(r.base_figure, "WakeLatencyDist p50_us");
+  EXPECT_DOUBLE_EQ(r.ratio, 1.0);
+  EXPECT_TRUE(r.met);
+  // Neither pair complete: not run, not met.
+  const auto none = parkpool_bench::evaluate_target(
+      t, lookup_in({{"SparseLoad p50_us", {{"parkpool_efficiency", 1}}}}));
+  EXPECT_FALSE(none.present);
+  EXPECT_FALSE(none.met);
+  // A baseline median of 0 gives no ratio.
+  const auto zero = parkpool_bench::evaluate_target(
+      t, lookup_in({{"SparseLoad p50_us", {{"parkpool_efficiency", 1}}},
+                    {"WakeLatency p50_us", {{"bare_futex", 0}}}}));
+  EXPECT_FALSE(zero.present);
+}
+
+TEST(Targets, AbsoluteTargetsBoundTheValue) {
+  const parkpool_bench::Target t{"memory", {"M bytes_per_task"}, "parkpool", {}, "", 96, false};
+  const auto ok =
+      parkpool_bench::evaluate_target(t, lookup_in({{"M bytes_per_task", {{"parkpool", 56}}}}));
+  ASSERT_TRUE(ok.present);
+  EXPECT_DOUBLE_EQ(ok.ratio, 56);
+  EXPECT_TRUE(ok.met);
+  EXPECT_FALSE(
+      parkpool_bench::evaluate_target(t, lookup_in({{"M bytes_per_task", {{"parkpool", 97}}}}))
+          .met);
+}
+
+TEST(Targets, Issue5ListsEveryTargetWithAlignedCandidates) {
+  const auto& targets = parkpool_bench::issue5_targets();
+  EXPECT_EQ(targets.size(), 18u);
+  for (const auto& t : targets) {
+    EXPECT_FALSE(t.figures.empty()) << t.label;
+    if (!t.base_figures.empty()) {
+      EXPECT_EQ(t.figures.size(), t.base_figures.size()) << t.label;
+    }
+    EXPECT_GT(t.threshold, 0) << t.label;
+  }
 }
 
 }  // namespace
