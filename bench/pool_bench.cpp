@@ -118,28 +118,27 @@ void wait_count(const std::atomic<std::size_t>& c, std::size_t n) {
     // spin: the submitter's own waiting must not add a wakeup to the measurement
   }
 }
+#if defined(PARKPOOL_HAVE_TBB)
+// Runs one task in `arena` and waits for it: oneTBB starts its workers on the first enqueue, which
+// the parkpool and std pools do in their constructors, outside the measured region too.
+void warm_up(tbb::task_arena& arena) {
+  std::atomic<std::size_t> ran{0};
+  arena.enqueue([&ran] { ran.store(1, std::memory_order_release); });  // pairs with wait_count
+  wait_count(ran, 1);
+}
+#endif
 
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-double thread_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 using parkpool::bench::percentile;
 using parkpool::bench::percentile_supported;
 using parkpool::bench::put_percentile;
-// Per-thread CPU time of the other threads of this process, for IdleBurn. Each thread's own CPU
-// clock, named by its tid as glibc's pthread_getcpuclockid does (Linux ABI: ((~tid) << 3) |
-// CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED). The kernel brings a running thread's clock up to
-// date when it is read, so the value is exact at the read. CLOCK_PROCESS_CPUTIME_ID is not:
-// it adds the other threads' runtime as of their last tick or context switch, so a worker still
-// spinning at the window's start had up to a tick of earlier spin counted inside the window (on
-// the dev VM, process clock minus this thread's clock read 0.13-3.4 ms after a oneTBB burst where
-// the workers' own clocks read 0.02-0.12 ms, and once -0.03 ms for parkpool; /tmp experiment,
+// Per-thread CPU time of the other threads of this process, for IdleBurn and the sparse loads. Each
+// thread's own CPU clock, named by its tid as glibc's pthread_getcpuclockid does (Linux ABI:
+// ((~tid) << 3) | CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED). The kernel brings a running thread's
+// clock up to date when it is read, so the value is exact at the read. CLOCK_PROCESS_CPUTIME_ID is
+// not: it adds the other threads' runtime as of their last tick or context switch, so a worker
+// still spinning at the window's start had up to a tick of earlier spin counted inside the window
+// (on the dev VM, process clock minus this thread's clock read 0.13-3.4 ms after a oneTBB burst
+// where the workers' own clocks read 0.02-0.12 ms, and once -0.03 ms for parkpool; /tmp experiment,
 // 2026-12-01).
 std::vector<long> other_tids() {
   const long self = static_cast<long>(syscall(SYS_gettid));
@@ -261,6 +260,7 @@ void BM_ExternalPost_Std(benchmark::State& state) {
 void BM_ExternalPost_TBB(benchmark::State& state) {
   ShardedCount done;
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);  // 0 slots reserved for the submitter
+  warm_up(arena);
   external_post(state, done, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
@@ -329,15 +329,24 @@ long fib_group(parkpool::ThreadPool& pool, int n) {
   g.wait();
   return a + b;
 }
+// Every implementation's result is checked: a wrong fib(27) fails the case instead of timing it.
+constexpr long kFib27 = 196'418;
+bool fib_ok(benchmark::State& state, long r) {
+  if (r == kFib27) return true;
+  state.SkipWithError("fib(27) computed a wrong result");
+  return false;
+}
 void BM_Fib27Join_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(static_cast<std::size_t>(state.range(0))));
-  for (auto _ : state)
-    benchmark::DoNotOptimize(pool.submit([&] { return fib_join(pool, 27); }).get());
+  for (auto _ : state) {
+    if (!fib_ok(state, pool.submit([&] { return fib_join(pool, 27); }).get())) break;
+  }
 }
 void BM_Fib27TaskGroup_Parkpool(benchmark::State& state) {
   parkpool::ThreadPool pool(pp_options(static_cast<std::size_t>(state.range(0))));
-  for (auto _ : state)
-    benchmark::DoNotOptimize(pool.submit([&] { return fib_group(pool, 27); }).get());
+  for (auto _ : state) {
+    if (!fib_ok(state, pool.submit([&] { return fib_group(pool, 27); }).get())) break;
+  }
 }
 #if defined(PARKPOOL_HAVE_TBB)
 long fib_tbb(int n) {
@@ -354,7 +363,7 @@ void BM_Fib27TaskGroup_TBB(benchmark::State& state) {
   for (auto _ : state) {
     long r = 0;
     arena.execute([&] { r = fib_tbb(27); });
-    benchmark::DoNotOptimize(r);
+    if (!fib_ok(state, r)) break;
   }
 }
 #endif
@@ -475,6 +484,7 @@ void BM_WakeLatency_Std(benchmark::State& state) {
 #if defined(PARKPOOL_HAVE_TBB)
 void BM_WakeLatency_TBB(benchmark::State& state) {
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  warm_up(arena);
   wake_latency(state, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
@@ -567,6 +577,7 @@ void BM_IdleBurn_Std(benchmark::State& state) {
 #if defined(PARKPOOL_HAVE_TBB)
 void BM_IdleBurn_TBB(benchmark::State& state) {
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  warm_up(arena);
   idle_burn(state, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
@@ -586,8 +597,8 @@ void spin_for_ns(std::int64_t ns) {
 //   post_to_start_p99_us  from that clock read to the task's start: the pool's own part.
 // (2026-12-02, AMD EPYC 2-vCPU VM: with no pool at all, late_p99_us was 48-50 us, and the p99
 // from due 48-50 us too; parkpool's and oneTBB's rows showed the same 45-70 us of lateness.)
-// cpu_us_per_task: the CPU the pool costs per task: its threads' CPU (the process's, minus this
-// thread's) plus the time this thread spent inside post(), where a pool that wakes a sleeper pays
+// cpu_us_per_task: the CPU the pool costs per task: its threads' CPU (every thread but this one)
+// plus the time this thread spent inside post(), where a pool that wakes a sleeper pays
 // the wake (FUTEX_WAKE, the interrupt to the other CPU). Until 2026-12-06 it left post() out (this
 // thread spins between posts, so its CPU clock cannot tell the two apart); a review measured
 // 1.3-4.6 us per post() for the sleeping designs against 0.1 us for oneTBB's enqueue. The two
@@ -603,7 +614,12 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
     std::vector<std::int64_t> start(n, 0), late_ns(n, 0);
     // (S1) each task's release increment pairs with wait_count's acquire: start[] is complete.
     std::atomic<std::size_t> done{0};
-    const double p0 = process_cpu_s(), m0 = thread_cpu_s();
+    // The other threads' own clocks (other_threads_cpu_since: exact at the read, and a thread
+    // the pool starts during the window counts whole), not the process clock minus this thread's
+    // (until 2026-12-06), which lags by up to a tick per running thread.
+    const std::vector<long> tids = other_tids();
+    std::vector<double> c0(tids.size());
+    for (std::size_t k = 0; k < tids.size(); ++k) c0[k] = thread_cpu_s(tids[k]);
     const std::int64_t base = now_ns();
     for (std::size_t i = 0; i < n; ++i) {
       const std::int64_t due = base + static_cast<std::int64_t>(i) * gap_ns;
@@ -620,7 +636,7 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
     }
     wait_count(done, n);  // (S1)
     // CPU of everything but the submitting thread, which spins between its posts.
-    cpu += (process_cpu_s() - p0) - (thread_cpu_s() - m0);
+    cpu += other_threads_cpu_since(tids, c0);
     tasks += n;
     for (std::size_t i = 0; i < n; ++i) {
       lat.push_back(static_cast<double>(start[i]) * 1e-3);
@@ -754,6 +770,7 @@ void BM_SparseLoad_Std(benchmark::State& state) {
 #if defined(PARKPOOL_HAVE_TBB)
 void BM_SparseLoad_TBB(benchmark::State& state) {
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  warm_up(arena);
   sparse_load(state, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
@@ -897,6 +914,7 @@ void BM_MemoryPerQueuedTask_Std(benchmark::State& state) {
 void BM_MemoryPerQueuedTask_TBB(benchmark::State& state) {
   memory_per_task(state, "^MemoryPerQueuedTask/onetbb/", [] {
     tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+    warm_up(arena);
     return queue_blocked(kWorkers, [&](auto&& f) { arena.enqueue(f); });
   });
 }
@@ -1239,6 +1257,7 @@ void BM_WakeLatencyDist_BareFutex(benchmark::State& state) {
 #if defined(PARKPOOL_HAVE_TBB)
 void BM_WakeLatencyDist_TBB(benchmark::State& state) {
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  warm_up(arena);
   wake_latency_dist(state, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
@@ -1269,6 +1288,7 @@ void BM_SparseSweep_Std(benchmark::State& state, double seconds) {
 #if defined(PARKPOOL_HAVE_TBB)
 void BM_SparseSweep_TBB(benchmark::State& state, double seconds) {
   tbb::task_arena arena(static_cast<int>(kWorkers), 0);
+  warm_up(arena);
   sparse_sweep(state, seconds, [&](auto&& f) { arena.enqueue(f); });
 }
 #endif
