@@ -774,7 +774,7 @@ bool SpinWait::spin() noexcept {
 
 void SpinWait::spin_no_yield() noexcept {
   if (counter_ < 10) ++counter_;
-  for (std::uint32_t i = 0; i < (1U << (counter_ < 3 ? counter_ : 3U)); ++i) cpu_relax();
+  for (std::uint32_t i = 0; i < (1U << counter_); ++i) cpu_relax();  // parking_lot_core: 2..1024
 }
 
 }  // namespace parkpool::parking_lot

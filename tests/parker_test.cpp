@@ -595,7 +595,7 @@ struct FloatClock {
   using period = std::nano;
   using duration = std::chrono::duration<double, std::nano>;
   using time_point = std::chrono::time_point<FloatClock>;
-  static constexpr bool is_steady = true;
+  [[maybe_unused]] static constexpr bool is_steady = true;
   static time_point now() noexcept {
     return time_point(duration(static_cast<double>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -607,7 +607,7 @@ TEST(Parker, NanDeadlineOnAUserClockMeansNow) {
   // A NaN deadline is "now" on every clock. On a user clock it looped forever on 1 ns parks
   // (the time left, NaN, is not <= 0) until 2026-12-06; a watchdog unparks after 10 s, so the
   // old code fails here with `unparked` instead of hanging.
-  const FloatClock::time_point nan(FloatClock::duration(std::numeric_limits<double>::quiet_NaN()));
+  const FloatClock::time_point nan{FloatClock::duration(std::numeric_limits<double>::quiet_NaN())};
   Parker p;
   std::atomic<bool> done{false};
   std::thread watchdog([&done, u = p.unparker()] {

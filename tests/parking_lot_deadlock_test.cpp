@@ -42,6 +42,18 @@ std::thread holder_waiter(const void* hold, const void* wait_for, std::latch& ho
   });
 }
 
+// check_deadlock() until it reports at least `n` cycles, for at most 10 s. A thread counts as
+// parked only once its before_sleep returned, a moment after wait_until_queued sees it queued
+// (<parkpool/deadlock.hpp>): one check right after could miss a cycle that has just formed.
+std::vector<dd::Cycle> check_until_cycles(std::size_t n) {
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    std::vector<dd::Cycle> cycles = dd::check_deadlock();
+    if (cycles.size() >= n || std::chrono::steady_clock::now() > end) return cycles;
+    std::this_thread::sleep_for(1ms);  // a bounded poll, not a wait for a race to pass
+  }
+}
+
 const dd::DeadlockedThread* find_waiting_on(const dd::Cycle& c, const void* key) {
   for (const auto& t : c) {
     if (t.waiting_on == key) return &t;
@@ -69,7 +81,7 @@ TEST(Deadlock, FindsPlantedTwoThreadCycle) {
   std::thread t2 = holder_waiter(&b, &a, holding, release);
   wait_until_queued(&a, 1);
   wait_until_queued(&b, 1);
-  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   ASSERT_EQ(cycles[0].size(), 2U);
   const auto* w_b = find_waiting_on(cycles[0], &b);
@@ -100,7 +112,7 @@ TEST(Deadlock, FindsPlantedThreeThreadCycle) {
   wait_until_queued(&a, 1);
   wait_until_queued(&b, 1);
   wait_until_queued(&c, 1);
-  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   ASSERT_EQ(cycles[0].size(), 3U);
   std::set<std::thread::id> ids;
@@ -142,6 +154,7 @@ TEST(Deadlock, NoCycleInACorrectProgram) {
   });
   wait_until_queued(&event, 1);
   wait_until_queued(&a, 1);
+  wait_until_queued(&b, 1);  // t3 really is in its timed park when we look
   EXPECT_TRUE(dd::check_deadlock().empty());
   t3.join();
   release.store(true);
@@ -172,7 +185,7 @@ TEST(Deadlock, FindsAbbaWithRealMutexes) {
   });
   wait_until_queued(&a, 1);
   wait_until_queued(&b, 1);
-  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   EXPECT_EQ(cycles[0].size(), 2U);
   // Break the deadlock from outside: parkpool::Mutex does not track its owner, so unlocking a
@@ -233,7 +246,7 @@ TEST(Deadlock, FindsWriterWaitingForAReaderThatWaitsForIt) {
   });
   wait_until_queued(&m, 1);
   wait_until_queued(readers_key(s), 1);
-  expect_reader_writer_cycle(dd::check_deadlock(), s, m, r.get_id(), w.get_id());
+  expect_reader_writer_cycle(check_until_cycles(1), s, m, r.get_id(), w.get_id());
   // Break it as in FindsAbbaWithRealMutexes: unlocking m on w's behalf lets r finish, whose
   // unlock_shared lets w finish; w's own final unlock of m is harmless for this mutex.
   m.unlock();
@@ -278,7 +291,7 @@ TEST(Deadlock, FindsReaderThatTriesToWrite) {
     s.unlock();  // the main thread released the read hold on t's behalf
   });
   wait_until_queued(readers_key(s), 1);
-  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   EXPECT_EQ(cycles.size(), 1U);
   if (cycles.size() == 1U) {
     EXPECT_EQ(cycles[0].size(), 1U);

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <barrier>
 #include <chrono>
 #include <latch>
 #include <limits>
@@ -426,26 +425,102 @@ TEST(ParkingLot, BeFairEventuallyBecomesTrue) {
   EXPECT_TRUE(saw_fair);
 }
 
+TEST(ParkingLot, BeFairIsRareForBackToBackUnparks) {
+  // be_fair arms a random delay in [0, 1 ms) (0.5 ms on average) each time it says true, and says
+  // false until it passed. So over T of back-to-back unparks, m fair ones need m delays summing
+  // to at most T: m > T / 0.25 ms + 10 would mean an average delay under 0.25 ms, which a sum of
+  // that many such delays essentially never is. A be_fair that is always true fails this
+  // wherever an unpark cycle takes under 0.25 ms (tens of microseconds in the dev build).
+  int key = 0;
+  constexpr int kRounds = 400;
+  std::thread waiter([&key] {
+    for (int i = 0; i < kRounds; ++i) {
+      (void)pl::park(
+          &key, []() noexcept { return true; }, []() noexcept {},
+          [](const void*, bool) noexcept {});
+    }
+  });
+  int fair = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) {
+    wait_until_queued(&key, 1);
+    pl::unpark_one(&key, [&fair](pl::UnparkResult r) noexcept {
+      if (r.be_fair) ++fair;
+      return pl::kDefaultUnparkToken;
+    });
+  }
+  const double elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  waiter.join();
+  EXPECT_GE(fair, 1) << "the first unpark of a bucket is fair";
+  EXPECT_LE(fair, elapsed_ms / 0.25 + 10)
+      << fair << " fair unparks of " << kRounds << " in " << elapsed_ms << " ms";
+}
+
+TEST(ParkingLot, PlainFunctionsAreCallbacks) {
+  // Functions passed by name, as parking_lot_core takes function items (they failed to compile
+  // until 2026-12-06: a function has no object address to erase).
+  struct F {
+    static bool validate_false() noexcept { return false; }
+    static bool validate_true() noexcept { return true; }
+    static void nothing() noexcept {}
+    static void timed_out(const void*, bool) noexcept {}
+    static pl::UnparkToken callback(pl::UnparkResult) noexcept { return pl::UnparkToken{42}; }
+  };
+  int key = 0;
+  EXPECT_TRUE(pl::park(&key, F::validate_false, F::nothing, F::timed_out).is_invalid());
+  pl::ParkResult r = pl::ParkResult::invalid();
+  std::thread t([&] { r = pl::park(&key, F::validate_true, F::nothing, F::timed_out); });
+  wait_until_queued(&key, 1);
+  EXPECT_EQ(pl::unpark_one(&key, F::callback).unparked_threads, 1U);
+  t.join();
+  ASSERT_TRUE(r.is_unparked());
+  EXPECT_EQ(r.token(), pl::UnparkToken{42});
+}
+
 TEST(ParkingLot, NoLostWakeupWithCallbacklessUnpark) {
-  // The INV-W handshake: a waiter parks while `flag` is false; the waker sets it (relaxed!) and
-  // calls the lock-free unpark_one. Every round must end with the waiter awake.
-  const std::size_t rounds = parkpool::test::scaled(20000);
+  // The INV-W handshake: a waiter parks while `flag` is below its round; the waker raises it
+  // (relaxed!) and calls the lock-free unpark_one. One long-lived pair, each side waiting for the
+  // other's previous round, keeps the two close enough to hit the store-load window: the form
+  // with a new thread per round (until 2026-12-06) passed 5 of 5 runs with INV-W's release RMW
+  // weakened to a relaxed load; this one lost 45 wakeups in 200,000 rounds then (the review's
+  // count). A lost wakeup shows as a park that times out after the waker's unpark_one for that
+  // round returned; the 1 s deadline bounds the test instead of hanging it.
+  const long rounds = static_cast<long>(parkpool::test::scaled(200000));
   parkpool::test::TimeBudget budget(20s);
   int key = 0;
-  for (std::size_t i = 0; i < rounds && !budget.exhausted(); ++i) {
-    std::atomic<bool> flag{false};
-    std::barrier sync(2);
-    std::thread waiter([&] {
-      sync.arrive_and_wait();
-      while (!flag.load(std::memory_order_relaxed)) {
-        park_while_false(&key, &flag);
+  std::atomic<long> flag{0};       // the round the waker made available
+  std::atomic<long> unparked{0};   // the round whose unpark_one returned
+  std::atomic<long> ack{0};        // the round the waiter consumed
+  std::atomic<long> last{rounds};  // lowered by the waker when the budget runs out
+  std::atomic<long> lost{0};
+  std::thread waiter([&] {
+    for (long i = 1; i <= last.load(std::memory_order_acquire); ++i) {
+      while (flag.load(std::memory_order_relaxed) < i &&
+             i <= last.load(std::memory_order_acquire)) {
+        const pl::ParkResult r = pl::park(
+            &key, [&]() noexcept { return flag.load(std::memory_order_relaxed) < i; },
+            []() noexcept {}, [](const void*, bool) noexcept {}, pl::kDefaultParkToken,
+            pl::deadline_after(1s));
+        // Acquire: pairs with the waker's release store after its unpark_one returned.
+        if (r.is_timed_out() && unparked.load(std::memory_order_acquire) >= i) {
+          lost.fetch_add(1, std::memory_order_relaxed);
+        }
       }
-    });
-    sync.arrive_and_wait();
-    flag.store(true, std::memory_order_relaxed);
+      ack.store(i, std::memory_order_release);
+    }
+  });
+  long i = 1;
+  for (; i <= rounds && lost.load(std::memory_order_relaxed) == 0; ++i) {
+    while (ack.load(std::memory_order_acquire) < i - 1) std::this_thread::yield();
+    if (budget.exhausted()) break;
+    flag.store(i, std::memory_order_relaxed);
     pl::unpark_one(&key);
-    waiter.join();  // a lost wakeup hangs here (ctest TIMEOUT makes it a failure)
+    unparked.store(i, std::memory_order_release);
   }
+  last.store(i - 1, std::memory_order_release);
+  waiter.join();
+  EXPECT_EQ(lost.load(), 0) << "wakeups lost in " << i - 1 << " rounds";
 }
 
 TEST(ParkingLot, ThreadsExitWhileTheirKeysAreUnparked) {

@@ -7,6 +7,13 @@
 // primitive whose waiters park on a second key declares the resource they really wait for with
 // WaitForHolders (SharedMutex does, for a writer waiting for the readers to leave).
 //
+// When a parked thread counts: from the moment its park's before_sleep callback has returned
+// (the thread is queued on the key a moment earlier). Until then a check does not see it, so a
+// deadlock that has just formed can be missed by one check and found by the next: call
+// check_deadlock() periodically (as parking_lot's deadlock detection is meant to be used). The
+// other order would report cycles that do not exist: a Condvar waiter releases its mutex in
+// before_sleep, after it is queued.
+//
 // Build option: PARKPOOL_DEADLOCK_DETECTION (CMake option of the same name, a public compile
 // definition of parkpool::sync). Without it every function here is an inline no-op and
 // check_deadlock() returns no cycles; parkpool::Mutex, SharedMutex and Condvar then carry no

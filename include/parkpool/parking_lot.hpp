@@ -168,17 +168,28 @@ template <class R, class... A>
 class CallbackRef<R(A...)> {
  public:
   template <class F>
-  CallbackRef(F& f, const char* name) noexcept
-      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
-        call_(&invoke<F>),
-        name_(name) {}
+  CallbackRef(F& f, const char* name) noexcept : obj_(erase(f)), call_(&invoke<F>), name_(name) {}
   R operator()(A... a) const noexcept { return call_(obj_, name_, a...); }
 
  private:
+  // A plain function passed by name has no object address: keep the function's own address
+  // (function pointer <-> void* is conditionally-supported; POSIX (dlsym) requires it).
+  template <class F>
+  static void* erase(F& f) noexcept {
+    if constexpr (std::is_function_v<F>) {
+      return reinterpret_cast<void*>(&f);
+    } else {
+      return const_cast<void*>(static_cast<const void*>(std::addressof(f)));
+    }
+  }
   template <class F>
   static R invoke(void* obj, const char* name, A... a) noexcept {
     try {
-      return (*static_cast<F*>(obj))(a...);
+      if constexpr (std::is_function_v<F>) {
+        return reinterpret_cast<F*>(obj)(a...);
+      } else {
+        return (*static_cast<F*>(obj))(a...);
+      }
     } catch (...) {
       callback_threw(name);
     }
@@ -333,10 +344,11 @@ Deadline deadline_at(const std::chrono::time_point<C, D>& tp) noexcept {
 // Exponential backoff for the spin phase of a primitive (parking_lot's SpinWait).
 // spin(): returns false once the budget is used (the caller should park); the first 3 calls
 // pause the CPU 2, 4 and 8 times, the next 7 yield the thread. spin_no_yield(): pauses only,
-// never gives up. reset(): starts over. The budget is counted in calls, not time, on purpose:
-// it only bounds a short optimistic phase before parking (at most ~14 pause instructions, i.e.
-// well under a microsecond, plus 7 sched_yield calls, each returning immediately on an idle CPU);
-// the long waits are never spent here.
+// never gives up: 2, 4, ... times, doubling up to 1024 per call (parking_lot_core's; it stopped
+// at 8 until 2026-12-06). reset(): starts over. The budget is counted in calls, not time, on
+// purpose: it only bounds a short optimistic phase before parking (at most ~14 pause instructions,
+// i.e. well under a microsecond, plus 7 sched_yield calls, each returning immediately on an idle
+// CPU); the long waits are never spent here.
 class SpinWait {
  public:
   constexpr SpinWait() noexcept = default;
