@@ -7,7 +7,7 @@
 //   idle_burn        CPU the pool uses in the 200 ms after a burst of   pool_cpu_ms
 //                    100k tasks (every thread but the benchmark's own)
 //   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task (the
-//                    pool's threads plus the submitter's time in post()), p50_us, p99_us
+//                    pool's threads plus the submitter's CPU in post()), p50_us, p99_us
 //   memory           resident bytes per queued small task, 1M queued    bytes_per_task
 //                    (each measured in a child process; see workload 7)
 //   injector_queue   the external-submit queue alone: 1M 56-byte items  items_per_second
@@ -117,6 +117,12 @@ void wait_count(const std::atomic<std::size_t>& c, std::size_t n) {
   while (c.load(std::memory_order_acquire) < n) {
     // spin: the submitter's own waiting must not add a wakeup to the measurement
   }
+}
+// This thread's CPU time (s).
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 #if defined(PARKPOOL_HAVE_TBB)
 // Runs one task in `arena` and waits for it: oneTBB starts its workers on the first enqueue, which
@@ -598,18 +604,32 @@ void spin_for_ns(std::int64_t ns) {
 // (2026-12-02, AMD EPYC 2-vCPU VM: with no pool at all, late_p99_us was 48-50 us, and the p99
 // from due 48-50 us too; parkpool's and oneTBB's rows showed the same 45-70 us of lateness.)
 // cpu_us_per_task: the CPU the pool costs per task: its threads' CPU (every thread but this one)
-// plus the time this thread spent inside post(), where a pool that wakes a sleeper pays
-// the wake (FUTEX_WAKE, the interrupt to the other CPU). Until 2026-12-06 it left post() out (this
-// thread spins between posts, so its CPU clock cannot tell the two apart); a review measured
-// 1.3-4.6 us per post() for the sleeping designs against 0.1 us for oneTBB's enqueue. The two
-// parts are also reported: worker_cpu_us_per_task and post_us_per_task (a post() preempted in
-// the middle counts the preemption too: an upper bound).
+// plus this thread's CPU inside post(), where a pool that wakes a sleeper pays the wake
+// (FUTEX_WAKE, the interrupt to the other CPU). Until 2026-12-06 it left post() out (this thread
+// spins between posts, so its CPU over the window cannot tell the two apart); a review measured
+// 1.3-4.6 us of wall time per post() for the sleeping designs against 0.1 us for oneTBB's enqueue.
+// post() is timed with this thread's CPU clock, not the wall clock, which would also count a
+// post() blocked on a lock (the std pool's mutex) or preempted as CPU. A read of that clock
+// costs ~0.24 us here (a syscall), which would delay each post it brackets: only every
+// kPostCpuEvery-th post is bracketed (their mean, less the cost of an empty bracket, is the
+// estimate), and those tasks are left out of the latency percentiles. Both parts are reported:
+// worker_cpu_us_per_task and post_cpu_us_per_task.
+constexpr std::size_t kPostCpuEvery = 16;
+// The cost of one bracket with nothing in it: the least of a few back-to-back clock reads.
+double empty_cpu_bracket_s() {
+  double least = 1;
+  for (int k = 0; k < 64; ++k) {
+    const double a = thread_cpu_s(), b = thread_cpu_s();
+    least = std::min(least, b - a);
+  }
+  return least;
+}
 template <class Post>
 void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n, Post&& post) {
   std::vector<double> lat, late, to_start;
-  double cpu = 0;
-  std::int64_t post_ns = 0;
-  std::size_t tasks = 0;
+  double cpu = 0, post_cpu = 0;
+  std::size_t tasks = 0, post_samples = 0;
+  const double bracket = empty_cpu_bracket_s();
   for (auto _ : state) {
     std::vector<std::int64_t> start(n, 0), late_ns(n, 0);
     // (S1) each task's release increment pairs with wait_count's acquire: start[] is complete.
@@ -627,28 +647,34 @@ void sparse_load_run(benchmark::State& state, std::int64_t gap_ns, std::size_t n
       while ((t = now_ns()) < due) {
       }
       late_ns[i] = t - due;
+      const bool sampled = i % kPostCpuEvery == kPostCpuEvery - 1;
+      const double c_before = sampled ? thread_cpu_s() : 0;
       post([&start, &done, i, due] {
         start[i] = now_ns() - due;
         spin_for_ns(2'000);
         done.fetch_add(1, std::memory_order_release);  // (S1)
       });
-      post_ns += now_ns() - t;
+      if (sampled) {
+        post_cpu += std::max(0.0, thread_cpu_s() - c_before - bracket);
+        ++post_samples;
+      }
     }
     wait_count(done, n);  // (S1)
     // CPU of everything but the submitting thread, which spins between its posts.
     cpu += other_threads_cpu_since(tids, c0);
     tasks += n;
     for (std::size_t i = 0; i < n; ++i) {
+      if (i % kPostCpuEvery == kPostCpuEvery - 1) continue;  // delayed by the clock reads
       lat.push_back(static_cast<double>(start[i]) * 1e-3);
       late.push_back(static_cast<double>(late_ns[i]) * 1e-3);
       to_start.push_back(static_cast<double>(start[i] - late_ns[i]) * 1e-3);
     }
   }
   const double worker_us = cpu * 1e6 / static_cast<double>(tasks);
-  const double post_us = static_cast<double>(post_ns) * 1e-3 / static_cast<double>(tasks);
+  const double post_us = post_samples == 0 ? 0 : post_cpu * 1e6 / static_cast<double>(post_samples);
   state.counters["cpu_us_per_task"] = worker_us + post_us;
   state.counters["worker_cpu_us_per_task"] = worker_us;
-  state.counters["post_us_per_task"] = post_us;
+  state.counters["post_cpu_us_per_task"] = post_us;
   put_percentile(state.counters, "p50_us", lat, 0.5);
   put_percentile(state.counters, "p99_us", lat, 0.99);
   put_percentile(state.counters, "late_p99_us", late, 0.99);
@@ -1162,7 +1188,7 @@ int main(int argc, char** argv) {
 //                                 onetbb, std_pool, bare_futex (a thread in FUTEX_WAIT: the floor)
 //   SparseSweep/<impl>/<gap_us>   one ~2 us task every gap_us (5, 10, 20, 50, 100, 200) from a
 //                                 non-worker thread, as SparseLoad: cpu_us_per_task (CPU of every
-//                                 thread but the submitter, plus the submitter's time in post(),
+//                                 thread but the submitter, plus the submitter's CPU in post(),
 //                                 per task), p50_us, p99_us (start
 //                                 latency from the task's due time). impl: parkpool,
 //                                 parkpool_efficiency, onetbb, std_pool
