@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -39,6 +40,49 @@ TEST(ParallelFor, CoversRandomRangesExactlyOnce) {
           << "round " << round << " first " << first << " len " << len << " grain " << grain;
     }
   }
+}
+
+// Ranges at the ends of their index types: the index arithmetic (offsets from `first`, converted
+// back to the index type) must neither overflow nor wrap there; a signed first + i computed in
+// the index type would be undefined at INT_MAX (UBSan reports it in the asan stage). Each range
+// is short, so every index is checked; grains 0 (automatic), 1 and 7.
+template <class I>
+void expect_each_once_near(ThreadPool& pool, I first, I last) {
+  const auto len = static_cast<std::size_t>(static_cast<std::uint64_t>(last) -
+                                            static_cast<std::uint64_t>(first));
+  for (std::size_t grain : {std::size_t{0}, std::size_t{1}, std::size_t{7}}) {
+    std::vector<std::atomic<int>> hits(len);
+    parallel_for(
+        pool, first, last,
+        [&](I i) {
+          hits[static_cast<std::size_t>(static_cast<std::uint64_t>(i) -
+                                        static_cast<std::uint64_t>(first))]
+              .fetch_add(1);
+        },
+        grain);
+    for (std::size_t k = 0; k < len; ++k) {
+      ASSERT_EQ(hits[k].load(), 1)
+          << "index " << k << " of [" << +first << ", " << +last << "), grain " << grain;
+    }
+  }
+}
+
+TEST(ParallelFor, RangesAtTheEndsOfTheIndexTypes) {
+  ThreadPool pool(with_threads(2));
+  constexpr int kLen = 3000;
+  expect_each_once_near(pool, std::numeric_limits<int>::max() - kLen,
+                        std::numeric_limits<int>::max());
+  expect_each_once_near(pool, std::numeric_limits<int>::min(),
+                        std::numeric_limits<int>::min() + kLen);
+  expect_each_once_near(pool, std::numeric_limits<std::int64_t>::max() - kLen,
+                        std::numeric_limits<std::int64_t>::max());
+  expect_each_once_near(pool, std::numeric_limits<std::int64_t>::min(),
+                        std::numeric_limits<std::int64_t>::min() + kLen);
+  expect_each_once_near(pool, std::numeric_limits<std::size_t>::max() - kLen,
+                        std::numeric_limits<std::size_t>::max());
+  expect_each_once_near(pool, std::numeric_limits<std::int16_t>::min(),
+                        std::numeric_limits<std::int16_t>::max());
+  expect_each_once_near(pool, std::uint16_t{0}, std::numeric_limits<std::uint16_t>::max());
 }
 
 TEST(ParallelFor, EmptyAndReversedRangesDoNothing) {

@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -444,7 +445,10 @@ asio::awaitable<void> Server::Impl::accept_loop() {
     co_await acceptor.async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      // EMFILE and friends: the connection stays in the backlog; try again.
+      // EMFILE and friends: the connection stays in the backlog, and the listening socket stays
+      // readable: retrying at once spins this I/O thread at 100% CPU. Back off, then try again.
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
