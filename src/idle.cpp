@@ -209,7 +209,8 @@ IdleCoordinator::IdleCoordinator(std::size_t workers, IdleOptions options)
   sleepers_.reserve(workers);  // never allocates afterwards: the noexcept paths push/pop only
   slots_ = std::make_unique<Slot[]>(workers);
   for (std::size_t i = 0; i < workers; ++i) {
-    // Start at the cap: a fresh pool is about to receive work; a miss halves it.
+    // Start at the cap: a fresh pool is about to receive work; an idle episode longer than the
+    // cap halves it (the rule is documented at IdleOptions).
     slots_[i].spin_budget_ns = options.spin_max.count();
   }
 }

@@ -1265,10 +1265,34 @@ TEST(IdleCoordinatorDeathTest, WorkerIndexOutOfRangeTerminatesWithAMessage) {
   EXPECT_DEATH((void)c.wait_for_work(2, [] { return true; }), msg);
   EXPECT_DEATH((void)c.stats(2), msg);
   EXPECT_DEATH((void)c.unparker(2), msg);
+  EXPECT_DEATH(c.notify_work_local(2), msg);  // its only use of the index was an assert
   EXPECT_DEATH((void)c.try_start_searching(~std::size_t{0}), "out of range");
 }
 
 // ---------------------------------------------------------------- adaptive spin
+
+TEST(IdleCoordinator, TheSpinIsBoundedByItsTimeBudgetFromTheFirstRound) {
+  // A 2 us budget and a has_work() that takes 20 us: the spin must stop after its first call.
+  // Until 2026-12-06 the clock was read every 8th round only, so a spin made 8 calls whatever its
+  // budget (160 us here): an iteration count, which the budget is documented never to be.
+  IdleOptions o;
+  o.spin_min = o.spin_max = 2us;
+  o.timed_park = 0ns;
+  o.asymmetric_barrier = false;  // the announce re-checks once
+  IdleCoordinator c(1, o);
+  int spin_calls = 0;
+  const bool r = c.wait_for_work(0, [&] {
+    const bool announced = c.sleeping() == 1;
+    if (!announced) ++spin_calls;
+    const auto end = std::chrono::steady_clock::now() + 20us;  // an expensive has_work()
+    while (std::chrono::steady_clock::now() < end) {
+    }
+    return announced;  // the re-check after the announce finds work: no park
+  });
+  EXPECT_TRUE(r);
+  EXPECT_GE(spin_calls, 1);
+  EXPECT_LE(spin_calls, 2) << "the spin ran by rounds, not by its 2 us budget";
+}
 
 // Busy-waits `d` on the clock. Not ordering a race: it makes an idle episode provably long.
 void hold_for(std::chrono::nanoseconds d) {

@@ -322,9 +322,9 @@ class IdleCoordinator {
   void notify_work_local(std::size_t worker) noexcept {
     // A worker drains after shutdown() without calling found_work(): its flag may be stale then,
     // and the shutdown bit makes this call return before anything depends on it.
-    assert((!slot(worker).searching || is_shutdown()) &&
+    [[maybe_unused]] const Slot& s = slot(worker);  // the index is checked in every build
+    assert((!s.searching || is_shutdown()) &&
            "IdleCoordinator: notify_work_local() from a searching worker");
-    (void)worker;
     const std::uint64_t cur = local_fence_load();
     if (searching_of(cur) != 0 || sleeping_of(cur) == 0 || (cur & kShutdownBit) != 0) return;
     wake_one_slow();
@@ -592,7 +592,7 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
       }
       detail::cpu_relax();
       // The clock read (~20 ns via vDSO) every 8th round keeps the budget in time, not rounds.
-      if ((i & 7u) == 0) {
+      if (i < 8 || (i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;
         if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
         // On a budget of kSpinYieldMinBudget or more, every kSpinYieldRounds rounds (a couple of
