@@ -1196,7 +1196,7 @@ TEST(IdleCoordinator, OneNotifyWakesOneWorkerNotAHerd) {
 TEST(IdleCoordinator, AWorkerCountedBeyondMaxSearchingDoesNotSpin) {
   IdleOptions o;
   o.spin_min = 1us;
-  o.spin_max = 10ms;  // a spin is at least 8 has_work() calls (the clock is read every 8th round)
+  o.spin_max = 10ms;  // a spin within the cap makes many has_work() calls in 10 ms
   o.timed_park = 0ns;
   o.max_searching = 1;
   IdleCoordinator c(2, o);

@@ -591,7 +591,8 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
         return true;  // still searching: the caller's found_work() ends it
       }
       detail::cpu_relax();
-      // The clock read (~20 ns via vDSO) every 8th round keeps the budget in time, not rounds.
+      // The clock read (~20 ns via vDSO) in each of the first 8 rounds, then every 8th, keeps the
+      // budget in time, not rounds, also with a has_work() that takes longer than the budget.
       if (i < 8 || (i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;
         if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
