@@ -646,13 +646,7 @@ class Condvar {
   void wait(int me, Mutex& m) {
     if (bugs_->unlock_before_queueing) m.unlock();  // BUG: a notify can slip in here
     const int token = lot_->park(
-        me, key_,
-        [this, &m] {
-          const int cur = state_.load(rl::mo_relaxed, $);
-          if (cur == 0) state_.store(m.key(), rl::mo_relaxed, $);
-          RL_ASSERT(cur == 0 || cur == m.key());
-          return true;
-        },
+        me, key_, [this, &m] { return register_waiter(m); },
         [this, &m] {
           if (!bugs_->unlock_before_queueing) m.unlock();
         });
@@ -665,14 +659,7 @@ class Condvar {
   bool wait_timed(int me, Mutex& m) {
     bool requeued = false;
     const int token = lot_->park_timed(
-        me, key_,
-        [this, &m] {
-          const int cur = state_.load(rl::mo_relaxed, $);
-          if (cur == 0) state_.store(m.key(), rl::mo_relaxed, $);
-          RL_ASSERT(cur == 0 || cur == m.key());
-          return true;
-        },
-        [&m] { m.unlock(); },
+        me, key_, [this, &m] { return register_waiter(m); }, [&m] { m.unlock(); },
         [this, &requeued](int key, bool was_last) {
           requeued = key != key_;
           // INV-C1: the last waiter leaving the Condvar's queue clears state_.
@@ -727,6 +714,14 @@ class Condvar {
   }
 
  private:
+  // wait's validate, under the lot's lock: records the waiters' mutex in state_ (INV-C1).
+  bool register_waiter(Mutex& m) {
+    const int cur = state_.load(rl::mo_relaxed, $);
+    if (cur == 0) state_.store(m.key(), rl::mo_relaxed, $);
+    RL_ASSERT(cur == 0 || cur == m.key());
+    return true;
+  }
+
   Lot* lot_ = nullptr;
   const Bugs* bugs_ = nullptr;
   int key_ = 0;
