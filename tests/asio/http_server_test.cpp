@@ -342,8 +342,11 @@ TEST_P(HttpServer, OutOfDescriptorsTheAcceptLoopBacksOffAndRecovers) {
   // readable: until 2026-12-06 the accept loop retried at once and spun an I/O thread at 100% CPU
   // for as long as the process had no descriptor free (a review measured 1.00 s of CPU per
   // second with 100 idle connections and a limit of 64). It now waits 50 ms between tries.
-#if defined(PARKPOOL_UNDER_SANITIZER)
-  GTEST_SKIP() << "timing test: a sanitizer's own threads use CPU";
+#if defined(__SANITIZE_ADDRESS__)
+  // The asan stage's UBSan runtime needs descriptors of its own: with none free, its vptr check
+  // inside the server failed ("object has invalid vptr ... memory cannot be printed", 2026-12-07).
+  // The dev and tsan stages run this test.
+  GTEST_SKIP() << "ASan/UBSan runtimes cannot work with no file descriptor free";
 #endif
   Server server(options());
   rlimit old{};
