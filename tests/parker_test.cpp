@@ -609,18 +609,18 @@ TEST(Parker, NanDeadlineOnAUserClockMeansNow) {
   // old code fails here with `unparked` instead of hanging.
   const FloatClock::time_point nan{FloatClock::duration(std::numeric_limits<double>::quiet_NaN())};
   Parker p;
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false};  // its value only: relaxed (join orders the rest)
   std::thread watchdog([&done, u = p.unparker()] {
     const auto end = Clock::now() + 10s;
-    while (!done.load(std::memory_order_acquire) && Clock::now() < end) {
+    while (!done.load(std::memory_order_relaxed) && Clock::now() < end) {
       std::this_thread::sleep_for(1ms);
     }
-    if (!done.load(std::memory_order_acquire)) u.unpark();
+    if (!done.load(std::memory_order_relaxed)) u.unpark();
   });
   const auto start = Clock::now();
   const UnparkReason r = p.park_deadline(nan);
   const auto elapsed = Clock::now() - start;
-  done.store(true, std::memory_order_release);
+  done.store(true, std::memory_order_relaxed);
   watchdog.join();
   EXPECT_EQ(r, UnparkReason::timed_out);
   EXPECT_LT(elapsed, 10s);

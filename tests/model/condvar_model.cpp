@@ -21,6 +21,8 @@
 
 #include "parking_lot_model.hpp"
 
+#include "model_params.hpp"
+
 namespace {
 
 model::Bugs g_bugs;
@@ -151,10 +153,7 @@ bool run_model(const std::string& variant, int& known) {
     known = 0;
     return false;
   }
-  rl::test_params p;
-  p.search_type = rl::random_scheduler_type;
-  p.iteration_count = 200000;
-  p.execution_depth_limit = 4000;
+  rl::test_params p = parkpool::model::random_params();
   return rl::simulate<CondvarTest>(p);
 }
 

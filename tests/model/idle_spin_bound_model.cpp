@@ -24,6 +24,8 @@
 
 #include <relacy/relacy.hpp>
 
+#include "model_params.hpp"
+
 #include <string>
 
 namespace {
@@ -94,10 +96,7 @@ bool run_model(const std::string& variant, int& known) {
     known = 0;
     return false;
   }
-  rl::test_params p;
-  p.search_type = rl::random_scheduler_type;
-  p.iteration_count = 200000;
-  p.execution_depth_limit = 2000;
+  rl::test_params p = parkpool::model::random_params(2000);
   if (three_workers) return rl::simulate<SpinBoundTest<4>>(p);
   return rl::simulate<SpinBoundTest<3>>(p);
 }

@@ -29,6 +29,8 @@
 
 #include <relacy/relacy.hpp>
 
+#include "model_params.hpp"
+
 #include <cstdio>
 #include <string>
 
@@ -263,10 +265,7 @@ struct GateTest : rl::test_suite<GateTest, 2> {
 
 template <class Test>
 bool simulate() {
-  rl::test_params p;
-  p.search_type = rl::random_scheduler_type;
-  p.iteration_count = 200000;
-  p.execution_depth_limit = 4000;
+  rl::test_params p = parkpool::model::random_params();
   return rl::simulate<Test>(p);
 }
 
