@@ -114,7 +114,7 @@ TEST(Condvar, NotifyOneWakesExactlyOneAndNoSpuriousWakeups) {
       returned.fetch_add(1);
     });
   }
-  wait_until_queued(&cv, kWaiters);
+  ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   for (int i = 1; i <= kWaiters; ++i) {
     EXPECT_TRUE(cv.notify_one());
     const auto end = std::chrono::steady_clock::now() + 30s;
@@ -143,7 +143,7 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
       ++ready;
     });
   }
-  wait_until_queued(&cv, kWaiters);
+  ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   {
     std::unique_lock lk(m);
     ready = 1;
@@ -172,7 +172,7 @@ TEST(Condvar, NotifyAllWithoutLockWakesEveryWaiter) {
       done.fetch_add(1);
     });
   }
-  wait_until_queued(&cv, kWaiters);
+  ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   ready.store(true);
   EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
   EXPECT_EQ(queued_on(&cv), 0U);  // all left the Condvar's queue in the notify
@@ -213,7 +213,7 @@ TEST(Condvar, TimeoutTable) {
     });
     if (row.notify) {
       for (int i = 0; i < 2; ++i) {
-        wait_until_queued(&cv, 1);
+        ASSERT_TRUE(wait_until_queued(&cv, 1));
         // Taking the mutex proves the waiter released it while waiting.
         std::unique_lock lk(m);
         unlocked_during_wait = true;
@@ -343,7 +343,7 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
     std::unique_lock lk(m1);
     cv.wait(lk);
   });
-  wait_until_queued(&cv, 1);
+  ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m2);
     EXPECT_THROW(cv.wait(lk), std::invalid_argument);
@@ -363,7 +363,7 @@ TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
     std::unique_lock lk(m);
     st = cv.wait_for(lk, 200ms);
   });
-  wait_until_queued(&cv, 1);
+  ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m);
     cv.notify_one();  // requeued onto m

@@ -79,8 +79,8 @@ TEST(Deadlock, FindsPlantedTwoThreadCycle) {
   std::atomic<bool> release{false};
   std::thread t1 = holder_waiter(&a, &b, holding, release);
   std::thread t2 = holder_waiter(&b, &a, holding, release);
-  wait_until_queued(&a, 1);
-  wait_until_queued(&b, 1);
+  ASSERT_TRUE(wait_until_queued(&a, 1));
+  ASSERT_TRUE(wait_until_queued(&b, 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   ASSERT_EQ(cycles[0].size(), 2U);
@@ -109,9 +109,9 @@ TEST(Deadlock, FindsPlantedThreeThreadCycle) {
   std::thread t1 = holder_waiter(&a, &b, holding, release);
   std::thread t2 = holder_waiter(&b, &c, holding, release);
   std::thread t3 = holder_waiter(&c, &a, holding, release);
-  wait_until_queued(&a, 1);
-  wait_until_queued(&b, 1);
-  wait_until_queued(&c, 1);
+  ASSERT_TRUE(wait_until_queued(&a, 1));
+  ASSERT_TRUE(wait_until_queued(&b, 1));
+  ASSERT_TRUE(wait_until_queued(&c, 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   ASSERT_EQ(cycles[0].size(), 3U);
@@ -152,9 +152,9 @@ TEST(Deadlock, NoCycleInACorrectProgram) {
         pl::deadline_after(300ms));  // waits on what it holds, but with a deadline
     dd::release_resource(&b);
   });
-  wait_until_queued(&event, 1);
-  wait_until_queued(&a, 1);
-  wait_until_queued(&b, 1);  // t3 really is in its timed park when we look
+  ASSERT_TRUE(wait_until_queued(&event, 1));
+  ASSERT_TRUE(wait_until_queued(&a, 1));
+  ASSERT_TRUE(wait_until_queued(&b, 1));  // t3 really is in its timed park when we look
   EXPECT_TRUE(dd::check_deadlock().empty());
   t3.join();
   release.store(true);
@@ -183,8 +183,8 @@ TEST(Deadlock, FindsAbbaWithRealMutexes) {
     a.unlock();
     b.unlock();
   });
-  wait_until_queued(&a, 1);
-  wait_until_queued(&b, 1);
+  ASSERT_TRUE(wait_until_queued(&a, 1));
+  ASSERT_TRUE(wait_until_queued(&b, 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   ASSERT_EQ(cycles.size(), 1U);
   EXPECT_EQ(cycles[0].size(), 2U);
@@ -244,8 +244,8 @@ TEST(Deadlock, FindsWriterWaitingForAReaderThatWaitsForIt) {
     s.unlock();
     m.unlock();
   });
-  wait_until_queued(&m, 1);
-  wait_until_queued(readers_key(s), 1);
+  ASSERT_TRUE(wait_until_queued(&m, 1));
+  ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   expect_reader_writer_cycle(check_until_cycles(1), s, m, r.get_id(), w.get_id());
   // Break it as in FindsAbbaWithRealMutexes: unlocking m on w's behalf lets r finish, whose
   // unlock_shared lets w finish; w's own final unlock of m is harmless for this mutex.
@@ -273,7 +273,7 @@ TEST(Deadlock, WriterWaitingForOtherReadersIsNoCycle) {
     s.lock();
     s.unlock();
   });
-  wait_until_queued(readers_key(s), 1);
+  ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   EXPECT_TRUE(dd::check_deadlock().empty());
   release.store(true);
   r.join();
@@ -290,7 +290,7 @@ TEST(Deadlock, FindsReaderThatTriesToWrite) {
     s.lock();
     s.unlock();  // the main thread released the read hold on t's behalf
   });
-  wait_until_queued(readers_key(s), 1);
+  ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   EXPECT_EQ(cycles.size(), 1U);
   if (cycles.size() == 1U) {

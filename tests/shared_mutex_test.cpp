@@ -286,13 +286,13 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenWhenTheReadersLeave) {
       m.lock_shared();
       m.unlock_shared();
     });
-    parkpool::test::wait_until_queued(&m, 1);
+    ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
     bool writer_got = false;
     std::thread writer([&] {
       writer_got = m.try_lock_for(20s);  // the bug: false after 20 s, the lock long free
       if (writer_got) m.unlock();
     });
-    parkpool::test::wait_until_queued(&m, 2);
+    ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
     if (fair) {
       m.unlock_fair();
     } else {
@@ -333,13 +333,13 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
     m.unlock();
   };
   threads.emplace_back(reader);
-  parkpool::test::wait_until_queued(&m, 1);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
   threads.emplace_back(writer, true);
-  parkpool::test::wait_until_queued(&m, 2);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
   threads.emplace_back(reader);
-  parkpool::test::wait_until_queued(&m, 3);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 3));
   threads.emplace_back(writer, false);
-  parkpool::test::wait_until_queued(&m, 4);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 4));
   m.unlock_fair();
   EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "only the second writer stays queued";
   EXPECT_FALSE(m.try_lock_shared()) << "the first writer's claim must block new readers";
@@ -365,7 +365,8 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
       EXPECT_FALSE(m.try_lock_for(300ms));  // we hold a shared lock throughout
       first_returned.store(true);
     });
-    parkpool::test::wait_until_queued(drain_key, 1);  // it holds the claim and waits for us
+    // It holds the claim and waits for us.
+    ASSERT_TRUE(parkpool::test::wait_until_queued(drain_key, 1));
     // Until `n` threads are queued behind the claim, or the claim was abandoned first.
     auto queued_behind_claim = [&](std::size_t n) {
       while (parkpool::test::queued_on(&m) < n) {

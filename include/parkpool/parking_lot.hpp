@@ -345,10 +345,13 @@ Deadline deadline_at(const std::chrono::time_point<C, D>& tp) noexcept {
 // spin(): returns false once the budget is used (the caller should park); the first 3 calls
 // pause the CPU 2, 4 and 8 times, the next 7 yield the thread. spin_no_yield(): pauses only,
 // never gives up: 2, 4, ... times, doubling up to 1024 per call (parking_lot_core's; it stopped
-// at 8 until 2026-12-06). reset(): starts over. The budget is counted in calls, not time, on
-// purpose: it only bounds a short optimistic phase before parking (at most ~14 pause instructions,
-// i.e. well under a microsecond, plus 7 sched_yield calls, each returning immediately on an idle
-// CPU); the long waits are never spent here.
+// at 8 until 2026-12-06). Both advance the same counter, as in parking_lot_core: each
+// spin_no_yield() call uses one call of spin()'s budget (10 calls of either leave spin() none),
+// and once the budget is used it keeps pausing 1024 times per call. reset(): starts over. The
+// budget is counted in calls, not time, on purpose: it only bounds a short optimistic phase
+// before parking (at most ~14 pause instructions, i.e. well under a microsecond, plus 7
+// sched_yield calls, each returning immediately on an idle CPU); the long waits are never spent
+// here.
 class SpinWait {
  public:
   constexpr SpinWait() noexcept = default;

@@ -28,11 +28,21 @@ inline std::size_t queued_on(const void* key) {
   return n;
 }
 
-// Waits, yielding, until at least `n` threads are queued on `key`; after 30 s that is a failure.
-inline void wait_until_queued(const void* key, std::size_t n) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (queued_on(key) < n) {
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << "threads never parked";
+// Waits, yielding, until at least `n` threads are queued on `key`; after 30 s, a failure. It
+// returns the failure instead of asserting, so that the calling test stops there (an ASSERT_*
+// in a helper returns only from the helper, and the test went on):
+//   ASSERT_TRUE(wait_until_queued(&key, n));
+// [[nodiscard]]: a call that drops the result does not compile (-Werror).
+[[nodiscard]] inline testing::AssertionResult wait_until_queued(const void* key, std::size_t n) {
+  constexpr std::chrono::seconds kBound(30);
+  const auto end = std::chrono::steady_clock::now() + kBound;
+  for (;;) {
+    const std::size_t queued = queued_on(key);
+    if (queued >= n) return testing::AssertionSuccess();
+    if (std::chrono::steady_clock::now() >= end) {
+      return testing::AssertionFailure() << "threads never parked: " << queued << " of " << n
+                                         << " queued on the key after " << kBound.count() << " s";
+    }
     std::this_thread::yield();
   }
 }
