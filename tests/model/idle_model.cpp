@@ -2,11 +2,16 @@
 //
 // The model mirrors src/idle.cpp for one worker that can sleep: the state word (S searching,
 // P sleeping), the mutex-protected sleeper set, announce (A1) + re-check (A2), notify (N1/N2) +
-// claim (C1), withdraw, found_work (R0), with the same memory orders. The Parker is modelled with
-// its own token under a Relacy mutex + condition variable (crossbeam's portable parker), NOT with
-// Relacy's futex emulation, whose wait/wake execute a seq_cst fence that would hide a missing fence
-// in the protocol. A lost wakeup leaves the worker blocked in park() forever: Relacy reports a
-// deadlock. The worker loops like a pool worker (a woken worker is a searcher and looks again).
+// claim (C1), withdraw, found_work (R0), the park (timed, then untimed) and on_unparked, with the
+// same memory orders. The Parker is modelled with its own token under a Relacy mutex + condition
+// variable (crossbeam's portable parker), NOT with Relacy's futex emulation, whose wait/wake
+// execute a seq_cst fence that would hide a missing fence in the protocol. A lost wakeup leaves the
+// worker blocked in park() forever: Relacy reports a deadlock. The worker loops like a pool worker
+// (a woken worker is a searcher and looks again). Every suite also checks the counts: INV-P under
+// the mutex wherever P changes (P is 1 after an announce, 0 after a claim, withdraw or drain: the
+// model has one sleeper-capable worker), S never below 0 in found_work (src/idle.cpp asserts it
+// too), and at the end P == 0, nobody listed and S == the number of threads left with their
+// searching flag set: a double count or a lost count fails there even when no wakeup is lost.
 //
 // Variants (argv[1]):
 //   v1  handshake, production orderings (relaxed RMWs on state_, seq_cst fences N1 and A1)
@@ -27,7 +32,8 @@
 //   b4  v3 without the fence R1 before has_more(): must fail
 //   b5  v6 with the drain before D is set: a worker announcing in between parks forever
 //   b6  v7 with the drain subtracting P only (the bug fixed on 2026-11-22): found_work's S-1
-//       borrows through P into D, clears it, and the second wait parks forever
+//       borrows through P into D, clears it, and the second wait parks forever (the model's
+//       check that S never goes below 0 now stops it at the borrow)
 // The asymmetric barrier (notify_work_local, SLEEP.md "Asymmetric barrier"): the publisher is a
 // working worker whose notify has no fence (L1 is a compiler barrier: nothing to model) and a
 // relaxed load (L2); A1 and R1 add the membarrier (H) unless the state word they wrote counts
@@ -48,9 +54,40 @@
 //   b8  v9 without (H) before has_more(): must fail
 //   b9  v8 with the count off by one (the sleeper's A1 also counts itself as working, so it
 //       believes every other worker idle and skips (H)): must fail
+// The timed park (IdleOptions::timed_park > 0) and the unpark paths of wait_for_work(): after
+// the re-check, park_timeout(); unparked -> on_unparked; expired -> on_timed_out (statistics
+// only), has_work() once more (withdraw if true), then the untimed park. on_unparked withdraws if
+// the worker is still listed (a foreign unpark or a stale token); withdraw, if a claim or the
+// drain popped the worker first, counts nothing and acts as woken (its token comes late and makes
+// a later park return at once). The deadline may pass wherever Relacy chooses (park_timed).
+//   v11 v1 with the timed park: it may expire before, during or after the notify's claim (the
+//       check after the expiry then finds the worker popped, or the untimed park returns at once)
+//   v12 v3 with the timed park
+//   v13 v7 with the timed park: the drain races the expiry
+//   v14 stale token: two tasks, each published and notified; the first claim races the re-check
+//       (withdraw finds the worker popped), its token makes the next park return while the worker
+//       is listed again (on_unparked withdraws), and the second notify must still wake it
+//   v15 v14 with the timed park (a claim racing the expiry leaves a late token too)
+//   v16 foreign unpark: a third thread unparks the worker directly, at any moment, while the
+//       submitter's notify claims it
+//   v17 v11 without the has_work() check after the expiry: still correct, the check is a safety
+//       net (the worker stays announced; pool/SLEEP.md, "Racing claims and timeouts")
+//   b10 v11 with that check, on seeing work, returning without withdraw: the worker runs the task
+//       still listed and counted in P (the count is off at the end)
+//   b11 v11 with an expired timed park returning to the caller as a spurious wakeup would, still
+//       announced: the next wait announces again and P counts the worker twice
+//   b12 v14 with withdraw doing P-1, S+1 even when a claim popped the worker: P borrows into D
+//       (the worker would then see a shutdown that nobody requested)
+//   b13 v14 with withdraw, when popped, not setting the searching flag: the claim's S+1 is never
+//       taken back, so the second notify may skip while the worker parks for good (the count
+//       is off at the end in any case)
+//   b14 v16 with on_unparked taking every unpark for a claim (not checking in_sleepers): after a
+//       foreign unpark the worker counts itself as searching while listed; its found_work, or
+//       its next announce, takes S below 0 (the announce's wrap leaves S > 0: the notify skips
+//       and the worker parks for good)
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -77,6 +114,15 @@ struct Config {
   bool heavy_a1 = true;          // (H) after A1
   bool heavy_r1 = true;          // (H) before has_more()
   unsigned a1_self_working = 0;  // b9: 1 (wrong: the announcing worker is not working)
+  // The timed park (IdleOptions::timed_park > 0) and the unpark paths of wait_for_work().
+  bool timed_park = false;               // one park_timeout before the untimed park
+  bool timeout_check = true;             // the has_work() check after an expired timed park
+  bool timeout_check_withdraws = true;   // b10: false, that check returns without withdrawing
+  bool timeout_returns = false;          // b11: an expired timed park returns (spuriously) to the
+                                         // caller, still announced, instead of parking untimed
+  bool withdraw_checks_listed = true;    // b12: false, withdraw does P-1, S+1 even when popped
+  bool withdraw_popped_searches = true;  // b13: false, a popped withdraw does not set searching
+  bool unparked_checks_listed = true;    // b14: false, on_unparked takes every unpark for a claim
 };
 Config g_cfg;
 
@@ -158,6 +204,27 @@ struct Coordinator {
     token($) = 0;
     park_mutex.unlock($);
   }
+  // park_timeout(): true (unparked) if it consumed a token, false (timed_out) if the deadline
+  // passed first. Relacy chooses, when no token is there, whether the deadline has passed (the
+  // worker goes on at once) or the token comes first (it waits for it; a missing token is then
+  // a deadlock, as in park()). That covers every behaviour of the Parker's park_timeout: a token
+  // there at the start or at the timeout is consumed and reported as unparked (its exchange
+  // (T)); an expiry later in the sleep reads the same token 0 as an expiry at this choice point
+  // followed by a pause, which the scheduler may insert; a token that arrives after the expiry
+  // stays pending for the next park. (Relacy's own timed wait adds a choice at every step of
+  // every thread: the exhaustive search of v11 was estimated at ~10^11 schedules with it, and
+  // takes 27.8 million with this choice.)
+  bool park_timed() {
+    park_mutex.lock($);
+    if (token($) == 0 && rl::rand(2) == 1) {
+      park_mutex.unlock($);
+      return false;
+    }
+    while (token($) == 0) park_cv.wait(park_mutex, $);
+    token($) = 0;
+    park_mutex.unlock($);
+    return true;
+  }
 
   // wake_one_slow(): claim (C1) under the mutex, unpark after it. Relaxed like src/idle.cpp.
   void wake_one() {
@@ -166,6 +233,7 @@ struct Coordinator {
     unsigned cur = state.load(rl::mo_relaxed, $);
     while (searching_of(cur) == 0 && sleeping_of(cur) > 0) {
       if (state.compare_exchange_weak(cur, cur - kP + kS, rl::mo_relaxed, $)) {
+        RL_ASSERT(sleeping_of(cur - kP + kS) == 0);  // INV-P: the one sleeper was popped
         claimed = true;
         break;
       }
@@ -200,6 +268,7 @@ struct Coordinator {
     searching = false;
     const unsigned after =
         state.fetch_add(delta, g_cfg.rmw_handshake ? rl::mo_acq_rel : g_cfg.announce_mo, $) + delta;
+    RL_ASSERT(sleeping_of(after) == 1);  // INV-P: P counts the one sleeper-capable worker once
     sleepers_mutex.unlock($);
     if (!g_cfg.rmw_handshake && g_cfg.worker_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
     others = g_cfg.heavy_a1 && others_working(after, g_cfg.a1_self_working);
@@ -224,15 +293,32 @@ struct Coordinator {
     if (popped) unpark();
   }
 
-  // withdraw(): the re-check saw work.
-  void withdraw(bool& searching) {
+  // withdraw(): the re-check saw work, or a park returned while still listed. False: shutdown.
+  bool withdraw(bool& searching) {
+    unsigned cur;
     sleepers_mutex.lock($);
-    if (in_sleepers.load(rl::mo_relaxed, $) != 0) {
+    if (!g_cfg.withdraw_checks_listed || in_sleepers.load(rl::mo_relaxed, $) != 0) {
       in_sleepers.store(0, rl::mo_relaxed, $);
-      state.fetch_add(kS - kP, rl::mo_relaxed, $);
+      cur = state.fetch_add(kS - kP, rl::mo_relaxed, $) + kS - kP;
+      RL_ASSERT(sleeping_of(cur) == 0);  // INV-P (b12 borrows through P here)
+      searching = true;
+    } else {
+      // A waker popped us (claim or shutdown) and counted us in S; its token may arrive late.
+      cur = state.load(rl::mo_relaxed, $);
+      if (g_cfg.withdraw_popped_searches) searching = true;
+    }
+    sleepers_mutex.unlock($);
+    return (cur & kD) == 0;
+  }
+
+  // on_unparked(): after a park returned a token. Popped by a claim (a searcher now) or shutdown,
+  // or still listed (a foreign unpark or a stale token): withdraw. False: shutdown.
+  bool on_unparked(bool& searching) {
+    if (g_cfg.unparked_checks_listed && in_sleepers.load(rl::mo_relaxed, $) != 0) {
+      return withdraw(searching);
     }
     searching = true;
-    sleepers_mutex.unlock($);
+    return (state.load(rl::mo_relaxed, $) & kD) == 0;
   }
 
   // found_work() (R0) and found_work(w, has_more) (R0, R1 fence, has_more()), as src/idle.cpp.
@@ -241,6 +327,7 @@ struct Coordinator {
     searching = false;
     const unsigned old =
         state.fetch_sub(kS, g_cfg.rmw_handshake ? rl::mo_acq_rel : rl::mo_relaxed, $);
+    RL_ASSERT(searching_of(old) > 0);  // src/idle.cpp asserts it too: S underflow
     if (searching_of(old) != 1 || sleeping_of(old) == 0) return;
     if (!with_has_more) {
       wake_one();
@@ -259,7 +346,7 @@ struct Coordinator {
   // has_work(): the pool reads its queue with acquire.
   bool has_work() { return queue.load(rl::mo_acquire, $) != 0; }
 
-  // A pool worker until it takes the task or sees shutdown: search, announce, re-check, park.
+  // A pool worker until it sees a task or shutdown: look, then wait_for_work().
   // `searching` is the slot's flag: in on entry, out on return (the caller may call found_work).
   void worker(bool& searching) {
     for (int round = 0;; ++round) {
@@ -269,26 +356,43 @@ struct Coordinator {
         found_work(searching);
         return;
       }
-      bool others = false;
-      if (!announce(searching, others)) return;
-      bool found = has_work();  // A2
-      if (!found && others) {   // repeated after (H)
-        heavy_barrier();
-        found = has_work();
-      }
-      if (found) {
-        withdraw(searching);
-        continue;
-      }
-      park();
-      // Popped by a claim (a searcher now) or shutdown, or still listed (foreign/stale token).
-      if (in_sleepers.load(rl::mo_relaxed, $) != 0) {
-        withdraw(searching);
-      } else {
-        searching = true;
-      }
-      if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // on_unparked returns false
+      if (!wait_for_work(searching)) return;
     }
+  }
+
+  // wait_for_work() after its fast exit, without the spin: announce, re-check, park (timed, then
+  // untimed, as include/parkpool/idle.hpp). True: look again. False: shutdown.
+  bool wait_for_work(bool& searching) {
+    bool others = false;
+    if (!announce(searching, others)) return false;
+    bool found = has_work();  // A2
+    if (!found && others) {   // repeated after (H)
+      heavy_barrier();
+      found = has_work();
+    }
+    if (found) return withdraw(searching);
+    if (g_cfg.timed_park) {
+      if (park_timed()) return on_unparked(searching);
+      // on_timed_out(): statistics and the spin budget only. Still announced.
+      if (g_cfg.timeout_returns) return true;
+      if (g_cfg.timeout_check && has_work()) {
+        return g_cfg.timeout_check_withdraws ? withdraw(searching) : true;
+      }
+    }
+    park();
+    return on_unparked(searching);
+  }
+
+  // The worker takes the task it saw (the only consumer).
+  void take() { queue.fetch_sub(1, rl::mo_acquire, $); }
+
+  // At the end, every thread idle: INV-P (P == 0, nobody listed) and INV-S (S == the number of
+  // threads whose searching flag is set). A count off by one here is a double count or a leak.
+  void check_counts(unsigned searching_flags) {
+    const unsigned s = state.load(rl::mo_relaxed, $);
+    RL_ASSERT(sleeping_of(s) == 0);
+    RL_ASSERT(searching_of(s) == searching_flags);
+    RL_ASSERT(in_sleepers.load(rl::mo_relaxed, $) == 0);
   }
 
   void submitter() {
@@ -316,27 +420,31 @@ struct Coordinator {
 // Two threads: the worker (not searching) against a submitter.
 struct Handshake : rl::test_suite<Handshake, 2> {
   Coordinator c;
+  bool worker_searching;  // the worker's flag when it returned
   void before() { c.init(0); }
   void thread(unsigned idx) {
     if (idx == 0) {
       bool searching = false;
       c.worker(searching);
+      worker_searching = searching;
     } else {
       c.submitter();
     }
   }
-  void after() {}
+  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 // Three threads: a searcher (S = 1 at the start) that finds other work, the worker, a submitter
 // whose notify may skip because of the searcher.
 struct LastSearcher : rl::test_suite<LastSearcher, 3> {
   Coordinator c;
+  bool worker_searching;
   void before() { c.init(kS); }
   void thread(unsigned idx) {
     if (idx == 0) {
       bool searching = false;
       c.worker(searching);
+      worker_searching = searching;
     } else if (idx == 1) {
       c.submitter();
     } else {
@@ -344,38 +452,54 @@ struct LastSearcher : rl::test_suite<LastSearcher, 3> {
       c.found_work(searching, g_cfg.searcher_has_more);
     }
   }
-  void after() {}
+  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 // The two-thread handshake is searched exhaustively (every interleaving and every value the
-// memory model allows each load to read: ~5 s); the three-thread model is too large for that and
-// runs 500,000 random schedules (~1 s). IDLE_MODEL_ITERATIONS overrides the random count.
+// memory model allows each load to read: 8.9 million schedules, ~18 s on the shared 2-core VM);
+// the three-thread model is too large for that and runs 500,000 random schedules (~1 s).
+// IDLE_MODEL_ITERATIONS overrides the random count.
 // The asymmetric variants (v8..v10, b7..b9) add the membarrier emulation's mutex and condvar,
 // which make even two threads too large for the exhaustive search (more than 10 minutes), and
 // random schedules found b8's failure only at the 755,006th: they use Relacy's context-bound
 // search instead, every schedule with at most 4 preemptions (3 for the three-thread suite:
 // 1.6 million schedules, ~6 s; 4 took 113 s), and every value each load may read in each.
 // It rejects b7..b9 within 2 preemptions.
+// The timed and unpark variants (v11..v17, b10..b14; times on the shared 2-core VM): the timed
+// park's choice roughly triples the handshake's exhaustive search (v11: 27.8 million schedules,
+// 61 s; v17 9.5 million, 20 s; both passed once), so v11, v17, b10 and b11 search every schedule
+// with at most 10 preemptions (v11 6.5 million, ~14 s; v17 ~5 s). The two-task suite has too
+// many schedules for the exhaustive search by far (its estimate passed 10^15): v14, v15, b12 and
+// b13 search up to 5 preemptions (v14 ~5 s, v15 ~16 s), the foreign-unpark suite (three threads)
+// up to 4 (v16, b14: ~3 s), v12 likewise (~2.5 s); v13 (two threads, no second task) is
+// exhaustive (1.6 million, ~3 s). Every path named in the header comment is reached within those
+// bounds (checked by planting an assertion on each: the withdraw of the check after the expiry
+// finding the worker listed or popped, the untimed park and the timed park finding a token
+// there, on_unparked finding the worker listed after a stale or foreign token, and withdraw then
+// finding it popped by the racing claim); b10..b14 are rejected within 1 preemption.
 // Two threads: an idle worker (no task is ever published) against shutdown(): the worker must
 // return, never stay parked.
 struct Shutdown : rl::test_suite<Shutdown, 2> {
   Coordinator c;
+  bool worker_searching;  // true when the drain popped it (counted in S like a claim)
   void before() { c.init(0); }
   void thread(unsigned idx) {
     if (idx == 0) {
       bool searching = false;
       c.worker(searching);
+      worker_searching = searching;
     } else {
       c.shutdown();
     }
   }
-  void after() {}
+  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 // Shutdown, then the worker's found_work() and a second wait: the second wait must return at
 // once (D still set), and the counts must not have wrapped.
 struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
   Coordinator c;
+  bool worker_searching;
   void before() { c.init(0); }
   void thread(unsigned idx) {
     if (idx == 0) {
@@ -383,6 +507,7 @@ struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
       c.worker(searching);
       c.found_work(searching);
       c.worker(searching);  // parks forever (a Relacy deadlock) if D was lost
+      worker_searching = searching;
     } else {
       c.shutdown();
     }
@@ -391,6 +516,7 @@ struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
     const unsigned s = c.state.load(rl::mo_relaxed, $);
     RL_ASSERT((s & kD) != 0);
     RL_ASSERT(sleeping_of(s) == 0);
+    c.check_counts(worker_searching ? 1 : 0);
   }
 };
 
@@ -398,18 +524,73 @@ struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
 // publishes the task with notify_work_local; the worker goes to sleep meanwhile.
 struct SearcherPublishes : rl::test_suite<SearcherPublishes, 2> {
   Coordinator c;
+  bool worker_searching;
   void before() { c.init(kS); }
   void thread(unsigned idx) {
     if (idx == 0) {
       bool searching = false;
       c.worker(searching);
+      worker_searching = searching;
     } else {
       bool searching = true;
       c.found_work(searching, true);
       c.local_submitter();
     }
   }
-  void after() {}
+  void after() { c.check_counts(worker_searching ? 1 : 0); }
+};
+
+// Two threads: the worker takes two tasks, which a submitter publishes one after the other, each
+// followed by notify_work(). The first notify's claim can race the worker's re-check (withdraw
+// finds the worker popped) or its timed park's expiry; its token then arrives late and makes the
+// worker's next park return at once while the worker is listed again (a stale token): the worker
+// must withdraw, park again, and be woken by the second notify.
+struct StaleToken : rl::test_suite<StaleToken, 2> {
+  Coordinator c;
+  bool worker_searching;
+  void before() { c.init(0); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      bool searching = false;
+      for (int task = 0; task < 2; ++task) {
+        c.worker(searching);
+        RL_ASSERT((c.state.load(rl::mo_relaxed, $) & kD) == 0);  // no shutdown in this suite
+        c.take();
+      }
+      worker_searching = searching;
+    } else {
+      for (int task = 0; task < 2; ++task) {
+        c.queue.fetch_add(1, rl::mo_release, $);  // publish (an RMW: take() may run meanwhile)
+        c.notify();
+      }
+    }
+  }
+  void after() {
+    RL_ASSERT(c.queue.load(rl::mo_relaxed, $) == 0);
+    c.check_counts(worker_searching ? 1 : 0);
+  }
+};
+
+// Three threads: the worker (one task), a submitter, and a thread that unparks the worker
+// directly (unparker(w).unpark(), a foreign unpark) at any moment: before the worker announces
+// (its first park returns at once), while it is parked, or while the submitter's claim pops it
+// (on_unparked or withdraw then finds it already popped).
+struct ForeignUnpark : rl::test_suite<ForeignUnpark, 3> {
+  Coordinator c;
+  bool worker_searching;
+  void before() { c.init(0); }
+  void thread(unsigned idx) {
+    if (idx == 0) {
+      bool searching = false;
+      c.worker(searching);
+      worker_searching = searching;
+    } else if (idx == 1) {
+      c.submitter();
+    } else {
+      c.unpark();
+    }
+  }
+  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 template <class Suite>
@@ -435,8 +616,8 @@ bool run(bool full_search) {
 
 }  // namespace
 
-// Runs the suite of one variant (v1..v7 correct, b1..b6 broken); `known` tells model_main the
-// variant exists.
+// Runs the suite of one variant (v1..v17 correct, b1..b14 broken, see the header comment);
+// `known` tells model_main the variant exists.
 static bool run_model(const std::string& v, int& known) {
   known = 1;
   bool ok;
@@ -472,6 +653,30 @@ static bool run_model(const std::string& v, int& known) {
   } else if (v == "v10") {
     g_cfg.asymmetric = true;
     ok = run_bounded<SearcherPublishes>(4);
+  } else if (v == "v11" || v == "v17" || v == "b10" || v == "b11") {
+    // The handshake with a timed park first; v17 without the check after its expiry, b10 with a
+    // check that does not withdraw, b11 returning to the caller on the expiry.
+    g_cfg.timed_park = true;
+    g_cfg.timeout_check = v != "v17";
+    g_cfg.timeout_check_withdraws = v != "b10";
+    g_cfg.timeout_returns = v == "b11";
+    ok = run_bounded<Handshake>(10);
+  } else if (v == "v12") {
+    g_cfg.timed_park = true;
+    ok = run_bounded<LastSearcher>(4);
+  } else if (v == "v13") {
+    g_cfg.timed_park = true;
+    ok = run<ShutdownThenFoundWork>(true);
+  } else if (v == "v14" || v == "v15" || v == "b12" || v == "b13") {
+    // Two tasks, stale tokens; v15 with the timed park; b12, b13 break withdraw's popped case.
+    g_cfg.timed_park = v == "v15";
+    g_cfg.withdraw_checks_listed = v != "b12";
+    g_cfg.withdraw_popped_searches = v != "b13";
+    ok = run_bounded<StaleToken>(5);
+  } else if (v == "v16" || v == "b14") {
+    // A foreign unpark; b14's on_unparked takes every unpark for a claim.
+    g_cfg.unparked_checks_listed = v != "b14";
+    ok = run_bounded<ForeignUnpark>(4);
   } else if (v == "b6") {
     g_cfg.drain_counts_searcher = false;
     ok = run<ShutdownThenFoundWork>(true);
