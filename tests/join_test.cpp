@@ -40,6 +40,24 @@ TEST(Join, ReturnsBothResults) {
   EXPECT_EQ(b, "b");
 }
 
+TEST(Join, BIsOfferedToAnotherWorkerWhileARuns) {
+  // a() returns true only once b() has started: the join finishes in time only if another worker
+  // takes b while a still runs, i.e. the join offered b to thieves before running a. Bounded: if
+  // b is never offered, a gives up after 10 s, b then runs inline and the expectation fails.
+  ThreadPool pool(with_threads(2));
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "from outside the pool" : "from a worker");
+    std::atomic<bool> b_started{false};
+    auto a = [&] {
+      return parkpool::test::wait_for([&] { return b_started.load(); }, std::chrono::seconds(10));
+    };
+    auto b = [&] { b_started.store(true); };
+    const bool saw_b = round == 0 ? join(pool, a, b).first
+                                  : pool.submit([&] { return join(pool, a, b).first; }).get();
+    EXPECT_TRUE(saw_b) << "b did not start on another worker while a ran";
+  }
+}
+
 TEST(Join, VoidResultsAreMonostate) {
   ThreadPool pool(with_threads(2));
   int x = 0, y = 0;

@@ -94,6 +94,26 @@ TEST(TaskGroup, OnlyOneOfManyExceptionsIsRethrown) {
   }
 }
 
+TEST(TaskGroup, WaitRethrowsTheFirstExceptionNotALaterOne) {
+  // B is already running when A throws, and throws itself only after A's exception was recorded
+  // (recording the first exception cancels the group, which B watches). A's exception is the
+  // first: wait() must rethrow it, not B's. Every wait is bounded: if a task never starts, the
+  // other gives up without throwing and EXPECT_THROW fails instead of the test hanging.
+  ThreadPool pool(with_threads(2));
+  TaskGroup g(pool);
+  std::atomic<bool> b_running{false};
+  g.run([&] {  // B: occupies one worker, so that A runs on the other
+    b_running.store(true);
+    if (!parkpool::test::wait_for([&] { return g.is_cancelled(); })) return;
+    throw std::runtime_error("second");
+  });
+  g.run([&] {  // A
+    if (!parkpool::test::wait_for([&] { return b_running.load(); })) return;
+    throw std::logic_error("first");
+  });
+  EXPECT_THROW(g.wait(), std::logic_error);
+}
+
 TEST(TaskGroup, CancelDiscardsTasksNotYetStarted) {
   ThreadPool pool(with_threads(1));
   std::latch started(1), release(1);

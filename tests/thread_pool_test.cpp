@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -625,6 +626,31 @@ TEST(ThreadPool, StatsAreConsistentWhenQuiescent) {
   EXPECT_EQ(sum.timed_out_parks, st.total.timed_out_parks);
   EXPECT_EQ(sum.spin_hits, st.total.spin_hits);
   EXPECT_EQ(sum.spin_yields, st.total.spin_yields);
+}
+
+TEST(ThreadPool, StatsCountEveryItemTakenFromTheInjector) {
+  // Each post from outside the pool is taken from the injector exactly once, whether it travels
+  // inline in the injector's slot (a small trivially copyable callable) or as a heap task (a
+  // capture that is not trivially copyable); a task a worker posts goes to its own deque and is
+  // not an injector pop. (StatsAreConsistentWhenQuiescent only compares injector_pops' per-worker
+  // sum with its total, which holds even if nothing counts it.)
+  ThreadPool pool(with_threads(2));
+  const int n = 500;
+  std::latch done(n * 3);
+  const auto heap_capture = std::make_shared<int>(0);  // makes the second callable a heap task
+  for (int i = 0; i < n; ++i) {
+    pool.post([&] {
+      pool.post([&] { done.count_down(); });  // from a worker: its deque
+      done.count_down();
+    });
+    pool.post([&done, heap_capture] { done.count_down(); });
+  }
+  done.wait();
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.external_accepted, static_cast<std::uint64_t>(2 * n));
+  EXPECT_EQ(st.total.injector_pops, static_cast<std::uint64_t>(2 * n));
+  EXPECT_EQ(st.total.spawned, static_cast<std::uint64_t>(n));
 }
 
 TEST(ThreadPool, StatsCountTheYieldsOfALongSpin) {

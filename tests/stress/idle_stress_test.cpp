@@ -206,6 +206,62 @@ TEST(IdleStress, PingPongEveryRoundNeedsAWakeAndNoneIsLost) {
   }
 }
 
+TEST(IdleStress, PlainStorePublicationRacingTheAnnounceNeverLosesAWakeup) {
+  // The other tests publish with an RMW (MiniPool's fetch_add) or under a lock, which on x86 is a
+  // full barrier by itself and hides a missing store->load fence on the notifier's side (N1 in
+  // notify_work: removing it passed every test). Here each ticket is published by a plain
+  // release store, as a pool's deque push does (a release fence, then a plain store of bottom_),
+  // and the worker goes idle the moment it took a ticket, so its announce (A1) races the next
+  // publication. Without N1 the notifier's load can read P == 0 while its store still sits in the
+  // store buffer, and the worker's re-check misses it: a lost wakeup. A hardware race, so the
+  // check is probabilistic: with N1 removed it failed 5 of 30 runs of 200k rounds and 4 of 20 runs
+  // of this length on the 2-vCPU dev VM (2026-12-07), and 0 of 50 with N1. A lost wakeup leaves
+  // the worker asleep with a ticket published: the round's deadline fails the test, and
+  // shutdown() releases the worker.
+  IdleOptions o = make(0ns, 0ns, 0ns);  // no spin, no timed park: every idle episode announces
+  o.asymmetric_barrier = false;         // notify_work's fence path (one worker: no membarrier)
+  IdleCoordinator c(1, o);
+  const std::uint64_t rounds = parkpool::test::scaled(1000000);
+  parkpool::test::TimeBudget budget(10s);
+  // published: the last ticket posted (the plain store under test); taken: the last ticket the
+  // worker took (the test's own bookkeeping, release/acquire).
+  std::atomic<std::uint64_t> published{0}, taken{0};
+  auto has_work = [&] {
+    return published.load(std::memory_order_acquire) > taken.load(std::memory_order_relaxed);
+  };
+  std::thread worker([&] {
+    for (;;) {
+      const std::uint64_t p = published.load(std::memory_order_acquire);
+      if (taken.load(std::memory_order_relaxed) < p) {
+        c.found_work(0);
+        taken.store(p, std::memory_order_release);
+        continue;
+      }
+      if (!c.wait_for_work(0, has_work)) return;
+    }
+  });
+  std::uint64_t r = 1;
+  bool lost = false;
+  for (; r <= rounds && !budget.exhausted(); ++r) {
+    published.store(r, std::memory_order_release);
+    c.notify_work();
+    const auto deadline = Clock::now() + 2s;  // a wake takes microseconds
+    for (unsigned i = 0; taken.load(std::memory_order_acquire) < r; ++i) {
+      if ((i & 255u) == 0 && Clock::now() > deadline) {
+        lost = true;
+        break;
+      }
+      parkpool::detail::cpu_relax();
+    }
+    if (lost) break;
+  }
+  const std::size_t asleep = c.sleeping();  // 1 after a lost wakeup: the worker sleeps on
+  c.shutdown();
+  worker.join();
+  EXPECT_FALSE(lost) << "lost wakeup at round " << r << " of " << rounds << ", sleeping " << asleep;
+  EXPECT_GT(c.total_stats().parks, 0u);  // the rounds did go through the sleep handshake
+}
+
 TEST(IdleStress, ForeignUnparksRacingNotifiesKeepCountsConsistent) {
   IdleOptions o = make(0ns, 0ns, 0ns);
   const std::size_t workers = 4;
