@@ -170,7 +170,7 @@ bool pin_to_cpu(int cpu) {
 class Waiter {
  public:
   Waiter(IdleCoordinator& c, std::size_t w, const std::atomic<bool>& work, int cpu = -1)
-      : thread_([&c, w, &work, cpu, this] {
+      : c_(c), thread_([&c, w, &work, cpu, this] {
           if (cpu >= 0) {
             EXPECT_TRUE(pin_to_cpu(cpu)) << "cannot pin a waiter to CPU " << cpu;
           }
@@ -184,12 +184,22 @@ class Waiter {
     if (thread_.joinable()) thread_.join();
   }
   bool done() const { return result_.load(std::memory_order_acquire) >= 0; }
+  // What wait_for_work() returned, once it returns. Bounded: if it has not returned within
+  // eventually()'s 10 s (a lost wakeup, or a wake sent to another worker), the test fails here
+  // with that message, and shutdown() releases the waiter (which then returns false), instead of
+  // the test hanging until ctest's TIMEOUT with no message.
   bool result() {
+    if (!eventually([this] { return done(); })) {
+      ADD_FAILURE() << "the waiter did not return from wait_for_work() within 10 s (a lost or "
+                       "misdirected wakeup); releasing it with shutdown()";
+      c_.shutdown();
+    }
     thread_.join();
     return result_.load(std::memory_order_acquire) == 1;
   }
 
  private:
+  IdleCoordinator& c_;
   std::atomic<int> result_{-1};
   std::thread thread_;
 };
