@@ -14,6 +14,9 @@
 //   Everything the owner wrote before push(p) happens-before everything a thief does after a
 //   steal() that returns p. pop() returns the owner's own pushes, so it needs no ordering.
 //   Each pushed pointer is returned exactly once, by pop() or by one steal() (INV-1).
+//   Checked by the Relacy model tests/model/chase_lev_model.cpp (the non-TSAN path, the same
+//   orders): it rejects the removal of each fence (D2, D3, D6), of the ring's release (G1) and of
+//   the last-item CAS (D4).
 //
 // Growth and lifetime
 //   The ring starts at `initial_capacity` (rounded up to a power of two) and doubles when full.
