@@ -47,11 +47,12 @@ TEST(Join, BIsOfferedToAnotherWorkerWhileARuns) {
   ThreadPool pool(with_threads(2));
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(round == 0 ? "from outside the pool" : "from a worker");
-    std::atomic<bool> b_started{false};
+    std::atomic<bool> b_started{false};  // relaxed: a flag only, it publishes nothing
     auto a = [&] {
-      return parkpool::test::wait_for([&] { return b_started.load(); }, std::chrono::seconds(10));
+      return parkpool::test::wait_for([&] { return b_started.load(std::memory_order_relaxed); },
+                                      std::chrono::seconds(10));
     };
-    auto b = [&] { b_started.store(true); };
+    auto b = [&] { b_started.store(true, std::memory_order_relaxed); };
     const bool saw_b = round == 0 ? join(pool, a, b).first
                                   : pool.submit([&] { return join(pool, a, b).first; }).get();
     EXPECT_TRUE(saw_b) << "b did not start on another worker while a ran";

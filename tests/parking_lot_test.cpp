@@ -560,6 +560,8 @@ TEST(ParkingLot, ThreadsExitWhileTheirKeysAreUnparked) {
   struct Round {
     int key = 0;
     int from[kThreads] = {};
+    // Relaxed throughout: `go` publishes nothing (it only lets the parks go), and the counters
+    // are read after join(), which orders them, or only for a failure message.
     std::atomic<bool> go{false};
     std::atomic<int> unparked{0};
     std::atomic<int> timed_out{0};
@@ -578,31 +580,34 @@ TEST(ParkingLot, ThreadsExitWhileTheirKeysAreUnparked) {
         const pl::Deadline deadline =
             j % 2 == 1 ? pl::deadline_after(0ns) : pl::Deadline(std::nullopt);
         const pl::ParkResult res = pl::park(
-            &r.from[j], [&r] { return !r.go.load(); },
+            &r.from[j], [&r] { return !r.go.load(std::memory_order_relaxed); },
             [&r] {
-              while (!r.go.load()) std::this_thread::yield();
+              while (!r.go.load(std::memory_order_relaxed)) std::this_thread::yield();
             },
             [](const void*, bool) {}, pl::kDefaultParkToken, deadline);
         if (res.is_unparked()) {
-          r.unparked.fetch_add(1);  // no spurious wakeups: unpark_all dequeued this thread
+          r.unparked.fetch_add(
+              1,
+              std::memory_order_relaxed);  // no spurious wakeups: unpark_all dequeued this thread
         } else if (res.is_timed_out() && deadline.has_value()) {
-          r.timed_out.fetch_add(1);
+          r.timed_out.fetch_add(1, std::memory_order_relaxed);
         } else {
-          r.unexpected.fetch_add(1);  // `go` is set only after it parked
+          r.unexpected.fetch_add(1, std::memory_order_relaxed);  // `go` is set only after it parked
         }
         // Reuse the ThreadData at once: queue, dequeue, time out.
         int own_key = 0;
         std::atomic<bool> never{false};
         if (!park_while_false(&own_key, &never, pl::kDefaultParkToken, pl::deadline_after(0ns))
                  .is_timed_out()) {
-          r.stray.fetch_add(1);  // nothing unparks own_key: a late kIdle from the unparker
+          r.stray.fetch_add(1, std::memory_order_relaxed);  // nothing unparks own_key: a late kIdle
+                                                            // from the unparker
         }
-        r.done.fetch_add(1);
+        r.done.fetch_add(1, std::memory_order_relaxed);
       });
     }
     // On a failure below, the threads are let go and left: the test must not hang on them.
     const auto abandon = [&] {
-      round->go.store(true);
+      round->go.store(true, std::memory_order_relaxed);
       for (auto& t : ts) t.detach();
     };
     for (int j = 0; j < kThreads; ++j) {
@@ -619,26 +624,32 @@ TEST(ParkingLot, ThreadsExitWhileTheirKeysAreUnparked) {
         FAIL() << "round " << i << ", thread " << j << ": requeued " << rq.requeued_threads;
       }
     }
-    round->go.store(true);
+    round->go.store(true, std::memory_order_relaxed);
     const std::size_t n = pl::unpark_all(&round->key);
     // Bounded: a thread whose wakeup was lost never returns. Polling, not a sleep: the bound is
     // only reached on failure.
     const auto end = std::chrono::steady_clock::now() + 10s;
-    while (round->done.load() < kThreads && std::chrono::steady_clock::now() < end) {
+    while (round->done.load(std::memory_order_relaxed) < kThreads &&
+           std::chrono::steady_clock::now() < end) {
       std::this_thread::yield();
     }
-    if (round->done.load() < kThreads) {
+    if (round->done.load(std::memory_order_relaxed) < kThreads) {
       abandon();
-      FAIL() << "round " << i << ": " << kThreads - round->done.load() << " of " << kThreads
+      FAIL() << "round " << i << ": " << kThreads - round->done.load(std::memory_order_relaxed)
+             << " of " << kThreads
              << " threads never returned (a lost wakeup); unpark_all returned " << n << ", "
-             << round->unparked.load() << " parks returned unparked";
+             << round->unparked.load(std::memory_order_relaxed) << " parks returned unparked";
     }
     for (auto& t : ts) t.join();
-    ASSERT_EQ(static_cast<std::size_t>(round->unparked.load()), n)
+    ASSERT_EQ(static_cast<std::size_t>(round->unparked.load(std::memory_order_relaxed)), n)
         << "round " << i << ": parks that returned unparked vs unpark_all's count";
-    ASSERT_EQ(round->unparked.load() + round->timed_out.load(), kThreads) << "round " << i;
-    ASSERT_EQ(round->unexpected.load(), 0) << "round " << i << ": parks on `key` unexplained";
-    ASSERT_EQ(round->stray.load(), 0)
+    ASSERT_EQ(round->unparked.load(std::memory_order_relaxed) +
+                  round->timed_out.load(std::memory_order_relaxed),
+              kThreads)
+        << "round " << i;
+    ASSERT_EQ(round->unexpected.load(std::memory_order_relaxed), 0)
+        << "round " << i << ": parks on `key` unexplained";
+    ASSERT_EQ(round->stray.load(std::memory_order_relaxed), 0)
         << "round " << i << ": private parks that did not time out (woken by a stale unparker)";
     ASSERT_EQ(queued_on(&round->key), 0U) << "round " << i;
     total_unparked += n;

@@ -1,9 +1,9 @@
-// Relacy model of the pool's work-stealing deque (pool/include/parkpool/detail/chase_lev_deque.hpp):
-// Chase-Lev with the C11 orderings of Le, Pop, Cohen and Zappa Nardelli (PPoPP 2013), the path
-// compiled without TSAN (PARKPOOL_DEQUE_TSAN == 0): the two seq_cst fences D3 (pop) and D6
-// (steal), D2 as a release fence + relaxed bottom_ store, the seq_cst CAS on top_ (D4), the
-// acquire loads D1' / D5 / D1, the ring published by a release store (G1) when it grows, the
-// owner's top_seen_ cache, and pop()'s empty fast path.
+// Relacy model of the pool's work-stealing deque
+// (pool/include/parkpool/detail/chase_lev_deque.hpp): Chase-Lev with the C11 orderings of Le, Pop,
+// Cohen and Zappa Nardelli (PPoPP 2013), the path compiled without TSAN (PARKPOOL_DEQUE_TSAN == 0):
+// the two seq_cst fences D3 (pop) and D6 (steal), D2 as a release fence + relaxed bottom_ store,
+// the seq_cst CAS on top_ (D4), the acquire loads D1' / D5 / D1, the ring published by a release
+// store (G1) when it grows, the owner's top_seen_ cache, and pop()'s empty fast path.
 //
 // The model mirrors the header with the same memory orders, a ring of capacity 2 that grows to 4
 // (the old ring stays alive, as in the header), and slots as relaxed rl::atomic (as in the
@@ -53,18 +53,18 @@
 namespace {
 
 struct Config {
-  bool pop_fence = true;    // D3; b1: false
-  bool steal_fence = true;  // D6; b2: false
-  bool push_fence = true;   // D2; b3: false
-  bool last_cas = true;     // D4 in pop; b4: false
+  bool pop_fence = true;                           // D3; b1: false
+  bool steal_fence = true;                         // D6; b2: false
+  bool push_fence = true;                          // D2; b3: false
+  bool last_cas = true;                            // D4 in pop; b4: false
   rl::memory_order ring_publish = rl::mo_release;  // G1; b5: relaxed
   unsigned initial_capacity = 4;
 };
 Config g_cfg;
 
-constexpr int kItems = 3;     // items are 1..kItems
-constexpr int kMaxCap = 4;    // the largest ring: capacity 2 grown once
-constexpr int kThreads = 3;   // the most threads a suite has
+constexpr int kItems = 3;              // items are 1..kItems
+constexpr int kMaxCap = 4;             // the largest ring: capacity 2 grown once
+constexpr int kThreads = 3;            // the most threads a suite has
 constexpr int kTakers = kThreads + 1;  // + after()'s drain
 
 enum class Steal { success, empty, retry };
@@ -156,9 +156,9 @@ struct Deque {
 
   // Any thread.
   Steal steal(int& out) {
-    int t = top.load(rl::mo_acquire, $);                                  // (D1')
+    int t = top.load(rl::mo_acquire, $);                                // (D1')
     if (g_cfg.steal_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // (D6)
-    const int b = bottom.load(rl::mo_acquire, $);                         // (D5)
+    const int b = bottom.load(rl::mo_acquire, $);                       // (D5)
     if (t >= b) return Steal::empty;
     Ring* r = ring.load(rl::mo_acquire, $);
     const int item = r->get(t);
@@ -173,8 +173,8 @@ struct Deque {
 // Shared by the suites: the deque, the items' payloads, and per-taker counts.
 struct State {
   Deque q;
-  rl::var<int> payload[kItems + 1];          // written by the owner before push(v)
-  rl::var<int> taken[kTakers][kItems + 1];   // taken[taker][v], written only by that taker
+  rl::var<int> payload[kItems + 1];         // written by the owner before push(v)
+  rl::var<int> taken[kTakers][kItems + 1];  // taken[taker][v], written only by that taker
 
   void init() {
     q.init(g_cfg.initial_capacity);
