@@ -213,59 +213,51 @@ struct State {
   }
 };
 
-// owner_thief (b1, b2, b3): thread 0 pushes 1, 2, pops twice, pushes 3, pops; thread 1 steals
+// A suite's script: the owner's steps ('+' pushes the next item, 1, 2, ...; '-' pops) and how
+// many steals each thief (threads 1..) attempts.
+struct Script {
+  const char* owner;
+  int steals;
+  int pushed() const {
+    int n = 0;
+    for (const char* c = owner; *c != '\0'; ++c) n += *c == '+' ? 1 : 0;
+    return n;
+  }
+};
+
+// One suite per script: thread 0 runs the owner's steps, every other thread steals; after()
+// drains the deque and checks that each pushed item was taken exactly once.
+template <unsigned Threads, const Script& S>
+struct Scenario : rl::test_suite<Scenario<Threads, S>, Threads> {
+  State s;
+  void before() { s.init(); }
+  void thread(unsigned index) {
+    if (index != 0) {
+      s.steal(static_cast<int>(index), S.steals);
+      return;
+    }
+    int next = 1;
+    for (const char* c = S.owner; *c != '\0'; ++c) {
+      if (*c == '+') {
+        s.push(next++);
+      } else {
+        s.pop(0);
+      }
+    }
+  }
+  void after() { s.check(S.pushed()); }
+};
+
+// owner_thief (b1, b2, b3): the owner pushes 1, 2, pops twice, pushes 3, pops; one thief steals
 // three times.
-struct OwnerThief : rl::test_suite<OwnerThief, 2> {
-  State s;
-  void before() { s.init(); }
-  void thread(unsigned index) {
-    if (index == 0) {
-      s.push(1);
-      s.push(2);
-      s.pop(0);
-      s.pop(0);
-      s.push(3);
-      s.pop(0);
-    } else {
-      s.steal(1, 3);
-    }
-  }
-  void after() { s.check(3); }
-};
-
-// last_item (b4): thread 0 pushes 1, 2 and pops twice; threads 1 and 2 steal once each.
-struct LastItem : rl::test_suite<LastItem, 3> {
-  State s;
-  void before() { s.init(); }
-  void thread(unsigned index) {
-    if (index == 0) {
-      s.push(1);
-      s.push(2);
-      s.pop(0);
-      s.pop(0);
-    } else {
-      s.steal(static_cast<int>(index), 1);
-    }
-  }
-  void after() { s.check(2); }
-};
-
-// grow (b5): capacity 2; thread 0 pushes 1, 2, 3 and pops once; thread 1 steals twice.
-struct Grow : rl::test_suite<Grow, 2> {
-  State s;
-  void before() { s.init(); }
-  void thread(unsigned index) {
-    if (index == 0) {
-      s.push(1);
-      s.push(2);
-      s.push(3);
-      s.pop(0);
-    } else {
-      s.steal(1, 2);
-    }
-  }
-  void after() { s.check(3); }
-};
+constexpr Script kOwnerThief{"++--+-", 3};
+using OwnerThief = Scenario<2, kOwnerThief>;
+// last_item (b4): the owner pushes 1, 2 and pops twice; two thieves steal once each.
+constexpr Script kLastItem{"++--", 1};
+using LastItem = Scenario<3, kLastItem>;
+// grow (b5): capacity 2; the owner pushes 1, 2, 3 and pops once; one thief steals twice.
+constexpr Script kGrow{"+++-", 2};
+using Grow = Scenario<2, kGrow>;
 
 // The exhaustive search (rl::sched_full) of the smallest suite has ~10^14 schedules; each suite
 // runs every schedule with at most this many preemptions instead (rl::sched_bound), the most
