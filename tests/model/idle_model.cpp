@@ -417,42 +417,49 @@ struct Coordinator {
   }
 };
 
-// Two threads: the worker (not searching) against a submitter.
-struct Handshake : rl::test_suite<Handshake, 2> {
+// The suites' common frame: thread 0 is the worker (Derived::work, by default one worker()
+// loop; its `searching` flag is recorded when it returns), every other thread runs
+// Derived::other(idx); after() runs Derived::extra_after(), then checks the counts: P == 0,
+// nobody listed, S == the worker's flag.
+template <class Derived, unsigned Threads, unsigned InitialState = 0>
+struct WorkerSuite : rl::test_suite<Derived, Threads> {
   Coordinator c;
-  bool worker_searching;  // the worker's flag when it returned
-  void before() { c.init(0); }
+  bool worker_searching = false;  // the worker's flag when it returned
+  void before() { c.init(InitialState); }
   void thread(unsigned idx) {
+    Derived& self = static_cast<Derived&>(*this);
     if (idx == 0) {
       bool searching = false;
-      c.worker(searching);
+      self.work(searching);
       worker_searching = searching;
     } else {
-      c.submitter();
+      self.other(idx);
     }
   }
-  void after() { c.check_counts(worker_searching ? 1 : 0); }
+  void work(bool& searching) { c.worker(searching); }
+  void extra_after() {}
+  void after() {
+    static_cast<Derived&>(*this).extra_after();
+    c.check_counts(worker_searching ? 1 : 0);
+  }
+};
+
+// Two threads: the worker (not searching) against a submitter.
+struct Handshake : WorkerSuite<Handshake, 2> {
+  void other(unsigned) { c.submitter(); }
 };
 
 // Three threads: a searcher (S = 1 at the start) that finds other work, the worker, a submitter
 // whose notify may skip because of the searcher.
-struct LastSearcher : rl::test_suite<LastSearcher, 3> {
-  Coordinator c;
-  bool worker_searching;
-  void before() { c.init(kS); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      c.worker(searching);
-      worker_searching = searching;
-    } else if (idx == 1) {
+struct LastSearcher : WorkerSuite<LastSearcher, 3, kS> {
+  void other(unsigned idx) {
+    if (idx == 1) {
       c.submitter();
     } else {
       bool searching = true;
       c.found_work(searching, g_cfg.searcher_has_more);
     }
   }
-  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 // The two-thread handshake is searched exhaustively (every interleaving and every value the
@@ -479,65 +486,35 @@ struct LastSearcher : rl::test_suite<LastSearcher, 3> {
 // finding it popped by the racing claim); b10..b14 are rejected within 1 preemption.
 // Two threads: an idle worker (no task is ever published) against shutdown(): the worker must
 // return, never stay parked.
-struct Shutdown : rl::test_suite<Shutdown, 2> {
-  Coordinator c;
-  bool worker_searching;  // true when the drain popped it (counted in S like a claim)
-  void before() { c.init(0); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      c.worker(searching);
-      worker_searching = searching;
-    } else {
-      c.shutdown();
-    }
-  }
-  void after() { c.check_counts(worker_searching ? 1 : 0); }
+// The worker's flag is true when the drain popped it (counted in S like a claim).
+struct Shutdown : WorkerSuite<Shutdown, 2> {
+  void other(unsigned) { c.shutdown(); }
 };
 
 // Shutdown, then the worker's found_work() and a second wait: the second wait must return at
 // once (D still set), and the counts must not have wrapped.
-struct ShutdownThenFoundWork : rl::test_suite<ShutdownThenFoundWork, 2> {
-  Coordinator c;
-  bool worker_searching;
-  void before() { c.init(0); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      c.worker(searching);
-      c.found_work(searching);
-      c.worker(searching);  // parks forever (a Relacy deadlock) if D was lost
-      worker_searching = searching;
-    } else {
-      c.shutdown();
-    }
+struct ShutdownThenFoundWork : WorkerSuite<ShutdownThenFoundWork, 2> {
+  void work(bool& searching) {
+    c.worker(searching);
+    c.found_work(searching);
+    c.worker(searching);  // parks forever (a Relacy deadlock) if D was lost
   }
-  void after() {
+  void other(unsigned) { c.shutdown(); }
+  void extra_after() {
     const unsigned s = c.state.load(rl::mo_relaxed, $);
     RL_ASSERT((s & kD) != 0);
     RL_ASSERT(sleeping_of(s) == 0);
-    c.check_counts(worker_searching ? 1 : 0);
   }
 };
 
 // Two threads: a searcher (S = 1) that finds other work (R0, with has_more) and then, working,
 // publishes the task with notify_work_local; the worker goes to sleep meanwhile.
-struct SearcherPublishes : rl::test_suite<SearcherPublishes, 2> {
-  Coordinator c;
-  bool worker_searching;
-  void before() { c.init(kS); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      c.worker(searching);
-      worker_searching = searching;
-    } else {
-      bool searching = true;
-      c.found_work(searching, true);
-      c.local_submitter();
-    }
+struct SearcherPublishes : WorkerSuite<SearcherPublishes, 2, kS> {
+  void other(unsigned) {
+    bool searching = true;
+    c.found_work(searching, true);
+    c.local_submitter();
   }
-  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 // Two threads: the worker takes two tasks, which a submitter publishes one after the other, each
@@ -545,52 +522,35 @@ struct SearcherPublishes : rl::test_suite<SearcherPublishes, 2> {
 // finds the worker popped) or its timed park's expiry; its token then arrives late and makes the
 // worker's next park return at once while the worker is listed again (a stale token): the worker
 // must withdraw, park again, and be woken by the second notify.
-struct StaleToken : rl::test_suite<StaleToken, 2> {
-  Coordinator c;
-  bool worker_searching;
-  void before() { c.init(0); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      for (int task = 0; task < 2; ++task) {
-        c.worker(searching);
-        RL_ASSERT((c.state.load(rl::mo_relaxed, $) & kD) == 0);  // no shutdown in this suite
-        c.take();
-      }
-      worker_searching = searching;
-    } else {
-      for (int task = 0; task < 2; ++task) {
-        c.queue.fetch_add(1, rl::mo_release, $);  // publish (an RMW: take() may run meanwhile)
-        c.notify();
-      }
+struct StaleToken : WorkerSuite<StaleToken, 2> {
+  void work(bool& searching) {
+    for (int task = 0; task < 2; ++task) {
+      c.worker(searching);
+      RL_ASSERT((c.state.load(rl::mo_relaxed, $) & kD) == 0);  // no shutdown in this suite
+      c.take();
     }
   }
-  void after() {
-    RL_ASSERT(c.queue.load(rl::mo_relaxed, $) == 0);
-    c.check_counts(worker_searching ? 1 : 0);
+  void other(unsigned) {
+    for (int task = 0; task < 2; ++task) {
+      c.queue.fetch_add(1, rl::mo_release, $);  // publish (an RMW: take() may run meanwhile)
+      c.notify();
+    }
   }
+  void extra_after() { RL_ASSERT(c.queue.load(rl::mo_relaxed, $) == 0); }
 };
 
 // Three threads: the worker (one task), a submitter, and a thread that unparks the worker
 // directly (unparker(w).unpark(), a foreign unpark) at any moment: before the worker announces
 // (its first park returns at once), while it is parked, or while the submitter's claim pops it
 // (on_unparked or withdraw then finds it already popped).
-struct ForeignUnpark : rl::test_suite<ForeignUnpark, 3> {
-  Coordinator c;
-  bool worker_searching;
-  void before() { c.init(0); }
-  void thread(unsigned idx) {
-    if (idx == 0) {
-      bool searching = false;
-      c.worker(searching);
-      worker_searching = searching;
-    } else if (idx == 1) {
+struct ForeignUnpark : WorkerSuite<ForeignUnpark, 3> {
+  void other(unsigned idx) {
+    if (idx == 1) {
       c.submitter();
     } else {
       c.unpark();
     }
   }
-  void after() { c.check_counts(worker_searching ? 1 : 0); }
 };
 
 template <class Suite>
