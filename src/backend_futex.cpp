@@ -1,7 +1,8 @@
 // The futex backend of the Parker (see detail/parker_backend.hpp).
 // [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
 // the woken worker up to its task): GCC places them together in .text.hot, so that path touches
-// fewer code pages, each likely a TLB miss after a syscall on a kernel with PTI and no PCID.
+// fewer code pages, each a TLB miss on its first touch after an idle period (not after a
+// syscall as such: pool/SLEEP.md, "Tuning", 2026-12-07).
 // The system call itself is issued inline (futex_syscall.hpp), not through libc. pool/SLEEP.md,
 // "Tuning", has the measurements.
 #include <linux/futex.h>

@@ -16,7 +16,8 @@
 //
 // [[gnu::hot]] marks the functions on the wake path from idle (the submitter up to FUTEX_WAKE,
 // the woken worker up to its task): GCC places them together in .text.hot, so that path touches
-// fewer code pages, each likely a TLB miss after a syscall on a kernel with PTI and no PCID.
+// fewer code pages, each a TLB miss on its first touch after an idle period (not after a
+// syscall as such: pool/SLEEP.md, "Tuning", 2026-12-07).
 // pool/SLEEP.md, "Tuning", has the measurement.
 #include "parkpool/idle.hpp"
 

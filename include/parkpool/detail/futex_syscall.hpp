@@ -3,10 +3,9 @@
 //
 // Why not libc's syscall(): it is reached through the PLT and the GOT and runs in libc's text, so
 // a FUTEX_WAKE or FUTEX_WAIT through it touches three more pages than the caller's own code. On
-// the wake path from idle every page is likely a TLB miss (the submitter and the woken thread
-// have just returned from a syscall, and with PTI that starts them with an empty TLB for user
-// pages), and the woken thread returns from the kernel into syscall() before it gets back to
-// its own code. pool/SLEEP.md ("Tuning") has the measurement. Elsewhere than x86-64 this is
+// the wake path from idle the first touch of every page is a TLB miss besides a cache miss (the
+// idle period, not the syscall, leaves them cold: pool/SLEEP.md, "Tuning"), and the woken
+// thread returns from the kernel into syscall() before it gets back to its own code. pool/SLEEP.md ("Tuning") has the measurement. Elsewhere than x86-64 this is
 // syscall(), with the same return convention.
 #pragma once
 
