@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
@@ -24,6 +25,7 @@ using parkpool::Mutex;
 
 namespace {
 
+using parkpool::test::JoinOnExit;
 using parkpool::test::queued_on;
 using parkpool::test::wait_queued_or_returned;
 using parkpool::test::wait_until_queued;
@@ -114,6 +116,8 @@ TEST(Condvar, NotifyOneWakesExactlyOneAndNoSpuriousWakeups) {
       returned.fetch_add(1);
     });
   }
+  // Repeated until they return: also wakes a waiter that starts waiting after the first call.
+  JoinOnExit join([&cv] { cv.notify_all(); }, ts);
   ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   for (int i = 1; i <= kWaiters; ++i) {
     EXPECT_TRUE(cv.notify_one());
@@ -143,6 +147,15 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
       ++ready;
     });
   }
+  JoinOnExit join(
+      [&] {
+        {
+          std::unique_lock lk(m);
+          if (ready == 0) ready = 1;
+        }
+        cv.notify_all();
+      },
+      ts);
   ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   {
     std::unique_lock lk(m);
@@ -172,6 +185,13 @@ TEST(Condvar, NotifyAllWithoutLockWakesEveryWaiter) {
       done.fetch_add(1);
     });
   }
+  JoinOnExit join(
+      [&] {
+        // Relaxed: it publishes nothing, and a waiter that misses it is woken by a later call.
+        ready.store(true, std::memory_order_relaxed);
+        cv.notify_all();
+      },
+      ts);
   ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   ready.store(true);
   EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
@@ -211,6 +231,7 @@ TEST(Condvar, TimeoutTable) {
       st_until = cv.wait_until(lk, std::chrono::system_clock::now() + row.timeout);
       EXPECT_TRUE(lk.owns_lock());
     });
+    JoinOnExit join([&cv] { cv.notify_all(); }, t);
     if (row.notify) {
       for (int i = 0; i < 2; ++i) {
         ASSERT_TRUE(wait_until_queued(&cv, 1));
@@ -343,6 +364,7 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
     std::unique_lock lk(m1);
     cv.wait(lk);
   });
+  JoinOnExit join([&cv] { cv.notify_all(); }, waiter);
   ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m2);
@@ -363,6 +385,7 @@ TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
     std::unique_lock lk(m);
     st = cv.wait_for(lk, 200ms);
   });
+  JoinOnExit join([&cv] { cv.notify_all(); }, t);
   ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m);

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
@@ -159,6 +160,7 @@ TEST(Mutex, ParkedBitSetWhileAWaiterSleepsAndClearedAfter) {
     m.lock();
     m.unlock();
   });
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
   // The waiter sets kParkedBit (2) before sleeping: wait for it without sleeping ourselves.
   const auto end = std::chrono::steady_clock::now() + 30s;
   while (parkpool::MutexInspector::state(m) != 3) {
@@ -236,6 +238,7 @@ TEST(Mutex, UnlockFairHandsOffInFifoOrder) {
   constexpr int kThreads = 4;
   m.lock();
   std::vector<std::thread> ts;
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), ts);
   for (int i = 0; i < kThreads; ++i) {
     ts.emplace_back([&, i] {
       m.lock();
@@ -341,6 +344,11 @@ TEST(Mutex, LockHeldLongerThanOneMillisecondIsHandedOff) {
     observed.wait();  // keep the lock until the main thread has tried to barge
     m.unlock();
   });
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
+                                    m.unlock();
+                                    observed.count_down();
+                                  }),
+                                  waiter);
   // Wait until the waiter is really queued (kParkedBit is set a little before that).
   const auto end = std::chrono::steady_clock::now() + 30s;
   for (;;) {

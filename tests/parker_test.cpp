@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parker_access.hpp"
 #include "parkpool_test.hpp"
 
@@ -27,6 +28,7 @@ using parkpool::ParkerOptions;
 using parkpool::Unparker;
 using parkpool::UnparkReason;
 using parkpool::detail::ParkerTestAccess;
+using parkpool::test::JoinOnExit;
 using Clock = std::chrono::steady_clock;
 
 TEST(Parker, UnparkBeforeParkReturnsImmediately) {
@@ -310,6 +312,7 @@ TEST(Parker, HugeTimeoutDoesNotReturnEarly) {
     EXPECT_EQ(p.park_timeout(std::chrono::nanoseconds::max()), UnparkReason::unparked);
     returned.store(true, std::memory_order_release);
   });
+  JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p));
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(returned.load(std::memory_order_acquire));
@@ -435,6 +438,7 @@ TEST(Parker, SignalsNeverCauseAnEarlyReturn) {
     p.park();
     returned.store(true, std::memory_order_release);
   });
+  JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   const int before = g_signals.load();
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(parkpool::test::wait_until_parked(p));
@@ -573,6 +577,7 @@ TEST(Parker, SpinningParkerReceivesUnparkWithoutSleeping) {
 TEST(Parker, SpinEndsThenSleeps) {
   Parker p(ParkerOptions{2ms});
   std::thread t([&] { p.park(); });
+  JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p)) << "the spinner never went to sleep";
   p.unparker().unpark();
   t.join();

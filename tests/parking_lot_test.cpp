@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <latch>
 #include <limits>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
@@ -20,8 +22,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using parkpool::test::JoinOnExit;
+using parkpool::test::once;
 using parkpool::test::queued_on;
 using parkpool::test::wait_until_queued;
+
+// JoinOnExit's release for threads parked with park_while_false(key, flag): the flag makes a
+// later park return at once (validate reads it under the bucket lock, which unpark_all takes after
+// the store), and unpark_all wakes those already queued.
+template <class... Keys>
+std::function<void()> let_go(std::atomic<bool>& flag, const Keys&... key) {
+  return [&flag, ... keys = static_cast<const void*>(&key)] {
+    flag.store(true, std::memory_order_relaxed);
+    (pl::unpark_all(keys), ...);
+  };
+}
 
 // Parks on `key` while `*flag` is false (validate), recording the result.
 pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
@@ -65,6 +80,7 @@ TEST(ParkingLot, UnparkOneDeliversTokenAndHappensBefore) {
   int payload = 0;
   pl::ParkResult result = pl::ParkResult::invalid();
   std::thread t([&] { result = park_while_false(&key, &go); });
+  JoinOnExit join(let_go(go, key), t);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   payload = 42;  // plain write: the unpark must publish it (TSAN checks)
   const pl::UnparkResult r = pl::unpark_one(&key, [](pl::UnparkResult res) {
@@ -105,6 +121,7 @@ TEST(ParkingLot, FifoOrderPerKey) {
   std::atomic<int> wake_seq{0};
   std::vector<int> woke_at(kThreads, -1);
   std::vector<std::thread> threads;
+  JoinOnExit join(let_go(go, key), threads);
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       const pl::ParkResult r = park_while_false(&key, &go);
@@ -136,6 +153,7 @@ TEST(ParkingLot, UnparkAllWakesEveryoneOnTheKeyOnly) {
   }
   pl::ParkResult rb = pl::ParkResult::invalid();
   std::thread tb([&] { rb = park_while_false(&key_b, &go); });
+  JoinOnExit join(let_go(go, key_a, key_b), threads, tb);
   ASSERT_TRUE(wait_until_queued(&key_a, 3));
   ASSERT_TRUE(wait_until_queued(&key_b, 1));
   EXPECT_EQ(pl::unpark_all(&key_a, pl::UnparkToken{3}), 3U);
@@ -157,7 +175,7 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   constexpr int kThreads = 40;  // > 32: some sleep on their own word
   int from = 0;
   int to = 0;
-  std::atomic<bool> never{false};
+  std::atomic<bool> never{false};  // set only to release the threads after a failure
   std::atomic<int> returned_requeued{0};
   std::atomic<int> returned_second{0};
   // kThreads threads park on `from` until unparked, expect `token` and count their return. The
@@ -175,12 +193,14 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
     return wave;
   };
   std::vector<std::thread> requeued = park_wave(returned_requeued, pl::UnparkToken{2});
+  std::vector<std::thread> second;
+  JoinOnExit join(let_go(never, from, to), requeued, second);
   ASSERT_TRUE(wait_until_queued(&from, kThreads));
   const pl::UnparkResult r = pl::unpark_requeue(
       &from, &to, [] { return pl::RequeueOp::requeue_all; },
       [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
   EXPECT_EQ(r.requeued_threads, static_cast<std::size_t>(kThreads));
-  std::vector<std::thread> second = park_wave(returned_second, pl::UnparkToken{1});
+  second = park_wave(returned_second, pl::UnparkToken{1});
   ASSERT_TRUE(wait_until_queued(&from, kThreads));
   EXPECT_EQ(pl::unpark_all(&from, pl::UnparkToken{1}), static_cast<std::size_t>(kThreads));
   for (auto& t : second) t.join();
@@ -224,6 +244,7 @@ TEST(ParkingLot, TimeoutTable) {
           },
           pl::kDefaultParkToken, pl::deadline_after(row.timeout));
     });
+    JoinOnExit join(let_go(go, key), t);
     if (row.unpark) {
       ASSERT_TRUE(wait_until_queued(&key, 1));
       pl::unpark_one(&key);
@@ -247,6 +268,7 @@ TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
   int key = 0;
   std::atomic<bool> go{false};
   std::thread forever([&] { EXPECT_TRUE(park_while_false(&key, &go).is_unparked()); });
+  JoinOnExit join(let_go(go, key), forever);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   bool last = true;
   const pl::ParkResult r = pl::park(
@@ -264,6 +286,7 @@ TEST(ParkingLot, UnparkFilterHonoursSkipAndStop) {
   constexpr std::size_t kThreads = 5;
   std::vector<pl::ParkResult> results(kThreads, pl::ParkResult::invalid());
   std::vector<std::thread> threads;
+  JoinOnExit join(let_go(go, key), threads);
   for (std::size_t i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] { results[i] = park_while_false(&key, &go, pl::ParkToken{i}); });
     ASSERT_TRUE(wait_until_queued(&key, i + 1));
@@ -301,6 +324,7 @@ TEST(ParkingLot, RequeueMovesThreadsAndTimedOutSeesNewKey) {
       if (park_while_false(&from, &go).is_unparked()) unparked.fetch_add(1);
     });
   }
+  JoinOnExit join(let_go(go, from, to), threads);
   ASSERT_TRUE(wait_until_queued(&from, 3));
   pl::UnparkResult r = pl::unpark_requeue(
       &from, &to, [] { return pl::RequeueOp::unpark_one_requeue_rest; },
@@ -417,6 +441,7 @@ TEST(ParkingLot, BeFairEventuallyBecomesTrue) {
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (!saw_fair && std::chrono::steady_clock::now() < end) {
     std::thread t([&] { park_while_false(&key, &go); });
+    JoinOnExit join(let_go(go, key), t);
     ASSERT_TRUE(wait_until_queued(&key, 1));
     pl::unpark_one(&key, [&](pl::UnparkResult r) {
       saw_fair = r.be_fair;
@@ -443,6 +468,8 @@ TEST(ParkingLot, BeFairIsRareForBackToBackUnparks) {
           [](const void*, bool) noexcept {});
     }
   });
+  // Its parks validate true: each of JoinOnExit's repeated calls wakes the one it is in.
+  JoinOnExit join([&key] { pl::unpark_all(&key); }, waiter);
   int fair = 0;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kRounds; ++i) {
@@ -474,6 +501,8 @@ TEST(ParkingLot, PlainFunctionsAreCallbacks) {
   EXPECT_TRUE(pl::park(&key, F::validate_false, F::nothing, F::timed_out).is_invalid());
   pl::ParkResult r = pl::ParkResult::invalid();
   std::thread t([&] { r = pl::park(&key, F::validate_true, F::nothing, F::timed_out); });
+  // Repeated until it returns: also wakes a park that queues after the first call.
+  JoinOnExit join([&key] { pl::unpark_all(&key); }, t);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   EXPECT_EQ(pl::unpark_one(&key, F::callback).unparked_threads, 1U);
   t.join();
@@ -762,6 +791,7 @@ TEST(ParkingLot, ParkDuringThreadLocalTeardown) {
   // per-thread data is constant-initialized and trivially destructible, so it is still valid.
   g_teardown_release.store(false);
   std::thread t([] { t_parks_in_destructor.armed = true; });
+  JoinOnExit join(let_go(g_teardown_release, g_teardown_key), t);
   ASSERT_TRUE(wait_until_queued(&g_teardown_key, 1));
   g_teardown_release.store(true);
   EXPECT_EQ(pl::unpark_all(&g_teardown_key), 1U);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
 
@@ -282,13 +283,15 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenWhenTheReadersLeave) {
     SCOPED_TRACE(fair ? "unlock_fair" : "unlock");
     parkpool::SharedMutex m;
     m.lock();
+    bool writer_got = false;
     std::thread reader([&] {
       m.lock_shared();
       m.unlock_shared();
     });
+    std::thread writer;
+    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), reader, writer);
     ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
-    bool writer_got = false;
-    std::thread writer([&] {
+    writer = std::thread([&] {
       writer_got = m.try_lock_for(20s);  // the bug: false after 20 s, the lock long free
       if (writer_got) m.unlock();
     });
@@ -317,6 +320,11 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
   std::latch release_first_writer(1);
   std::atomic<int> writers_got{0};
   std::vector<std::thread> threads;
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
+                                    m.unlock();
+                                    release_first_writer.count_down();
+                                  }),
+                                  threads);
   auto reader = [&] {
     m.lock_shared();
     m.unlock_shared();
@@ -365,6 +373,8 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
       EXPECT_FALSE(m.try_lock_for(300ms));  // we hold a shared lock throughout
       first_returned.store(true);
     });
+    // Nothing to release: its wait ends at its deadline.
+    parkpool::test::JoinOnExit join([] {}, first_writer);
     // It holds the claim and waits for us.
     ASSERT_TRUE(parkpool::test::wait_until_queued(drain_key, 1));
     // Until `n` threads are queued behind the claim, or the claim was abandoned first.

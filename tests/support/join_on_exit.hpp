@@ -1,0 +1,110 @@
+// Keeps a fatal assertion from ending the whole test binary. A failing ASSERT_* returns from the
+// test body; a std::thread that is still joinable then calls std::terminate in its destructor,
+// right after gtest printed the failure, and the binary's remaining tests never run. JoinOnExit,
+// declared after the threads it guards, joins on that early return instead:
+//
+//   std::atomic<bool> go{false};
+//   std::thread t([&] { park_while_false(&key, &go); });
+//   parkpool::test::JoinOnExit join(
+//       [&] {
+//         go.store(true, std::memory_order_relaxed);
+//         pl::unpark_all(&key);
+//       },
+//       t);
+//   ASSERT_TRUE(wait_until_queued(&key, 1));  // on failure: released, joined, next test
+//   ...
+//   t.join();                                 // the normal path joins as before
+//
+// On destruction, if every guarded thread was joined (the normal path) it does nothing. Otherwise
+// it joins the joinable ones on a helper thread and, until they are all joined, calls `release`
+// again and again from the test's thread, so that a thread that only starts waiting after the
+// first call is let go too: `release` must be safe to call repeatedly (set a flag and unpark or
+// notify everything the threads can wait on); an action that must happen once (an unlock, a
+// latch's count_down) is wrapped in once(). If the threads are not all joined within 10 s, the
+// release does not reach them: that is reported and the binary aborts, since they may still use
+// the test's locals.
+//
+// A vector of threads is guarded as a whole, the threads it holds at destruction (threads added
+// after the guard count). A thread object assigned later (std::thread t; ... t = std::thread(...))
+// is guarded once declared before the guard.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace parkpool::test {
+
+class JoinOnExit {
+ public:
+  template <class... Threads>
+  explicit JoinOnExit(std::function<void()> release, Threads&... threads)
+      : release_(std::move(release)) {
+    (add(threads), ...);
+  }
+  JoinOnExit(const JoinOnExit&) = delete;
+  JoinOnExit& operator=(const JoinOnExit&) = delete;
+
+  ~JoinOnExit() {
+    std::vector<std::thread*> left;
+    for (std::thread* t : single_) {
+      if (t->joinable()) left.push_back(t);
+    }
+    for (std::vector<std::thread>* ts : groups_) {
+      for (std::thread& t : *ts) {
+        if (t.joinable()) left.push_back(&t);
+      }
+    }
+    if (left.empty()) return;
+    if (!testing::Test::HasFatalFailure()) {
+      ADD_FAILURE() << left.size() << " thread(s) still joinable when the test returned";
+    }
+    // Relaxed: it carries only its own value; joiner.join() below orders everything else.
+    std::atomic<bool> joined{false};
+    std::thread joiner([&] {
+      for (std::thread* t : left) t->join();
+      joined.store(true, std::memory_order_relaxed);
+    });
+    constexpr std::chrono::seconds kBound(10);
+    const auto end = std::chrono::steady_clock::now() + kBound;
+    while (!joined.load(std::memory_order_relaxed)) {
+      if (std::chrono::steady_clock::now() >= end) {
+        ADD_FAILURE() << left.size() << " thread(s) left running by a failed test did not exit "
+                      << kBound.count() << " s after their release: aborting";
+        std::fflush(stdout);
+        std::abort();
+      }
+      release_();
+      std::this_thread::yield();
+    }
+    joiner.join();
+  }
+
+ private:
+  void add(std::thread& t) { single_.push_back(&t); }
+  void add(std::vector<std::thread>& ts) { groups_.push_back(&ts); }
+
+  std::function<void()> release_;
+  std::vector<std::thread*> single_;
+  std::vector<std::vector<std::thread>*> groups_;
+};
+
+// A release action for JoinOnExit that runs `f` on its first call only (JoinOnExit calls its
+// action repeatedly, always from the test's thread).
+template <class F>
+std::function<void()> once(F f) {
+  return [f = std::move(f), done = false]() mutable {
+    if (done) return;
+    done = true;
+    f();
+  };
+}
+
+}  // namespace parkpool::test
