@@ -25,8 +25,10 @@ using parkpool::Mutex;
 
 namespace {
 
+using parkpool::test::in_time;
 using parkpool::test::JoinOnExit;
 using parkpool::test::queued_on;
+using parkpool::test::QueuedOrReturned;
 using parkpool::test::wait_queued_or_returned;
 using parkpool::test::wait_until_queued;
 
@@ -308,11 +310,23 @@ TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
       std::unique_lock lk(m);
       woken = row.wait(cv, lk, ready);
       EXPECT_TRUE(lk.owns_lock());
-      returned.store(true);
+      returned.store(true, std::memory_order_relaxed);  // `woken` is read after join()
     });
+    JoinOnExit join(
+        [&] {
+          {
+            std::unique_lock lk(m);
+            ready = true;
+          }
+          cv.notify_all();
+        },
+        t);
     for (int i = 1; i <= row.notifies; ++i) {
-      // The notify dequeues the waiter: seeing it parked again means it went back to waiting.
-      if (!wait_queued_or_returned(&cv, returned)) break;
+      // The notify dequeues the waiter: seeing it parked again means it went back to waiting. A
+      // return instead (its wait timed out) is reported by `woken`.
+      const QueuedOrReturned seen = wait_queued_or_returned(&cv, returned);
+      ASSERT_TRUE(in_time(seen));
+      if (seen == QueuedOrReturned::returned) break;
       std::unique_lock lk(m);
       ready = i == row.notifies;
       cv.notify_one();

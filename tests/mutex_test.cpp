@@ -213,9 +213,11 @@ TEST(Mutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     std::thread t([&] {
       got = row.try_lock(m);
       if (got) m.unlock();
-      returned.store(true);
+      returned.store(true, std::memory_order_relaxed);  // `got` is read after join()
     });
-    (void)parkpool::test::wait_queued_or_returned(&m, returned);
+    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
+    // Queued, or returned without waiting: `got` then reports it.
+    ASSERT_TRUE(parkpool::test::in_time(parkpool::test::wait_queued_or_returned(&m, returned)));
     m.unlock();
     t.join();
     EXPECT_TRUE(got) << "try_lock_until gave up instead of waiting for the unlock";

@@ -171,10 +171,12 @@ TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     std::atomic<bool> returned{false};
     std::thread t([&] {
       got = row.try_lock(m);
-      returned.store(true);
+      returned.store(true, std::memory_order_relaxed);  // `got` is read after join()
     });
-    // Both kinds of waiter park on the mutex's own address while a writer holds it.
-    (void)parkpool::test::wait_queued_or_returned(&m, returned);
+    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
+    // Both kinds of waiter park on the mutex's own address while a writer holds it. Queued, or
+    // returned without waiting: `got` then reports it.
+    ASSERT_TRUE(parkpool::test::in_time(parkpool::test::wait_queued_or_returned(&m, returned)));
     m.unlock();
     t.join();
     EXPECT_TRUE(got) << "the timed lock gave up instead of waiting for the unlock";

@@ -28,40 +28,59 @@ inline std::size_t queued_on(const void* key) {
   return n;
 }
 
+// How long the waits below wait for a thread to queue before they report a failure.
+inline constexpr std::chrono::seconds kQueueWaitBound(30);
+
 // Waits, yielding, until at least `n` threads are queued on `key`; after 30 s, a failure. It
 // returns the failure instead of asserting, so that the calling test stops there (an ASSERT_*
 // in a helper returns only from the helper, and the test went on):
 //   ASSERT_TRUE(wait_until_queued(&key, n));
 // [[nodiscard]]: a call that drops the result does not compile (-Werror).
 [[nodiscard]] inline testing::AssertionResult wait_until_queued(const void* key, std::size_t n) {
-  constexpr std::chrono::seconds kBound(30);
-  const auto end = std::chrono::steady_clock::now() + kBound;
+  const auto end = std::chrono::steady_clock::now() + kQueueWaitBound;
   for (;;) {
     const std::size_t queued = queued_on(key);
     if (queued >= n) return testing::AssertionSuccess();
     if (std::chrono::steady_clock::now() >= end) {
-      return testing::AssertionFailure() << "threads never parked: " << queued << " of " << n
-                                         << " queued on the key after " << kBound.count() << " s";
+      return testing::AssertionFailure()
+             << "threads never parked: " << queued << " of " << n << " queued on the key after "
+             << kQueueWaitBound.count() << " s";
     }
     std::this_thread::yield();
   }
 }
 
-// Waits until a thread is queued on `key` or `returned` is set, whichever comes first, and says
-// whether one queued. A waiter that returns at once instead of sleeping (a deadline taken as past)
-// is then caught by its result, without a sleep and without a hang; after 30 s of neither, a
-// failure.
-inline bool wait_queued_or_returned(const void* key, const std::atomic<bool>& returned) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+// What wait_queued_or_returned saw first. `returned` is a legitimate outcome of the wait: the
+// caller tells from it whether the waiter slept (a waiter that should sleep but returns at once
+// shows up in its own result, which the caller then checks); `timed_out` never is.
+enum class QueuedOrReturned { queued, returned, timed_out };
+
+// Waits, yielding, until a thread is queued on `key` or `returned` is set, whichever comes first;
+// after 30 s of neither, timed_out. A waiter that returns at once instead of sleeping (a deadline
+// taken as past) is then caught by its result, without a sleep and without a hang. The caller
+// asserts that it did not time out, and goes on by the outcome:
+//   const QueuedOrReturned seen = wait_queued_or_returned(&key, returned);
+//   ASSERT_TRUE(in_time(seen));
+//   if (seen == QueuedOrReturned::returned) ...
+[[nodiscard]] inline QueuedOrReturned wait_queued_or_returned(const void* key,
+                                                              const std::atomic<bool>& returned) {
+  const auto end = std::chrono::steady_clock::now() + kQueueWaitBound;
   while (queued_on(key) == 0) {
-    if (returned.load()) return false;
-    if (std::chrono::steady_clock::now() >= end) {
-      ADD_FAILURE() << "the waiter neither parked nor returned";
-      return false;
-    }
+    // Relaxed: only its value is used; the waiter's results are read after join(), which orders
+    // them.
+    if (returned.load(std::memory_order_relaxed)) return QueuedOrReturned::returned;
+    if (std::chrono::steady_clock::now() >= end) return QueuedOrReturned::timed_out;
     std::this_thread::yield();
   }
-  return true;
+  return QueuedOrReturned::queued;
+}
+
+// The assertion on wait_queued_or_returned's outcome: queued and returned pass, timed_out fails
+// with a message, so that ASSERT_TRUE(in_time(seen)) stops the test at the call.
+[[nodiscard]] inline testing::AssertionResult in_time(QueuedOrReturned seen) {
+  if (seen != QueuedOrReturned::timed_out) return testing::AssertionSuccess();
+  return testing::AssertionFailure()
+         << "the waiter neither parked nor returned within " << kQueueWaitBound.count() << " s";
 }
 
 }  // namespace parkpool::test
