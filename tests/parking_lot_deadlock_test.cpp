@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 
 namespace pl = parkpool::parking_lot;
@@ -24,6 +25,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using parkpool::test::JoinOnExit;
+using parkpool::test::let_go;
+using parkpool::test::once;
 using parkpool::test::queued_on;
 using parkpool::test::wait_until_queued;
 
@@ -79,6 +83,7 @@ TEST(Deadlock, FindsPlantedTwoThreadCycle) {
   std::atomic<bool> release{false};
   std::thread t1 = holder_waiter(&a, &b, holding, release);
   std::thread t2 = holder_waiter(&b, &a, holding, release);
+  JoinOnExit join(let_go(release, a, b), t1, t2);
   ASSERT_TRUE(wait_until_queued(&a, 1));
   ASSERT_TRUE(wait_until_queued(&b, 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
@@ -109,6 +114,7 @@ TEST(Deadlock, FindsPlantedThreeThreadCycle) {
   std::thread t1 = holder_waiter(&a, &b, holding, release);
   std::thread t2 = holder_waiter(&b, &c, holding, release);
   std::thread t3 = holder_waiter(&c, &a, holding, release);
+  JoinOnExit join(let_go(release, a, b, c), t1, t2, t3);
   ASSERT_TRUE(wait_until_queued(&a, 1));
   ASSERT_TRUE(wait_until_queued(&b, 1));
   ASSERT_TRUE(wait_until_queued(&c, 1));
@@ -152,6 +158,7 @@ TEST(Deadlock, NoCycleInACorrectProgram) {
         pl::deadline_after(300ms));  // waits on what it holds, but with a deadline
     dd::release_resource(&b);
   });
+  JoinOnExit join(let_go(release, event, a, b), t1, t2, t3);
   ASSERT_TRUE(wait_until_queued(&event, 1));
   ASSERT_TRUE(wait_until_queued(&a, 1));
   ASSERT_TRUE(wait_until_queued(&b, 1));  // t3 really is in its timed park when we look
@@ -183,6 +190,8 @@ TEST(Deadlock, FindsAbbaWithRealMutexes) {
     a.unlock();
     b.unlock();
   });
+  // Breaks the deadlock as the test does below.
+  JoinOnExit join(once([&] { a.unlock(); }), t1, t2);
   ASSERT_TRUE(wait_until_queued(&a, 1));
   ASSERT_TRUE(wait_until_queued(&b, 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
@@ -244,6 +253,8 @@ TEST(Deadlock, FindsWriterWaitingForAReaderThatWaitsForIt) {
     s.unlock();
     m.unlock();
   });
+  // Breaks the deadlock as the test does below.
+  JoinOnExit join(once([&] { m.unlock(); }), r, w);
   ASSERT_TRUE(wait_until_queued(&m, 1));
   ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   expect_reader_writer_cycle(check_until_cycles(1), s, m, r.get_id(), w.get_id());
@@ -273,6 +284,8 @@ TEST(Deadlock, WriterWaitingForOtherReadersIsNoCycle) {
     s.lock();
     s.unlock();
   });
+  // Relaxed: it publishes nothing, r only stops spinning on it and leaves.
+  JoinOnExit join([&] { release.store(true, std::memory_order_relaxed); }, r, w);
   ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   EXPECT_TRUE(dd::check_deadlock().empty());
   release.store(true);
@@ -290,6 +303,8 @@ TEST(Deadlock, FindsReaderThatTriesToWrite) {
     s.lock();
     s.unlock();  // the main thread released the read hold on t's behalf
   });
+  // Releases t's read hold on its behalf, as the test does below.
+  JoinOnExit join(once([&] { s.unlock_shared(); }), t);
   ASSERT_TRUE(wait_until_queued(readers_key(s), 1));
   const std::vector<dd::Cycle> cycles = check_until_cycles(1);
   EXPECT_EQ(cycles.size(), 1U);

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <latch>
 #include <limits>
 #include <memory>
@@ -23,20 +22,10 @@ using namespace std::chrono_literals;
 namespace {
 
 using parkpool::test::JoinOnExit;
+using parkpool::test::let_go;
 using parkpool::test::once;
 using parkpool::test::queued_on;
 using parkpool::test::wait_until_queued;
-
-// JoinOnExit's release for threads parked with park_while_false(key, flag): the flag makes a
-// later park return at once (validate reads it under the bucket lock, which unpark_all takes after
-// the store), and unpark_all wakes those already queued.
-template <class... Keys>
-std::function<void()> let_go(std::atomic<bool>& flag, const Keys&... key) {
-  return [&flag, ... keys = static_cast<const void*>(&key)] {
-    flag.store(true, std::memory_order_relaxed);
-    (pl::unpark_all(keys), ...);
-  };
-}
 
 // Parks on `key` while `*flag` is false (validate), recording the result.
 pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <thread>
 
 #include "parkpool/parking_lot.hpp"
@@ -81,6 +82,18 @@ enum class QueuedOrReturned { queued, returned, timed_out };
   if (seen != QueuedOrReturned::timed_out) return testing::AssertionSuccess();
   return testing::AssertionFailure()
          << "the waiter neither parked nor returned within " << kQueueWaitBound.count() << " s";
+}
+
+// A release action for JoinOnExit (join_on_exit.hpp), for threads that park on `keys` while
+// `flag` is false (their validate reads it): the flag makes a later park return at once, since
+// validate reads it under the bucket lock, which unpark_all takes after the store (so relaxed
+// suffices); unpark_all wakes those already queued.
+template <class... Keys>
+std::function<void()> let_go(std::atomic<bool>& flag, const Keys&... key) {
+  return [&flag, ... keys = static_cast<const void*>(&key)] {
+    flag.store(true, std::memory_order_relaxed);
+    (parkpool::parking_lot::unpark_all(keys), ...);
+  };
 }
 
 }  // namespace parkpool::test
