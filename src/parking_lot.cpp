@@ -742,6 +742,8 @@ const void* parked_key_locked(const void* thread_data) noexcept {
   return t->key.load(std::memory_order_relaxed);
 }
 
+void check_not_in_callback_here() noexcept { check_not_in_callback(tls_thread_data); }
+
 void lock_all_buckets() noexcept {
   // Array order is address order, the order lock_pair uses: no lock-order inversion.
   for (Bucket& b : g_table) b.lock.lock();

@@ -183,6 +183,10 @@ WaitForHolders::~WaitForHolders() {
 }
 
 std::vector<Cycle> check_deadlock() {
+  // From a parking-lot callback this thread holds a bucket lock that lock_all_buckets() below
+  // would wait for: a silent hang (also inside reg.m, behind another checker that waits for that
+  // bucket). Abort with a message first, as a parking_lot call from a callback does.
+  parking_lot::detail::check_not_in_callback_here();
   Registry& reg = registry();
   std::vector<DeadlockedThread> threads;
   // Per thread: its park waits for the holders of waiting_on except one hold of its own (its

@@ -12,6 +12,9 @@ void deadlock_park_end() noexcept;
 // `thread_data` is parked on, or nullptr when it is not queued.
 const void* parked_key_locked(const void* thread_data) noexcept;
 void lock_all_buckets() noexcept;
+// Aborts with a message when the calling thread runs a parking-lot callback (it holds a bucket
+// lock: lock_all_buckets() would wait for itself forever).
+void check_not_in_callback_here() noexcept;
 void unlock_all_buckets() noexcept;
 
 }  // namespace parkpool::parking_lot::detail

@@ -316,3 +316,23 @@ TEST(Deadlock, FindsReaderThatTriesToWrite) {
   s.unlock_shared();  // on t's behalf: SharedMutex does not track readers (test-only trick)
   t.join();
 }
+
+namespace {
+
+// <parkpool/deadlock.hpp>: check_deadlock() "must not be called from a parking-lot callback".
+// It locks every bucket, including the one the callback's caller holds: it used to hang there
+// for good (the deadlock detector deadlocking, silently). Like a parking_lot call from a
+// callback, it aborts with a message instead.
+TEST(DeadlockDeathTest, CheckFromAParkingLotCallbackAbortsInsteadOfHanging) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs PARKPOOL_DEADLOCK_DETECTION";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int key = 0;
+  EXPECT_DEATH(pl::unpark_one(&key,
+                              [](pl::UnparkResult) {
+                                (void)dd::check_deadlock();
+                                return pl::kDefaultUnparkToken;
+                              }),
+               "from a callback");
+}
+
+}  // namespace

@@ -23,7 +23,8 @@
 //
 // Thread-safety: all functions may be called from any thread. check_deadlock() briefly locks
 // every bucket of the parking lot (freezing who is parked where) and the per-thread records; it
-// must not be called from a parking-lot callback.
+// must not be called from a parking-lot callback (that aborts with a message, as a parking_lot
+// call from a callback does: it would wait forever for the bucket lock its caller holds).
 //
 // Result: one Cycle per strongly connected component of the wait-for graph that contains a
 // cycle (two or more threads waiting on each other, or a thread waiting on a resource it holds).
