@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <latch>
@@ -863,6 +864,91 @@ TEST(ThreadPoolShutdown, ShutdownFromOnThreadStopThrowsInsteadOfDeadlocking) {
     pool.shutdown();
     EXPECT_EQ(threw.load(), 2);
   }
+}
+
+// The constructor's bad input includes more workers than the IdleCoordinator's 16-bit counts
+// hold: std::invalid_argument before any thread starts, not std::system_error after thousands.
+TEST(ThreadPool, MoreThreadsThanTheIdleCoordinatorCountsThrowsInvalidArgument) {
+  EXPECT_THROW(ThreadPool(with_threads(parkpool::IdleCoordinator::kMaxWorkers + 1)),
+               std::invalid_argument);
+  EXPECT_THROW(ThreadPool(with_threads(~std::size_t{0})), std::invalid_argument);
+}
+
+// ~ThreadPool() calls shutdown(), which throws std::logic_error on a worker of the pool; the
+// destructor cannot throw, so destroying the pool from one of its own tasks terminates (the
+// documented outcome) instead of deadlocking on the join of the very thread running it.
+TEST(ThreadPoolDeathTest, DestroyingThePoolFromItsOwnTaskTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto* pool = new ThreadPool(with_threads(1));
+        pool->post([pool] { delete pool; });
+        // Not reached when the contract holds. A bound, so that a deadlock fails this test
+        // (the child exits normally) instead of hanging until the ctest TIMEOUT.
+        std::this_thread::sleep_for(60s);
+        std::_Exit(0);
+      },
+      "called from a task of the same pool");
+}
+
+// The name of the worker that runs a task of `pool`.
+std::string worker_name(ThreadPool& pool) {
+  return pool
+      .submit([] {
+        char buf[32] = {};
+        EXPECT_EQ(pthread_getname_np(pthread_self(), buf, sizeof buf), 0);
+        return std::string(buf);
+      })
+      .get();
+}
+
+// PoolOptions::thread_name_prefix: "prefix + index, truncated to 15 bytes (Linux limit). Empty:
+// unnamed." A longer name would make pthread_setname_np fail (ERANGE) and leave the worker
+// without the prefix at all; unnamed workers keep the name they inherit from their creator.
+TEST(ThreadPool, ThreadNamesAreTruncatedToFifteenBytesAndAnEmptyPrefixNamesNothing) {
+  PoolOptions o = with_threads(1);
+  o.thread_name_prefix = "0123456789abcdefghij-";
+  {
+    ThreadPool pool(o);
+    EXPECT_EQ(worker_name(pool), "0123456789abcde");
+  }
+  char mine[32] = {};
+  ASSERT_EQ(pthread_getname_np(pthread_self(), mine, sizeof mine), 0);
+  o.thread_name_prefix.clear();
+  ThreadPool pool(o);
+  EXPECT_EQ(worker_name(pool), std::string(mine));
+}
+
+// on_thread_start runs on the worker before its first task, as a worker of the pool: shutdown()
+// from it throws std::logic_error (it would join its own thread), as from a task, and a task it
+// posts is accepted and runs.
+TEST(ThreadPool, OnThreadStartRunsAsAWorkerOfThePool) {
+  constexpr std::size_t kThreads = 2;
+  std::latch pool_known(1);
+  ThreadPool* self = nullptr;  // written before pool_known's count_down, read after its wait
+  std::atomic<int> threw{0};
+  std::atomic<int> was_worker{0};
+  std::atomic<int> ran{0};
+  PoolOptions o = with_threads(kThreads);
+  o.on_thread_start = [&](std::size_t) {
+    pool_known.wait();
+    // Relaxed: every counter here is read after shutdown() joined the workers.
+    if (self->running_in_this_thread()) was_worker.fetch_add(1, std::memory_order_relaxed);
+    try {
+      self->shutdown();
+    } catch (const std::logic_error&) {
+      threw.fetch_add(1, std::memory_order_relaxed);
+    }
+    self->post([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+  };
+  ThreadPool pool(o);
+  self = &pool;
+  pool_known.count_down();
+  pool.shutdown();  // runs every accepted task, then joins: every hook has returned
+  EXPECT_EQ(was_worker.load(std::memory_order_relaxed), static_cast<int>(kThreads));
+  EXPECT_EQ(threw.load(std::memory_order_relaxed), static_cast<int>(kThreads));
+  EXPECT_EQ(ran.load(std::memory_order_relaxed), static_cast<int>(kThreads));
+  EXPECT_EQ(pool.stats().total.post_exceptions, 0u);  // nothing escaped the hooks
 }
 
 }  // namespace

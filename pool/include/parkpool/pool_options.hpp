@@ -27,7 +27,8 @@ std::size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::str
 }  // namespace detail
 
 struct PoolOptions {
-  /// Worker threads. 0 is rejected with std::invalid_argument by the ThreadPool constructor.
+  /// Worker threads. 0, or more than IdleCoordinator::kMaxWorkers (65535), is rejected with
+  /// std::invalid_argument by the ThreadPool constructor.
   std::size_t threads = available_cpus();
   /// Idle behaviour: spin budget, timed park (idle timeout), searcher cap. IdleOptions::latency()
   /// and IdleOptions::efficiency() are presets (see <parkpool/idle.hpp>).
@@ -35,9 +36,11 @@ struct PoolOptions {
   /// Worker thread names are prefix + index, truncated to 15 bytes (Linux limit). Empty: unnamed.
   std::string thread_name_prefix = "parkpool-";
   /// Called on each worker thread, with its index, before it runs any task / after its last one.
-  /// An exception thrown by a hook is passed to on_post_exception. on_thread_stop runs once the
-  /// pool has shut down (no worker runs tasks any more): submit() or post() from it throws
-  /// pool_closed, as from any other thread after shutdown(); shutdown() from it throws
+  /// An exception thrown by a hook is passed to on_post_exception. on_thread_start runs as a
+  /// worker of the pool, as a task does: running_in_this_thread() is true, what it posts goes to
+  /// that worker's deque and runs, and shutdown() from it throws std::logic_error. on_thread_stop
+  /// runs once the pool has shut down (no worker runs tasks any more): submit() or post() from it
+  /// throws pool_closed, as from any other thread after shutdown(); shutdown() from it throws
   /// std::logic_error (the pool's shutdown is joining that thread).
   std::function<void(std::size_t worker)> on_thread_start;
   std::function<void(std::size_t worker)> on_thread_stop;

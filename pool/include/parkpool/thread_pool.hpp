@@ -39,11 +39,11 @@
 //
 // Thread safety
 //   Every member function of ThreadPool may be called from any thread, including from tasks,
-//   except: shutdown() from a task of the same pool, or from its on_thread_stop hook, throws
-//   std::logic_error instead of deadlocking (shutdown() is joining that very thread), and so
-//   destroying the pool from one of its own tasks calls std::terminate (the
-//   destructor calls shutdown() and cannot throw). A TaskGroup's run() may be called by its owner
-//   and by its own running tasks; wait() by one thread at a time.
+//   except: shutdown() from a task of the same pool, or from its on_thread_start or
+//   on_thread_stop hook, throws std::logic_error instead of deadlocking (shutdown() is joining
+//   that very thread), and so destroying the pool from one of its own tasks calls std::terminate
+//   (the destructor calls shutdown() and cannot throw). A TaskGroup's run() may be called by its
+//   owner and by its own running tasks; wait() by one thread at a time.
 //
 // Memory ordering (user terms)
 //   Everything a thread did before post/submit/run/join-b happens-before the task starts. A task's
@@ -317,8 +317,9 @@ auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>,
 
 class ThreadPool {
  public:
-  /// Starts options.threads workers. Throws std::invalid_argument if options.threads == 0 (or
-  /// the IdleOptions are invalid), std::system_error if a thread cannot be started.
+  /// Starts options.threads workers. Throws std::invalid_argument if options.threads == 0 or
+  /// exceeds IdleCoordinator::kMaxWorkers (65535), or if the IdleOptions are invalid (all checked
+  /// before any thread starts); std::system_error if a thread cannot be started.
   explicit ThreadPool(PoolOptions options = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -363,7 +364,7 @@ class ThreadPool {
   }
 
   /// See the header comment. Throws std::logic_error when called from a task of this pool or
-  /// from its on_thread_stop hook.
+  /// from its on_thread_start or on_thread_stop hook.
   void shutdown();
   std::size_t size() const noexcept;
   PoolStats stats() const;
