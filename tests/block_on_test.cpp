@@ -431,4 +431,27 @@ TEST(BlockOn, RepeatedCrossThreadCompletionsLoseNoWakeup) {
   EXPECT_GT(done, 0u);
 }
 
+// task.hpp: "awaiting a Task twice (or after block_on) throws std::logic_error"; block_on of a
+// Task that already ran is the same error, not a second run of a finished coroutine.
+TEST(BlockOn, ATaskThatBlockOnAlreadyRanIsAClearError) {
+  Task<int> t = answer();
+  EXPECT_EQ(block_on(std::move(t)), 42);
+  // NOLINTNEXTLINE(bugprone-use-after-move): block_on leaves the finished Task; reuse is the error
+  EXPECT_TRUE(t.valid());
+  EXPECT_TRUE(t.done());
+  EXPECT_THROW(block_on(std::move(t)), std::logic_error);  // NOLINT(bugprone-use-after-move)
+  auto awaits_finished = [&t]() -> Task<int> {
+    co_return co_await std::move(t);  // NOLINT(bugprone-use-after-move): the error under test
+  };
+  EXPECT_THROW(block_on(awaits_finished()), std::logic_error);
+}
+
+// The same for a Task that was awaited (started) by another coroutine: block_on refuses it.
+TEST(BlockOn, ATaskAlreadyAwaitedIsAClearErrorForBlockOn) {
+  Task<int> t = answer();
+  auto awaits = [&t]() -> Task<int> { co_return co_await std::move(t); };
+  EXPECT_EQ(block_on(awaits()), 42);
+  EXPECT_THROW(block_on(std::move(t)), std::logic_error);  // NOLINT(bugprone-use-after-move)
+}
+
 }  // namespace

@@ -786,3 +786,67 @@ TEST(ParkingLot, ParkDuringThreadLocalTeardown) {
   EXPECT_EQ(pl::unpark_all(&g_teardown_key), 1U);
   t.join();
 }
+
+// "Past deadlines": park() with a deadline that already passed still runs validate, queues the
+// thread and runs before_sleep, then times out without sleeping: timed_out(key, true) runs
+// (this thread was the last one on the key) and nothing stays queued.
+TEST(ParkingLot, PastDeadlineStillRunsEveryCallbackThenTimesOut) {
+  int key = 0;
+  int validated = 0;
+  std::size_t queued_before_sleep = 0;
+  int timed_out_calls = 0;
+  const void* timed_out_key = nullptr;
+  bool was_last = false;
+  for (const pl::Deadline& past :
+       {pl::Deadline(pl::Clock::now() - 1s), pl::deadline_after(-1ms), pl::deadline_after(0ns)}) {
+    validated = 0;
+    queued_before_sleep = 0;
+    timed_out_calls = 0;
+    const pl::ParkResult r = pl::park(
+        &key,
+        [&] {
+          ++validated;
+          return true;
+        },
+        [&] { queued_before_sleep = queued_on(&key); },
+        [&](const void* k, bool last) {
+          ++timed_out_calls;
+          timed_out_key = k;
+          was_last = last;
+        },
+        pl::kDefaultParkToken, past);
+    EXPECT_TRUE(r.is_timed_out());
+    EXPECT_EQ(validated, 1);
+    EXPECT_EQ(queued_before_sleep, 1U);  // queued before before_sleep ran
+    EXPECT_EQ(timed_out_calls, 1);
+    EXPECT_EQ(timed_out_key, &key);
+    EXPECT_TRUE(was_last);
+    EXPECT_EQ(queued_on(&key), 0U);
+  }
+}
+
+// unpark_filter's callback runs under the lock "always, even when nothing was woken"; with no
+// thread on the key the filter is never called and the result is all zero.
+TEST(ParkingLot, UnparkFilterWithNoWaitersRunsOnlyTheCallback) {
+  int key = 0;
+  int filter_calls = 0;
+  int callback_calls = 0;
+  const pl::UnparkResult r = pl::unpark_filter(
+      &key,
+      [&](pl::ParkToken) {
+        ++filter_calls;
+        return pl::FilterOp::unpark;
+      },
+      [&](pl::UnparkResult res) {
+        ++callback_calls;
+        EXPECT_EQ(res.unparked_threads, 0U);
+        EXPECT_FALSE(res.have_more_threads);
+        EXPECT_FALSE(res.be_fair);  // no thread was unparked: nothing to hand over
+        return pl::kDefaultUnparkToken;
+      });
+  EXPECT_EQ(filter_calls, 0);
+  EXPECT_EQ(callback_calls, 1);
+  EXPECT_EQ(r.unparked_threads, 0U);
+  EXPECT_EQ(r.requeued_threads, 0U);
+  EXPECT_FALSE(r.have_more_threads);
+}

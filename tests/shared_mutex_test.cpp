@@ -7,6 +7,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cstdint>
 #include <latch>
 #include <mutex>
 #include <shared_mutex>
@@ -408,3 +409,46 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
   }
   EXPECT_TRUE(exercised) << "the first writer always timed out before the others queued";
 }
+
+namespace parkpool {
+// White-box access (friend of SharedMutex): the state word and its reader unit.
+struct SharedMutexInspector {
+  static std::atomic<std::uint32_t>& state(SharedMutex& m) { return m.state_; }
+  static constexpr std::uint32_t kOneReader = SharedMutex::kOneReader;
+  static constexpr std::uint32_t kMaxReaders = SharedMutex::kMaxReaders;
+};
+}  // namespace parkpool
+
+namespace {
+
+using parkpool::SharedMutexInspector;
+
+// "Bad input: more than 2^29 - 1 simultaneous readers aborts with a message": the count field
+// (29 bits) must not wrap into the flag bits. The 2^29 - 1st reader still gets in; every shared
+// entry point refuses the next one. (The state is set directly: 2^29 real lock_shared calls would
+// take seconds.)
+TEST(SharedMutexDeathTest, ReaderCountOverflowAbortsWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  constexpr std::uint32_t kOne = SharedMutexInspector::kOneReader;
+  constexpr std::uint32_t kFull = SharedMutexInspector::kMaxReaders;
+  static_assert(kFull / kOne == (std::uint32_t{1} << 29) - 1, "2^29 - 1 readers fill the count");
+  parkpool::SharedMutex m;
+  auto& state = SharedMutexInspector::state(m);
+  // Relaxed: single-threaded set-up of the test's own mutex.
+  state.store(kFull - kOne, std::memory_order_relaxed);  // 2^29 - 2 readers inside
+  EXPECT_TRUE(m.try_lock_shared());                      // the last one that fits
+  EXPECT_EQ(state.load(std::memory_order_relaxed), kFull);
+  EXPECT_FALSE(m.try_lock());  // readers inside: no writer
+  const char* msg = "reader count overflow";
+  EXPECT_DEATH(m.lock_shared(), msg);
+  EXPECT_DEATH((void)m.try_lock_shared(), msg);
+  EXPECT_DEATH((void)m.try_lock_shared_for(0ms), msg);
+  EXPECT_DEATH((void)m.try_lock_shared_until(std::chrono::steady_clock::now() + 1s), msg);
+  m.unlock_shared();
+  EXPECT_EQ(state.load(std::memory_order_relaxed), kFull - kOne);
+  state.store(0, std::memory_order_relaxed);  // the fake readers leave
+  m.lock();
+  m.unlock();
+}
+
+}  // namespace

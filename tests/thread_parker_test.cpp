@@ -428,4 +428,50 @@ TEST(ThisThread, ManyWakeParkCyclesLoseNoWakeup) {
   EXPECT_EQ(spurious_peer.load(), 0u);
 }
 
+// A thread_local whose destructor uses this_thread after the thread's cached parker is gone.
+// Constructed before the cached parker, so destroyed after it (reverse order of construction).
+struct UsesThisThreadInItsDestructor {
+  bool armed = false;
+  ~UsesThisThreadInItsDestructor() {
+    if (armed) (void)parkpool::this_thread::current_unparker();
+  }
+};
+
+// The header's Lifetime rule: using this_thread from a thread_local destructor that runs after
+// the thread's cached parker was destroyed terminates with a message (instead of touching a
+// destroyed ParkThread).
+TEST(ThisThreadDeathTest, UseFromAThreadLocalDestructorAfterTheParkerIsGoneTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::thread([] {
+          static thread_local UsesThisThreadInItsDestructor late;
+          late.armed = true;  // constructed now: before the cached parker below
+          parkpool::this_thread::current_unparker().unpark();
+          parkpool::this_thread::park();  // consumes the token: the cached parker exists
+        }).join();
+      },
+      "after the thread's cached parker was destroyed");
+}
+
+// Before the cached parker is gone (a thread_local destroyed first), this_thread still works.
+TEST(ThisThread, UseFromAThreadLocalDestructorBeforeTheParkerIsGoneWorks) {
+  static std::atomic<bool> woke{false};
+  struct ParksInItsDestructor {
+    bool armed = false;
+    ~ParksInItsDestructor() {
+      if (!armed) return;
+      parkpool::this_thread::current_unparker().unpark();
+      parkpool::this_thread::park();                // the token above: returns at once
+      woke.store(true, std::memory_order_relaxed);  // relaxed: read after join()
+    }
+  };
+  std::thread([] {
+    (void)parkpool::this_thread::current_unparker();  // the cached parker first
+    static thread_local ParksInItsDestructor early;   // then this: destroyed before the parker
+    early.armed = true;
+  }).join();
+  EXPECT_TRUE(woke.load(std::memory_order_relaxed));  // relaxed: join() orders the store
+}
+
 }  // namespace
