@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <latch>
 #include <memory>
 #include <stdexcept>
@@ -266,6 +267,52 @@ TEST(TaskGroup, RunAfterShutdownThrowsPoolClosed) {
   TaskGroup g(pool);
   EXPECT_THROW(g.run([] {}), parkpool::pool_closed);
   g.wait();  // nothing was accepted
+}
+
+// "The first exception is rethrown by wait(); it also cancels the group's tasks that have not
+// started." One worker and the injector's FIFO order make "not started" exact: the tasks queued
+// behind the throwing one are discarded, not run.
+TEST(TaskGroup, FirstExceptionDiscardsTheTasksNotYetStarted) {
+  ThreadPool pool(with_threads(1));
+  std::latch started(1), release(1);
+  std::atomic<int> ran{0};
+  TaskGroup g(pool);
+  g.run([&] {
+    started.count_down();
+    release.wait();
+  });
+  started.wait();  // the only worker is busy: everything below is queued behind it, in order
+  g.run([] { throw std::runtime_error("first"); });
+  for (int i = 0; i < 20; ++i) {
+    g.run([&] { ran.fetch_add(1, std::memory_order_relaxed); });  // relaxed: read after wait()
+  }
+  release.count_down();
+  EXPECT_THROW(g.wait(), std::runtime_error);
+  EXPECT_EQ(ran.load(std::memory_order_relaxed), 0);
+  pool.shutdown();
+  EXPECT_EQ(pool.stats().total.tasks_cancelled, 20u);
+}
+
+// "The destructor waits for pending tasks (without rethrowing their exception)": a destructor
+// that rethrew would terminate the process.
+TEST(TaskGroup, DestructorWaitsWithoutRethrowing) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> n{0};
+  {
+    TaskGroup g(pool);
+    g.run([] { throw std::runtime_error("dropped by the destructor"); });
+    for (int i = 0; i < 10; ++i) {
+      // Relaxed: read after the destructor's wait, which orders every task before it.
+      g.run([&] { n.fetch_add(1, std::memory_order_relaxed); });
+    }
+  }
+  // Every task finished or was discarded (the exception cancels those not yet started) before
+  // the destructor returned: the ones that ran are all counted already.
+  const int ran = n.load(std::memory_order_relaxed);
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.total.tasks_run + st.total.tasks_cancelled, 11u);
+  EXPECT_EQ(static_cast<std::uint64_t>(ran) + 1, st.total.tasks_run);  // + the throwing one
 }
 
 }  // namespace
