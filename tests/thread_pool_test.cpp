@@ -951,4 +951,22 @@ TEST(ThreadPool, OnThreadStartRunsAsAWorkerOfThePool) {
   EXPECT_EQ(pool.stats().total.post_exceptions, 0u);  // nothing escaped the hooks
 }
 
+// PoolOptions::on_post_exception left empty: "the exception is counted in stats() and its what()
+// is written to stderr" (a non-std exception gets a line of its own); the worker survives.
+TEST(ThreadPool, DefaultPostExceptionHandlerCountsAndWritesToStderr) {
+  testing::internal::CaptureStderr();
+  {
+    ThreadPool pool(with_threads(1));
+    pool.post([] { throw std::runtime_error("default-handler-boom"); });
+    pool.post([] { throw 7; });
+    EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);  // FIFO injector: runs after both
+    pool.shutdown();
+    EXPECT_EQ(pool.stats().total.post_exceptions, 2u);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("exception escaped a post() task: default-handler-boom"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("non-std exception escaped a post() task"), std::string::npos) << err;
+}
+
 }  // namespace
