@@ -7,6 +7,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <condition_variable>
 #include <latch>
 #include <mutex>
 #include <thread>
@@ -376,4 +377,31 @@ TEST(Mutex, LockHeldLongerThanOneMillisecondIsHandedOff) {
   waiter.join();
   EXPECT_FALSE(barged) << "unlock after a >1 ms hold must hand off to the parked waiter";
   EXPECT_TRUE(got.load());
+}
+
+// The header: "Meets std Lockable / TimedLockable: ... std::condition_variable_any work." A
+// waiter sleeps in the condition variable with the Mutex released and holds it again on return;
+// a timed wait whose predicate stays false returns false, still holding it.
+TEST(Mutex, WorksWithConditionVariableAny) {
+  parkpool::Mutex m;
+  std::condition_variable_any cv;
+  bool ready = false;  // guarded by m
+  bool held_on_return = false;
+  std::thread waiter([&] {
+    std::unique_lock<parkpool::Mutex> lk(m);
+    cv.wait(lk, [&] { return ready; });
+    held_on_return = lk.owns_lock() && m.is_locked();
+  });
+  {
+    // Taking m proves the waiter released it while it waits (or has not started yet).
+    std::lock_guard<parkpool::Mutex> lk(m);
+    ready = true;
+  }
+  cv.notify_all();
+  waiter.join();
+  EXPECT_TRUE(held_on_return);
+  std::unique_lock<parkpool::Mutex> lk(m);
+  EXPECT_FALSE(cv.wait_for(lk, 1ms, [] { return false; }));
+  EXPECT_TRUE(lk.owns_lock());
+  EXPECT_TRUE(m.is_locked());
 }

@@ -474,4 +474,25 @@ TEST(ThisThread, UseFromAThreadLocalDestructorBeforeTheParkerIsGoneWorks) {
   EXPECT_TRUE(woke.load(std::memory_order_relaxed));  // relaxed: join() orders the store
 }
 
+// Unparker::into_raw "returns nullptr for a moved-from Unparker", and a Waker made from one is
+// empty (wake, copy and destruction do nothing), not a Waker around a null state.
+TEST(Waker, FromAMovedFromUnparkerIsEmpty) {
+  parkpool::Parker parker;
+  parkpool::Unparker u = parker.unparker();
+  parkpool::Unparker taken = std::move(u);
+  // NOLINTNEXTLINE(bugprone-use-after-move): the moved-from handle is what is tested
+  EXPECT_EQ(parkpool::Unparker::into_raw(std::move(u)), nullptr);
+  parkpool::Unparker again = std::move(taken);
+  Waker w(std::move(taken));  // NOLINT(bugprone-use-after-move): moved-from on purpose
+  EXPECT_FALSE(w);
+  Waker copy(w);
+  EXPECT_FALSE(copy);
+  w.wake_by_ref();
+  w.wake();
+  EXPECT_EQ(parker.park_timeout(0ns), UnparkReason::timed_out);  // nothing woke the parker
+  Waker live(again);
+  EXPECT_TRUE(live);
+  EXPECT_FALSE(live.will_wake(copy));
+}
+
 }  // namespace
