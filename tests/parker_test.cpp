@@ -654,4 +654,29 @@ TEST(Parker, SpinRespectsTheDeadline) {
   EXPECT_LT(elapsed, 5s) << "spun past the deadline";
 }
 
+// The Unparker a signal handler wakes (set before the handler is installed).
+const parkpool::Unparker* g_handler_unparker = nullptr;
+void unpark_from_handler(int) { g_handler_unparker->unpark(); }
+
+// "With the futex backend it may also be called from signal handlers": an unpark() made inside
+// a handler wakes the parked thread. The signal goes to this thread (raise runs the handler before
+// it returns; under ThreadSanitizer at its next intercepted call, join() at the latest).
+TEST(Parker, UnparkFromASignalHandlerWakesTheParkedThread) {
+  if (PARKPOOL_PORTABLE_BACKEND) GTEST_SKIP() << "the portable backend's unpark is not signal-safe";
+  Parker p;
+  const Unparker u = p.unparker();
+  g_handler_unparker = &u;
+  struct sigaction sa {};
+  sa.sa_handler = unpark_from_handler;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  std::thread t([&] { p.park(); });  // returns only once the handler's token arrives
+  ASSERT_TRUE(parkpool::test::wait_until_parked(p));
+  ASSERT_EQ(raise(SIGUSR2), 0);
+  t.join();
+  sigaction(SIGUSR2, &old, nullptr);
+  g_handler_unparker = nullptr;
+}
+
 }  // namespace
