@@ -454,4 +454,34 @@ TEST(BlockOn, ATaskAlreadyAwaitedIsAClearErrorForBlockOn) {
   EXPECT_THROW(block_on(std::move(t)), std::logic_error);  // NOLINT(bugprone-use-after-move)
 }
 
+// A Detached whose promise lets an exception leave the coroutine's resume() (rethrows it).
+struct RethrowingDetached {
+  struct promise_type {
+    RethrowingDetached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() { throw; }
+  };
+};
+
+RethrowingDetached throw_after(AsyncEvent& e) {
+  co_await e;
+  throw std::runtime_error("escaped the inline resumption");
+}
+
+// async_event.hpp: "set() is noexcept: an exception that leaves that inline resumption (a
+// coroutine type whose unhandled_exception() rethrows; parkpool::Task stores it instead) calls
+// std::terminate" (Resumption::resume's contract).
+TEST(AsyncEventDeathTest, ExceptionLeavingTheInlineResumptionTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        AsyncEvent e;
+        throw_after(e);  // suspended on e: outside block_on, set() resumes it inline
+        e.set();
+      },
+      "escaped the inline resumption");
+}
+
 }  // namespace
