@@ -484,4 +484,20 @@ TEST(AsyncEventDeathTest, ExceptionLeavingTheInlineResumptionTerminates) {
       "escaped the inline resumption");
 }
 
+Detached wait_for_event(AsyncEvent& e) { co_await e; }
+
+// thread_parker.hpp, "Coroutines under block_on": a detached coroutine started under block_on
+// must finish before the root does; "a resumption still queued when the root finishes makes
+// block_on abort with a message" (rather than return with a coroutine stranded in its queue).
+TEST(BlockOnDeathTest, ResumptionStillQueuedWhenTheRootFinishesAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto root = []() -> Task<int> {
+    AsyncEvent e;
+    wait_for_event(e);                      // suspends on e, armed with this block_on
+    std::thread([&e] { e.set(); }).join();  // queues its resumption on this block_on
+    co_return 1;                            // the root finishes first: nothing drains it
+  };
+  EXPECT_DEATH((void)block_on(root()), "block_on finished with resumptions still queued");
+}
+
 }  // namespace
