@@ -249,16 +249,25 @@ TEST(BlockOn, NestedBlockOnOnDifferentThreads) {
   EXPECT_EQ(inner_result, 10);
 }
 
-// An eagerly started, self-destroying coroutine (no executor of its own).
-struct Detached {
+// An eagerly started, self-destroying coroutine (no executor of its own). An exception that
+// escapes it terminates, or with Rethrow leaves the call that resumed it (its resume()).
+template <bool Rethrow>
+struct BasicDetached {
   struct promise_type {
-    Detached get_return_object() noexcept { return {}; }
+    BasicDetached get_return_object() noexcept { return {}; }
     std::suspend_never initial_suspend() noexcept { return {}; }
     std::suspend_never final_suspend() noexcept { return {}; }
     void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
+    void unhandled_exception() noexcept(!Rethrow) {
+      if constexpr (Rethrow) {
+        throw;
+      } else {
+        std::terminate();
+      }
+    }
   };
 };
+using Detached = BasicDetached<false>;
 
 TEST(BlockOn, NestedBlockOnOnTheSameThread) {
   // A detached coroutine D, started under the outer block_on, waits for outer_event. Another
@@ -454,18 +463,7 @@ TEST(BlockOn, ATaskAlreadyAwaitedIsAClearErrorForBlockOn) {
   EXPECT_THROW(block_on(std::move(t)), std::logic_error);  // NOLINT(bugprone-use-after-move)
 }
 
-// A Detached whose promise lets an exception leave the coroutine's resume() (rethrows it).
-struct RethrowingDetached {
-  struct promise_type {
-    RethrowingDetached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() { throw; }
-  };
-};
-
-RethrowingDetached throw_after(AsyncEvent& e) {
+BasicDetached</*Rethrow=*/true> throw_after(AsyncEvent& e) {
   co_await e;
   throw std::runtime_error("escaped the inline resumption");
 }

@@ -116,20 +116,29 @@ TEST(TaskGroup, WaitRethrowsTheFirstExceptionNotALaterOne) {
   EXPECT_THROW(g.wait(), std::logic_error);
 }
 
+// Occupies a one-worker pool with a task of `g` until release() (the tasks run after it are
+// queued behind it, in order: the injector is FIFO).
+struct OnlyWorkerBusy {
+  explicit OnlyWorkerBusy(TaskGroup& g) {
+    g.run([this] {
+      started_.count_down();
+      release_.wait();
+    });
+    started_.wait();
+  }
+  void release() { release_.count_down(); }
+  std::latch started_{1}, release_{1};
+};
+
 TEST(TaskGroup, CancelDiscardsTasksNotYetStarted) {
   ThreadPool pool(with_threads(1));
-  std::latch started(1), release(1);
   std::atomic<int> ran{0};
   TaskGroup g(pool);
-  g.run([&] {
-    started.count_down();
-    release.wait();
-  });
-  started.wait();  // the only worker is busy: the next tasks are queued
+  OnlyWorkerBusy busy(g);
   for (int i = 0; i < 50; ++i) g.run([&] { ran.fetch_add(1); });
   g.cancel();
   EXPECT_TRUE(g.is_cancelled());
-  release.count_down();
+  busy.release();
   g.wait();
   EXPECT_EQ(ran.load(), 0);
   pool.shutdown();
@@ -274,19 +283,14 @@ TEST(TaskGroup, RunAfterShutdownThrowsPoolClosed) {
 // behind the throwing one are discarded, not run.
 TEST(TaskGroup, FirstExceptionDiscardsTheTasksNotYetStarted) {
   ThreadPool pool(with_threads(1));
-  std::latch started(1), release(1);
   std::atomic<int> ran{0};
   TaskGroup g(pool);
-  g.run([&] {
-    started.count_down();
-    release.wait();
-  });
-  started.wait();  // the only worker is busy: everything below is queued behind it, in order
+  OnlyWorkerBusy busy(g);
   g.run([] { throw std::runtime_error("first"); });
   for (int i = 0; i < 20; ++i) {
     g.run([&] { ran.fetch_add(1, std::memory_order_relaxed); });  // relaxed: read after wait()
   }
-  release.count_down();
+  busy.release();
   EXPECT_THROW(g.wait(), std::runtime_error);
   EXPECT_EQ(ran.load(std::memory_order_relaxed), 0);
   pool.shutdown();
