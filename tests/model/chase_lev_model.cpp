@@ -3,21 +3,60 @@
 // Cohen and Zappa Nardelli (PPoPP 2013), the path compiled without TSAN (PARKPOOL_DEQUE_TSAN == 0):
 // the two seq_cst fences D3 (pop) and D6 (steal), D2 as a release fence + relaxed bottom_ store,
 // the seq_cst CAS on top_ (D4), the acquire loads D1' / D5 / D1, the ring published by a release
-// store (G1) when it grows, the owner's top_seen_ cache, and pop()'s empty fast path.
+// store (G1) when it grows, the owner's top_seen_ cache, pop()'s empty fast path, push_if_room()
+// (push() without growth: the same D1 and D2, false when full), and empty_hint() (two relaxed
+// loads, bottom_ then top_) as the idle re-check any_work() uses it.
 //
-// The model mirrors the header with the same memory orders, a ring of capacity 2 that grows to 4
+// The model mirrors the header with the same memory orders, rings of capacity 2 that grow to 4
 // (the old ring stays alive, as in the header), and slots as relaxed rl::atomic (as in the
-// header). Items are 1..3; item v names a payload rl::var the owner writes before push(v) and the
-// taker reads after taking v, so a missing publication is a data race (or a slot read as 0, which
-// is asserted against). The ring's mask is an rl::var too, so an unpublished ring is a race. Each
+// header). Items are 1..3; item v names a payload rl::var written before push(v) and read by the
+// taker after taking v, so a missing publication is a data race (or a slot read as 0, which is
+// asserted against). The ring's mask is an rl::var too, so an unpublished ring is a race. Each
 // thread counts what it took per item; after() drains the rest and asserts that every item was
-// taken exactly once (INV-1).
+// taken exactly once (INV-1). A suite is a script: each thread's steps (Script below). Deque 0 is
+// thread 0's, deque 1 thread 1's (the room suite's thief that moves items into its own deque).
 //
-// Search: every schedule with at most 4 (owner_thief, last_item) or 5 (grow) preemptions
-// (rl::sched_bound; Relacy estimates the exhaustive search at 10^14 (grow) to 10^17 (owner_thief)
-// schedules).
-// Each correct variant runs in under ~15 s; each broken one is rejected in well under a second.
-// b1 matters most: on x86 the stress tests catch a pop() without D3 only about one run in three.
+// D1 (make_room's acquire load of top_). A relaxed D1 lets a thief's slot read, made before its
+// winning CAS, return the value the owner writes there after reading that CAS's top_ (load
+// buffering: the thief would return the new item, which is then taken twice, and lose the old
+// one). Relacy cannot produce that: a load reads only stores already executed, so with the slot
+// alone no relaxed D1 fails (why D1 had no broken variant before). What D1 guarantees, and
+// what rules the outcome out by read-write coherence, is that the thief's read happens before the
+// overwrite. Ring::reader[] makes that relation checkable: a thief reads reader[slot] with the
+// slot, and a put() that overwrites an index of the ring's previous lap (i > mask) writes it, so
+// a missing happens-before is a data race (b8, b10). Only a thief whose CAS wins needs it (a loser
+// discards what it read), so the witness is sound only where no CAS can lose before a wrapping
+// put: the only suites whose rings wrap, grow and room, pop only after their last push.
+//
+// The hints. empty_hint() matters for correctness in one place: any_work(), the re-check after
+// the announce (A1) and after the last searcher's R1 fence in pool/SLEEP.md (INV-NOLOST). There a
+// false "empty" for a push that the submitter's N1 fence ordered before its N2 load would lose a
+// wakeup. The hint suite checks it with the real orders: the sleeper's relaxed RMW, seq_cst fence,
+// then empty_hint()'s relaxed loads; the submitter's push, N1 fence, relaxed N2 load. A stale
+// top_ only makes the deque look fuller (top_ only grows); a later bottom_ than the push's is a
+// pop of the owner, which is awake and takes the item itself (so the suite's owner does not pop).
+// (The asymmetric-barrier path, L1 + membarrier, is idle_model's: Relacy has no membarrier.)
+// The other uses are heuristics, not modelled: size_hint() in steal_more() only sizes the batch
+// (each steal() re-checks); empty_hint() in join_on_worker() only decides whether to notify
+// (a missed wake costs parallelism, never a job: the owner pops the job itself; thread_pool.hpp);
+// top_hint() in stale_backlog() costs at most one wake or some parallelism (pool_core.hpp);
+// next_pop_hint() only feeds __builtin_prefetch and is never dereferenced.
+//
+// Search: every schedule with at most N preemptions (rl::sched_bound; Relacy estimates the
+// exhaustive search at 10^14 (grow) to 10^17 (owner_thief) schedules). Bounds, schedules and
+// times (one core; "quiet": this 2-core VM otherwise idle; "loaded": one ctest run at load ~5,
+// other builds sharing the machine):
+//   owner_thief  4   1,005,004 schedules   quiet 3.8 s, loaded  6.9 s
+//   last_item    4   4,247,938 schedules   quiet  14 s, loaded 23.4 s
+//   grow         5   3,244,233 schedules   quiet  11 s, loaded 20.6 s
+//   room         3   1,999,767 schedules                loaded 16.4 s (bound 4: > 60 s, > 6M)
+//   hint         5   1,269,182 schedules                loaded  5.9 s (bound 6: 31 s)
+// (room and hint were measured loaded only; by grow's ratio about 9 s and 3 s quiet.)
+// Every broken variant is rejected with a bound of 1, and at its suite's bound in about a second
+// or less (b1, b2: ~1 s loaded), except b8: ~8 s at grow's bound 5 (the bounded search reaches a
+// failing schedule late; 0.3 s at bound 3); b10 rejects the same relaxed D1 in the room suite in
+// 0.03 s. b1 matters most: on x86 the stress tests catch a pop() without D3 only about one run in
+// three.
 //
 // Variants (argv[1]):
 //   owner_thief  the owner pushes 1, 2, pops twice, pushes 3, pops; one thief steals three times
@@ -25,7 +64,19 @@
 //   last_item    the owner pushes 1, 2 and pops twice; two thieves steal once each (the
 //                last-item race on top_ between the owner's CAS and the thieves')
 //   grow         capacity 2: the owner pushes 1, 2, 3 (the third grows the ring, G1, unless a
-//                steal made room) and pops once; one thief steals twice
+//                steal made room: then it overwrites slot 0, D1) and pops once; one thief steals
+//                twice
+//   room         WorkerContext::steal_more(): capacity 2; the owner pushes 1, 2, 3 onto deque 0;
+//                thread 1 three times steals from deque 0 and push_if_room()s the item into its
+//                own deque 1 (when full it runs the item: takes it), then pops once; thread 2
+//                steals once from deque 1. The third push_if_room() finds the ring full unless
+//                thread 2 stole (D1 refreshes top_seen_; then it wraps onto slot 0). Thread 2's
+//                payload read checks that publication is transitive through the move (thread 1
+//                never reads the payload, as in the pool)
+//   hint         the owner pushes 1, 2 and notifies (N1 fence, relaxed N2 load of the sleeper
+//                count); a thief steals once; a sleeper announces (relaxed RMW, seq_cst fence) and
+//                re-checks with empty_hint(). after(): the submitter saw the sleeper or the
+//                sleeper saw work (INV-NOLOST)
 //   b1  owner_thief with pop's D3 seq_cst fence removed: the owner reads a stale top_ and takes
 //       without a CAS the item a thief takes too (with 1 preemption: the INV-1 assert); or the
 //       thief reads a stale bottom_ and takes item 3 at an index that was popped and reused, whose
@@ -39,9 +90,21 @@
 //       item): the owner and a thief both take the last item
 //   b5  grow with the ring published relaxed (G1 release -> relaxed): a thief reads the new ring
 //       before its mask and copied slots are ordered before it
+//   b6  room with push_if_room()'s D2 release fence removed: thread 2 steals from deque 1 an item
+//       whose payload (written by thread 0, seen by thread 1) is not ordered before it (race)
+//   b7  room with push_if_room()'s room check off by one (room for capacity + 1 items): the third
+//       push_if_room() overwrites slot 0 while item 1 is still there: item 1 is lost, item 3 taken
+//       twice (the INV-1 assert)
+//   b8  grow with D1 relaxed: the owner's overwrite of slot 0 is not ordered after the thief's
+//       read of it (the reader[] witness: race)
+//   b9  hint without the submitter's N1 fence (push()'s D2 release fence alone): the sleeper's
+//       re-check misses the push and the submitter misses the sleeper (the INV-NOLOST assert).
+//       D2 is a release fence: it orders the push for acquirers, not the store->load pattern
+//   b10 room with D1 relaxed (push_if_room()'s make_room()): thread 1's wrapping push_if_room()
+//       overwrites slot 0 of deque 1 unordered after thread 2's read of it (reader[]: race)
 // Usage: chase_lev_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: owner_thief last_item grow
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5
+// PARKPOOL_MODEL_CORRECT: owner_thief last_item grow room hint
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -55,16 +118,21 @@ namespace {
 struct Config {
   bool pop_fence = true;                           // D3; b1: false
   bool steal_fence = true;                         // D6; b2: false
-  bool push_fence = true;                          // D2; b3: false
+  bool push_fence = true;                          // D2 in push(); b3: false
   bool last_cas = true;                            // D4 in pop; b4: false
   rl::memory_order ring_publish = rl::mo_release;  // G1; b5: relaxed
-  unsigned initial_capacity = 4;
+  bool room_fence = true;                          // D2 in push_if_room(); b6: false
+  int room_slack = 0;                              // push_if_room's room check; b7: 1
+  rl::memory_order top_refresh = rl::mo_acquire;   // D1; b8, b10: relaxed
+  bool notify_fence = true;                        // the submitter's N1 ('n'); b9: false
+  unsigned initial_capacity = 4;                   // set by run_suite()
 };
 Config g_cfg;
 
 constexpr int kItems = 3;              // items are 1..kItems
 constexpr int kMaxCap = 4;             // the largest ring: capacity 2 grown once
 constexpr int kThreads = 3;            // the most threads a suite has
+constexpr int kDeques = 2;             // deque 0: thread 0's; deque 1: thread 1's
 constexpr int kTakers = kThreads + 1;  // + after()'s drain
 
 enum class Steal { success, empty, retry };
@@ -72,17 +140,37 @@ enum class Steal { success, empty, retry };
 struct Ring {
   rl::var<int> mask;  // written before the ring is published (G1)
   rl::atomic<int> slots[kMaxCap];
+  // D1's witness. The slots are atomics, and the failure a relaxed D1 allows is a thief's slot
+  // read (before its CAS) returning the owner's later overwrite of that slot (load buffering:
+  // the read takes its value from a store that the CAS it precedes enabled). Relacy lets a load
+  // read only stores already executed, so it cannot produce that. What D1 must provide is that
+  // the read happens before the overwrite; reader[] makes that a checked race: a thief reads
+  // reader[slot] with the slot, and a put() that overwrites an index of the ring's previous lap
+  // (i > mask) writes it. Only a thief whose CAS succeeds needs the order (a losing thief
+  // discards what it read), so the suites that wrap a ring (grow, room) have no competing CAS
+  // before a wrapping put.
+  rl::var<int> reader[kMaxCap];
   int get(int i) {
     const int m = mask($);
     return slots[i & m].load(rl::mo_relaxed, $);
   }
+  int get_for_steal(int i) {
+    const int v = get(i);
+    const int lap = reader[i & mask($)]($);  // a load: the read that D1 must order (see above)
+    (void)lap;
+    return v;
+  }
   void put(int i, int v) {
     const int m = mask($);
+    if (i > m) reader[i & m]($) = i;
     slots[i & m].store(v, rl::mo_relaxed, $);
   }
   void init(int cap) {
     mask($) = cap - 1;
-    for (int i = 0; i < cap; ++i) slots[i].store(0, rl::mo_relaxed, $);
+    for (int i = 0; i < cap; ++i) {
+      slots[i].store(0, rl::mo_relaxed, $);
+      reader[i]($) = 0;
+    }
   }
 };
 
@@ -114,18 +202,28 @@ struct Deque {
     return r;
   }
 
-  // Owner only.
-  void push(int v) {
+  // Owner only: push() (kGrow) and push_if_room() (false when full, nothing pushed).
+  template <bool kGrow>
+  bool push_impl(int v) {
     const int b = bottom.load(rl::mo_relaxed, $);
     Ring* r = ring.load(rl::mo_relaxed, $);
-    if (b - top_seen > r->mask($)) {
-      top_seen = top.load(rl::mo_acquire, $);  // (D1)
-      if (b - top_seen > r->mask($)) r = grow(r, b, top_seen);
+    const int slack = kGrow ? 0 : g_cfg.room_slack;  // b7: push_if_room's check off by one
+    if (b - top_seen > r->mask($) + slack) {
+      top_seen = top.load(g_cfg.top_refresh, $);  // (D1) make_room()
+      if (b - top_seen > r->mask($) + slack) {
+        if (!kGrow) return false;
+        r = grow(r, b, top_seen);
+      }
     }
     r->put(b, v);
-    if (g_cfg.push_fence) rl::atomic_thread_fence(rl::mo_release, $);  // (D2)
+    if (kGrow ? g_cfg.push_fence : g_cfg.room_fence) {
+      rl::atomic_thread_fence(rl::mo_release, $);  // (D2)
+    }
     bottom.store(b + 1, rl::mo_relaxed, $);
+    return true;
   }
+  void push(int v) { push_impl<true>(v); }
+  bool push_if_room(int v) { return push_impl<false>(v); }
 
   // Owner only. 0 = nothing.
   int pop() {
@@ -161,112 +259,189 @@ struct Deque {
     const int b = bottom.load(rl::mo_acquire, $);                       // (D5)
     if (t >= b) return Steal::empty;
     Ring* r = ring.load(rl::mo_acquire, $);
-    const int item = r->get(t);
+    const int item = r->get_for_steal(t);
     if (!top.compare_exchange_strong(t, t + 1, rl::mo_seq_cst, $, rl::mo_relaxed, $)) {
       return Steal::retry;
     }
     out = item;
     return Steal::success;
   }
+
+  // Any thread: size_hint() == 0, the header's order (both loads relaxed, bottom_ first).
+  bool empty_hint() {
+    const int b = bottom.load(rl::mo_relaxed, $);
+    const int t = top.load(rl::mo_relaxed, $);
+    return b <= t;
+  }
 };
 
-// Shared by the suites: the deque, the items' payloads, and per-taker counts.
+// Shared by the suites: the deques, the items' payloads, per-taker counts, and the idle
+// handshake's sleeper word and the two answers it gave.
 struct State {
-  Deque q;
-  rl::var<int> payload[kItems + 1];         // written by the owner before push(v)
+  Deque q[kDeques];
+  rl::var<int> payload[kItems + 1];         // written by the pusher before push(v)
   rl::var<int> taken[kTakers][kItems + 1];  // taken[taker][v], written only by that taker
+  rl::atomic<int> sleepers;                 // the idle state word, reduced to P
+  rl::var<int> saw_sleeper;                 // 'n': the submitter's N2 read P > 0
+  rl::var<int> saw_empty;                   // 'w': the sleeper's re-check found deque 0 empty
 
   void init() {
-    q.init(g_cfg.initial_capacity);
+    for (auto& d : q) d.init(g_cfg.initial_capacity);
     for (int v = 0; v <= kItems; ++v) payload[v]($) = 0;
     for (auto& row : taken) {
       for (auto& c : row) c($) = 0;
     }
+    sleepers.store(0, rl::mo_relaxed, $);
+    saw_sleeper($) = 0;
+    saw_empty($) = 0;
   }
-  void push(int v) {
-    payload[v]($) = 10 * v;  // the owner's write before push: must be visible to the taker
-    q.push(v);
+  void push(int d, int v) {
+    payload[v]($) = 10 * v;  // the pusher's write before push: must be visible to the taker
+    q[d].push(v);
   }
   void took(int taker, int v) {
     RL_ASSERT(v >= 1 && v <= kItems);  // never a slot nobody wrote
     RL_ASSERT(payload[v]($) == 10 * v);
     taken[taker][v]($) = taken[taker][v]($) + 1;
   }
-  void pop(int taker) {
-    if (const int v = q.pop(); v != 0) took(taker, v);
+  void pop(int d, int taker) {
+    if (const int v = q[d].pop(); v != 0) took(taker, v);
   }
-  void steal(int taker, int attempts) {
-    for (int i = 0; i < attempts; ++i) {
-      int v = 0;
-      if (q.steal(v) == Steal::success) took(taker, v);
-    }
+  void steal(int d, int taker) {
+    int v = 0;
+    if (q[d].steal(v) == Steal::success) took(taker, v);
   }
-  // after(): the rest is popped alone; then every pushed item was taken exactly once.
+  // WorkerContext::steal_more(): an item stolen from deque 0 moves into the thief's own deque 1
+  // (unread: the pool only moves the pointer); if it is full, the thief runs it (takes it).
+  void move(int taker) {
+    int v = 0;
+    if (q[0].steal(v) != Steal::success) return;
+    RL_ASSERT(v >= 1 && v <= kItems);
+    if (!q[1].push_if_room(v)) took(taker, v);
+  }
+  // The idle handshake (pool/SLEEP.md, INV-NOLOST) around deque 0's empty_hint(): the submitter
+  // after its push: (N1) seq_cst fence, (N2) relaxed load of the sleeper count; the sleeper: (A1)
+  // relaxed RMW announcing itself, its seq_cst fence, then the re-check any_work(), here
+  // empty_hint() of deque 0.
+  void notify() {
+    if (g_cfg.notify_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // (N1)
+    saw_sleeper($) = sleepers.load(rl::mo_relaxed, $) != 0 ? 1 : 0;      // (N2)
+  }
+  void announce() {
+    sleepers.fetch_add(1, rl::mo_relaxed, $);    // (A1)
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);  // A1's fence
+    saw_empty($) = q[0].empty_hint() ? 1 : 0;    // (A2)
+  }
+  // after(): the rest is popped alone; then every pushed item was taken exactly once, and no
+  // wakeup was lost: the submitter saw the sleeper, or the sleeper saw the work.
   void check(int pushed) {
-    for (int i = 0; i < kItems + 1; ++i) pop(kTakers - 1);
-    RL_ASSERT(q.bottom.load(rl::mo_relaxed, $) == q.top.load(rl::mo_relaxed, $));
+    for (int d = 0; d < kDeques; ++d) {
+      for (int i = 0; i < kItems + 1; ++i) pop(d, kTakers - 1);
+      RL_ASSERT(q[d].bottom.load(rl::mo_relaxed, $) == q[d].top.load(rl::mo_relaxed, $));
+    }
     for (int v = 1; v <= pushed; ++v) {
       int n = 0;
       for (int k = 0; k < kTakers; ++k) n += taken[k][v]($);
       RL_ASSERT(n == 1);  // INV-1
     }
+    RL_ASSERT(saw_sleeper($) != 0 || saw_empty($) == 0);  // INV-NOLOST
   }
 };
 
-// A suite's script: the owner's steps ('+' pushes the next item, 1, 2, ...; '-' pops) and how
-// many steals each thief (threads 1..) attempts.
+// A suite's script: each thread's steps, run in order.
+//   '+' push the next item (1, 2, ... in the order of the '+' over the threads) onto the
+//       thread's own deque (thread 0: deque 0; thread 1: deque 1)
+//   '-' pop the thread's own deque
+//   's' / 't' steal once from deque 0 / deque 1
+//   'm' steal once from deque 0 and push_if_room() the item into deque 1 (thread 1 only)
+//   'n' the submitter's side of the idle handshake (after its pushes)
+//   'w' the sleeper's side: announce, fence, empty_hint() of deque 0
 struct Script {
-  const char* owner;
-  int steals;
-  int pushed() const {
+  const char* steps[kThreads];
+  int pushes(unsigned below) const {
     int n = 0;
-    for (const char* c = owner; *c != '\0'; ++c) n += *c == '+' ? 1 : 0;
+    for (unsigned i = 0; i < below && i < kThreads; ++i) {
+      for (const char* c = steps[i]; c != nullptr && *c != '\0'; ++c) n += *c == '+' ? 1 : 0;
+    }
     return n;
   }
 };
 
-// One suite per script: thread 0 runs the owner's steps, every other thread steals; after()
-// drains the deque and checks that each pushed item was taken exactly once.
+// One suite per script: thread i runs steps[i]; after() drains the deques and checks that each
+// pushed item was taken exactly once (and INV-NOLOST).
 template <unsigned Threads, const Script& S>
 struct Scenario : rl::test_suite<Scenario<Threads, S>, Threads> {
   State s;
   void before() { s.init(); }
   void thread(unsigned index) {
-    if (index != 0) {
-      s.steal(static_cast<int>(index), S.steals);
-      return;
-    }
-    int next = 1;
-    for (const char* c = S.owner; *c != '\0'; ++c) {
-      if (*c == '+') {
-        s.push(next++);
-      } else {
-        s.pop(0);
+    const int me = static_cast<int>(index);
+    const int own = me < kDeques ? me : -1;
+    int next = S.pushes(index) + 1;
+    for (const char* c = S.steps[index]; *c != '\0'; ++c) {
+      switch (*c) {
+        case '+':
+          RL_ASSERT(own >= 0);
+          s.push(own, next++);
+          break;
+        case '-':
+          RL_ASSERT(own >= 0);
+          s.pop(own, me);
+          break;
+        case 's':
+          s.steal(0, me);
+          break;
+        case 't':
+          s.steal(1, me);
+          break;
+        case 'm':
+          RL_ASSERT(me == 1);
+          s.move(me);
+          break;
+        case 'n':
+          s.notify();
+          break;
+        case 'w':
+          s.announce();
+          break;
+        default:
+          RL_ASSERT(false);
       }
     }
   }
-  void after() { s.check(S.pushed()); }
+  void after() { s.check(S.pushes(Threads)); }
 };
 
 // owner_thief (b1, b2, b3): the owner pushes 1, 2, pops twice, pushes 3, pops; one thief steals
 // three times.
-constexpr Script kOwnerThief{"++--+-", 3};
+constexpr Script kOwnerThief{{"++--+-", "sss"}};
 using OwnerThief = Scenario<2, kOwnerThief>;
 // last_item (b4): the owner pushes 1, 2 and pops twice; two thieves steal once each.
-constexpr Script kLastItem{"++--", 1};
+constexpr Script kLastItem{{"++--", "s", "s"}};
 using LastItem = Scenario<3, kLastItem>;
-// grow (b5): capacity 2; the owner pushes 1, 2, 3 and pops once; one thief steals twice.
-constexpr Script kGrow{"+++-", 2};
+// grow (b5, b8): capacity 2; the owner pushes 1, 2, 3 and pops once; one thief steals twice.
+constexpr Script kGrow{{"+++-", "ss"}};
 using Grow = Scenario<2, kGrow>;
+// room (b6, b7, b10): capacity 2; the owner pushes 1, 2, 3; thread 1 moves three times from deque 0
+// into its own deque with push_if_room(), then pops once; thread 2 steals once from deque 1.
+constexpr Script kRoom{{"+++", "mmm-", "t"}};
+using Room = Scenario<3, kRoom>;
+// hint (b9): the owner pushes 1, 2 and notifies; a thief steals once; a sleeper announces and
+// re-checks with empty_hint().
+constexpr Script kHint{{"++n", "s", "w"}};
+using Hint = Scenario<3, kHint>;
 
 // The exhaustive search (rl::sched_full) of the smallest suite has ~10^14 schedules; each suite
 // runs every schedule with at most this many preemptions instead (rl::sched_bound), the most
-// that keeps a run under ~15 s (one core; measured: owner_thief 4 -> 3.8 s, 5 -> 35 s; last_item
-// 4 -> 14 s, 5 -> over 100 s; grow 5 -> 11 s). Every broken variant is rejected with a bound of
-// 1. CHASE_LEV_MODEL_BOUND=<n> overrides the bound (to search deeper by hand).
+// that keeps a run under ~15-20 s (one core; measured: owner_thief 4 -> 3.8 s, 5 -> 35 s;
+// last_item 4 -> 14 s, 5 -> over 100 s; grow 5 -> 11 s; loaded: room 3 -> 16 s, 4 -> over 60 s;
+// hint 5 -> 6 s, 6 -> 31 s; the file's header has the schedule counts). Every broken
+// variant is rejected with a bound of 1. CHASE_LEV_MODEL_BOUND=<n> overrides the bound (to search
+// deeper by hand).
 constexpr unsigned kOwnerThiefBound = 4;
 constexpr unsigned kLastItemBound = 4;
 constexpr unsigned kGrowBound = 5;
+constexpr unsigned kRoomBound = 3;
+constexpr unsigned kHintBound = 5;
 
 template <class Suite>
 bool run_bounded(unsigned preemptions) {
@@ -279,35 +454,49 @@ bool run_bounded(unsigned preemptions) {
   return rl::simulate<Suite>(p);
 }
 
+// The suites, each with its ring capacity and preemption bound.
+template <class Suite>
+bool run_suite(unsigned capacity, unsigned preemptions) {
+  g_cfg.initial_capacity = capacity;
+  return run_bounded<Suite>(preemptions);
+}
+bool owner_thief() { return run_suite<OwnerThief>(4, kOwnerThiefBound); }
+bool last_item() { return run_suite<LastItem>(4, kLastItemBound); }
+bool grow() { return run_suite<Grow>(2, kGrowBound); }
+bool room() { return run_suite<Room>(2, kRoomBound); }
+bool hint() { return run_suite<Hint>(4, kHintBound); }
+
+// Each variant: a suite and what it changes in the model (the header's list says why).
+struct Variant {
+  const char* name;
+  bool (*suite)();
+  void (*change)(Config&);
+};
+constexpr Variant kVariants[] = {
+    {"owner_thief", owner_thief, [](Config&) {}},
+    {"last_item", last_item, [](Config&) {}},
+    {"grow", grow, [](Config&) {}},
+    {"room", room, [](Config&) {}},
+    {"hint", hint, [](Config&) {}},
+    {"b1", owner_thief, [](Config& c) { c.pop_fence = false; }},
+    {"b2", owner_thief, [](Config& c) { c.steal_fence = false; }},
+    {"b3", owner_thief, [](Config& c) { c.push_fence = false; }},
+    {"b4", last_item, [](Config& c) { c.last_cas = false; }},
+    {"b5", grow, [](Config& c) { c.ring_publish = rl::mo_relaxed; }},
+    {"b6", room, [](Config& c) { c.room_fence = false; }},
+    {"b7", room, [](Config& c) { c.room_slack = 1; }},
+    {"b8", grow, [](Config& c) { c.top_refresh = rl::mo_relaxed; }},
+    {"b9", hint, [](Config& c) { c.notify_fence = false; }},
+    {"b10", room, [](Config& c) { c.top_refresh = rl::mo_relaxed; }},
+};
+
 bool run_model(const std::string& v, int& known) {
-  g_cfg = Config{};
-  known = 1;
-  if (v == "owner_thief") return run_bounded<OwnerThief>(kOwnerThiefBound);
-  if (v == "last_item") return run_bounded<LastItem>(kLastItemBound);
-  if (v == "grow") {
-    g_cfg.initial_capacity = 2;
-    return run_bounded<Grow>(kGrowBound);
-  }
-  if (v == "b1") {
-    g_cfg.pop_fence = false;
-    return run_bounded<OwnerThief>(kOwnerThiefBound);
-  }
-  if (v == "b2") {
-    g_cfg.steal_fence = false;
-    return run_bounded<OwnerThief>(kOwnerThiefBound);
-  }
-  if (v == "b3") {
-    g_cfg.push_fence = false;
-    return run_bounded<OwnerThief>(kOwnerThiefBound);
-  }
-  if (v == "b4") {
-    g_cfg.last_cas = false;
-    return run_bounded<LastItem>(kLastItemBound);
-  }
-  if (v == "b5") {
-    g_cfg.initial_capacity = 2;
-    g_cfg.ring_publish = rl::mo_relaxed;
-    return run_bounded<Grow>(kGrowBound);
+  for (const Variant& x : kVariants) {
+    if (v != x.name) continue;
+    known = 1;
+    g_cfg = Config{};
+    x.change(g_cfg);
+    return x.suite();
   }
   known = 0;
   return false;
