@@ -15,8 +15,12 @@
 //   steal() that returns p. pop() returns the owner's own pushes, so it needs no ordering.
 //   Each pushed pointer is returned exactly once, by pop() or by one steal() (INV-1).
 //   Checked by the Relacy model tests/model/chase_lev_model.cpp (the non-TSAN path, the same
-//   orders): it rejects the removal of each fence (D2, D3, D6), of the ring's release (G1) and of
-//   the last-item CAS (D4).
+//   orders; push(), push_if_room() as WorkerContext::steal_more() uses it, pop(), steal(), growth,
+//   and empty_hint() in the pool's idle re-check): it rejects the removal of each fence (D2 in
+//   push() and in push_if_room(), D3, D6), of the ring's release (G1), of the last-item CAS (D4),
+//   a relaxed D1 (through a witness variable: see the model's header), an off-by-one room check
+//   in push_if_room(), and an idle handshake that relies on D2 instead of the submitter's seq_cst
+//   fence.
 //
 // Growth and lifetime
 //   The ring starts at `initial_capacity` (rounded up to a power of two) and doubles when full.
@@ -151,10 +155,14 @@ class ChaseLevDeque {
   }
 
   // Any thread; a snapshot that may be stale at once. Exact when called by the owner with no
-  // concurrent thieves.
+  // concurrent thieves. Relaxed, and enough for the one use that correctness depends on: the idle
+  // re-check any_work() (empty_hint()) runs after a seq_cst fence, and the submitter's side after
+  // its push is a seq_cst fence too (N1, or the asymmetric path's membarrier; pool/SLEEP.md,
+  // INV-NOLOST), so it reads that push's bottom_ or a later value; a stale top_ only makes the
+  // deque look fuller (the model's suite hint, variant b9).
   std::size_t size_hint() const noexcept {
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: a hint only
-    const std::int64_t t = top_.load(std::memory_order_relaxed);     // relaxed: a hint only
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: see above
+    const std::int64_t t = top_.load(std::memory_order_relaxed);     // relaxed: see above
     return b > t ? static_cast<std::size_t>(b - t) : 0;
   }
   bool empty_hint() const noexcept { return size_hint() == 0; }
