@@ -1,17 +1,19 @@
 // Relacy model of the IdleCoordinator sleep handshake (pool/SLEEP.md, src/idle.cpp).
 //
-// The model mirrors src/idle.cpp for one worker that can sleep: the state word (S searching,
-// P sleeping), the mutex-protected sleeper set, announce (A1) + re-check (A2), notify (N1/N2) +
-// claim (C1), withdraw, found_work (R0), the park (timed, then untimed) and on_unparked, with the
-// same memory orders. The Parker is modelled with its own token under a Relacy mutex + condition
+// The model mirrors src/idle.cpp for up to two workers that can sleep (most suites have one; the
+// TwoSleepers suites, v18..v21, have two): the state word (S searching, P sleeping), the
+// mutex-protected sleeper set, announce (A1) + re-check (A2), notify (N1/N2) + claim (C1),
+// withdraw, found_work (R0), the park (timed, then untimed) and on_unparked, with the same memory
+// orders. The Parker is modelled with its own token under a Relacy mutex + condition
 // variable (crossbeam's portable parker), NOT with Relacy's futex emulation, whose wait/wake
 // execute a seq_cst fence that would hide a missing fence in the protocol. A lost wakeup leaves the
 // worker blocked in park() forever: Relacy reports a deadlock. The worker loops like a pool worker
 // (a woken worker is a searcher and looks again). Every suite also checks the counts: INV-P under
-// the mutex wherever P changes (P is 1 after an announce, 0 after a claim, withdraw or drain: the
-// model has one sleeper-capable worker), S never below 0 in found_work (src/idle.cpp asserts it
-// too), and at the end P == 0, nobody listed and S == the number of threads left with their
-// searching flag set: a double count or a lost count fails there even when no wakeup is lost.
+// the mutex wherever P changes (P == the number of listed workers after an announce, a claim, a
+// withdraw or the drain, and no worker listed twice), S never below 0 in found_work (src/idle.cpp
+// asserts it too), and at the end P == 0, nobody listed and S == the number of threads left with
+// their searching flag set: a double count or a lost count fails there even when no wakeup is
+// lost.
 //
 // Variants (argv[1]):
 //   v1  handshake, production orderings (relaxed RMWs on state_, seq_cst fences N1 and A1)
@@ -85,9 +87,32 @@
 //       foreign unpark the worker counts itself as searching while listed; its found_work, or
 //       its next announce, takes S below 0 (the announce's wrap leaves S > 0: the notify skips
 //       and the worker parks for good)
+// Two sleeper-capable workers (TwoSleepers): threads 0 and 1 are pool workers (take a task with
+// a CAS, found_work(w, has_more), look again, else the whole wait_for_work() path), thread 2
+// publishes the tasks, each followed by notify_work(); the worker that takes the last task calls
+// shutdown(), which must end the other's wait. Both workers can be announced at once (P == 2),
+// the claim's victim is either listed worker (Relacy chooses: src/idle.cpp's CPU rule may pick
+// either), a claim can pop one worker while its own or the other's timed park expires. A lost
+// wakeup leaves a task queued and both workers parked (a Relacy deadlock); at the end every task
+// was taken exactly once, P == 0, nobody listed, S == the flags left set.
+//   v18 one task, with the timed park
+//   v19 two tasks, with the timed park
+//   v20 two tasks, untimed park only
+//   v21 no task, with the timed park: the third thread shuts down two idle workers (the drain
+//       pops two, or one while the other's expiry races it, or none)
+//   b15 v20 with withdraw deciding "am I still listed" from P > 0 instead of the worker's own
+//       in_sleepers flag. With one sleeper-capable worker the two are the same under the mutex,
+//       so every single-worker suite (v1..v17) passes with it; with two, a worker popped by a
+//       claim whose re-check found work counts itself out of P while the other is still listed:
+//       P falls to 0 with a sleeper listed, the next notify skips and that sleeper parks for good
+//   b16 v18 with only the check after an expired timed park doing so (the re-check and
+//       on_unparked withdraw correctly): needs both the timed park and a second sleeper; the
+//       single-worker timed suites (v11..v13, v15, v17) pass with it, v20 cannot reach it
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14
+// clang-format off
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17 v18 v19 v20 v21
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14 b15 b16
+// clang-format on
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -123,6 +148,12 @@ struct Config {
   bool withdraw_checks_listed = true;    // b12: false, withdraw does P-1, S+1 even when popped
   bool withdraw_popped_searches = true;  // b13: false, a popped withdraw does not set searching
   bool unparked_checks_listed = true;    // b14: false, on_unparked takes every unpark for a claim
+  // b15: withdraw decides "still listed" from the count (P > 0) instead of the worker's own
+  // in_sleepers flag; b16: only the check after an expired timed park does so. With one
+  // sleeper-capable worker P > 0 under the mutex means exactly "this worker is listed".
+  bool withdraw_listed_by_count = false;
+  bool timeout_withdraw_listed_by_count = false;
+  unsigned sleeper_workers = 1;  // workers that can sleep: 2 in the TwoSleepers suites
 };
 Config g_cfg;
 
@@ -132,14 +163,23 @@ constexpr unsigned kD = 1u << 16;  // shutdown
 unsigned searching_of(unsigned v) { return v & 0xffu; }
 unsigned sleeping_of(unsigned v) { return (v >> 8) & 0xffu; }
 
+// Sleeper-capable workers the model holds (the old suites use worker 0 only; TwoSleepers both).
+constexpr unsigned kMaxWorkers = 2;
+
 struct Coordinator {
   rl::atomic<unsigned> state;
-  rl::atomic<int> queue;        // the pool's queue: number of tasks published (0 or 1)
-  rl::mutex sleepers_mutex;     // mutex_ in src/idle.cpp
-  rl::atomic<int> in_sleepers;  // slot.in_sleepers (the model has one sleeper-capable worker)
-  rl::mutex park_mutex;         // the Parker: token under a mutex + condvar
-  rl::condition_variable park_cv;
-  rl::var<int> token;
+  rl::atomic<int> queue;     // the pool's queue: number of tasks published and not taken
+  rl::mutex sleepers_mutex;  // mutex_ in src/idle.cpp
+  // sleepers_ (under sleepers_mutex): plain members, not Relacy objects, so that they add no
+  // scheduling point (the real vector is only touched under mutex_ too). listed[0..n_listed) is
+  // the stack, most recent last.
+  unsigned listed[kMaxWorkers];
+  unsigned n_listed;
+  rl::atomic<int> in_sleepers[kMaxWorkers];  // slot.in_sleepers
+  rl::mutex park_mutex[kMaxWorkers];         // each worker's Parker: token under mutex + condvar
+  rl::condition_variable park_cv[kMaxWorkers];
+  rl::var<int> token[kMaxWorkers];
+  rl::atomic<int> taken;  // TwoSleepers: tasks taken; the last taker calls shutdown()
   // membarrier emulation (see the header comment): requests and acknowledgements under mb_mutex.
   rl::mutex mb_mutex;
   rl::condition_variable mb_cv;
@@ -151,8 +191,12 @@ struct Coordinator {
   void init(unsigned initial_state) {
     state.store(initial_state, rl::mo_relaxed, $);
     queue.store(0, rl::mo_relaxed, $);
-    in_sleepers.store(0, rl::mo_relaxed, $);
-    token($) = 0;
+    n_listed = 0;
+    for (unsigned w = 0; w < kMaxWorkers; ++w) {
+      in_sleepers[w].store(0, rl::mo_relaxed, $);
+      token[w]($) = 0;
+    }
+    taken.store(0, rl::mo_relaxed, $);
     mb_requested($) = 0;
     mb_acked($) = 0;
     mb_publisher_gone($) = 0;
@@ -192,17 +236,33 @@ struct Coordinator {
     mb_mutex.unlock($);
   }
 
-  void unpark() {
-    park_mutex.lock($);
-    token($) = 1;
-    park_mutex.unlock($);
-    park_cv.notify_one($);
+  // sleepers_ under sleepers_mutex: push, erase (if listed), pop the victim.
+  void list_push(unsigned w) {
+    for (unsigned i = 0; i < n_listed; ++i) RL_ASSERT(listed[i] != w);  // b11: announced twice
+    listed[n_listed++] = w;
   }
-  void park() {
-    park_mutex.lock($);
-    while (token($) == 0) park_cv.wait(park_mutex, $);
-    token($) = 0;
-    park_mutex.unlock($);
+  bool list_erase(unsigned w) {
+    for (unsigned i = 0; i < n_listed; ++i) {
+      if (listed[i] == w) {
+        for (unsigned j = i + 1; j < n_listed; ++j) listed[j - 1] = listed[j];
+        --n_listed;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void unpark(unsigned w) {
+    park_mutex[w].lock($);
+    token[w]($) = 1;
+    park_mutex[w].unlock($);
+    park_cv[w].notify_one($);
+  }
+  void park(unsigned w) {
+    park_mutex[w].lock($);
+    while (token[w]($) == 0) park_cv[w].wait(park_mutex[w], $);
+    token[w]($) = 0;
+    park_mutex[w].unlock($);
   }
   // park_timeout(): true (unparked) if it consumed a token, false (timed_out) if the deadline
   // passed first. Relacy chooses, when no token is there, whether the deadline has passed (the
@@ -214,33 +274,39 @@ struct Coordinator {
   // stays pending for the next park. (Relacy's own timed wait adds a choice at every step of
   // every thread: the exhaustive search of v11 was estimated at ~10^11 schedules with it, and
   // takes 27.8 million with this choice.)
-  bool park_timed() {
-    park_mutex.lock($);
-    if (token($) == 0 && rl::rand(2) == 1) {
-      park_mutex.unlock($);
+  bool park_timed(unsigned w) {
+    park_mutex[w].lock($);
+    if (token[w]($) == 0 && rl::rand(2) == 1) {
+      park_mutex[w].unlock($);
       return false;
     }
-    while (token($) == 0) park_cv.wait(park_mutex, $);
-    token($) = 0;
-    park_mutex.unlock($);
+    while (token[w]($) == 0) park_cv[w].wait(park_mutex[w], $);
+    token[w]($) = 0;
+    park_mutex[w].unlock($);
     return true;
   }
 
   // wake_one_slow(): claim (C1) under the mutex, unpark after it. Relaxed like src/idle.cpp.
+  // The victim: any listed worker is valid (src/idle.cpp prefers one that slept on the waker's
+  // CPU, else the most recent), so with two listed Relacy chooses which.
   void wake_one() {
     bool claimed = false;
+    unsigned victim = 0;
     sleepers_mutex.lock($);
     unsigned cur = state.load(rl::mo_relaxed, $);
     while (searching_of(cur) == 0 && sleeping_of(cur) > 0) {
       if (state.compare_exchange_weak(cur, cur - kP + kS, rl::mo_relaxed, $)) {
-        RL_ASSERT(sleeping_of(cur - kP + kS) == 0);  // INV-P: the one sleeper was popped
+        RL_ASSERT(n_listed > 0);  // INV-P: P > 0, so somebody is listed
+        victim = listed[n_listed > 1 ? rl::rand(n_listed) : 0];
+        list_erase(victim);
+        RL_ASSERT(sleeping_of(cur - kP + kS) == n_listed);  // INV-P after the pop
         claimed = true;
         break;
       }
     }
-    if (claimed) in_sleepers.store(0, rl::mo_relaxed, $);
+    if (claimed) in_sleepers[victim].store(0, rl::mo_relaxed, $);
     sleepers_mutex.unlock($);
-    if (claimed) unpark();
+    if (claimed) unpark(victim);
   }
 
   // notify_work(), called after the task was published.
@@ -257,18 +323,19 @@ struct Coordinator {
 
   // announce_sleep() (A1). False if shutdown was seen under the mutex. `others` as in
   // src/idle.cpp's Announce::others_working.
-  bool announce(bool& searching, bool& others) {
+  bool announce(unsigned w, bool& searching, bool& others) {
     sleepers_mutex.lock($);
     if ((state.load(rl::mo_relaxed, $) & kD) != 0) {
       sleepers_mutex.unlock($);
       return false;
     }
-    in_sleepers.store(1, rl::mo_relaxed, $);
+    list_push(w);
+    in_sleepers[w].store(1, rl::mo_relaxed, $);
     const unsigned delta = searching ? kP - kS : kP;
     searching = false;
     const unsigned after =
         state.fetch_add(delta, g_cfg.rmw_handshake ? rl::mo_acq_rel : g_cfg.announce_mo, $) + delta;
-    RL_ASSERT(sleeping_of(after) == 1);  // INV-P: P counts the one sleeper-capable worker once
+    RL_ASSERT(sleeping_of(after) == n_listed);  // INV-P: P counts each listed worker once
     sleepers_mutex.unlock($);
     if (!g_cfg.rmw_handshake && g_cfg.worker_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
     others = g_cfg.heavy_a1 && others_working(after, g_cfg.a1_self_working);
@@ -279,28 +346,48 @@ struct Coordinator {
   void shutdown() {
     if (!g_cfg.drain_before_flag) state.fetch_or(kD, rl::mo_relaxed, $);
     sleepers_mutex.lock($);
-    const bool popped = in_sleepers.load(rl::mo_relaxed, $) != 0;
-    if (popped) {
-      in_sleepers.store(0, rl::mo_relaxed, $);
+    // Swap sleepers_ out. Read through each sleeper-capable worker's in_sleepers flag (a load per
+    // worker, as the model always did for its one worker: the single-worker suites keep their
+    // schedules), which must agree with the list.
+    unsigned popped[kMaxWorkers];
+    unsigned n = 0;
+    for (unsigned w = 0; w < g_cfg.sleeper_workers; ++w) {
+      if (in_sleepers[w].load(rl::mo_relaxed, $) != 0) popped[n++] = w;
+    }
+    RL_ASSERT(n == n_listed);
+    n_listed = 0;
+    if (n > 0) {
+      for (unsigned i = 0; i < n; ++i) in_sleepers[popped[i]].store(0, rl::mo_relaxed, $);
       if (g_cfg.drain_counts_searcher) {
-        state.fetch_add(kS - kP, rl::mo_relaxed, $);  // unsigned wrap: P-1, S+1 in one RMW
+        state.fetch_add(n * (kS - kP), rl::mo_relaxed, $);  // unsigned wrap: P-n, S+n in one RMW
       } else {
-        state.fetch_sub(kP, rl::mo_relaxed, $);
+        state.fetch_sub(n * kP, rl::mo_relaxed, $);
       }
     }
     sleepers_mutex.unlock($);
     if (g_cfg.drain_before_flag) state.fetch_or(kD, rl::mo_relaxed, $);
-    if (popped) unpark();
+    for (unsigned i = 0; i < n; ++i) unpark(popped[i]);
   }
 
   // withdraw(): the re-check saw work, or a park returned while still listed. False: shutdown.
-  bool withdraw(bool& searching) {
+  // by_count (b15, b16): "still listed" read from P > 0 instead of the worker's own flag.
+  bool withdraw(unsigned w, bool& searching, bool by_count = false) {
     unsigned cur;
     sleepers_mutex.lock($);
-    if (!g_cfg.withdraw_checks_listed || in_sleepers.load(rl::mo_relaxed, $) != 0) {
-      in_sleepers.store(0, rl::mo_relaxed, $);
+    bool listed_now;
+    if (!g_cfg.withdraw_checks_listed) {
+      listed_now = true;
+    } else if (by_count || g_cfg.withdraw_listed_by_count) {
+      listed_now = sleeping_of(state.load(rl::mo_relaxed, $)) > 0;
+    } else {
+      listed_now = in_sleepers[w].load(rl::mo_relaxed, $) != 0;
+    }
+    if (listed_now) {
+      list_erase(w);
+      in_sleepers[w].store(0, rl::mo_relaxed, $);
       cur = state.fetch_add(kS - kP, rl::mo_relaxed, $) + kS - kP;
-      RL_ASSERT(sleeping_of(cur) == 0);  // INV-P (b12 borrows through P here)
+      // INV-P (b12 borrows through P here; b15, b16 count out a worker that is not listed)
+      RL_ASSERT(sleeping_of(cur) == n_listed);
       searching = true;
     } else {
       // A waker popped us (claim or shutdown) and counted us in S; its token may arrive late.
@@ -313,9 +400,9 @@ struct Coordinator {
 
   // on_unparked(): after a park returned a token. Popped by a claim (a searcher now) or shutdown,
   // or still listed (a foreign unpark or a stale token): withdraw. False: shutdown.
-  bool on_unparked(bool& searching) {
-    if (g_cfg.unparked_checks_listed && in_sleepers.load(rl::mo_relaxed, $) != 0) {
-      return withdraw(searching);
+  bool on_unparked(unsigned w, bool& searching) {
+    if (g_cfg.unparked_checks_listed && in_sleepers[w].load(rl::mo_relaxed, $) != 0) {
+      return withdraw(w, searching);
     }
     searching = true;
     return (state.load(rl::mo_relaxed, $) & kD) == 0;
@@ -348,7 +435,7 @@ struct Coordinator {
 
   // A pool worker until it sees a task or shutdown: look, then wait_for_work().
   // `searching` is the slot's flag: in on entry, out on return (the caller may call found_work).
-  void worker(bool& searching) {
+  void worker(unsigned w, bool& searching) {
     for (int round = 0;; ++round) {
       RL_ASSERT(round < 4);  // one task, at most two wakes: the loop is bounded
       if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // wait_for_work's fast exit
@@ -356,31 +443,58 @@ struct Coordinator {
         found_work(searching);
         return;
       }
-      if (!wait_for_work(searching)) return;
+      if (!wait_for_work(w, searching)) return;
     }
+  }
+
+  // A pool worker among several (TwoSleepers): pop a task if there is one (a CAS: the other
+  // worker may take it first), found_work(w, has_more), look again; else wait_for_work().
+  // The worker that takes the last of `tasks` calls shutdown() (the pool's owner would, once all
+  // its work is done), which ends the other's wait. Returns at shutdown.
+  void pool_worker(unsigned w, bool& searching, int tasks) {
+    for (int round = 0;; ++round) {
+      RL_ASSERT(round < 8);  // two tasks, a few wakes each: the loop is bounded
+      if ((state.load(rl::mo_relaxed, $) & kD) != 0) return;  // wait_for_work's fast exit
+      if (try_take()) {
+        found_work(searching, true);
+        // Relaxed: only the count matters (every take is an RMW on queue as well).
+        if (taken.fetch_add(1, rl::mo_relaxed, $) + 1 == tasks) shutdown();
+        continue;
+      }
+      if (!wait_for_work(w, searching)) return;
+    }
+  }
+  bool try_take() {
+    int n = queue.load(rl::mo_acquire, $);
+    while (n > 0) {
+      if (queue.compare_exchange_strong(n, n - 1, rl::mo_acquire, $)) return true;
+    }
+    return false;
   }
 
   // wait_for_work() after its fast exit, without the spin: announce, re-check, park (timed, then
   // untimed, as include/parkpool/idle.hpp). True: look again. False: shutdown.
-  bool wait_for_work(bool& searching) {
+  bool wait_for_work(unsigned w, bool& searching) {
     bool others = false;
-    if (!announce(searching, others)) return false;
+    if (!announce(w, searching, others)) return false;
     bool found = has_work();  // A2
     if (!found && others) {   // repeated after (H)
       heavy_barrier();
       found = has_work();
     }
-    if (found) return withdraw(searching);
+    if (found) return withdraw(w, searching);
     if (g_cfg.timed_park) {
-      if (park_timed()) return on_unparked(searching);
+      if (park_timed(w)) return on_unparked(w, searching);
       // on_timed_out(): statistics and the spin budget only. Still announced.
       if (g_cfg.timeout_returns) return true;
       if (g_cfg.timeout_check && has_work()) {
-        return g_cfg.timeout_check_withdraws ? withdraw(searching) : true;
+        return g_cfg.timeout_check_withdraws
+                   ? withdraw(w, searching, g_cfg.timeout_withdraw_listed_by_count)
+                   : true;
       }
     }
-    park();
-    return on_unparked(searching);
+    park(w);
+    return on_unparked(w, searching);
   }
 
   // The worker takes the task it saw (the only consumer).
@@ -392,7 +506,9 @@ struct Coordinator {
     const unsigned s = state.load(rl::mo_relaxed, $);
     RL_ASSERT(sleeping_of(s) == 0);
     RL_ASSERT(searching_of(s) == searching_flags);
-    RL_ASSERT(in_sleepers.load(rl::mo_relaxed, $) == 0);
+    RL_ASSERT(n_listed == 0);
+    for (unsigned w = 0; w < kMaxWorkers; ++w)
+      RL_ASSERT(in_sleepers[w].load(rl::mo_relaxed, $) == 0);
   }
 
   void submitter() {
@@ -425,6 +541,7 @@ template <class Derived, unsigned Threads, unsigned InitialState = 0>
 struct WorkerSuite : rl::test_suite<Derived, Threads> {
   Coordinator c;
   bool worker_searching = false;  // the worker's flag when it returned
+  unsigned other_searching = 0;   // other threads' flags set when they returned (TwoSleepers)
   void before() { c.init(InitialState); }
   void thread(unsigned idx) {
     Derived& self = static_cast<Derived&>(*this);
@@ -436,11 +553,11 @@ struct WorkerSuite : rl::test_suite<Derived, Threads> {
       self.other(idx);
     }
   }
-  void work(bool& searching) { c.worker(searching); }
+  void work(bool& searching) { c.worker(0, searching); }
   void extra_after() {}
   void after() {
     static_cast<Derived&>(*this).extra_after();
-    c.check_counts(worker_searching ? 1 : 0);
+    c.check_counts((worker_searching ? 1 : 0) + other_searching);
   }
 };
 
@@ -495,9 +612,9 @@ struct Shutdown : WorkerSuite<Shutdown, 2> {
 // once (D still set), and the counts must not have wrapped.
 struct ShutdownThenFoundWork : WorkerSuite<ShutdownThenFoundWork, 2> {
   void work(bool& searching) {
-    c.worker(searching);
+    c.worker(0, searching);
     c.found_work(searching);
-    c.worker(searching);  // parks forever (a Relacy deadlock) if D was lost
+    c.worker(0, searching);  // parks forever (a Relacy deadlock) if D was lost
   }
   void other(unsigned) { c.shutdown(); }
   void extra_after() {
@@ -525,7 +642,7 @@ struct SearcherPublishes : WorkerSuite<SearcherPublishes, 2, kS> {
 struct StaleToken : WorkerSuite<StaleToken, 2> {
   void work(bool& searching) {
     for (int task = 0; task < 2; ++task) {
-      c.worker(searching);
+      c.worker(0, searching);
       RL_ASSERT((c.state.load(rl::mo_relaxed, $) & kD) == 0);  // no shutdown in this suite
       c.take();
     }
@@ -548,8 +665,53 @@ struct ForeignUnpark : WorkerSuite<ForeignUnpark, 3> {
     if (idx == 1) {
       c.submitter();
     } else {
-      c.unpark();
+      c.unpark(0);
     }
+  }
+};
+
+// Three threads: two pool workers (0 and 1), each running the whole wait_for_work() path
+// (announce, re-check, timed park whose expiry Relacy chooses, the check after it, the untimed
+// park, on_unparked / withdraw) and taking tasks with a CAS, against a submitter that publishes
+// Tasks tasks, each followed by notify_work() (with no task it calls shutdown() instead). The
+// worker that takes the last task shuts the coordinator down, which must end the other worker's
+// wait. A lost wakeup leaves a task queued with both workers parked: a Relacy deadlock. Both
+// workers can be announced at once, so P reaches 2, the claim chooses between two listed workers
+// (Relacy chooses, as any listed one is a valid victim), a claim can pop one worker while its or
+// the other's timed park expires, and the drain pops both (v21). At the end every task was taken
+// exactly once, P == 0, nobody listed, S == the workers left with their searching flag set.
+// Bounds (Relacy's context-bound search: every schedule with at most that many preemptions, and
+// every value each load may read in each; blocking switches are free; times on the shared 2-core
+// VM): v18 2 (312,164 schedules, ~1.5 s; 3 preemptions: 8.4 million, 39 s, passed once), v19 2
+// (2.55 million, ~16 s), v20 2 (578,722, ~3 s; 3 did not finish in 200 s), v21 3 (328,145, ~1.2 s;
+// 4: 4.1 million, 15 s, passed once). Within these bounds each path named above is reached (checked
+// by planting an assertion on each): P == 2 at an announce, a claim choosing between two listed
+// workers, a claim popping a worker whose timed park expired (also with the other listed), the
+// check after an expiry seeing work with the worker popped and the other listed, the untimed park
+// finding a claim's (or v21's drain's) token already there, on_unparked finding the worker listed
+// (a stale token), withdraw finding it popped, the drain popping two (v21). b15 and b16 fail
+// with 1 preemption (not with 0) at the INV-P check in withdraw; with the count checks removed, as
+// a deadlock (the lost wakeup).
+template <unsigned Tasks>
+struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
+  void work(bool& searching) { this->c.pool_worker(0, searching, Tasks); }
+  void other(unsigned idx) {
+    Coordinator& c = this->c;
+    if (idx == 1) {
+      bool searching = false;
+      c.pool_worker(1, searching, Tasks);
+      this->other_searching = searching ? 1 : 0;
+      return;
+    }
+    for (unsigned task = 0; task < Tasks; ++task) {
+      c.queue.fetch_add(1, rl::mo_release, $);  // publish (an RMW: a worker may take meanwhile)
+      c.notify();
+    }
+    if (Tasks == 0) c.shutdown();  // no task: the third thread shuts down two idle workers
+  }
+  void extra_after() {  // every task taken exactly once (each take is a successful CAS)
+    RL_ASSERT(this->c.queue.load(rl::mo_relaxed, $) == 0);
+    RL_ASSERT(this->c.taken.load(rl::mo_relaxed, $) == static_cast<int>(Tasks));
   }
 };
 
@@ -637,6 +799,25 @@ static bool run_model(const std::string& v, int& known) {
     // A foreign unpark; b14's on_unparked takes every unpark for a claim.
     g_cfg.unparked_checks_listed = v != "b14";
     ok = run_bounded<ForeignUnpark>(4);
+  } else if (v == "v18" || v == "b16") {
+    // Two sleepers, the timed park, one task; b16's check after an expiry reads "listed" from P.
+    g_cfg.timed_park = true;
+    g_cfg.timeout_withdraw_listed_by_count = v == "b16";
+    g_cfg.sleeper_workers = 2;
+    ok = run_bounded<TwoSleepers<1>>(2);
+  } else if (v == "v19") {
+    g_cfg.timed_park = true;
+    g_cfg.sleeper_workers = 2;
+    ok = run_bounded<TwoSleepers<2>>(2);
+  } else if (v == "v20" || v == "b15") {
+    // Two sleepers, untimed park only, two tasks; b15's withdraw reads "listed" from P.
+    g_cfg.withdraw_listed_by_count = v == "b15";
+    g_cfg.sleeper_workers = 2;
+    ok = run_bounded<TwoSleepers<2>>(2);
+  } else if (v == "v21") {
+    g_cfg.timed_park = true;
+    g_cfg.sleeper_workers = 2;
+    ok = run_bounded<TwoSleepers<0>>(3);
   } else if (v == "b6") {
     g_cfg.drain_counts_searcher = false;
     ok = run<ShutdownThenFoundWork>(true);
