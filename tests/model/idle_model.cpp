@@ -691,7 +691,8 @@ struct ForeignUnpark : WorkerSuite<ForeignUnpark, 3> {
 // finding a claim's (or v21's drain's) token already there, on_unparked finding the worker listed
 // (a stale token), withdraw finding it popped, the drain popping two (v21). b15 and b16 fail
 // with 1 preemption (not with 0) at the INV-P check in withdraw; with the count checks removed, as
-// a deadlock (the lost wakeup).
+// a deadlock (the lost wakeup). Beyond the bounds: 2 million random schedules each (Relacy's
+// sched_random) passed once for v18..v21 and rejected b15 and b16.
 template <unsigned Tasks>
 struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
   void work(bool& searching) { this->c.pool_worker(0, searching, Tasks); }
