@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -480,16 +481,31 @@ bool PoolCore::injector_backlog(std::uint64_t mine) const noexcept {
 namespace {
 // The pool whose on_thread_stop hook runs on this thread (its worker has stopped being one).
 thread_local const PoolCore* tl_stopping_pool = nullptr;
+
+constexpr const char* kShutdownFromOwnThread =
+    "parkpool::ThreadPool::shutdown() called from a task of the same pool: it would wait for "
+    "itself";
 }  // namespace
 
-void PoolCore::shutdown() {
+bool PoolCore::on_own_thread() noexcept {
   // From on_thread_stop the thread is no longer a worker, but shutdown() is joining it: waiting
   // for the join there would deadlock on shutdown_mutex_.
-  if (local_worker() != nullptr || tl_stopping_pool == this) {
-    throw std::logic_error(
-        "parkpool::ThreadPool::shutdown() called from a task of the same pool: it would wait "
-        "for itself");
+  return local_worker() != nullptr || tl_stopping_pool == this;
+}
+
+void PoolCore::shutdown_or_terminate() noexcept {
+  if (on_own_thread()) {
+    // Stated here rather than left to an exception escaping the noexcept destructor: how
+    // std::terminate's handler reports that depends on the compiler (with clang++ the message
+    // was "terminate called without an active exception").
+    std::fprintf(stderr, "parkpool: ~ThreadPool(): %s; terminating\n", kShutdownFromOwnThread);
+    std::terminate();
   }
+  shutdown();
+}
+
+void PoolCore::shutdown() {
+  if (on_own_thread()) throw std::logic_error(kShutdownFromOwnThread);
   std::lock_guard<std::mutex> lk(shutdown_mutex_);
   if (joined_) return;
   // (G3) Close the gate: from here on no external push is accepted, and every accepted one is
@@ -625,7 +641,7 @@ ThreadPool::ThreadPool(PoolOptions options)
     : core_(std::make_unique<detail::PoolCore>(std::move(options))) {}
 
 ThreadPool::~ThreadPool() {
-  if (core_) core_->shutdown();
+  if (core_) core_->shutdown_or_terminate();
 }
 
 void ThreadPool::shutdown() { core_->shutdown(); }

@@ -41,9 +41,10 @@
 //   Every member function of ThreadPool may be called from any thread, including from tasks,
 //   except: shutdown() from a task of the same pool, or from its on_thread_start or
 //   on_thread_stop hook, throws std::logic_error instead of deadlocking (shutdown() is joining
-//   that very thread), and so destroying the pool from one of its own tasks calls std::terminate
-//   (the destructor calls shutdown() and cannot throw). A TaskGroup's run() may be called by its
-//   owner and by its own running tasks; wait() by one thread at a time.
+//   that very thread), and so destroying the pool from one of its own tasks writes that message
+//   to stderr and calls std::terminate (the destructor calls shutdown() and cannot throw). A
+//   TaskGroup's run() may be called by its owner and by its own running tasks; wait() by one thread
+//   at a time.
 //
 // Memory ordering (user terms)
 //   Everything a thread did before post/submit/run/join-b happens-before the task starts. A task's

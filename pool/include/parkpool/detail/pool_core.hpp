@@ -506,7 +506,14 @@ class PoolCore {
   // injector's pop count.
   bool injector_backlog(std::uint64_t mine) const noexcept;
 
+  // Throws std::logic_error when called on one of this pool's own threads (a worker, or one
+  // running its on_thread_stop hook): it would wait for itself.
   void shutdown();
+  // For ~ThreadPool(), which cannot throw: on one of this pool's own threads, writes
+  // shutdown()'s message to stderr and calls std::terminate; otherwise shutdown().
+  void shutdown_or_terminate() noexcept;
+  // True on one of this pool's workers, or on a thread running its on_thread_stop hook.
+  bool on_own_thread() noexcept;
   // Waits until latch.done_snapshot(): a TaskGroup waited on a thread other than its owner worker
   // (GroupLatch). Polls with a backoff (yields, then sleeps from 1 us doubling to ~1 ms); on a
   // worker of this pool it runs tasks meanwhile.
