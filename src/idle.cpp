@@ -325,10 +325,12 @@ void IdleCoordinator::heavy_barrier() noexcept {
   {
     std::lock_guard<detail::FutexLock> lock(mutex_);
     // Re-read under the lock: P only changes under mutex_ (INV-P), S may change concurrently, so
-    // claim with a CAS. Every decision here reads state_ later than the caller's N2 / R0 in
-    // modification order, so the case analysis of SLEEP.md applies to it unchanged.
-    // even_if_searching (notify_work(backlog) only): an extra wake beside the searchers; it can
-    // only add wakes to the protocol, so INV-NOLOST is unaffected.
+    // claim with a CAS. Every decision here reads state_ at or after the value the caller's N2,
+    // L2 or R0 read or wrote in modification order (coherence: the same thread), so the case
+    // analysis of SLEEP.md applies to it unchanged.
+    // even_if_searching (notify_work(backlog) and notify_stalled()): an extra wake beside the
+    // searchers; it can only add wakes to the protocol, so INV-NOLOST is unaffected (SLEEP.md,
+    // "Extra wakes").
     std::uint64_t cur = state_.load(std::memory_order_relaxed);
     for (;;) {
       if ((searching_of(cur) != 0 && !even_if_searching) || sleeping_of(cur) == 0 ||
@@ -424,7 +426,9 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
     } else {
       // A waker popped us (claim C1 or shutdown) and its unpark is on the way or already here.
       // Act as woken; the token, if it arrives late, makes one later park return at once, and
-      // that return is then treated as foreign (in_sleepers is true again by then): harmless.
+      // that return is then treated as foreign (in_sleepers is true again by then), or, if
+      // another claim popped us just before on_unparked reads in_sleepers, as that claim's wake
+      // (see on_unparked): harmless either way.
       cur = state_.load(std::memory_order_relaxed);
       s.searching = true;  // the claim or shutdown that popped us counted us in S
     }
@@ -443,12 +447,16 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
     // earlier race. Leave the sleep state properly, as if the re-check had found work.
     return withdraw(worker);
   }
-  // Claimed: C1 counted us in S. No fence here (nothing extra on the wake path): if the claim
-  // came from found_work (R0) for a task whose notify skipped, our first search may miss it,
-  // but we are a searcher, so we either find it while spinning or announce again, and that
-  // A1 comes after the skipped notify's read in state_'s order: its re-check sees the task.
+  // Claimed: C1 (or shutdown's drain) counted us in S. No fence here (nothing extra on the wake
+  // path): if the claim came from found_work (R0) for a task whose notify skipped, our first
+  // search may miss it, but we are a searcher, so we either find it while spinning or announce
+  // again, and that A1 comes after the skipped notify's read in state_'s order: its re-check
+  // sees the task. The same holds when the token that ended this park was a stale or foreign one
+  // and a claim popped us just before the load above: then not even the claimer's own
+  // publication is ordered before our return (SLEEP.md, case 1).
   s.searching = true;
-  // Relaxed: shutdown() sets D before popping us; the unpark orders it before this load.
+  // Relaxed: shutdown() sets D before popping us; the unpark orders it before this load (after a
+  // stale or foreign token this load may miss D: the next announce reads it under mutex_).
   return (state_.load(std::memory_order_relaxed) & kShutdownBit) == 0;
 }
 

@@ -409,10 +409,11 @@ class IdleCoordinator {
   //   bits 16..31  P  sleeping workers  (announced asleep, in sleepers_, not yet claimed)
   //   bit  32      D  shutdown (set once, never cleared)
   // Transitions (who / where / ordering). Every RMW is relaxed: state_ publishes no data; the
-  // handshake needs only its modification order plus the seq_cst fences N1 (notify_work) and
-  // A1 (after the announce), see src/idle.cpp and pool/SLEEP.md. Under TSAN: acq_rel RMWs.
+  // handshake needs only its modification order plus the seq_cst fences N1 (notify_work), A1
+  // (after the announce) and R1 (the last searcher, before has_more()), see src/idle.cpp and
+  // pool/SLEEP.md. Under TSAN: N1+N2 an acq_rel RMW, A1 and R0 acq_rel RMWs, no fences.
   //   S+1      try_start_searching, CAS                             relaxed
-  //   S-1      found_work, fetch_sub (the last searcher: R0)         relaxed (+ seq_cst fence R1
+  //   S-1      found_work, fetch_sub (R0; case 3 uses the last one)  relaxed (+ seq_cst fence R1
   //            before has_more() on the last-searcher path)
   //   P+1,S-s  announce, fetch_add under mutex_ (s = was searching)  relaxed + seq_cst fence (A1)
   //   P-1,S+1  claim (wake one, C1) CAS under mutex_                 relaxed
