@@ -37,10 +37,10 @@
 //   word + a seq_cst fence, then the re-check: the store->load (Dekker) handshake needs seq_cst
 //   on both sides. Work published before a notify_work() that woke a worker happens-before that
 //   worker's return from wait_for_work() (the Parker's release/acquire token), unless a late
-//   unpark from an earlier claim of the same worker ended that park first: the worker then
-//   returns counted as a searcher without that ordering, and sees the work when it looks again
-//   (at the latest in the re-check of its next announce, which the claim's mutex_ orders after
-//   the publication), so nothing is lost either way.
+//   unpark from an earlier claim of the same worker, or a foreign unparker(w).unpark(), ended
+//   that park first: the worker then returns counted as a searcher without that ordering, and
+//   sees the work when it looks again (at the latest in the re-check of its next announce, which
+//   the claim's mutex_ orders after the publication), so nothing is lost either way.
 // Orderings: every RMW on the state word is relaxed; three seq_cst fences carry the handshake
 //   (notify_work, after the announce, before has_more() on the last-searcher path). Under TSAN
 //   (which does not model fences) they become acq_rel RMWs on the state word. The Relacy model
