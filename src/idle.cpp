@@ -2,8 +2,9 @@
 // Labels (A1), (A2), (N1), (N2), (C1), (R0), (R1) refer to that document. The orderings below are
 // the ones tests/model/idle_model.cpp checks (its header lists the variants: the handshake, the
 // last searcher, shutdown, the asymmetric barrier, the timed park, stale tokens, foreign
-// unparks, and two sleeper-capable workers with the timed park); dropping any one of the fences, draining before setting the shutdown bit, or
-// miscounting on the timed-out or withdraw paths fails it (the b variants).
+// unparks, and two sleeper-capable workers with the timed park); dropping any one of the fences,
+// draining before setting the shutdown bit, or miscounting on the timed-out or withdraw paths
+// fails it (the b variants).
 //
 // Why every RMW on state_ can be relaxed: no data is published through state_ (sleepers_ is
 // under mutex_, tasks go through the pool's own queues, the woken worker is ordered by the
