@@ -302,9 +302,12 @@ std::size_t WorkerContext::steal_more(ChaseLevDeque<TaskBase>& victim) noexcept 
     ++moved;
   }
   // No notify_work(): the moved items were already published (in the victim's deque), and this
-  // worker runs them itself unless another worker steals them first. A thread that returns from
-  // find_task() calls found_work(), which wakes the next sleeper if work remains (any_work()
-  // sees these items).
+  // worker runs them itself unless another worker steals them first.
+  // A thread that returns from find_task() calls found_work(), which, if this worker was the
+  // last searcher and a worker sleeps, wakes the next sleeper when work remains (any_work() sees
+  // these items); a worker that was not searching wakes nobody here: the moved items then cost
+  // at most parallelism, as a join's push without a notify does (pool/SLEEP.md, "Where the pool
+  // skips notify_work()").
   return moved;
 }
 
