@@ -424,8 +424,9 @@ class IdleCoordinator {
   //            then an empty re-check after A1 or has_more() after R1 is repeated after a
   //            membarrier (H) while another worker is working
   // INV-P: P == sleepers_.size() whenever mutex_ is free (both change only under mutex_).
-  // INV-S: S == number of workers whose slot.searching is true, plus claims whose woken worker
-  //        has not yet returned (it sets slot.searching on return).
+  // INV-S: S == number of workers whose slot.searching is true, plus claims (and shutdown's
+  //        drain pops) whose woken worker has not yet returned (it sets slot.searching on
+  //        return, in on_unparked or withdraw).
   static constexpr std::uint64_t kSearchingOne = 1;
   static constexpr std::uint64_t kSleepingOne = std::uint64_t{1} << 16;
   static constexpr std::uint64_t kCountMask = 0xFFFF;
