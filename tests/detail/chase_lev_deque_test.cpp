@@ -172,7 +172,14 @@ TEST(ChaseLevDeque, BatchStealIntoOwnDequeTakesEveryItemOnce) {
       for (std::size_t k = 0; k < want; ++k) {
         std::uint32_t* p = nullptr;
         if (d.steal(&p) != StealResult::success) break;
-        ASSERT_TRUE(mine.push_if_room(p));  // own deque emptied above; 64 >= 31
+        // Own deque emptied above; 64 >= 31. Non-fatal, and a rejected item is taken here: a
+        // fatal ASSERT would return with it (and `first`) untaken, so `count` would never reach
+        // `items` and `second` would spin until the ctest TIMEOUT, with no message.
+        if (!mine.push_if_room(p)) {
+          ADD_FAILURE() << "push_if_room refused item " << *p << " (pushed " << k << " of " << want
+                        << ")";
+          take(p);
+        }
       }
       take(first);
     }

@@ -135,11 +135,15 @@ TEST(Injector, ManyProducersManyConsumersDeliverEachItemOnce) {
   for (std::size_t p = 0; p < kProducers; ++p) {
     ts.emplace_back([&, p] {
       start.arrive_and_wait();
+      bool reported = false;
       for (std::size_t i = 0; i < per; ++i) {
         const std::uint64_t pos = q.push(&v[p * per + i]);
         if (pos == 0 || pos > v.size()) {
-          ADD_FAILURE() << "position " << pos;
-          return;
+          // Reported (once per producer), then the pushes go on: returning here would leave the
+          // consumers waiting for items never pushed until the ctest TIMEOUT, with no message.
+          if (!reported) ADD_FAILURE() << "item " << p * per + i << " got position " << pos;
+          reported = true;
+          continue;
         }
         position_used[pos].fetch_add(1, std::memory_order_relaxed);
       }
