@@ -531,18 +531,22 @@ class TaskGroup {
 };
 
 /// Calls body(i) once for every i in [first, last), in parallel, with chunks of at most `grain`
-/// indices (0: about 4 chunks per worker). Index must be an integral type, and first and last
-/// the same one (`parallel_for(pool, std::size_t{0}, v.size(), body)`). Returns when all calls
-/// have returned; rethrows the first exception (other chunks may then not run). A range of one
-/// chunk runs on the calling thread. Throws pool_closed when called from a thread that is not a
-/// worker of the pool after shutdown(), whatever the range (no call of body is made). `grain`
-/// may be of any integral type; a negative one throws std::invalid_argument (before any call of
-/// body), where a conversion to std::size_t would have made it one chunk on the caller.
+/// indices (0: about 4 chunks per worker). Index must be an integral type other than bool
+/// (checked at compile time), and first and last the same one
+/// (`parallel_for(pool, std::size_t{0}, v.size(), body)`). Returns when all calls have returned;
+/// rethrows the first exception (other chunks may then not run). A range of one chunk runs on the
+/// calling thread. Throws pool_closed when called from a thread that is not a worker of the pool
+/// after shutdown(), whatever the range (no call of body is made). `grain` may be of any integral
+/// type other than bool; a negative one throws std::invalid_argument (before any call of body),
+/// where a conversion to std::size_t would have made it one chunk on the caller.
 template <class Index, class Body, class Grain = std::size_t>
 void parallel_for(ThreadPool& pool, Index first, Index last, Body&& body, Grain grain_arg = 0) {
-  static_assert(std::is_integral_v<Index>, "parallel_for: Index must be an integral type");
+  // bool is integral but not an index type: std::make_unsigned below rejects it deep inside.
+  static_assert(std::is_integral_v<Index> && !std::is_same_v<Index, bool>,
+                "parallel_for: Index (the type of first and last) must be an integral type other "
+                "than bool");
   static_assert(std::is_integral_v<Grain> && !std::is_same_v<Grain, bool>,
-                "parallel_for: grain must be an integral type");
+                "parallel_for: grain must be an integral type other than bool");
   if constexpr (std::is_signed_v<Grain>) {
     if (grain_arg < 0) throw std::invalid_argument("parkpool::parallel_for: negative grain");
   }
