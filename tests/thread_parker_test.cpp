@@ -318,6 +318,26 @@ TEST(Waker, CustomVTableCountsReferences) {
   EXPECT_EQ(target.refs.load(), 0);
 }
 
+// A null vtable gives an empty Waker and leaves data alone: its reference stays the caller's
+// (it used to be kept in the empty Waker, which could never release it).
+TEST(Waker, FromRawWithANullVTableIsEmptyAndLeavesDataToTheCaller) {
+  CountingTarget target;
+  {
+    Waker w = Waker::from_raw(nullptr, &target);
+    EXPECT_FALSE(w);
+    EXPECT_TRUE(w.will_wake(Waker()));  // the very state of Waker(): no data kept
+    w.wake_by_ref();
+    Waker copy(w);
+    EXPECT_FALSE(copy);
+    w.wake();
+  }
+  EXPECT_EQ(target.refs.load(), 1);  // not dropped, not cloned
+  EXPECT_EQ(target.wakes.load(), 0);
+  // The caller still owns the reference: it can adopt it with a real table and release it.
+  { const Waker owner = Waker::from_raw(&kCountingVTable, &target); }
+  EXPECT_EQ(target.refs.load(), 0);
+}
+
 // The record a waker's wake destroys may hold that very Waker (a coroutine frame resumed
 // inline): wake() must not write to the Waker after the call. The record lives in a buffer
 // of the test's; its wake destroys it and fills the buffer with a pattern, which a late write

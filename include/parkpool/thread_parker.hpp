@@ -143,8 +143,11 @@ class Waker {
     if (data_ == nullptr) vtable_ = nullptr;  // a moved-from Unparker gives an empty Waker
   }
   /// Adopts `data` (owning one reference) with the operations of `vtable` (a static table).
+  /// A null `vtable` gives an empty Waker (as Waker()): `data` is neither adopted nor touched,
+  /// nor kept, so whatever reference it carries stays the caller's to release.
   static Waker from_raw(const WakerVTable* vtable, void* data) noexcept {
     Waker w;
+    if (vtable == nullptr) return w;  // no drop to release data with: it stays the caller's
     w.vtable_ = vtable;
     w.data_ = data;
     return w;
