@@ -5,8 +5,9 @@
 // a FUTEX_WAKE or FUTEX_WAIT through it touches three more pages than the caller's own code. On
 // the wake path from idle the first touch of every page is a TLB miss besides a cache miss (the
 // idle period, not the syscall, leaves them cold: pool/SLEEP.md, "Tuning"), and the woken
-// thread returns from the kernel into syscall() before it gets back to its own code. pool/SLEEP.md ("Tuning") has the measurement. Elsewhere than x86-64 this is
-// syscall(), with the same return convention.
+// thread returns from the kernel into syscall() before it gets back to its own code. pool/SLEEP.md
+// ("Tuning") has the measurement. Elsewhere than x86-64 this is syscall(), with the same return
+// convention.
 #pragma once
 
 #if !defined(__linux__)
