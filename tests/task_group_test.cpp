@@ -319,4 +319,31 @@ TEST(TaskGroup, DestructorWaitsWithoutRethrowing) {
   EXPECT_EQ(static_cast<std::uint64_t>(ran) + 1, st.total.tasks_run);  // + the throwing one
 }
 
+// The waiting half of the same sentence on the group's owner worker, where the destructor runs the
+// group's tasks itself while it waits. Exact on one worker: the tasks can run nowhere else, so a
+// destructor that returned without waiting there would leave all eleven queued behind the task
+// running it (the tests above wait off the pool, and two workers usually finish the tasks before
+// the destructor even looks).
+TEST(TaskGroup, DestructorOnItsOwnerWorkerFinishesEveryTaskBeforeReturning) {
+  ThreadPool pool(with_threads(1));
+  // Relaxed: written and read on the one worker only (and read after shutdown()'s join).
+  std::atomic<int> n{0};
+  auto group_in_a_task = [&] {
+    {
+      TaskGroup g(pool);
+      g.run([] { throw std::runtime_error("dropped by the destructor"); });
+      for (int i = 0; i < 10; ++i) g.run([&] { n.fetch_add(1, std::memory_order_relaxed); });
+    }
+    return n.load(std::memory_order_relaxed);
+  };
+  const int ran_before_return = pool.submit(group_in_a_task).get();
+  pool.shutdown();
+  const auto st = pool.stats();
+  // The submitted task, plus every task of the group run or discarded before its destructor
+  // returned; the throwing one counts as run.
+  EXPECT_EQ(st.total.tasks_run + st.total.tasks_cancelled, 12u);
+  EXPECT_EQ(static_cast<std::uint64_t>(ran_before_return) + 2, st.total.tasks_run);
+  EXPECT_EQ(n.load(std::memory_order_relaxed), ran_before_return);
+}
+
 }  // namespace
