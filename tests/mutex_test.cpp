@@ -385,17 +385,38 @@ TEST(Mutex, LockHeldLongerThanOneMillisecondIsHandedOff) {
 TEST(Mutex, WorksWithConditionVariableAny) {
   parkpool::Mutex m;
   std::condition_variable_any cv;
-  bool ready = false;  // guarded by m
+  bool waiting = false;  // guarded by m
+  bool ready = false;    // guarded by m
   bool held_on_return = false;
   std::thread waiter([&] {
     std::unique_lock<parkpool::Mutex> lk(m);
+    waiting = true;
     cv.wait(lk, [&] { return ready; });
     held_on_return = lk.owns_lock() && m.is_locked();
   });
-  {
-    // Taking m proves the waiter released it while it waits (or has not started yet).
-    std::lock_guard<parkpool::Mutex> lk(m);
-    ready = true;
+  parkpool::test::JoinOnExit join(
+      [&] {
+        {
+          std::lock_guard<parkpool::Mutex> lk(m);
+          ready = true;
+        }
+        cv.notify_all();
+      },
+      waiter);
+  // The waiter sets `waiting` under m and lets m go only inside cv.wait: taking m and seeing it
+  // set proves the waiter is inside cv.wait with the Mutex released. (Taking m
+  // once, as before, also passed when the waiter had not started yet and never waited at all.)
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    {
+      std::lock_guard<parkpool::Mutex> lk(m);
+      if (waiting) {
+        ready = true;
+        break;
+      }
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "the waiter never reached cv.wait";
+    std::this_thread::yield();
   }
   cv.notify_all();
   waiter.join();
