@@ -671,12 +671,19 @@ TEST(Parker, UnparkFromASignalHandlerWakesTheParkedThread) {
   sigemptyset(&sa.sa_mask);
   struct sigaction old {};
   ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  // On every way out (a failed ASSERT below too), once the thread is joined: the old action back.
+  struct RestoreAction {
+    const struct sigaction& old;
+    ~RestoreAction() {
+      sigaction(SIGUSR2, &old, nullptr);
+      g_handler_unparker = nullptr;
+    }
+  } restore{old};
   std::thread t([&] { p.park(); });  // returns only once the handler's token arrives
+  JoinOnExit join([&u] { u.unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p));
   ASSERT_EQ(raise(SIGUSR2), 0);
   t.join();
-  sigaction(SIGUSR2, &old, nullptr);
-  g_handler_unparker = nullptr;
 }
 
 }  // namespace
