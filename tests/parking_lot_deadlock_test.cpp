@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 
@@ -327,12 +329,17 @@ TEST(DeadlockDeathTest, CheckFromAParkingLotCallbackAbortsInsteadOfHanging) {
   if (!dd::kEnabled) GTEST_SKIP() << "needs PARKPOOL_DEADLOCK_DETECTION";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   int key = 0;
-  EXPECT_DEATH(pl::unpark_one(&key,
-                              [](pl::UnparkResult) {
-                                (void)dd::check_deadlock();
-                                return pl::kDefaultUnparkToken;
-                              }),
-               "from a callback");
+  EXPECT_DEATH(
+      {
+        // A bound: without the check the child hangs (as it used to); SIGALRM then ends it with
+        // no message, which fails the test at once instead of at the binary's ctest TIMEOUT.
+        alarm(20);
+        pl::unpark_one(&key, [](pl::UnparkResult) {
+          (void)dd::check_deadlock();
+          return pl::kDefaultUnparkToken;
+        });
+      },
+      "from a callback");
 }
 
 }  // namespace
