@@ -486,6 +486,9 @@ TEST(ThisThread, UseFromAThreadLocalDestructorBeforeTheParkerIsGoneWorks) {
       woke.store(true, std::memory_order_relaxed);  // relaxed: read after join()
     }
   };
+  // Static (the local class's destructor cannot capture): reset, or a repeated run
+  // (--gtest_repeat) passed on the first run's value. Relaxed: the thread start orders it.
+  woke.store(false, std::memory_order_relaxed);
   std::thread([] {
     (void)parkpool::this_thread::current_unparker();  // the cached parker first
     static thread_local ParksInItsDestructor early;   // then this: destroyed before the parker
