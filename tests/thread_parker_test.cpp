@@ -357,6 +357,7 @@ const parkpool::WakerVTable kSelfFreeingVTable{
     [](void*) noexcept {}, [](void*) noexcept {}};
 
 TEST(Waker, WakeMayDestroyTheWakerItIsCalledOn) {
+  g_self_freeing_wakes = 0;  // a global: a repeated run (--gtest_repeat) counts from 0 again
   auto* rec = new (g_record_storage) SelfFreeingRecord{};
   rec->waker = Waker::from_raw(&kSelfFreeingVTable, rec);
   rec->waker.wake();
