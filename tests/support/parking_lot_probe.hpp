@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <functional>
 #include <thread>
+#include <type_traits>
 
 #include "parkpool/parking_lot.hpp"
 
@@ -90,6 +91,9 @@ enum class QueuedOrReturned { queued, returned, timed_out };
 // suffices); unpark_all wakes those already queued.
 template <class... Keys>
 std::function<void()> let_go(std::atomic<bool>& flag, const Keys&... key) {
+  // The keys are the objects whose addresses the threads park on: a pointer passed here would
+  // compile and unpark the pointer's own address instead.
+  static_assert((!std::is_pointer_v<Keys> && ...), "pass the key object, not its address");
   return [&flag, ... keys = static_cast<const void*>(&key)] {
     flag.store(true, std::memory_order_relaxed);
     (parkpool::parking_lot::unpark_all(keys), ...);
