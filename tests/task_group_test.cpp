@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "parkpool/thread_pool.hpp"
@@ -344,6 +345,46 @@ TEST(TaskGroup, DestructorOnItsOwnerWorkerFinishesEveryTaskBeforeReturning) {
   EXPECT_EQ(st.total.tasks_run + st.total.tasks_cancelled, 12u);
   EXPECT_EQ(static_cast<std::uint64_t>(ran_before_return) + 2, st.total.tasks_run);
   EXPECT_EQ(n.load(std::memory_order_relaxed), ran_before_return);
+}
+
+// A callable that counts its live copies: a task of the group holds one until it has run or been
+// discarded.
+struct Counted {
+  std::atomic<int>* live;
+  explicit Counted(std::atomic<int>* l) : live(l) { live->fetch_add(1, std::memory_order_relaxed); }
+  Counted(const Counted& o) : live(o.live) { live->fetch_add(1, std::memory_order_relaxed); }
+  Counted& operator=(const Counted&) = delete;
+  ~Counted() { live->fetch_sub(1, std::memory_order_relaxed); }
+  void operator()() const {}
+};
+
+// The destructor waits also when the exception was recorded before it ran (the cancelled tasks
+// are discarded, not run, but still waited for). On the owner of a one-worker pool: h.wait() runs
+// the throwing task (the newest on the worker's deque) first, so the group is failed and
+// cancelled while ten tasks are still queued; a destructor that skipped the wait of a failed
+// group would return with their callables alive.
+TEST(TaskGroup, DestructorWaitsForTheTasksTheFirstExceptionCancelled) {
+  ThreadPool pool(with_threads(1));
+  // Relaxed: counted and read on the one worker only.
+  std::atomic<int> live{0};
+  auto groups_in_a_task = [&] {
+    int left = -1;
+    {
+      TaskGroup g(pool);
+      TaskGroup h(pool);
+      for (int i = 0; i < 10; ++i) g.run(Counted(&live));
+      h.run([] {});
+      g.run([] { throw std::runtime_error("dropped by the destructor"); });
+      h.wait();  // runs the throwing task, the newest, before h's own
+      left = live.load(std::memory_order_relaxed);
+    }
+    return std::pair(left, live.load(std::memory_order_relaxed));
+  };
+  const auto [queued_before, alive_after] = pool.submit(groups_in_a_task).get();
+  EXPECT_EQ(queued_before, 10) << "the set-up did not leave the ten tasks queued";
+  EXPECT_EQ(alive_after, 0) << "the destructor returned with tasks of the group still queued";
+  pool.shutdown();
+  EXPECT_EQ(pool.stats().total.tasks_cancelled, 10u);
 }
 
 }  // namespace
