@@ -108,10 +108,36 @@
 //   b16 v18 with only the check after an expired timed park doing so (the re-check and
 //       on_unparked withdraw correctly): needs both the timed park and a second sleeper; the
 //       single-worker timed suites (v11..v13, v15, v17) pass with it, v20 cannot reach it
+// The wake path as src/idle.cpp has it: notify_work(), notify_work_local() and found_work's last
+// searcher decide on S == 0, P > 0 and no D; wake_one_slow(even_if_searching) re-reads state_
+// under the lock and claims with a CAS only while P > 0 and D is clear, and (unless
+// even_if_searching) S == 0. The extra wakes: notify_work(backlog) (N1/N2, then with S > 0 and a
+// backlog() that says yes, the claim with even_if_searching; the model's backlog() always says
+// yes, which a wrong answer may do) and notify_stalled() (a relaxed load, no fence; the extra
+// wake only while S > 0). They only add claims, so each suite must pass with them as with the
+// plain notify; the suites below were checked (by a planted assertion) to reach an extra claim
+// and an extra wake that finds D set under the lock.
+//   v22 v18 (two sleepers, timed park, one task) with notify_work(backlog): its claim may take
+//       one worker while the other searches after a withdrawal or a claim
+//   v23 v18 with notify_work() followed by notify_stalled()
+//   v24 shutdown racing the claim (ShutdownRacesClaim): one sleeper (timed park), a submitter
+//       with notify_work(backlog), a searcher (S = 1) that sets D, drains and calls found_work:
+//       D may be set between the submitter's N2 and its claim, or the claim may pop the worker
+//       before the drain
+//   v25 v20 (two sleepers, two tasks, untimed park) with notify_work(backlog): an extra claim with
+//       the other worker still listed
+//   b17 v22 with the extra wake claiming without the re-read under the lock (a blind P-1, S+1
+//       from the caller's read): a withdrawal or a claim between N2 and the lock takes P below
+//       the listed count
+//   b18 v22 with the extra wake counting the victim as searching twice (P-1, S+2): S is one too
+//       high at the end
+//   b19 v24 with the extra wake, on seeing D under the lock, popping its victim and leaving the
+//       count and the unpark to the drain, which no longer finds it: the worker parks for good
+// b17..b19 change only the extra wake, which no suite before v22 calls: they pass there.
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
 // clang-format off
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17 v18 v19 v20 v21
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14 b15 b16
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17 v18 v19 v20 v21 v22 v23 v24 v25
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14 b15 b16 b17 b18 b19
 // clang-format on
 #include "model_main.hpp"
 
@@ -154,6 +180,18 @@ struct Config {
   bool withdraw_listed_by_count = false;
   bool timeout_withdraw_listed_by_count = false;
   unsigned sleeper_workers = 1;  // workers that can sleep: 2 in the TwoSleepers suites
+  // The submitter's notify (TwoSleepers, ShutdownRacesClaim): notify_work(), notify_work(backlog)
+  // with a backlog() that always says yes (a wrong yes only wastes a wake, so every schedule must
+  // still pass), or notify_work() followed by notify_stalled().
+  enum class Notify { plain, backlog, plain_then_stalled };
+  Notify notify_kind = Notify::plain;
+  // The extra wake (wake_one_slow(true)), broken: b17 claims blindly with the caller's read (no
+  // re-read of state_ and no CAS under the lock); b18 counts the claimed worker in S twice
+  // (P-1, S+2); b19, when it sees D under the lock, pops its victim and leaves the count and the
+  // unpark to the drain (which no longer finds the victim listed).
+  bool extra_wake_rereads = true;
+  bool extra_wake_counts_once = true;
+  bool extra_wake_defers_to_drain = false;
 };
 Config g_cfg;
 
@@ -286,39 +324,97 @@ struct Coordinator {
     return true;
   }
 
-  // wake_one_slow(): claim (C1) under the mutex, unpark after it. Relaxed like src/idle.cpp.
-  // The victim: any listed worker is valid (src/idle.cpp prefers one that slept on the waker's
-  // CPU, else the most recent), so with two listed Relacy chooses which.
-  void wake_one() {
-    bool claimed = false;
+  // wake_one_slow(even_if_searching): claim (C1) under the mutex, unpark after it. Relaxed like
+  // src/idle.cpp. Under the lock it re-reads state_ and claims (CAS P-1, S+1) only while P > 0,
+  // D is clear and, unless even_if_searching (the extra wake of notify_work(backlog) and
+  // notify_stalled()), S == 0. The victim: any listed worker is valid (src/idle.cpp prefers one
+  // that slept on the waker's CPU, else the most recent), so with two listed Relacy chooses.
+  // Under sleepers_mutex: the victim of a claim, popped from sleepers_.
+  unsigned pop_victim() {
+    RL_ASSERT(n_listed > 0);  // INV-P: P > 0 (b17: as the caller read it), so somebody is listed
+    const unsigned victim = listed[n_listed > 1 ? rl::rand(n_listed) : 0];
+    list_erase(victim);
+    return victim;
+  }
+  void wake_one(bool even_if_searching = false) {
+    bool popped = false;   // the victim left sleepers_
+    bool claimed = false;  // ... and was counted and is unparked (all but b19's deferral)
     unsigned victim = 0;
+    const bool defer = even_if_searching && g_cfg.extra_wake_defers_to_drain;  // b19
+    const unsigned claim_delta =
+        even_if_searching && !g_cfg.extra_wake_counts_once ? 2 * kS - kP : kS - kP;  // b18
     sleepers_mutex.lock($);
-    unsigned cur = state.load(rl::mo_relaxed, $);
-    while (searching_of(cur) == 0 && sleeping_of(cur) > 0) {
-      if (state.compare_exchange_weak(cur, cur - kP + kS, rl::mo_relaxed, $)) {
-        RL_ASSERT(n_listed > 0);  // INV-P: P > 0, so somebody is listed
-        victim = listed[n_listed > 1 ? rl::rand(n_listed) : 0];
-        list_erase(victim);
-        RL_ASSERT(sleeping_of(cur - kP + kS) == n_listed);  // INV-P after the pop
-        claimed = true;
-        break;
+    if (even_if_searching && !g_cfg.extra_wake_rereads) {
+      // b17: trusts the caller's read (S > 0, P > 0, no D) and claims with a blind RMW.
+      const unsigned after = state.fetch_add(claim_delta, rl::mo_relaxed, $) + claim_delta;
+      victim = pop_victim();
+      RL_ASSERT(sleeping_of(after) == n_listed);  // INV-P after the pop
+      popped = claimed = true;
+    } else {
+      unsigned cur = state.load(rl::mo_relaxed, $);
+      while ((searching_of(cur) == 0 || even_if_searching) && sleeping_of(cur) > 0 &&
+             (defer || (cur & kD) == 0)) {
+        if (defer && (cur & kD) != 0) {
+          // b19: pops the victim, expecting the drain to wake it; the drain no longer finds it.
+          victim = pop_victim();
+          popped = true;
+          break;
+        }
+        if (state.compare_exchange_weak(cur, cur + claim_delta, rl::mo_relaxed, $)) {
+          victim = pop_victim();
+          RL_ASSERT(sleeping_of(cur + claim_delta) == n_listed);  // INV-P after the pop
+          popped = claimed = true;
+          break;
+        }
       }
     }
-    if (claimed) in_sleepers[victim].store(0, rl::mo_relaxed, $);
+    if (popped) in_sleepers[victim].store(0, rl::mo_relaxed, $);
     sleepers_mutex.unlock($);
     if (claimed) unpark(victim);
   }
 
-  // notify_work(), called after the task was published.
+  // notify_fence_load(): N1 + N2 (the TSAN path: one acq_rel RMW).
+  unsigned notify_fence_load() {
+    if (g_cfg.rmw_handshake) return state.fetch_add(0, rl::mo_acq_rel, $);
+    if (g_cfg.submit_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // N1
+    return state.load(g_cfg.notify_load_mo, $);                          // N2
+  }
+
+  // notify_work(), called after the task was published: wakes only if S == 0, P > 0, no D.
   void notify() {
-    unsigned cur;
-    if (g_cfg.rmw_handshake) {
-      cur = state.fetch_add(0, rl::mo_acq_rel, $);
-    } else {
-      if (g_cfg.submit_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // N1
-      cur = state.load(g_cfg.notify_load_mo, $);                           // N2
+    const unsigned cur = notify_fence_load();
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && (cur & kD) == 0) wake_one();
+  }
+
+  // notify_work(backlog) with a backlog() that says yes: with S > 0 and P > 0 it claims a sleeper
+  // anyway (wake_one_slow(true)).
+  void notify_backlog() {
+    const unsigned cur = notify_fence_load();
+    if (sleeping_of(cur) == 0 || (cur & kD) != 0) return;
+    wake_one(searching_of(cur) != 0);
+  }
+
+  // notify_stalled(): a relaxed load (a hint, no fence); the extra wake only while S > 0.
+  void notify_stalled() {
+    const unsigned cur = state.load(rl::mo_relaxed, $);
+    if (sleeping_of(cur) == 0 || searching_of(cur) == 0 || (cur & kD) != 0) return;
+    wake_one(true);
+  }
+
+  // The submitter's notify after a publication, as g_cfg.notify_kind says.
+  void submit_notify() {
+    switch (g_cfg.notify_kind) {
+      case Config::Notify::plain:
+        notify();
+        break;
+      case Config::Notify::backlog:
+        notify_backlog();
+        break;
+      case Config::Notify::plain_then_stalled:
+        notify();
+        notify_stalled();
+        break;
     }
-    if (searching_of(cur) == 0 && sleeping_of(cur) > 0) wake_one();
   }
 
   // announce_sleep() (A1). False if shutdown was seen under the mutex. `others` as in
@@ -415,7 +511,7 @@ struct Coordinator {
     const unsigned old =
         state.fetch_sub(kS, g_cfg.rmw_handshake ? rl::mo_acq_rel : rl::mo_relaxed, $);
     RL_ASSERT(searching_of(old) > 0);  // src/idle.cpp asserts it too: S underflow
-    if (searching_of(old) != 1 || sleeping_of(old) == 0) return;
+    if (searching_of(old) != 1 || sleeping_of(old) == 0 || (old & kD) != 0) return;
     if (!with_has_more) {
       wake_one();
       return;
@@ -528,7 +624,7 @@ struct Coordinator {
     membarrier_point();
     const unsigned cur = state.load(rl::mo_relaxed, $);  // (L2)
     membarrier_point();
-    if (searching_of(cur) == 0 && sleeping_of(cur) > 0) wake_one();
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && (cur & kD) == 0) wake_one();
     publisher_returns();
   }
 };
@@ -670,6 +766,28 @@ struct ForeignUnpark : WorkerSuite<ForeignUnpark, 3> {
   }
 };
 
+// Three threads: the worker (the timed park), a submitter publishing one task followed by its
+// notify (g_cfg.notify_kind: notify_work(backlog) in v24 and b19), and a searcher, counted in S
+// from the start, that shuts the coordinator down and then calls found_work() on its way out (as
+// the pool's wait_until does, v7). The submitter's N2 may see the searcher (S > 0: the extra
+// wake, wake_one_slow(true)) or not, and D may be set between its N2 and its claim under the
+// lock, or between the claim and the drain: the claim must then see D and give up, or pop the
+// worker before the drain (which then finds nobody listed) and unpark it. The worker returns with
+// the task or at D, never stays parked; at the end P == 0, nobody listed, S == the worker's flag.
+struct ShutdownRacesClaim : WorkerSuite<ShutdownRacesClaim, 3, kS> {
+  void other(unsigned idx) {
+    if (idx == 1) {
+      c.queue.store(1, rl::mo_release, $);  // publish
+      c.submit_notify();
+      return;
+    }
+    bool searching = true;  // the S = 1 of the initial state
+    c.shutdown();
+    c.found_work(searching, true);  // R0 takes the S back; D set: no wake
+    other_searching = searching ? 1 : 0;
+  }
+};
+
 // Three threads: two pool workers (0 and 1), each running the whole wait_for_work() path
 // (announce, re-check, timed park whose expiry Relacy chooses, the check after it, the untimed
 // park, on_unparked / withdraw) and taking tasks with a CAS, against a submitter that publishes
@@ -693,6 +811,10 @@ struct ForeignUnpark : WorkerSuite<ForeignUnpark, 3> {
 // with 1 preemption (not with 0) at the INV-P check in withdraw; with the count checks removed, as
 // a deadlock (the lost wakeup). Beyond the bounds: 2 million random schedules each (Relacy's
 // sched_random) passed once for v18..v21 and rejected b15 and b16.
+// The extra-wake suites (v22..v25; the same context-bound search, times on the shared 2-core
+// VM): v22 2 preemptions (313,316 schedules, ~1.4 s), v23 2 (1.87 million, ~10 s), v24 4 (1.69
+// million, ~5 s), v25 2 (2.22 million, ~13 s); v19 with notify_work(backlog) took 102 s at 2,
+// hence v22 has one task. b17 and b18 fail with 2 preemptions (not with 0 or 1), b19 with 1.
 template <unsigned Tasks>
 struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
   void work(bool& searching) { this->c.pool_worker(0, searching, Tasks); }
@@ -706,7 +828,7 @@ struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
     }
     for (unsigned task = 0; task < Tasks; ++task) {
       c.queue.fetch_add(1, rl::mo_release, $);  // publish (an RMW: a worker may take meanwhile)
-      c.notify();
+      c.submit_notify();
     }
     if (Tasks == 0) c.shutdown();  // no task: the third thread shuts down two idle workers
   }
@@ -739,7 +861,7 @@ bool run(bool full_search) {
 
 }  // namespace
 
-// Runs the suite of one variant (v1..v17 correct, b1..b14 broken, see the header comment);
+// Runs the suite of one variant (v1..v25 correct, b1..b19 broken, see the header comment);
 // `known` tells model_main the variant exists.
 static bool run_model(const std::string& v, int& known) {
   known = 1;
@@ -819,6 +941,33 @@ static bool run_model(const std::string& v, int& known) {
     g_cfg.timed_park = true;
     g_cfg.sleeper_workers = 2;
     ok = run_bounded<TwoSleepers<0>>(3);
+  } else if (v == "v22" || v == "b17" || v == "b18") {
+    // v19 with notify_work(backlog): a claim while the other worker searches (claimed or
+    // withdrawn); b17's extra wake claims blindly, b18's counts the victim in S twice.
+    g_cfg.timed_park = true;
+    g_cfg.sleeper_workers = 2;
+    g_cfg.notify_kind = Config::Notify::backlog;
+    g_cfg.extra_wake_rereads = v != "b17";
+    g_cfg.extra_wake_counts_once = v != "b18";
+    ok = run_bounded<TwoSleepers<1>>(2);
+  } else if (v == "v23") {
+    // v19 with notify_work() followed by notify_stalled() (relaxed load, no fence).
+    g_cfg.timed_park = true;
+    g_cfg.sleeper_workers = 2;
+    g_cfg.notify_kind = Config::Notify::plain_then_stalled;
+    ok = run_bounded<TwoSleepers<1>>(2);
+  } else if (v == "v25") {
+    // v20 (two tasks, untimed park) with notify_work(backlog).
+    g_cfg.sleeper_workers = 2;
+    g_cfg.notify_kind = Config::Notify::backlog;
+    ok = run_bounded<TwoSleepers<2>>(2);
+  } else if (v == "v24" || v == "b19") {
+    // Shutdown racing a notify_work(backlog)'s claim; b19's extra wake leaves a popped victim to
+    // the drain when it sees D.
+    g_cfg.timed_park = true;
+    g_cfg.notify_kind = Config::Notify::backlog;
+    g_cfg.extra_wake_defers_to_drain = v == "b19";
+    ok = run_bounded<ShutdownRacesClaim>(4);
   } else if (v == "b6") {
     g_cfg.drain_counts_searcher = false;
     ok = run<ShutdownThenFoundWork>(true);
