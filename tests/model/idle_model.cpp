@@ -126,6 +126,11 @@
 //       before the drain
 //   v25 v20 (two sleepers, two tasks, untimed park) with notify_work(backlog): an extra claim with
 //       the other worker still listed
+//   v26 v24 without the wake path's D checks: still correct (so are v6, v7, v13, v18..v25 without
+//       them, checked once). A claim after D is set and before the drain pops its victim and
+//       counts it like the drain would; after the drain P == 0 for good (every announce reads D
+//       under the lock). The checks only save that claim and its FUTEX_WAKE; b19 shows what a
+//       wake must not do with D instead.
 //   b17 v22 with the extra wake claiming without the re-read under the lock (a blind P-1, S+1
 //       from the caller's read): a withdrawal or a claim between N2 and the lock takes P below
 //       the listed count
@@ -136,7 +141,7 @@
 // b17..b19 change only the extra wake, which no suite before v22 calls: they pass there.
 // Usage: idle_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
 // clang-format off
-// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17 v18 v19 v20 v21 v22 v23 v24 v25
+// PARKPOOL_MODEL_CORRECT: v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 v11 v12 v13 v14 v15 v16 v17 v18 v19 v20 v21 v22 v23 v24 v25 v26
 // PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14 b15 b16 b17 b18 b19
 // clang-format on
 #include "model_main.hpp"
@@ -192,6 +197,9 @@ struct Config {
   bool extra_wake_rereads = true;
   bool extra_wake_counts_once = true;
   bool extra_wake_defers_to_drain = false;
+  // v26: the wake path without its D checks (notify's decisions, the last searcher's and the
+  // claim's under the lock): a claim after D is set pops a worker before the drain, like the drain.
+  bool wake_checks_shutdown = true;
 };
 Config g_cfg;
 
@@ -200,6 +208,8 @@ constexpr unsigned kP = 1u << 8;   // sleeping count, bits 8..15
 constexpr unsigned kD = 1u << 16;  // shutdown
 unsigned searching_of(unsigned v) { return v & 0xffu; }
 unsigned sleeping_of(unsigned v) { return (v >> 8) & 0xffu; }
+// D as the wake path reads it (v26: never set).
+bool wake_sees_shutdown(unsigned v) { return g_cfg.wake_checks_shutdown && (v & kD) != 0; }
 
 // Sleeper-capable workers the model holds (the old suites use worker 0 only; TwoSleepers both).
 constexpr unsigned kMaxWorkers = 2;
@@ -353,8 +363,8 @@ struct Coordinator {
     } else {
       unsigned cur = state.load(rl::mo_relaxed, $);
       while ((searching_of(cur) == 0 || even_if_searching) && sleeping_of(cur) > 0 &&
-             (defer || (cur & kD) == 0)) {
-        if (defer && (cur & kD) != 0) {
+             (defer || !wake_sees_shutdown(cur))) {
+        if (defer && wake_sees_shutdown(cur)) {
           // b19: pops the victim, expecting the drain to wake it; the drain no longer finds it.
           victim = pop_victim();
           popped = true;
@@ -383,21 +393,21 @@ struct Coordinator {
   // notify_work(), called after the task was published: wakes only if S == 0, P > 0, no D.
   void notify() {
     const unsigned cur = notify_fence_load();
-    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && (cur & kD) == 0) wake_one();
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && !wake_sees_shutdown(cur)) wake_one();
   }
 
   // notify_work(backlog) with a backlog() that says yes: with S > 0 and P > 0 it claims a sleeper
   // anyway (wake_one_slow(true)).
   void notify_backlog() {
     const unsigned cur = notify_fence_load();
-    if (sleeping_of(cur) == 0 || (cur & kD) != 0) return;
+    if (sleeping_of(cur) == 0 || wake_sees_shutdown(cur)) return;
     wake_one(searching_of(cur) != 0);
   }
 
   // notify_stalled(): a relaxed load (a hint, no fence); the extra wake only while S > 0.
   void notify_stalled() {
     const unsigned cur = state.load(rl::mo_relaxed, $);
-    if (sleeping_of(cur) == 0 || searching_of(cur) == 0 || (cur & kD) != 0) return;
+    if (sleeping_of(cur) == 0 || searching_of(cur) == 0 || wake_sees_shutdown(cur)) return;
     wake_one(true);
   }
 
@@ -511,7 +521,7 @@ struct Coordinator {
     const unsigned old =
         state.fetch_sub(kS, g_cfg.rmw_handshake ? rl::mo_acq_rel : rl::mo_relaxed, $);
     RL_ASSERT(searching_of(old) > 0);  // src/idle.cpp asserts it too: S underflow
-    if (searching_of(old) != 1 || sleeping_of(old) == 0 || (old & kD) != 0) return;
+    if (searching_of(old) != 1 || sleeping_of(old) == 0 || wake_sees_shutdown(old)) return;
     if (!with_has_more) {
       wake_one();
       return;
@@ -624,7 +634,7 @@ struct Coordinator {
     membarrier_point();
     const unsigned cur = state.load(rl::mo_relaxed, $);  // (L2)
     membarrier_point();
-    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && (cur & kD) == 0) wake_one();
+    if (searching_of(cur) == 0 && sleeping_of(cur) > 0 && !wake_sees_shutdown(cur)) wake_one();
     publisher_returns();
   }
 };
@@ -811,10 +821,11 @@ struct ShutdownRacesClaim : WorkerSuite<ShutdownRacesClaim, 3, kS> {
 // with 1 preemption (not with 0) at the INV-P check in withdraw; with the count checks removed, as
 // a deadlock (the lost wakeup). Beyond the bounds: 2 million random schedules each (Relacy's
 // sched_random) passed once for v18..v21 and rejected b15 and b16.
-// The extra-wake suites (v22..v25; the same context-bound search, times on the shared 2-core
+// The extra-wake suites (v22..v26; the same context-bound search, times on the shared 2-core
 // VM): v22 2 preemptions (313,316 schedules, ~1.4 s), v23 2 (1.87 million, ~10 s), v24 4 (1.69
-// million, ~5 s), v25 2 (2.22 million, ~13 s); v19 with notify_work(backlog) took 102 s at 2,
-// hence v22 has one task. b17 and b18 fail with 2 preemptions (not with 0 or 1), b19 with 1.
+// million, ~5 s), v25 2 (2.22 million, ~13 s), v26 4 (2.65 million, ~7 s); v19 with
+// notify_work(backlog) took 102 s at 2, hence v22 has one task. b17 and b18 fail with 2 preemptions
+// (not with 0 or 1), b19 with 1.
 template <unsigned Tasks>
 struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
   void work(bool& searching) { this->c.pool_worker(0, searching, Tasks); }
@@ -861,7 +872,7 @@ bool run(bool full_search) {
 
 }  // namespace
 
-// Runs the suite of one variant (v1..v25 correct, b1..b19 broken, see the header comment);
+// Runs the suite of one variant (v1..v26 correct, b1..b19 broken, see the header comment);
 // `known` tells model_main the variant exists.
 static bool run_model(const std::string& v, int& known) {
   known = 1;
@@ -961,6 +972,12 @@ static bool run_model(const std::string& v, int& known) {
     g_cfg.sleeper_workers = 2;
     g_cfg.notify_kind = Config::Notify::backlog;
     ok = run_bounded<TwoSleepers<2>>(2);
+  } else if (v == "v26") {
+    // v24 without the wake path's D checks: they only save a claim and a wake after shutdown.
+    g_cfg.timed_park = true;
+    g_cfg.notify_kind = Config::Notify::backlog;
+    g_cfg.wake_checks_shutdown = false;
+    ok = run_bounded<ShutdownRacesClaim>(4);
   } else if (v == "v24" || v == "b19") {
     // Shutdown racing a notify_work(backlog)'s claim; b19's extra wake leaves a popped victim to
     // the drain when it sees D.
