@@ -109,6 +109,8 @@
 
 #include <relacy/relacy.hpp>
 
+#include "model_params.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -447,10 +449,7 @@ template <class Suite>
 bool run_bounded(unsigned preemptions) {
   if (const char* e = std::getenv("CHASE_LEV_MODEL_BOUND"))
     preemptions = static_cast<unsigned>(std::strtoul(e, nullptr, 10));
-  rl::test_params p;
-  p.search_type = rl::sched_bound;
-  p.context_bound = preemptions;
-  p.output_history = false;
+  rl::test_params p = parkpool::model::bounded_params(preemptions);
   return rl::simulate<Suite>(p);
 }
 

@@ -148,6 +148,8 @@
 
 #include <relacy/relacy.hpp>
 
+#include "model_params.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -851,10 +853,7 @@ struct TwoSleepers : WorkerSuite<TwoSleepers<Tasks>, 3> {
 
 template <class Suite>
 bool run_bounded(unsigned preemptions) {
-  rl::test_params p;
-  p.search_type = rl::sched_bound;
-  p.context_bound = preemptions;
-  p.output_history = false;
+  rl::test_params p = parkpool::model::bounded_params(preemptions);
   return rl::simulate<Suite>(p);
 }
 
