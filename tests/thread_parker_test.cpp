@@ -286,22 +286,28 @@ TEST(Waker, CopiesWakeTheSameTargetAndShareOneCount) {
 }
 
 // A custom vtable: Waker is type-erased.
+// Relaxed throughout: both tests that use it are single-threaded (a Waker's calls run on the
+// test's thread); the counts need no ordering.
 struct CountingTarget {
   std::atomic<int> refs{1};
   std::atomic<int> wakes{0};
 };
 const parkpool::WakerVTable kCountingVTable{
     [](void* d) noexcept -> void* {
-      static_cast<CountingTarget*>(d)->refs.fetch_add(1);
+      static_cast<CountingTarget*>(d)->refs.fetch_add(1, std::memory_order_relaxed);
       return d;
     },
     [](void* d) noexcept {
       auto* t = static_cast<CountingTarget*>(d);
-      t->wakes.fetch_add(1);
-      t->refs.fetch_sub(1);
+      t->wakes.fetch_add(1, std::memory_order_relaxed);
+      t->refs.fetch_sub(1, std::memory_order_relaxed);
     },
-    [](void* d) noexcept { static_cast<CountingTarget*>(d)->wakes.fetch_add(1); },
-    [](void* d) noexcept { static_cast<CountingTarget*>(d)->refs.fetch_sub(1); }};
+    [](void* d) noexcept {
+      static_cast<CountingTarget*>(d)->wakes.fetch_add(1, std::memory_order_relaxed);
+    },
+    [](void* d) noexcept {
+      static_cast<CountingTarget*>(d)->refs.fetch_sub(1, std::memory_order_relaxed);
+    }};
 
 TEST(Waker, CustomVTableCountsReferences) {
   CountingTarget target;
@@ -309,13 +315,13 @@ TEST(Waker, CustomVTableCountsReferences) {
     Waker w = Waker::from_raw(&kCountingVTable, &target);
     Waker c1 = w;
     Waker c2 = w;
-    EXPECT_EQ(target.refs.load(), 3);
+    EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 3);
     c1.wake();
     c2.wake_by_ref();
-    EXPECT_EQ(target.wakes.load(), 2);
-    EXPECT_EQ(target.refs.load(), 2);
+    EXPECT_EQ(target.wakes.load(std::memory_order_relaxed), 2);
+    EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 2);
   }
-  EXPECT_EQ(target.refs.load(), 0);
+  EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 0);
 }
 
 // A null vtable gives an empty Waker and leaves data alone: its reference stays the caller's
@@ -331,11 +337,11 @@ TEST(Waker, FromRawWithANullVTableIsEmptyAndLeavesDataToTheCaller) {
     EXPECT_FALSE(copy);
     w.wake();
   }
-  EXPECT_EQ(target.refs.load(), 1);  // not dropped, not cloned
-  EXPECT_EQ(target.wakes.load(), 0);
+  EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 1);  // not dropped, not cloned
+  EXPECT_EQ(target.wakes.load(std::memory_order_relaxed), 0);
   // The caller still owns the reference: it can adopt it with a real table and release it.
   { const Waker owner = Waker::from_raw(&kCountingVTable, &target); }
-  EXPECT_EQ(target.refs.load(), 0);
+  EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 0);
 }
 
 // The record a waker's wake destroys may hold that very Waker (a coroutine frame resumed
