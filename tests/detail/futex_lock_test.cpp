@@ -1,7 +1,9 @@
 // The IdleCoordinator's lock (detail/futex_lock.hpp): the protocol over every production backend
 // (the futex and the portable mutex+condvar one), white-box on its word, and the FutexLock class.
 // The lost-wakeup tests block waiters on the word and fail, instead of hanging, when a waiter is
-// not woken within kWait. The Relacy model is tests/model/futex_lock_model.cpp.
+// not woken within kWait: the waiters are std::threads guarded by JoinOnExit, whose release wakes
+// the word directly (not through the unlock under test), so a waiter a lost wakeup stranded still
+// finishes and the binary's next tests run. The Relacy model is tests/model/futex_lock_model.cpp.
 #include <parkpool/detail/futex_lock.hpp>
 #include <parkpool/detail/parker_backend.hpp>
 
@@ -11,10 +13,14 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <new>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends.hpp"
+#include "join_on_exit.hpp"
 #include "parkpool_test.hpp"
 
 namespace {
@@ -34,6 +40,8 @@ struct Lock {
   bool try_lock() { return P::try_lock(word); }
   void unlock() { P::unlock(word, backend); }
   std::uint32_t value() const { return word.load(std::memory_order_relaxed); }
+  // A wake that bypasses unlock(): the failure path's release (see the file comment).
+  void wake() { backend.wake_one(word); }
   // Until some thread announced itself as a waiter (word 2). It may not be asleep yet; the
   // protocol must wake it either way.
   bool wait_contended() const {
@@ -45,6 +53,16 @@ struct Lock {
     return true;
   }
 };
+
+// Runs f on `t`; the future is ready when f has returned. Unlike std::async's, this future's
+// destructor does not wait for f, so a failed ASSERT returns to the test's JoinOnExit.
+template <class F>
+std::future<void> start(std::thread& t, F f) {
+  std::packaged_task<void()> task(std::move(f));
+  std::future<void> done = task.get_future();
+  t = std::thread(std::move(task));
+  return done;
+}
 
 template <class Backend>
 class FutexLockProtocol : public ::testing::Test {};
@@ -72,15 +90,27 @@ TYPED_TEST(FutexLockProtocol, UnlockWakesABlockedWaiter) {
   for (int round = 0; round < 50; ++round) {
     Lock<TypeParam> l;
     l.lock();
-    auto waiter = std::async(std::launch::async, [&l] {
+    bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+    std::thread t;
+    parkpool::test::JoinOnExit join(
+        [&] {
+          if (held) {
+            held = false;
+            l.unlock();
+          }
+          l.wake();
+        },
+        t);
+    std::future<void> waiter = start(t, [&l] {
       l.lock();
       l.unlock();
     });
     ASSERT_TRUE(l.wait_contended()) << "round " << round << ": the waiter never marked the word";
+    held = false;
     l.unlock();
     ASSERT_EQ(waiter.wait_for(kWait), std::future_status::ready)
         << "round " << round << ": lost wakeup, the waiter was not woken by unlock()";
-    waiter.get();
+    t.join();
     EXPECT_EQ(l.value(), P::kFree);
   }
 }
@@ -94,24 +124,37 @@ TYPED_TEST(FutexLockProtocol, EveryWaiterIsWokenWhenSeveralWait) {
   for (int round = 0; round < rounds; ++round) {
     Lock<TypeParam> l;
     l.lock();
+    bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
     std::atomic<int> arrived{0};
     auto waiter = [&l, &arrived] {
       arrived.fetch_add(1, std::memory_order_relaxed);
       l.lock();
       l.unlock();
     };
-    auto a = std::async(std::launch::async, waiter);
-    auto b = std::async(std::launch::async, waiter);
+    std::thread ta;
+    std::thread tb;
+    parkpool::test::JoinOnExit join(
+        [&] {
+          if (held) {
+            held = false;
+            l.unlock();
+          }
+          l.wake();  // one waiter per call; JoinOnExit calls it until both have finished
+        },
+        ta, tb);
+    std::future<void> a = start(ta, waiter);
+    std::future<void> b = start(tb, waiter);
     // Both threads are in lock() (or about to be) and one has marked the word; give the other
     // the chance to block too. Not required for correctness: the test only gets sharper.
     while (arrived.load(std::memory_order_relaxed) < 2) std::this_thread::yield();
     ASSERT_TRUE(l.wait_contended());
     for (int i = 0; i < 100; ++i) std::this_thread::yield();
+    held = false;
     l.unlock();
     ASSERT_EQ(a.wait_for(kWait), std::future_status::ready) << "round " << round << ": lost wakeup";
     ASSERT_EQ(b.wait_for(kWait), std::future_status::ready) << "round " << round << ": lost wakeup";
-    a.get();
-    b.get();
+    ta.join();
+    tb.join();
     EXPECT_EQ(l.value(), P::kFree);
   }
 }
@@ -152,13 +195,22 @@ TEST(FutexLock, IsLockableWithTheStandardGuards) {
     EXPECT_TRUE(g.owns_lock());
   }
   EXPECT_TRUE(m.try_lock());
-  auto other = std::async(std::launch::async, [&m] {
+  // The failure path's release wakes the word itself (a standard-layout class's address is its
+  // first member's: the word); the unlock under test has already run by then.
+  static_assert(std::is_standard_layout_v<parkpool::detail::FutexLock>);
+  std::thread t;
+  parkpool::test::JoinOnExit join(
+      [&m] {
+        parkpool::detail::FutexBackend::wake_one(
+            *std::launder(reinterpret_cast<parkpool::detail::ParkerWord*>(&m)));
+      },
+      t);
+  std::future<void> other = start(t, [&m] {
     std::scoped_lock g(m);  // blocks until the unlock below
-    return true;
   });
   m.unlock();
   ASSERT_EQ(other.wait_for(kWait), std::future_status::ready) << "lost wakeup";
-  EXPECT_TRUE(other.get());
+  t.join();
 }
 #endif
 
