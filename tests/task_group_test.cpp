@@ -1,9 +1,13 @@
 // TaskGroup: run/wait from outside and inside the pool, helping waits that cannot deadlock a
-// one-worker pool, first-exception propagation, cancel, reuse, nesting 10,000 deep, closed pool.
+// one-worker pool, first-exception propagation, cancel, reuse, nesting 10,000 deep, closed pool,
+// and the abort when two threads block in wait() of one group at once.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <latch>
 #include <memory>
 #include <stdexcept>
@@ -385,6 +389,52 @@ TEST(TaskGroup, DestructorWaitsForTheTasksTheFirstExceptionCancelled) {
   EXPECT_EQ(alive_after, 0) << "the destructor returned with tasks of the group still queued";
   pool.shutdown();
   EXPECT_EQ(pool.stats().total.tasks_cancelled, 10u);
+}
+
+// wait() is for one thread at a time. Two threads that both block in it would share the one wake
+// of the group's last task; the second to register for it aborts with a message instead of
+// leaving the first asleep forever. In both tests the group's task never finishes (its gate never
+// opens), so both waiters reach the registration in every interleaving. Before the check, two
+// external waiters both "registered" (they carry the same tag) and the child hung: alarm(20)
+// ends such a child with SIGALRM and no message, which fails the test at once.
+std::shared_future<void> gate_that_never_opens() {
+  static std::promise<void> never;  // set by nobody; the death-test child aborts while it waits
+  static const std::shared_future<void> gate = never.get_future().share();
+  return gate;
+}
+
+TEST(TaskGroupDeathTest, TwoExternalThreadsBlockedInWaitAbortWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        alarm(20);
+        ThreadPool pool(with_threads(1));
+        TaskGroup g(pool);  // constructed off the pool: every waiter registers for the wake
+        g.run([gate = gate_that_never_opens()] { gate.wait(); });  // the count stays at 1
+        std::thread other([&g] { g.wait(); });
+        g.wait();
+        other.join();
+      },
+      "two threads wait for the same group at once");
+}
+
+TEST(TaskGroupDeathTest, AWorkerAndAnExternalThreadBlockedInWaitAbortWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        alarm(20);
+        ThreadPool pool(with_threads(2));
+        TaskGroup g(pool);  // constructed off the pool
+        std::latch started(1);
+        g.run([&started, gate = gate_that_never_opens()] {
+          started.count_down();
+          gate.wait();  // holds one worker and the group's count
+        });
+        started.wait();  // so the other worker, not this task's, takes the waiting task below
+        pool.post([&g] { g.wait(); });  // the other worker finds nothing to help with: it sleeps
+        g.wait();
+      },
+      "two threads wait for the same group at once");
 }
 
 }  // namespace

@@ -184,6 +184,15 @@ void CountLatch::count_down(PoolCore* pool) noexcept {
   pool->idle().unparker(static_cast<std::size_t>(tag - 1)).unpark();
 }
 
+void CountLatch::two_waiters() noexcept {
+  std::fputs(
+      "parkpool: TaskGroup::wait(): two threads wait for the same group at once (wait() is for "
+      "one thread at a time); aborting instead of leaving one of them asleep forever\n",
+      stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
 void CountLatch::wait_external() noexcept {
   if (done()) return;
   ExternalWaiter w;

@@ -44,7 +44,7 @@
 //   that very thread), and so destroying the pool from one of its own tasks writes that message
 //   to stderr and calls std::terminate (the destructor calls shutdown() and cannot throw). A
 //   TaskGroup's run() may be called by its owner and by its own running tasks; wait() by one thread
-//   at a time.
+//   at a time (two threads that both block in wait() at once abort the process: see wait()).
 //
 // Memory ordering (user terms)
 //   Everything a thread did before post/submit/run/join-b happens-before the task starts. A task's
@@ -451,6 +451,13 @@ class TaskGroup {
   /// Elsewhere (a group constructed in a task and waited by another thread) the owner's plain
   /// counts cannot wake it: it polls, yielding and then sleeping from 1 us doubling to ~1 ms, so
   /// it returns within ~1 ms of the last task finishing.
+  /// One thread at a time (a wait nested in a task that the waiting thread runs is the same
+  /// thread). Two threads that both block in wait() of the same group at once are detected: the
+  /// process writes "two threads wait for the same group at once" to stderr and aborts, because
+  /// the group's last task could wake only one of them. Blocking here means the waiters that
+  /// register for the last task's wake: the owner worker, and any thread for a group constructed
+  /// off the pool. Overlapping waits that do not both block are not detected (their effect is
+  /// undefined): a wait that returns without sleeping, or a foreign waiter, which polls.
   void wait() {
     wait_impl();
     std::exception_ptr e = std::move(error_);

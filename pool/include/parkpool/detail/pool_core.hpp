@@ -95,7 +95,8 @@ struct ExternalWaiter {
 // word_ (64 bits):
 //   bits  0..31  waiter tag: 0 none; w+1 worker w sleeps/helps; kExternalTag a blocked thread
 //                whose ExternalWaiter is ext_. Set only by the single waiter, by a CAS that
-//                requires count != 0; cleared by the waiter once count == 0.
+//                requires count != 0; cleared by the waiter once count == 0. A second waiter
+//                that finds another's tag set aborts the process (two_waiters()).
 //   bits 32..63  count, signed: outstanding work. +n by add() (a holder of the latch: the owner,
 //                or a task of the group that is itself counted); -1 by count_down(). A join's
 //                latch never goes below 0. A TaskGroup's shared part (GroupLatch) may: a thief
@@ -136,8 +137,12 @@ class CountLatch {
       if (count_of(cur) == 0) return false;
       assert(count_of(cur) > 0 && "CountLatch: a waiter registers while the count is negative");
       const std::uint64_t want = (cur & ~kTagMask) | tag;
-      if (cur == want) return true;
-      assert((cur & kTagMask) == 0 && "CountLatch: two threads wait at once (TaskGroup::wait)");
+      // The same worker again: a wait nested in a task it runs while it waits (one thread).
+      if (cur == want && tag != kExternalTag) return true;
+      // Another waiter's tag (two blocked external threads carry the same one): two threads wait
+      // at once, which TaskGroup::wait() forbids. Only one of them could be woken; the other
+      // would hang. Stop loudly instead. Off the hot path: only a waiter about to sleep gets here.
+      if ((cur & kTagMask) != 0) two_waiters();
       // (L3) release: publishes ext_ to the count_down() that reads this tag (L2 acquires it).
       // acquire on failure: a count of 0 seen here must also show the tasks' effects (L1).
       if (word_.compare_exchange_weak(cur, want, std::memory_order_release,
@@ -156,6 +161,8 @@ class CountLatch {
   static std::int64_t count_of(std::uint64_t w) noexcept {
     return static_cast<std::int64_t>(w) >> 32;  // arithmetic shift: the signed count
   }
+  // Writes what happened to stderr and aborts (a second waiter registering, see above).
+  [[noreturn, gnu::cold, gnu::noinline]] static void two_waiters() noexcept;
   std::atomic<std::uint64_t> word_;
   ExternalWaiter* ext_ = nullptr;  // written by the waiter before (L3); read after (L2)
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
