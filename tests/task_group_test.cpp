@@ -391,6 +391,44 @@ TEST(TaskGroup, DestructorWaitsForTheTasksTheFirstExceptionCancelled) {
   EXPECT_EQ(pool.stats().total.tasks_cancelled, 10u);
 }
 
+// Two foreign waiters (neither is the owner: both poll, so the overlap is not detected) of a group
+// whose task throws: both return once the tasks have finished, and the exception is rethrown by
+// exactly one of them. They used to both move from the group's exception_ptr, a data race.
+TEST(TaskGroup, OverlappingForeignWaitsRethrowTheExceptionOnce) {
+  ThreadPool pool(with_threads(1));
+  std::atomic<int> waiting{0};
+  std::atomic<int> ran{0};
+  std::unique_ptr<TaskGroup> g;
+  pool.submit([&] {
+        g = std::make_unique<TaskGroup>(pool);  // owned by the only worker
+        g->run([&] {
+          // Holds the only worker until both waiters are about to wait, so their waits overlap
+          // (unless one is descheduled for the whole of the other's).
+          while (waiting.load(std::memory_order_relaxed) < 2) std::this_thread::yield();
+          ran.fetch_add(1, std::memory_order_relaxed);
+          throw std::runtime_error("task");
+        });
+        g->run([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+      })
+      .get();
+  std::atomic<int> threw{0};
+  auto waiter = [&] {
+    waiting.fetch_add(1, std::memory_order_relaxed);
+    try {
+      g->wait();
+    } catch (const std::runtime_error&) {
+      threw.fetch_add(1, std::memory_order_relaxed);
+    }
+    EXPECT_EQ(ran.load(std::memory_order_relaxed), 2);  // returned after both tasks
+  };
+  std::thread other(waiter);
+  waiter();
+  other.join();
+  EXPECT_EQ(threw.load(), 1);
+  g->wait();  // reset: nothing pending, no exception left
+  g.reset();
+}
+
 // wait() is for one thread at a time. Two threads that both block in it would share the one wake
 // of the group's last task; the second to register for it aborts with a message instead of
 // leaving the first asleep forever. In both tests the group's task never finishes (its gate never

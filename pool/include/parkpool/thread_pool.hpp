@@ -456,15 +456,23 @@ class TaskGroup {
   /// process writes "two threads wait for the same group at once" to stderr and aborts, because
   /// the group's last task could wake only one of them. Blocking here means the waiters that
   /// register for the last task's wake: the owner worker, and any thread for a group constructed
-  /// off the pool. Overlapping waits that do not both block are not detected (their effect is
-  /// undefined): a wait that returns without sleeping, or a foreign waiter, which polls.
+  /// off the pool. Overlapping waits that do not both block (a wait that returns without
+  /// sleeping, or a foreign waiter, which polls) are not detected; each of them returns once every
+  /// task has finished, and only one of them rethrows the exception. The program is still wrong:
+  /// on another run the same waits may both block.
   void wait() {
     wait_impl();
+    cancelled_.store(false, std::memory_order_relaxed);  // relaxed: no task of the group is left
+    // The first exception goes to one waiter only: an overlapping wait that was not detected
+    // (see above) finds failed_ false and leaves error_ alone, so the two never race on it.
+    // Relaxed: wait_impl's acquire (L1) already ordered the failing task's record() before us.
+    if (!failed_.load(std::memory_order_relaxed) ||
+        !failed_.exchange(false, std::memory_order_relaxed)) {
+      return;
+    }
     std::exception_ptr e = std::move(error_);
     error_ = nullptr;
-    failed_.store(false, std::memory_order_relaxed);     // relaxed: no task of the group is left
-    cancelled_.store(false, std::memory_order_relaxed);  // relaxed: idem
-    if (e) std::rethrow_exception(e);
+    std::rethrow_exception(e);
   }
 
   /// Tasks of the group that have not started yet will be discarded (destroyed without running).
