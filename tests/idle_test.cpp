@@ -225,6 +225,11 @@ TEST(IdleCoordinator, BadOptionsThrowInvalidArgument) {
   o = IdleOptions{};
   o.timed_park = -1ms;
   EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
+  // A negative spin_max with a spin_min that is not above it (0): rejected as a negative duration.
+  o = IdleOptions{};
+  o.spin_min = 0ns;
+  o.spin_max = -1ns;
+  EXPECT_THROW(IdleCoordinator(2, o), std::invalid_argument);
   // A spin budget past kSpinLimit: its deadline (steady_clock now + budget) and its doubling
   // overflowed (UBSan), and the spin then ended at once.
   o = IdleOptions{};
@@ -282,6 +287,26 @@ TEST(IdleCoordinator, IdleCapacityCountsOnlyWorkersThatWouldHaveACpu) {
   EXPECT_FALSE(c.idle_capacity(6));
   Access::set_counts(c, 0, 7);  // 1 awake: a CPU is free for a woken sleeper
   EXPECT_TRUE(c.idle_capacity(6));
+}
+
+// The presets' documented values (idle.hpp, IdleOptions): the orderings above hold for many
+// wrong values, and a pool that picks a preset relies on these.
+TEST(IdleOptions, PresetsHaveTheirDocumentedValues) {
+  const IdleOptions d{};  // default: 2-25 us spin, no timed park, half the workers search
+  EXPECT_EQ(d.spin_min, 2us);
+  EXPECT_EQ(d.spin_max, 25us);
+  EXPECT_EQ(d.timed_park, 0ns);
+  EXPECT_EQ(d.max_searching, 0u);
+  const IdleOptions l = IdleOptions::latency();  // 10-100 us spin, a 2 ms timed park
+  EXPECT_EQ(l.spin_min, 10us);
+  EXPECT_EQ(l.spin_max, 100us);
+  EXPECT_EQ(l.timed_park, 2ms);
+  EXPECT_EQ(l.max_searching, 0u);
+  const IdleOptions e = IdleOptions::efficiency();  // no spin, no timed park, one searcher
+  EXPECT_EQ(e.spin_min, 0ns);
+  EXPECT_EQ(e.spin_max, 0ns);
+  EXPECT_EQ(e.timed_park, 0ns);
+  EXPECT_EQ(e.max_searching, 1u);
 }
 
 TEST(IdleOptions, PresetsAreValidAndOrdered) {
@@ -1483,6 +1508,43 @@ TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
     EXPECT_EQ(Access::spin_budget_ns(c, 0), e);
   }
   EXPECT_EQ(c.stats(0).spin_hits, 3u);
+}
+
+// The adaptive rule's edges (IdleOptions, spin_min/spin_max): a wake's gap g < spin_max gives 2g,
+// but never less than the floor nor more than the cap; g == spin_max already halves. Through the
+// white-box seam (a claim stamp at a chosen tick, one tick per ns), so no timing is involved.
+TEST(IdleCoordinator, SpinBudgetAfterASleepStaysWithinTheFloorAndTheCap) {
+  IdleCoordinator c(2, spin_options(4us, 64us));
+  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  // Claimed at once (g = 0): 2g = 0 is below the floor, so the budget is spin_min.
+  Access::adapt_after_sleep(c, 0, now, now);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 4'000);
+  // g = 40 us < spin_max: 2g = 80 us is above the cap, so the budget is spin_max.
+  Access::adapt_after_sleep(c, 0, now, now + 40'000);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 64'000);
+  // g = spin_max exactly: "g >= spin_max -> halved" (idle.hpp), not 2g capped.
+  Access::adapt_after_sleep(c, 0, now, now + 64'000);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 32'000);
+  // Halving stops at the floor: 5 us after a long gap (no claim, the episode began 1 s ago).
+  Access::set_spin_budget_ns(c, 0, 5'000);
+  Access::adapt_after_sleep(c, 0, now - std::chrono::nanoseconds(1s).count(), 0);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 4'000);
+}
+
+// spin_min == 0 means a floor of min(spin_max, 1 us), not 0: a budget of 0 never spins, so it
+// could never grow back after hits (IdleOptions). Seen where the floor applies: a gap of 0.
+TEST(IdleCoordinator, ZeroSpinMinMeansAFloorOfOneMicrosecondOrSpinMax) {
+  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  IdleCoordinator c(2, spin_options(0ns, 64us));
+  Access::adapt_after_sleep(c, 0, now, now);
+  EXPECT_EQ(Access::spin_budget_ns(c, 0), 1'000);
+  // spin_max below 1 us: the floor is spin_max, also where a long gap halves the budget (a floor
+  // of 1 us there would put the budget above the cap).
+  IdleCoordinator d(2, spin_options(0ns, 500ns));
+  Access::adapt_after_sleep(d, 0, now, now);
+  EXPECT_EQ(Access::spin_budget_ns(d, 0), 500);
+  Access::adapt_after_sleep(d, 0, now - std::chrono::nanoseconds(1s).count(), 0);
+  EXPECT_EQ(Access::spin_budget_ns(d, 0), 500);
 }
 
 // has_work() for a single-threaded episode with a spin budget of `after`: false until `after` has
