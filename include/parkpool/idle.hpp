@@ -170,8 +170,9 @@ struct IdleOptions {
   // CPUs must not take IPIs.
   bool asymmetric_barrier = true;
 
-  // Shortest start latency: longer spins (up to 100 us, 4x the measured hand-off break-even),
-  // and a 2 ms timed park whose expiry resets the spin budget. Burns more CPU after each burst.
+  // Shortest start latency: longer spins (a budget of 10 to 100 us; 100 us is 4x the measured
+  // hand-off break-even), and a 2 ms timed park whose expiry resets the spin budget to 10 us.
+  // Burns more CPU after each burst.
   static IdleOptions latency() noexcept;
   // Least CPU: no spin (spin_max 0), no timed park (straight to the untimed park), one searcher.
   // Wake latency is then the bare futex wake. Until 2026-12-01 it spun up to 2 us: at one task
