@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parkpool_test.hpp"
 
 namespace parkpool::detail {
@@ -1103,6 +1104,43 @@ TEST(IdleCoordinator, HasMoreIsNotAskedWhenOtherSearchersRemainOrNobodySleeps) {
   EXPECT_EQ(c.searching(), 0u);
 }
 
+// has_more() is asked only on the last-searcher path with sleepers (idle.hpp, found_work): a
+// searcher that stops while another still searches asks nothing, even while a worker sleeps (the
+// other searcher finds the work or becomes the last one). The test above has nobody asleep, where
+// the sleeper check alone skips the call. Fences only: with the asymmetric barrier the last
+// searcher would ask a second time here (worker 0 counts as working).
+TEST(IdleCoordinator, HasMoreIsNotAskedWhileAnotherSearcherRemainsAndOneSleeps) {
+  IdleOptions o = no_spin_options(false);
+  o.max_searching = 2;
+  IdleCoordinator c(3, o);
+  std::atomic<bool> work{false};
+  Waiter w(c, 2, work);
+  // Destroyed before the Waiter: a failed assertion releases the sleeper instead of hanging the
+  // Waiter's join.
+  struct ShutdownAtExit {
+    IdleCoordinator& c;
+    ~ShutdownAtExit() { c.shutdown(); }
+  } shutdown_at_exit{c};
+  ASSERT_TRUE(eventually([&] { return c.stats(2).parks == 1 && c.sleeping() == 1; }));
+  ASSERT_TRUE(c.try_start_searching(0));
+  ASSERT_TRUE(c.try_start_searching(1));
+  int asked = 0;
+  c.found_work(0, [&] {
+    ++asked;
+    return true;
+  });  // worker 1 still searches
+  EXPECT_EQ(asked, 0);
+  EXPECT_EQ(c.sleeping(), 1u);
+  c.found_work(1, [&] {
+    ++asked;
+    return false;
+  });  // the last searcher, with a sleeper: asked once, nothing left, nobody woken
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(c.sleeping(), 1u);
+  c.shutdown();
+  EXPECT_FALSE(w.result());
+}
+
 TEST(IdleCoordinator, NotifyWakesTheMostRecentlyParkedWorkerFirst) {
   IdleCoordinator c(3, no_spin_options());
   std::atomic<bool> work1{false}, work2{false}, work0{false};
@@ -1403,6 +1441,48 @@ TEST(IdleCoordinator, SpinBudgetMeasuresAWakesGapToTheClaim) {
   Access::adapt_after_sleep(c, 0, began, began + 10'000, /*ns_per_tick=*/0.0);
   EXPECT_EQ(Access::spin_budget_ns(c, 0), 2'500);
   EXPECT_EQ(Access::claimed_at_tick(c, 0), 0);
+}
+
+// A claim stamps the end of the woken worker's idle gap (Slot::claimed_at_tick) before its
+// unpark, so that the adaptive budget does not count the woken thread's own way back to a CPU
+// (idle.hpp, IdleOptions). Read in on_wake, which runs after the park ended and before the
+// coordinator's bookkeeping uses and clears the stamp: it lies between two tick reads the waker
+// makes around its notify_work() (all three on the waker's thread, so no cross-thread timing).
+// With spinning disabled there is no budget to adapt and the claim stamps nothing.
+// SpinBudgetGrowsToTwiceAShortSleep checks the budget that results, but only against an upper
+// bound that a worker reading its own clock on wake-up often meets too.
+TEST(IdleCoordinator, AClaimStampsTheWakeForTheWokenWorkersBudget) {
+  for (const bool spinning : {true, false}) {
+    SCOPED_TRACE(spinning ? "spinning enabled" : "spinning disabled");
+    IdleCoordinator c(2, spinning ? spin_options(1us, 60s) : no_spin_options());
+    Access::set_spin_budget_ns(c, 0, 0);  // park at once, without spinning
+    std::atomic<bool> work{false};
+    std::atomic<std::int64_t> stamp{-1};
+    std::atomic<int> result{-1};
+    std::thread t([&] {
+      const bool r = c.wait_for_work(
+          0, [&] { return work.load(std::memory_order_acquire); },
+          [&]() noexcept {
+            stamp.store(Access::claimed_at_tick(c, 0), std::memory_order_relaxed);
+          });
+      result.store(r ? 1 : 0, std::memory_order_release);
+    });
+    parkpool::test::JoinOnExit join([&] { c.shutdown(); }, t);
+    ASSERT_TRUE(eventually([&] { return c.stats(0).parks == 1; }));
+    work.store(true, std::memory_order_release);
+    const std::int64_t before = parkpool::detail::idle_ticks();
+    c.notify_work();  // claims worker 0: stamps it, then unparks it
+    const std::int64_t after = parkpool::detail::idle_ticks();
+    t.join();
+    EXPECT_EQ(result.load(), 1);
+    if (spinning) {
+      EXPECT_GE(stamp.load(), before);
+      EXPECT_LE(stamp.load(), after);
+    } else {
+      EXPECT_EQ(stamp.load(), 0);
+    }
+    EXPECT_EQ(Access::claimed_at_tick(c, 0), 0) << "the woken worker uses the stamp once";
+  }
 }
 
 // Waits (yielding) until steady_clock has advanced by `d` from now. Not a race-hiding sleep: the
