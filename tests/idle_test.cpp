@@ -33,6 +33,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "join_on_exit.hpp"
@@ -96,6 +97,19 @@ struct IdleTestAccess {
       if (e.worker == w) e.cpu = cpu;
     }
   }
+  // Holds and releases the coordinator's mutex_ (sleepers_ and the claims), from the test's thread.
+  static void lock_mutex(IdleCoordinator& c) { c.mutex_.lock(); }
+  static void unlock_mutex(IdleCoordinator& c) { c.mutex_.unlock(); }
+#if defined(__linux__)
+  // True once a thread waits for mutex_: its futex word is 2 ("contended", detail/futex_lock.hpp)
+  // from the waiter's exchange on, which comes after everything that thread did before lock().
+  static bool mutex_contended(const IdleCoordinator& c) {
+    // A standard-layout object and its first member (the word) are pointer-interconvertible.
+    static_assert(std::is_standard_layout_v<FutexLock>);
+    const auto* word = reinterpret_cast<const ParkerWord*>(&c.mutex_);
+    return word->load(std::memory_order_relaxed) == 2;
+  }
+#endif
   // Writes the S and P counts directly, for the pure snapshot queries (any_idle, idle_capacity)
   // on a coordinator no worker uses.
   static void set_counts(IdleCoordinator& c, std::uint64_t searching, std::uint64_t sleeping) {
@@ -962,6 +976,45 @@ TEST(IdleCoordinator, NotifySkipsTheWakeWhileAWorkerSearchesAndTheLastSearcherWa
   EXPECT_EQ(c.sleeping(), 0u);
   EXPECT_EQ(c.searching(), 1u);
 }
+
+#if defined(__linux__)
+// wake_one_slow() re-reads the counts under mutex_ before it claims: a worker that started
+// searching after a notify_work() looked at the state word will find the task, so the claim is
+// skipped ("a submit wakes one sleeper only if no worker is searching"). Deterministic: the test
+// holds mutex_ until the notifier waits for it (the lock's word says so), which it does only
+// after its look (S == 0, P == 1); the search starts in between.
+TEST(IdleCoordinator, AClaimIsSkippedWhenAWorkerStartedSearchingAfterTheNotifyLooked) {
+  IdleCoordinator c(3, no_spin_options());  // max_searching 1
+  std::atomic<bool> work{false};
+  Waiter w(c, 1, work);
+  // Destroyed before the Waiter: a failed assertion releases the sleeper instead of hanging the
+  // Waiter's join.
+  struct ShutdownAtExit {
+    IdleCoordinator& c;
+    ~ShutdownAtExit() { c.shutdown(); }
+  } shutdown_at_exit{c};
+  ASSERT_TRUE(eventually([&] { return c.stats(1).parks == 1 && c.sleeping() == 1; }));
+  work.store(true, std::memory_order_release);
+  Access::lock_mutex(c);
+  bool locked = true;
+  const auto unlock = [&] {
+    if (locked) Access::unlock_mutex(c);
+    locked = false;
+  };
+  std::thread notifier([&] { c.notify_work(); });  // nobody searches yet: on to the claim
+  parkpool::test::JoinOnExit join(unlock, notifier);
+  ASSERT_TRUE(eventually([&] { return Access::mutex_contended(c); }));
+  ASSERT_TRUE(c.try_start_searching(0));  // this thread, as worker 0, will take the task
+  unlock();
+  notifier.join();
+  EXPECT_EQ(c.sleeping(), 1u) << "claimed a sleeper although a worker searched";
+  EXPECT_EQ(c.searching(), 1u);
+  EXPECT_FALSE(w.done());
+  c.found_work(0, [] { return false; });  // took the task: nothing left, nobody to wake
+  c.shutdown();
+  EXPECT_FALSE(w.result());
+}
+#endif
 
 TEST(IdleCoordinator, NotifyWithBacklogWakesASleeperEvenWhileAWorkerSearches) {
   // A counted searcher that is not running (placed behind a busy thread by the OS) would hold
