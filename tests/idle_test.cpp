@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <initializer_list>
 #include <mutex>
 #include <stdexcept>
@@ -185,7 +186,7 @@ bool pin_to_cpu(int cpu) {
 class Waiter {
  public:
   Waiter(IdleCoordinator& c, std::size_t w, const std::atomic<bool>& work, int cpu = -1)
-      : c_(c), thread_([&c, w, &work, cpu, this] {
+      : c_(c), w_(w), thread_([&c, w, &work, cpu, this] {
           if (cpu >= 0) {
             EXPECT_TRUE(pin_to_cpu(cpu)) << "cannot pin a waiter to CPU " << cpu;
           }
@@ -195,26 +196,46 @@ class Waiter {
         }) {}
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
+  // Joins. A test that did not call result() (a fatal assertion returned early) would otherwise
+  // hang here on a waiter nobody wakes: as in result(), it is released after 10 s.
   ~Waiter() {
-    if (thread_.joinable()) thread_.join();
+    if (!thread_.joinable()) return;
+    if (!eventually([this] { return done(); })) release();
+    thread_.join();
   }
   bool done() const { return result_.load(std::memory_order_acquire) >= 0; }
   // What wait_for_work() returned, once it returns. Bounded: if it has not returned within
   // eventually()'s 10 s (a lost wakeup, or a wake sent to another worker), the test fails here
   // with that message, and shutdown() releases the waiter (which then returns false), instead of
-  // the test hanging until ctest's TIMEOUT with no message.
+  // the test hanging until ctest's TIMEOUT with no message. In case shutdown() itself is what
+  // fails to wake it (a broken shutdown hung the binary here), the waiter's own Unparker backs it
+  // up: a foreign unpark ends its park, and after shutdown() its re-check returns false.
   bool result() {
-    if (!eventually([this] { return done(); })) {
-      ADD_FAILURE() << "the waiter did not return from wait_for_work() within 10 s (a lost or "
-                       "misdirected wakeup); releasing it with shutdown()";
-      c_.shutdown();
-    }
+    if (!eventually([this] { return done(); })) release();
     thread_.join();
     return result_.load(std::memory_order_acquire) == 1;
   }
 
  private:
+  void release() {
+    ADD_FAILURE() << "worker " << w_ << " did not return from wait_for_work() within 10 s (a lost "
+                  << "or misdirected wakeup); releasing it with shutdown()";
+    c_.shutdown();
+    if (!eventually([this] {
+          c_.unparker(w_).unpark();
+          return done();
+        })) {
+      std::fprintf(stderr,
+                   "worker %zu still in wait_for_work() after shutdown() and 10 s of unparks: "
+                   "aborting (its thread uses the test's locals)\n",
+                   w_);
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+
   IdleCoordinator& c_;
+  std::size_t w_;
   std::atomic<int> result_{-1};
   std::thread thread_;
 };
