@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,7 @@
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "join_on_exit.hpp"
@@ -173,6 +175,37 @@ bool eventually(Pred pred) {
   return true;
 }
 
+// Calls c.wait_for_work(w, args...) on this thread (the tests below count has_work()'s calls, or
+// need them here) with a watchdog: if the call has not returned within 10 s (a timed park that
+// never expires, a lost wakeup), the test fails with that message and the watchdog unparks worker
+// w until the call returns (a foreign unpark ends the park), instead of the binary hanging until
+// ctest's TIMEOUT. The watchdog sleeps on a condition variable meanwhile: it takes no CPU.
+template <class... Args>
+bool wait_for_work_bounded(IdleCoordinator& c, std::size_t w, Args&&... args) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool returned = false;  // under m
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lk(m);
+    if (cv.wait_for(lk, 10s, [&] { return returned; })) return;
+    ADD_FAILURE() << "wait_for_work(" << w << ") did not return within 10 s; unparking it";
+    while (!returned) {
+      lk.unlock();
+      c.unparker(w).unpark();
+      std::this_thread::yield();
+      lk.lock();
+    }
+  });
+  const bool r = c.wait_for_work(w, std::forward<Args>(args)...);
+  {
+    std::lock_guard<std::mutex> lk(m);
+    returned = true;
+  }
+  cv.notify_one();
+  watchdog.join();
+  return r;
+}
+
 // Pins the calling thread to `cpu`; the kernel moves it there before this returns.
 bool pin_to_cpu(int cpu) {
   cpu_set_t set;
@@ -281,7 +314,8 @@ TEST(IdleCoordinator, TheLongestSpinBudgetIsAccepted) {
   o.spin_max = IdleOptions::kSpinLimit;
   IdleCoordinator c(1, o);
   for (int i = 0; i < 2; ++i) {
-    EXPECT_TRUE(c.wait_for_work(0, [] { return true; }));  // a spin hit: the budget doubles, capped
+    EXPECT_TRUE(wait_for_work_bounded(
+        c, 0, [] { return true; }));  // a spin hit: the budget doubles, capped
     c.found_work(0);
   }
   EXPECT_EQ(c.stats(0).spin_hits, 2u);
@@ -394,7 +428,7 @@ TEST(IdleCoordinator, NotifyWithNobodySleepingIsANoOp) {
 TEST(IdleCoordinator, SpinHitReturnsTrueWithoutParking) {
   IdleCoordinator c(2);
   std::atomic<bool> work{true};
-  EXPECT_TRUE(c.wait_for_work(0, [&] { return work.load(); }));
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return work.load(); }));
   EXPECT_EQ(c.stats(0).spin_hits, 1u);
   EXPECT_EQ(c.stats(0).parks, 0u);
   EXPECT_EQ(c.searching(), 1u);  // a spin hit stays searching until found_work
@@ -406,7 +440,7 @@ TEST(IdleCoordinator, RecheckAfterAnnounceSeesWorkAndWithdraws) {
   IdleCoordinator c(2, no_spin_options());
   int calls = 0;
   // No spin: the first call is the re-check after the announce (A2).
-  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 1; }));
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++calls == 1; }));
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(c.stats(0).parks, 0u);
   EXPECT_EQ(c.sleeping(), 0u);
@@ -467,14 +501,14 @@ TEST(IdleCoordinator, OnWakeDoesNotRunWithoutAnUnpark) {
   const auto on_wake = [&wakes]() noexcept { ++wakes; };
   {
     IdleCoordinator c(2);  // spins: a spin hit
-    EXPECT_TRUE(c.wait_for_work(
-        0, [] { return true; }, on_wake));
+    EXPECT_TRUE(wait_for_work_bounded(
+        c, 0, [] { return true; }, on_wake));
     EXPECT_EQ(c.stats(0).spin_hits, 1u);
   }
   {
     IdleCoordinator c(2, no_spin_options());  // the re-check after the announce finds work
-    EXPECT_TRUE(c.wait_for_work(
-        0, [] { return true; }, on_wake));
+    EXPECT_TRUE(wait_for_work_bounded(
+        c, 0, [] { return true; }, on_wake));
     EXPECT_EQ(c.stats(0).parks, 0u);
   }
   {
@@ -482,8 +516,8 @@ TEST(IdleCoordinator, OnWakeDoesNotRunWithoutAnUnpark) {
     o.timed_park = 2ms;  // expires; the check after it finds work
     IdleCoordinator c(2, o);
     int calls = 0;
-    EXPECT_TRUE(c.wait_for_work(
-        0, [&] { return ++calls == 2; }, on_wake));
+    EXPECT_TRUE(wait_for_work_bounded(
+        c, 0, [&] { return ++calls == 2; }, on_wake));
     EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
   }
   EXPECT_EQ(wakes, 0);
@@ -528,7 +562,7 @@ TEST(IdleCoordinator, TimedParkExpiryRechecksWorkPublishedWithoutNotify) {
   IdleCoordinator c(2, o);
   int calls = 0;
   // Call 1 is the re-check after the announce (empty); call 2 the check after the timed park.
-  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++calls == 2; }));
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(c.stats(0).parks, 1u);
   EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
@@ -553,7 +587,7 @@ TEST(IdleCoordinator, StaleTokenCausesOneEarlyReturnOnly) {
   IdleCoordinator c(1, no_spin_options());
   c.unparker(0).unpark();  // a token nobody asked for
   int calls = 0;
-  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls > 5; }));  // consumed at once
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++calls > 5; }));  // consumed at once
   EXPECT_EQ(c.sleeping(), 0u);
   c.found_work(0);
   std::atomic<bool> work{false};
@@ -574,7 +608,7 @@ TEST(IdleCoordinator, ShutdownWakesEveryParkedWorkerAndIsSticky) {
   c.shutdown();
   for (auto& w : ws) EXPECT_FALSE(w->result());
   EXPECT_TRUE(c.is_shutdown());
-  EXPECT_FALSE(c.wait_for_work(0, [] { return true; }));
+  EXPECT_FALSE(wait_for_work_bounded(c, 0, [] { return true; }));
   EXPECT_FALSE(c.try_start_searching(1));
   c.shutdown();  // idempotent
   c.notify_work();
@@ -620,7 +654,7 @@ TEST(IdleCoordinator, AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorker
     // asks again after the membarrier (call 2 here), and then does not park at all.
     IdleCoordinator c(2, o);
     int calls = 0;
-    EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+    EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++calls == 2; }));
     EXPECT_EQ(calls, 2);
     // Without the barrier (TSAN, or no kernel support) call 2 is the check after the timed park.
     EXPECT_EQ(c.stats(0).parks, c.asymmetric() ? 0u : 1u);
@@ -630,7 +664,7 @@ TEST(IdleCoordinator, AsymmetricBarrierRepeatsAnEmptyCheckOnlyWhileAnotherWorker
     // A single worker: nobody else can be working, so no barrier and no second check.
     IdleCoordinator c(1, o);
     int calls = 0;
-    EXPECT_TRUE(c.wait_for_work(0, [&] { return ++calls == 2; }));
+    EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++calls == 2; }));
     EXPECT_EQ(calls, 2);
     EXPECT_EQ(c.stats(0).parks, 1u);  // call 2 was the check after the timed park
     EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
@@ -732,6 +766,11 @@ void refuse_after_registration(const IdleCoordinator& c, std::initializer_list<i
 // In a death-test child, on a 2-worker coordinator whose worker 1 never went idle: worker 0 waits,
 // and its has_work() finds the task on the second call only. Returns worker 0's stats.
 parkpool::IdleWorkerStats found_on_second_check(IdleCoordinator& c) {
+  // A bound: should the call never return (a timed park that does not expire), SIGALRM ends the
+  // child without the exit status and message the test expects, at once instead of at ctest's
+  // TIMEOUT. (wait_for_work_bounded's watchdog thread is not used here: a death-test child
+  // should stay single-threaded where it can, and the seccomp filter applies to every thread.)
+  alarm(20);
   int calls = 0;
   if (!c.wait_for_work(0, [&] { return ++calls == 2; })) child_fails("wait_for_work");
   if (calls != 2) child_fails("has_work() not called exactly twice");
@@ -1367,7 +1406,7 @@ TEST(IdleCoordinator, AWorkerCountedBeyondMaxSearchingDoesNotSpin) {
   EXPECT_EQ(c.searching(), 1u);  // worker 0 only
   // Within the cap, worker 0 does spin: its 20th has_work() call finds work.
   int own_calls = 0;
-  EXPECT_TRUE(c.wait_for_work(0, [&] { return ++own_calls == 20; }));
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, [&] { return ++own_calls == 20; }));
   EXPECT_EQ(own_calls, 20);
   EXPECT_EQ(c.stats(0).spin_hits, 1u);
   c.found_work(0, [] { return false; });  // as the last searcher: nothing left, wakes nobody
@@ -1657,7 +1696,7 @@ TEST(IdleCoordinator, SpinBudgetDoublesOnHitsUpToTheCap) {
   ASSERT_EQ(Access::spin_budget_ns(c, 0), 1000);
   const std::int64_t expected[] = {2000, 4000, 4000};
   for (std::int64_t e : expected) {
-    EXPECT_TRUE(c.wait_for_work(0, [] { return true; }));  // a spin hit
+    EXPECT_TRUE(wait_for_work_bounded(c, 0, [] { return true; }));  // a spin hit
     c.found_work(0);
     EXPECT_EQ(Access::spin_budget_ns(c, 0), e);
   }
@@ -1721,7 +1760,7 @@ TEST(IdleCoordinator, SpinOnABudgetBelowTheYieldThresholdNeverYields) {
   // parks check below fails) instead of hanging the test.
   IdleCoordinator c(2, spin_options(budget, budget, 1s));
   for (int i = 0; i < 50; ++i) {
-    EXPECT_TRUE(c.wait_for_work(0, true_after(budget)));
+    EXPECT_TRUE(wait_for_work_bounded(c, 0, true_after(budget)));
     c.found_work(0);
   }
   EXPECT_EQ(c.stats(0).spin_yields, 0u);
@@ -1731,7 +1770,7 @@ TEST(IdleCoordinator, SpinOnABudgetBelowTheYieldThresholdNeverYields) {
 TEST(IdleCoordinator, LongSpinYieldsItsCpu) {
   // A 1 ms budget spun in full: the spinner offers its CPU every 64 rounds.
   IdleCoordinator c(2, spin_options(1ms, 1ms, 1s));  // the timed park: a safety net, as above
-  EXPECT_TRUE(c.wait_for_work(0, true_after(1ms)));
+  EXPECT_TRUE(wait_for_work_bounded(c, 0, true_after(1ms)));
   c.found_work(0);
   EXPECT_GE(c.stats(0).spin_yields, 1u);
   EXPECT_EQ(c.total_stats().spin_yields, c.stats(0).spin_yields);
@@ -1741,7 +1780,7 @@ TEST(IdleCoordinator, LongSpinYieldsItsCpu) {
 TEST(IdleCoordinator, ZeroSpinMaxNeverSpinsAndZeroSpinMinStillAdapts) {
   IdleCoordinator never(2, no_spin_options());
   EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);
-  EXPECT_TRUE(never.wait_for_work(0, [] { return true; }));  // the re-check, not a spin
+  EXPECT_TRUE(wait_for_work_bounded(never, 0, [] { return true; }));  // the re-check, not a spin
   EXPECT_EQ(never.stats(0).spin_hits, 0u);
   EXPECT_EQ(Access::spin_budget_ns(never, 0), 0);
 
@@ -1749,7 +1788,7 @@ TEST(IdleCoordinator, ZeroSpinMaxNeverSpinsAndZeroSpinMinStillAdapts) {
   zero_min.spin_min = 0ns;
   zero_min.spin_max = 2us;
   IdleCoordinator adapts(2, zero_min);
-  EXPECT_TRUE(adapts.wait_for_work(0, [] { return true; }));
+  EXPECT_TRUE(wait_for_work_bounded(adapts, 0, [] { return true; }));
   EXPECT_EQ(adapts.stats(0).spin_hits, 1u);
   EXPECT_GT(Access::spin_budget_ns(adapts, 0), 0);
 }
