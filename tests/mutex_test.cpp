@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "handoff_probe.hpp"
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
@@ -24,6 +25,8 @@ namespace parkpool {
 // White-box access (WebKit's inspector habit).
 struct MutexInspector {
   static std::uint8_t state(const Mutex& m) { return m.state_.load(std::memory_order_relaxed); }
+  // Relaxed: the tests that set the state hold the mutex, so its owner is the only writer.
+  static void set_state(Mutex& m, std::uint8_t s) { m.state_.store(s, std::memory_order_relaxed); }
 };
 }  // namespace parkpool
 
@@ -138,6 +141,13 @@ TYPED_TEST(LockableContract, TimedLockSucceedsWhenReleasedDuringTheWait) {
   m.unlock();
   t.join();
   EXPECT_TRUE(got);
+}
+
+// Takes `m` back if it is free (for barge_after_unlock).
+bool try_take(parkpool::Mutex& m) {
+  if (!m.try_lock()) return false;
+  m.unlock();
+  return true;
 }
 
 }  // namespace
@@ -335,48 +345,90 @@ TEST(Mutex, HandoffPublishesCriticalSection) {
 
 TEST(Mutex, LockHeldLongerThanOneMillisecondIsHandedOff) {
   // Eventual fairness: an unlock more than 1 ms after the previous fair unpark of the bucket hands
-  // the lock to the parked waiter (kLockedBit stays set), so the unlocking thread cannot barge
-  // back in with try_lock.
+  // the lock to the parked waiter (kLockedBit stays set), so no running thread can barge in with
+  // try_lock (barge_after_unlock: the unlocking thread and a spinning one try). Every round holds
+  // the lock 3 ms with the waiter queued, so every unlock must hand off. Several rounds: without
+  // the fair timer, the single round this test used to run (the unlocking thread alone trying)
+  // still passed 14 times in 50 (the woken waiter took the free lock first).
+  parkpool::Mutex m;
+  int barged = 0;
+  ASSERT_TRUE(parkpool::test::barge_after_unlock(
+      m, 16, [] { std::this_thread::sleep_for(3ms); },  // the hold time itself is what is tested
+      [](parkpool::Mutex& mu) { mu.unlock(); }, try_take, barged));
+  EXPECT_EQ(barged, 0) << "unlock after a >1 ms hold must hand off to the parked waiter";
+}
+
+TEST(Mutex, UnlockFairHandsOffWhetherOrNotTheFairTimerIsDue) {
+  // "always with unlock_fair()": the rounds follow each other within tens of microseconds, so
+  // most find the bucket's fair timer (a random delay in [0, 1 ms) after the previous fair
+  // unpark) not due, where a plain unlock would leave the lock free for a running thread.
+  // (UnlockFairHandsOffInFifoOrder cannot tell: with no thread barging, plain wakeups keep FIFO.)
+  parkpool::Mutex m;
+  int barged = 0;
+  ASSERT_TRUE(parkpool::test::barge_after_unlock(
+      m, 100, [] {}, [](parkpool::Mutex& mu) { mu.unlock_fair(); }, try_take, barged));
+  EXPECT_EQ(barged, 0) << "unlock_fair left the lock free instead of handing it off";
+}
+
+TEST(Mutex, HandOffToTheLastWaiterClearsTheParkedBit) {
+  // INV-M1 on the hand-off path: with nobody left queued, the new owner holds kLockedBit alone,
+  // so its unlock takes the fast path. (ParkedBitSetWhileAWaiterSleepsAndClearedAfter sees only
+  // the final state, which a left-over bit also reaches, through one needless slow unlock.)
+  parkpool::Mutex m;
+  m.lock();
+  std::uint8_t seen_by_new_owner = 0;
+  std::thread waiter([&] {
+    m.lock();
+    seen_by_new_owner = parkpool::MutexInspector::state(m);
+    m.unlock();
+  });
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), waiter);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
+  m.unlock_fair();
+  waiter.join();
+  EXPECT_EQ(seen_by_new_owner, 1) << "kParkedBit left set with no thread parked";
+  EXPECT_EQ(parkpool::MutexInspector::state(m), 0);
+}
+
+TEST(Mutex, TryLockKeepsTheParkedBitForTheThreadsStillParked) {
+  // INV-M1 in try_lock: state P (free, threads parked) is what an unlock that is not a hand-off
+  // leaves when it wakes one waiter and others stay parked. A try_lock that takes the lock then
+  // must keep kParkedBit, or its unlock takes the fast path and the parked thread is never woken.
+  // The state is set directly: whether a real unlock hands off is up to the parking lot's fair
+  // timer. Here this thread holds the lock, the waiter is parked (state L|P), and storing P is
+  // "unlocked, with a wakeup still owed to the parked thread"; try_lock and unlock must pay it.
   parkpool::Mutex m;
   m.lock();
   std::atomic<bool> got{false};
-  std::latch observed(1);
   std::thread waiter([&] {
     m.lock();
     got.store(true);
-    observed.wait();  // keep the lock until the main thread has tried to barge
     m.unlock();
   });
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
-                                    m.unlock();
-                                    observed.count_down();
-                                  }),
-                                  waiter);
-  // Wait until the waiter is really queued (kParkedBit is set a little before that).
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  for (;;) {
-    std::size_t n = 0;
-    parkpool::parking_lot::unpark_filter(
-        &m,
-        [&n](parkpool::parking_lot::ParkToken) {
-          ++n;
-          return parkpool::parking_lot::FilterOp::skip;
-        },
-        [](parkpool::parking_lot::UnparkResult) {
-          return parkpool::parking_lot::kDefaultUnparkToken;
-        });
-    if (n == 1) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), end);
+  bool held = true;  // by this thread; read and written only here and in the release below
+  parkpool::test::JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        parkpool::parking_lot::unpark_all(&m);  // a waiter left parked by the bug retries
+      },
+      waiter);
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
+  ASSERT_EQ(parkpool::MutexInspector::state(m), 3);
+  parkpool::MutexInspector::set_state(m, 2);  // P: free, a thread still parked
+  ASSERT_TRUE(m.try_lock());
+  EXPECT_EQ(parkpool::MutexInspector::state(m), 3) << "try_lock dropped kParkedBit";
+  held = false;
+  m.unlock();  // must take the slow path and wake the waiter
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!got.load()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "the parked waiter was never woken";
     std::this_thread::yield();
   }
-  std::this_thread::sleep_for(3ms);  // the hold time itself is what is tested
-  m.unlock();
-  const bool barged = m.try_lock();
-  if (barged) m.unlock();
-  observed.count_down();
   waiter.join();
-  EXPECT_FALSE(barged) << "unlock after a >1 ms hold must hand off to the parked waiter";
-  EXPECT_TRUE(got.load());
+  EXPECT_EQ(parkpool::MutexInspector::state(m), 0);
 }
 
 // The header: "Meets std Lockable / TimedLockable: ... std::condition_variable_any work." A
