@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "handoff_probe.hpp"
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
@@ -330,8 +331,11 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
                                   threads);
   auto reader = [&] {
     m.lock_shared();
-    m.unlock_shared();
+    // Counted while still inside: the first writer gets in as soon as the last unlock_shared
+    // makes the count zero, so a count taken after unlock_shared may not have happened yet when
+    // the writer checks it (this test failed that way once, 2026-12-07).
     readers_done.fetch_add(1);
+    m.unlock_shared();
   };
   auto writer = [&](bool first) {
     if (!m.try_lock_for(20s)) return;
@@ -449,6 +453,117 @@ TEST(SharedMutexDeathTest, ReaderCountOverflowAbortsWithAMessage) {
   state.store(0, std::memory_order_relaxed);  // the fake readers leave
   m.lock();
   m.unlock();
+}
+
+// Takes `m` back, shared, if it is free (for barge_after_unlock). After a plain wakeup the woken
+// writer may already have claimed the writer bit: then this fails, as after a hand-off.
+bool try_take_shared(parkpool::SharedMutex& m) {
+  if (!m.try_lock_shared()) return false;
+  m.unlock_shared();
+  return true;
+}
+
+// Eventual fairness: "about every 0.5 ms (eventual fairness of the parking lot) ... a writer's
+// unlock hands the lock directly to the waiting threads". Every round holds the lock 3 ms with a
+// writer queued, longer than the bucket's fair period (a random delay in [0, 1 ms) after the
+// previous fair unpark), so every unlock must hand off.
+TEST(SharedMutex, LockHeldLongerThanOneMillisecondIsHandedOff) {
+  parkpool::SharedMutex m;
+  int barged = 0;
+  ASSERT_TRUE(parkpool::test::barge_after_unlock(
+      m, 16, [] { std::this_thread::sleep_for(3ms); },  // the hold time itself is what is tested
+      [](parkpool::SharedMutex& mu) { mu.unlock(); }, try_take_shared, barged));
+  EXPECT_EQ(barged, 0) << "unlock after a >1 ms hold must hand off to the queued writer";
+}
+
+// "always with unlock_fair()": the rounds follow each other within tens of microseconds, so most
+// find the fair timer not due, where a plain unlock leaves the lock free. (In
+// UnlockFairHandsOffToEveryReaderAndTheFirstWriter the timer is usually due, and a plain unlock
+// passed there.)
+TEST(SharedMutex, UnlockFairHandsOffWhetherOrNotTheFairTimerIsDue) {
+  parkpool::SharedMutex m;
+  int barged = 0;
+  ASSERT_TRUE(parkpool::test::barge_after_unlock(
+      m, 100, [] {}, [](parkpool::SharedMutex& mu) { mu.unlock_fair(); }, try_take_shared, barged));
+  EXPECT_EQ(barged, 0) << "unlock_fair left the lock free instead of handing it off";
+}
+
+// "Whom an unlock wakes: a writer at the head of the queue alone". Queue [writer, reader]: the
+// hand-off of unlock_fair gives the writer bit to the writer and leaves the reader queued; the
+// reader must not be let in (with a count) alongside the writer.
+TEST(SharedMutex, UnlockFairHandsOffToAHeadWriterAlone) {
+  parkpool::SharedMutex m;
+  m.lock();
+  std::latch release_writer(1);
+  std::atomic<bool> reader_in{false};
+  std::thread writer;
+  std::thread reader;
+  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
+                                    m.unlock();
+                                    release_writer.count_down();
+                                  }),
+                                  writer, reader);
+  writer = std::thread([&] {
+    m.lock();
+    release_writer.wait();
+    m.unlock();
+  });
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
+  reader = std::thread([&] {
+    m.lock_shared();
+    reader_in.store(true);
+    m.unlock_shared();
+  });
+  ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
+  m.unlock_fair();
+  EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "the reader behind a head writer stays queued";
+  EXPECT_FALSE(reader_in.load());
+  EXPECT_FALSE(m.try_lock_shared()) << "the writer holds the lock";
+  release_writer.count_down();
+  writer.join();
+  reader.join();
+  EXPECT_TRUE(reader_in.load());
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+// INV-R2: the last reader to leave wakes the writer that sleeps on the drain key (this + 1) and
+// clears kWriterParkedBit, so the writer then holds kWriterBit alone. The writer is seen parked
+// on the drain key before any reader leaves: spinning, it would see the count reach zero by
+// itself and no wakeup would be needed. Readers leave one by one; only the last one may wake it.
+TEST(SharedMutex, LastReaderToLeaveWakesTheDrainingWriter) {
+  for (const int readers : {1, 3}) {
+    SCOPED_TRACE(readers);
+    parkpool::SharedMutex m;
+    const void* drain_key = reinterpret_cast<const char*>(&m) + 1;  // see readers_key()
+    for (int i = 0; i < readers; ++i) m.lock_shared();              // this thread is every reader
+    int inside = readers;  // shared locks this thread still holds; only this thread uses it
+    std::atomic<bool> got{false};
+    std::uint32_t seen_by_writer = 0;
+    std::thread writer([&] {
+      m.lock();
+      seen_by_writer = SharedMutexInspector::state(m).load(std::memory_order_relaxed);
+      got.store(true);
+      m.unlock();
+    });
+    parkpool::test::JoinOnExit join(
+        [&] {
+          for (; inside > 0; --inside) m.unlock_shared();
+          parkpool::parking_lot::unpark_all(drain_key);  // a writer left asleep by the bug retries
+        },
+        writer);
+    ASSERT_TRUE(parkpool::test::wait_until_queued(drain_key, 1));
+    for (; inside > 0; --inside) m.unlock_shared();
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    while (!got.load()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), end) << "the draining writer was never woken";
+      std::this_thread::yield();
+    }
+    writer.join();
+    EXPECT_EQ(seen_by_writer, 1U) << "the writer should hold kWriterBit alone";
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  }
 }
 
 }  // namespace
