@@ -389,6 +389,57 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
   waiter.join();
 }
 
+// INV-C1: the Condvar forgets its waiters' mutex when the last waiter leaves, whichever way it
+// leaves: a timeout, notify_one or notify_all waking it (mutex free) or requeueing it onto the
+// held mutex. A Condvar still pointing at the old mutex rejects the next waiter that brings
+// another one ("two different mutexes at the same time", std::invalid_argument), and a later
+// notify would use the old mutex, which may be destroyed by then.
+TEST(Condvar, LastWaiterLeavingForgetsItsMutex) {
+  enum class Leave { timeout, notify_one, notify_all };
+  struct Row {
+    const char* name;
+    Leave leave;
+    bool held;  // the notifier holds the mutex: the waiter is requeued onto it
+  };
+  const Row rows[] = {{"timeout", Leave::timeout, false},
+                      {"notify_one, mutex free", Leave::notify_one, false},
+                      {"notify_one, mutex held", Leave::notify_one, true},
+                      {"notify_all, mutex free", Leave::notify_all, false},
+                      {"notify_all, mutex held", Leave::notify_all, true}};
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    Mutex first;
+    Mutex second;
+    Condvar cv;
+    if (row.leave == Leave::timeout) {
+      std::unique_lock lk(first);
+      EXPECT_EQ(cv.wait_for(lk, 1ms), std::cv_status::timeout);
+    } else {
+      std::thread waiter([&] {
+        std::unique_lock lk(first);
+        cv.wait(lk);
+      });
+      JoinOnExit join([&cv] { cv.notify_all(); }, waiter);
+      ASSERT_TRUE(wait_until_queued(&cv, 1));
+      // Taking the mutex proves the waiter released it (in wait): the mutex is then really free
+      // for the rows that let it go before notifying.
+      std::unique_lock lk(first);
+      if (!row.held) lk.unlock();
+      if (row.leave == Leave::notify_one) {
+        EXPECT_TRUE(cv.notify_one());
+      } else {
+        EXPECT_EQ(cv.notify_all(), 1U);
+      }
+      EXPECT_EQ(queued_on(&cv), 0U);
+      if (lk.owns_lock()) lk.unlock();
+      waiter.join();
+    }
+    // No waiter is left: a wait with another mutex is legal (here it times out at once).
+    std::unique_lock lk(second);
+    EXPECT_NO_THROW(EXPECT_EQ(cv.wait_for(lk, 0ms), std::cv_status::timeout));
+  }
+}
+
 TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
   // A notify that requeues the waiter onto the held mutex counts as a notification even if the
   // deadline passes while the waiter is queued on the mutex.
