@@ -12,12 +12,20 @@
 // Spurious wakeups: none visible; a waiter that loses the race for the lock after a wakeup
 // parks again.
 // Fairness: unfair by default (a running thread may barge in ahead of parked ones, which is what
-// makes it fast), with eventual fairness: about every 0.5 ms per parking-lot bucket, and always
-// with unlock_fair(), unlock hands the lock directly to the first parked thread (FIFO), so no
-// waiter starves. A bucket's fair unpark comes at most 1 ms after the previous one (a random
-// delay in [0, 1 ms)), so a lock held for more than 1 ms is handed off fairly on unlock when its
-// key has the bucket to itself; keys that hash to the same bucket share that timer, and another
-// key's unpark may take the fair turn first.
+// makes it fast), with eventual fairness: unlock_fair() always, and unlock() on its bucket's fair
+// turn, hands the lock directly to the first parked thread (FIFO) instead of freeing it. A
+// bucket's fair turn is its first unpark after a deadline drawn at random in [0, 1 ms) after the
+// previous fair turn: about every 0.5 ms while unparks keep coming. So a lock held for more than
+// 1 ms is handed off on unlock when its key has the bucket to itself; keys that hash to the same
+// bucket share that timer, and another key's unpark may take the fair turn first.
+// What is not bounded is one waiter's wait. Between fair turns, unlock wakes the first parked
+// thread without a hand-off; if a running thread takes the lock first, the woken thread parks
+// again at the back of the queue, and the fair turns that come while it moves back up go to the
+// threads ahead of it. So a wait may span several fair periods, plus whatever time the holder or
+// the woken thread spends preempted (with more runnable threads than CPUs, scheduler time slices
+// of milliseconds). Starvation is unlikely, not impossible: the queue keeps moving and every fair
+// turn serves its head. If every unlock is an unlock_fair() (Condvar::wait's release is a plain
+// unlock), the lock is never free while threads are parked, and they get it in FIFO order.
 // Spinning: a thread spins briefly (parking_lot::SpinWait, <1 us plus a few yields) only while
 // nobody is parked; once a thread is parked, newcomers park right away.
 // Past deadlines: try_lock_until/for with a deadline already passed still tries once (and spins
