@@ -183,6 +183,26 @@ TEST(ParkThread, ShutdownMakesEveryLaterParkReturnAtOnce) {
   EXPECT_EQ(p.park_deadline(std::chrono::steady_clock::time_point::max()), UnparkReason::unparked);
 }
 
+// "Every later park*/park_timeout returns at once (park_timeout reports `unparked`)": every one,
+// not only the first. shutdown() also leaves a token, so a timed park that ignored the flag would
+// still report `unparked` once (taking that token) and then time out; zero timeouts make that
+// second call return timed_out instead of sleeping. Each API on a ParkThread of its own, so that
+// no other call takes the token first.
+TEST(ParkThread, EveryTimedParkAfterShutdownReportsUnparked) {
+  {
+    ParkThread p;
+    p.shutdown();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(p.park_timeout(0ns), UnparkReason::unparked) << i;
+  }
+  {
+    ParkThread p;
+    p.shutdown();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(p.park_deadline(std::chrono::steady_clock::now()), UnparkReason::unparked) << i;
+    }
+  }
+}
+
 // An executor with N workers, each parked on its own ParkThread; shutting all down wakes all.
 TEST(ParkThread, ShutdownWakesAllParkedThreads) {
   constexpr int kThreads = 4;
@@ -285,6 +305,46 @@ TEST(Waker, CopiesWakeTheSameTargetAndShareOneCount) {
   EXPECT_TRUE(a.will_wake(p.unpark().into_waker()));
 }
 
+// A Waker made from an Unparker holds exactly one reference to the parker state ("Size and
+// cost": a copy is one increment, a drop one decrement; WakerVTable: clone returns one more
+// reference, wake consumes it, wake_by_ref does not, drop releases it). The parker's handle count
+// shows each step: a clone that shared its reference, a wake_by_ref that consumed one, or a wake
+// or drop that kept one changes a count here, where otherwise it is a use-after-free or a leak
+// that no assertion sees.
+TEST(Waker, UnparkerWakerHoldsOneReferencePerHandle) {
+  const auto handles = [](const ParkThread& p) {
+    return parkpool::detail::ParkerTestAccess::handles(p.parker());
+  };
+  ParkThread p;
+  EXPECT_EQ(handles(p), 1u);  // the ParkThread's own
+  UnparkThread u = p.unpark();
+  EXPECT_EQ(handles(p), 2u);
+  {
+    const Waker copied = u.into_waker();  // from an lvalue: a new reference
+    EXPECT_EQ(handles(p), 3u);
+  }
+  EXPECT_EQ(handles(p), 2u);            // dropped
+  Waker w = std::move(u).into_waker();  // from an rvalue: u's reference moves into the Waker
+  EXPECT_EQ(handles(p), 2u);
+  {
+    Waker c = w;  // clone: one more
+    EXPECT_EQ(handles(p), 3u);
+    EXPECT_TRUE(c.will_wake(w));
+    c.wake_by_ref();  // keeps the reference
+    EXPECT_TRUE(c);
+    EXPECT_EQ(handles(p), 3u);
+    c.wake();  // consumes it
+    EXPECT_FALSE(c);
+    EXPECT_EQ(handles(p), 2u);
+    const Waker d = w;
+    EXPECT_EQ(handles(p), 3u);
+  }
+  EXPECT_EQ(handles(p), 2u);  // d dropped, c (empty) released nothing
+  // The wakes reached the parker: one token (a Parker holds at most one).
+  EXPECT_EQ(p.park_timeout(0ns), UnparkReason::unparked);
+  EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out);
+}
+
 // A custom vtable: Waker is type-erased.
 // Relaxed throughout: both tests that use it are single-threaded (a Waker's calls run on the
 // test's thread); the counts need no ordering.
@@ -342,6 +402,53 @@ TEST(Waker, FromRawWithANullVTableIsEmptyAndLeavesDataToTheCaller) {
   // The caller still owns the reference: it can adopt it with a real table and release it.
   { const Waker owner = Waker::from_raw(&kCountingVTable, &target); }
   EXPECT_EQ(target.refs.load(std::memory_order_relaxed), 0);
+}
+
+// Assigning to a Waker that holds a reference releases it and takes one of the source's: a copy
+// clones (the source keeps its own), a move takes the source's (the source is empty afterwards).
+TEST(Waker, AssignmentReleasesTheOldTargetAndReferencesTheNewOne) {
+  CountingTarget t1, t2, t3;
+  {
+    Waker a = Waker::from_raw(&kCountingVTable, &t1);
+    const Waker b = Waker::from_raw(&kCountingVTable, &t2);
+    Waker c = Waker::from_raw(&kCountingVTable, &t3);
+    a = b;                                                  // copy
+    EXPECT_EQ(t1.refs.load(std::memory_order_relaxed), 0);  // a's old reference released
+    EXPECT_EQ(t2.refs.load(std::memory_order_relaxed), 2);  // cloned
+    EXPECT_TRUE(a.will_wake(b));
+    const Waker& same = a;
+    a = same;  // self-assignment: no change
+    EXPECT_EQ(t2.refs.load(std::memory_order_relaxed), 2);
+    a = std::move(c);                                       // move
+    EXPECT_EQ(t2.refs.load(std::memory_order_relaxed), 1);  // a's old reference released
+    EXPECT_EQ(t3.refs.load(std::memory_order_relaxed), 1);  // moved, not cloned
+    EXPECT_FALSE(c);  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  }
+  EXPECT_EQ(t1.refs.load(std::memory_order_relaxed), 0);
+  EXPECT_EQ(t2.refs.load(std::memory_order_relaxed), 0);
+  EXPECT_EQ(t3.refs.load(std::memory_order_relaxed), 0);
+  EXPECT_EQ(t1.wakes.load(std::memory_order_relaxed) + t2.wakes.load(std::memory_order_relaxed) +
+                t3.wakes.load(std::memory_order_relaxed),
+            0);  // assignment never wakes
+}
+
+// will_wake: "True if both wake the same target with the same operations". The same data behind
+// another table is another waker (the table decides what wake does); another target under the
+// same table is another waker too.
+const parkpool::WakerVTable kInertVTable{[](void* d) noexcept -> void* { return d; },
+                                         [](void*) noexcept {}, [](void*) noexcept {},
+                                         [](void*) noexcept {}};
+
+TEST(Waker, WillWakeNeedsTheSameTableAndTheSameData) {
+  CountingTarget t1, t2;
+  const Waker counting = Waker::from_raw(&kCountingVTable, &t1);
+  const Waker inert_same_data = Waker::from_raw(&kInertVTable, &t1);  // adopts nothing
+  const Waker other_target = Waker::from_raw(&kCountingVTable, &t2);
+  EXPECT_TRUE(counting.will_wake(counting));
+  EXPECT_FALSE(counting.will_wake(inert_same_data));
+  EXPECT_FALSE(inert_same_data.will_wake(counting));
+  EXPECT_FALSE(counting.will_wake(other_target));
+  EXPECT_FALSE(counting.will_wake(Waker()));
 }
 
 // The record a waker's wake destroys may hold that very Waker (a coroutine frame resumed
