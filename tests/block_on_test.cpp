@@ -99,6 +99,26 @@ TEST(BlockOn, AwaitingATaskTwiceIsAClearError) {
   EXPECT_THROW(block_on(twice()), std::logic_error);
 }
 
+// task.hpp: "A coroutine returning Task<T> starts suspended; it runs when awaited ... or when
+// passed to parkpool::block_on", once. An eager Task would have run (and finished) at the call.
+TEST(Task, StartsSuspendedAndRunsWhenAwaitedOrBlockedOn) {
+  int runs = 0;
+  auto body = [&]() -> Task<int> { co_return ++runs; };
+  Task<int> t = body();
+  Task<int> u = body();
+  ASSERT_EQ(runs, 0);  // ASSERT: resuming a finished (eager) coroutine below would be UB
+  EXPECT_TRUE(t.valid());
+  EXPECT_FALSE(t.done());
+  EXPECT_EQ(block_on(std::move(t)), 1);
+  EXPECT_EQ(runs, 1);
+  auto outer = [&]() -> Task<int> {
+    EXPECT_EQ(runs, 1);  // u has not run yet: it runs at the co_await
+    co_return co_await std::move(u);
+  };
+  EXPECT_EQ(block_on(outer()), 2);
+  EXPECT_EQ(runs, 2);
+}
+
 TEST(BlockOn, ReadyCoroutineAllocatesOnlyItsFrame) {
   // On a fresh thread: also shows the thread's block_on parker is not created (its state is an
   // aligned allocation, which the counter sees too: ThreadsParkerIsCreatedByTheFirstWait).
@@ -222,6 +242,40 @@ TEST(BlockOn, CoroutineFinishedOnAForeignThread) {
     EXPECT_EQ(finished_on, worker.get_id());
     worker.join();
   }
+}
+
+// Resumes the coroutine directly (no Resumption) on a new thread once `owner` sleeps in the
+// kernel (bounded wait): the root then finishes on that thread while block_on is parked, and
+// only the foreign completion's wake (INV-B1) can end the park.
+struct ResumeOnNewThreadOnceOwnerSleeps {
+  std::thread& thread;
+  pid_t owner;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    thread = std::thread([h, owner = owner] {
+      (void)parkpool::test::wait_until_sleeping(owner, std::chrono::seconds(10));
+      h.resume();
+    });
+  }
+  void await_resume() const noexcept {}
+};
+
+// The foreign-completion path with the owner parked: block_on must be woken by the thread that
+// finished the root (a completer that published kDone without waking, or an owner that parked
+// without a waker for completers to use, hangs here until the ctest TIMEOUT).
+// CoroutineFinishedOnAForeignThread covers the same path but parks only when the scheduler
+// lets the owner get there first.
+TEST(BlockOn, RootFinishedOnAForeignThreadWhileTheOwnerIsParked) {
+  std::thread worker;
+  std::thread::id finished_on;
+  auto task = [&]() -> Task<int> {
+    co_await ResumeOnNewThreadOnceOwnerSleeps{worker, parkpool::test::current_tid()};
+    finished_on = std::this_thread::get_id();
+    co_return 8;
+  };
+  EXPECT_EQ(block_on(task()), 8);
+  worker.join();
+  EXPECT_NE(finished_on, std::this_thread::get_id());
 }
 
 TEST(BlockOn, NestedBlockOnOnDifferentThreads) {
@@ -363,6 +417,34 @@ TEST(BlockOn, NestedBlockOnConsumingTheOuterWakeLosesNoResumption) {
   resumer.join();
 }
 
+Detached append_when_set(AsyncEvent& e, std::vector<int>& order, int id, AsyncEvent& done) {
+  co_await e;
+  order.push_back(id);
+  done.set();
+}
+
+// Resumptions queued on a block_on run in the order they were queued (src/thread_parker.cpp,
+// drain_ready: the queue is a LIFO stack, reversed before it runs). Two coroutines suspended on
+// two events, set in order by another thread while the root runs (both queued before the owner
+// drains): the first set runs first.
+TEST(BlockOn, QueuedResumptionsRunInTheOrderTheyWereQueued) {
+  AsyncEvent first, second, first_done, second_done;
+  std::vector<int> order;
+  auto root = [&]() -> Task<int> {
+    append_when_set(first, order, 1, first_done);
+    append_when_set(second, order, 2, second_done);
+    std::thread([&] {
+      first.set();
+      second.set();
+    }).join();  // both queued on this block_on, in this order
+    co_await first_done;
+    co_await second_done;
+    co_return 0;
+  };
+  EXPECT_EQ(block_on(root()), 0);
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
 TEST(AsyncEvent, SetBeforeAwaitDoesNotSuspend) {
   AsyncEvent e;
   EXPECT_FALSE(e.is_set());
@@ -374,6 +456,31 @@ TEST(AsyncEvent, SetBeforeAwaitDoesNotSuspend) {
     co_return 3;
   };
   EXPECT_EQ(block_on(t()), 3);
+}
+
+// async_event.hpp: "if the event is already set it does not suspend". The awaiter says it is
+// ready; and under block_on on a fresh thread, a coroutine awaiting a set event never suspends,
+// so block_on allocates nothing beyond the frame (thread_parker.hpp, "Size and cost"): an awaiter
+// that suspended anyway would arm a Resumption, which makes the thread's block_on parker (an
+// allocation the counter sees).
+TEST(AsyncEvent, AwaitingASetEventDoesNotSuspend) {
+  AsyncEvent e;
+  e.set();
+  EXPECT_TRUE(e.operator co_await().await_ready());
+  long allocs = -1;
+  int value = 0;
+  std::thread t([&] {
+    auto awaits_set = [&]() -> Task<int> {
+      co_await e;
+      co_await e;
+      co_return 4;
+    };
+    allocs = parkpool::test::count_allocations([&] { value = block_on(awaits_set()); });
+  });
+  t.join();
+  EXPECT_EQ(value, 4);
+  EXPECT_GE(allocs, 0);
+  EXPECT_LE(allocs, 1);  // the frame (0 if the compiler elided it)
 }
 
 TEST(AsyncEvent, OutsideBlockOnResumesInlineOnTheSetter) {
@@ -496,6 +603,44 @@ TEST(BlockOnDeathTest, ResumptionStillQueuedWhenTheRootFinishesAborts) {
     co_return 1;                            // the root finishes first: nothing drains it
   };
   EXPECT_DEATH((void)block_on(root()), "block_on finished with resumptions still queued");
+}
+
+// A thread_local whose destructor runs a block_on that has to wait. Constructed before the
+// thread's block_on parker (made by the first waiting block_on), so destroyed after it.
+struct BlocksOnInItsDestructor {
+  bool armed = false;
+  ~BlocksOnInItsDestructor() {
+    if (!armed) return;
+    std::thread resumer;
+    auto root = [&]() -> Task<int> {
+      co_await ResumedFromAnotherThread{resumer};  // arms a Resumption: needs the parker
+      co_return 1;
+    };
+    (void)block_on(root());
+    resumer.join();
+  }
+};
+
+// thread_parker.hpp, "Lifetime": using block_on from a thread_local destructor that runs after
+// the block_on parker it needs was destroyed terminates with a message (the this_thread half is
+// in thread_parker_test.cpp).
+TEST(BlockOnDeathTest, WaitingFromAThreadLocalDestructorAfterItsParkerIsGoneTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::thread([] {
+          static thread_local BlocksOnInItsDestructor late;
+          late.armed = true;  // constructed now: before the block_on parker below
+          std::thread resumer;
+          auto root = [&]() -> Task<int> {
+            co_await ResumedFromAnotherThread{resumer};  // makes the thread's block_on parker
+            co_return 1;
+          };
+          (void)block_on(root());
+          resumer.join();
+        }).join();
+      },
+      "after the thread's cached parker was destroyed");
 }
 
 }  // namespace
