@@ -20,7 +20,9 @@ using parkpool::AsyncEvent;
 using parkpool::Task;
 
 // Several block_on threads, each awaiting a chain of events that other threads set, while extra
-// "noise" wakers hit the same threads' parkers with stale tokens.
+// "noise" wakers hit the same threads' block_on parkers with stale tokens. The noise wakers are
+// the block_on calls' own (BlockOnContext::owner_waker): since block_on parks on a parker of its
+// own, a this_thread::waker() no longer reaches it (it did when this test was written).
 TEST(ThreadParkerStress, BlockOnWithConcurrentSettersAndStaleWakes) {
   constexpr int kWaiters = 3;
   const std::size_t rounds = parkpool::test::scaled(50'000, 20, 50);
@@ -39,9 +41,11 @@ TEST(ThreadParkerStress, BlockOnWithConcurrentSettersAndStaleWakes) {
   std::vector<std::atomic<std::size_t>> progress(kWaiters);
   for (int w = 0; w < kWaiters; ++w) {
     waiters.emplace_back([&, w] {
-      wakers[static_cast<std::size_t>(w)] = parkpool::this_thread::waker();
-      start.arrive_and_wait();
       auto chain = [&]() -> Task<std::size_t> {
+        // Runs on this thread inside block_on, before its first suspension.
+        wakers[static_cast<std::size_t>(w)] =
+            parkpool::detail::BlockOnContext::current()->owner_waker();
+        start.arrive_and_wait();
         std::size_t n = 0;
         for (auto& e : events[static_cast<std::size_t>(w)]) {
           progress[static_cast<std::size_t>(w)].store(n, std::memory_order_relaxed);
@@ -67,6 +71,8 @@ TEST(ThreadParkerStress, BlockOnWithConcurrentSettersAndStaleWakes) {
   std::thread noise([&] {
     start.arrive_and_wait();
     std::vector<parkpool::Waker> copies = wakers;  // written before the barrier
+    // Each copy keeps its thread's block_on parker state alive: a wake after that block_on
+    // returned (or its thread exited) is one more stale token, harmless by the same rule.
     while (!stop_noise.load(std::memory_order_relaxed) && !budget.exhausted()) {
       for (auto& w : copies) parkpool::Waker(w).wake();  // clone + consuming wake
     }
