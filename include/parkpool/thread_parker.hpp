@@ -570,7 +570,8 @@ Task<R> wrap_awaitable(A&& a) {
 /// wrapped in one Task. Between resumptions the thread parks on its block_on parker (a
 /// thread-local ParkThread apart from this_thread's, see "What it is"); the coroutine's
 /// resumptions queued by parkpool awaitables (Resumption) run on this thread.
-/// Throws std::invalid_argument for an empty Task.
+/// Throws std::invalid_argument for an empty (moved-from) Task, and std::logic_error for a Task
+/// that was already started (awaited, or run by an earlier block_on).
 template <class Awaitable>
 decltype(auto) block_on(Awaitable&& awaitable) {
   using A = std::remove_cvref_t<Awaitable>;
