@@ -23,6 +23,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -82,6 +83,10 @@ static_assert(sizeof(AsioExecutor) == sizeof(void*));
 // The header's outstanding_work text: not a Networking-TS executor, so Asio's make_work_guard
 // holds prefer(ex, outstanding_work.tracked), which is the tracked executor type.
 static_assert(!asio::is_executor<AsioExecutor>::value);
+// blocking.always is not offered (header: blocking): require() of it does not compile, and
+// neither does prefer() (Asio makes blocking.always not preferable).
+static_assert(!asio::can_require<AsioExecutor, exec::blocking_t::always_t>::value);
+static_assert(!asio::can_prefer<AsioExecutor, exec::blocking_t::always_t>::value);
 using PreferredTracked =
     decltype(asio::prefer(std::declval<AsioExecutor>(), exec::outstanding_work.tracked));
 static_assert(PreferredTracked::query(exec::outstanding_work) == exec::outstanding_work.tracked);
@@ -734,6 +739,293 @@ TEST(AsioExecutor, JoinFromAWorkerThrowsLogicError) {
   auto f = asio::post(ctx.get_executor(), asio::use_future([&] { ctx.join(); }));
   EXPECT_THROW(f.get(), std::logic_error);
   ctx.join();
+}
+
+// ---- the audit's additions: promises of the header no test above checked ----
+
+// An allocator with state, so that the executor's copy of it can be told apart from a default
+// one (std::allocator compares equal to every other std::allocator, so a test with it cannot see
+// an allocator dropped or replaced).
+template <class T>
+struct TaggedAllocator {
+  using value_type = T;
+  int tag = 0;
+  TaggedAllocator() = default;
+  explicit TaggedAllocator(int t) noexcept : tag(t) {}
+  template <class U>
+  TaggedAllocator(const TaggedAllocator<U>& o) noexcept : tag(o.tag) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const TaggedAllocator& a, const TaggedAllocator& b) noexcept {
+    return a.tag == b.tag;
+  }
+};
+
+// The header: require(allocator(a)) stores a, query(allocator) returns it, the other require()s
+// keep it, and two executors compare equal only with the same context and allocator (!= is the
+// negation).
+TEST(AsioExecutor, AStatefulAllocatorIsStoredReturnedAndCompared) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  const auto one = asio::require(ctx.get_executor(), exec::allocator(TaggedAllocator<void>(1)));
+  const auto two = asio::require(ctx.get_executor(), exec::allocator(TaggedAllocator<void>(2)));
+  EXPECT_EQ(asio::query(one, exec::allocator).tag, 1);
+  EXPECT_EQ(asio::query(two, exec::allocator).tag, 2);
+  // The other query overload (allocator_t<U>, U not void) returns it too.
+  EXPECT_EQ(one.query(exec::allocator(std::allocator<int>())).tag, 1);
+  // Changing another property keeps the allocator.
+  EXPECT_EQ(asio::query(asio::require(one, exec::blocking.never), exec::allocator).tag, 1);
+  EXPECT_EQ(asio::query(asio::require(one, exec::outstanding_work.tracked), exec::allocator).tag,
+            1);
+  EXPECT_TRUE(one == asio::require(ctx.get_executor(), exec::allocator(TaggedAllocator<void>(1))));
+  EXPECT_FALSE(one != asio::require(ctx.get_executor(), exec::allocator(TaggedAllocator<void>(1))));
+  EXPECT_FALSE(one == two) << "executors with unequal allocators compared equal";
+  EXPECT_TRUE(one != two);
+  // require(allocator) (allocator_t<void>) goes back to std::allocator<void>.
+  static_assert(std::is_same_v<decltype(asio::require(one, exec::allocator)), AsioExecutor>);
+  EXPECT_TRUE(asio::require(one, exec::allocator) == ctx.get_executor());
+}
+
+// operator!= on the default executor: false for the same context, true for another one.
+TEST(AsioExecutor, InequalityIsTheNegationOfEquality) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  ThreadPool other_pool(threads(1));
+  AsioContext other(other_pool);
+  EXPECT_FALSE(ctx.get_executor() != ctx.get_executor());
+  EXPECT_TRUE(ctx.get_executor() != other.get_executor());
+}
+
+// require(relationship.fork) on a continuation executor gives fork back (the property is
+// recorded and reported, header: relationship).
+TEST(AsioExecutor, RequireForkUndoesContinuation) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  const auto cont = asio::require(ctx.get_executor(), exec::relationship.continuation);
+  EXPECT_EQ(asio::query(cont, exec::relationship), exec::relationship.continuation);
+  EXPECT_EQ(asio::query(asio::require(cont, exec::relationship.fork), exec::relationship),
+            exec::relationship.fork);
+  static_assert(
+      std::is_same_v<decltype(asio::require(cont, exec::relationship.fork)), AsioExecutor>);
+}
+
+// The executor's own running_in_this_thread(): false off the pool, true on one of its workers,
+// false on a worker of another pool.
+TEST(AsioExecutor, ExecutorRunningInThisThreadIsTrueOnlyOnItsPoolsWorkers) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  ThreadPool other_pool(threads(1));
+  AsioContext other(other_pool);
+  const AsioExecutor ex = ctx.get_executor();
+  EXPECT_FALSE(ex.running_in_this_thread());
+  std::future<bool> on_own =
+      asio::post(ex, asio::use_future([ex] { return ex.running_in_this_thread(); }));
+  std::future<bool> on_other = asio::post(
+      other.get_executor(), asio::use_future([ex] { return ex.running_in_this_thread(); }));
+  EXPECT_TRUE(on_own.get());
+  EXPECT_FALSE(on_other.get()) << "true on a worker of another pool";
+  ctx.join();
+  other.join();
+}
+
+// Assigning to a tracked executor that holds a unit of work gives that unit back (it holds the
+// assigned one instead): the count does not grow with assignments.
+TEST(AsioExecutor, AssigningToATrackedExecutorReleasesItsUnit) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  auto a = asio::require(ctx.get_executor(), exec::outstanding_work.tracked);
+  auto b = a;
+  auto c = a;
+  EXPECT_EQ(ctx.outstanding_work(), 3u);
+  a = std::move(b);  // a's unit is released, b's moves to a
+  EXPECT_EQ(ctx.outstanding_work(), 2u);
+  a = c;  // a's unit is released, a takes a new one from c
+  EXPECT_EQ(ctx.outstanding_work(), 2u);
+  const auto& same = a;
+  a = same;  // self-assignment keeps the unit
+  EXPECT_EQ(ctx.outstanding_work(), 2u);
+}
+
+// The Networking-TS style counting: on_work_started() adds a unit, on_work_finished() removes
+// it; join() waits for the difference (here zero again: it returns).
+TEST(AsioExecutor, OnWorkStartedAndFinishedCountOutstandingWork) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  const AsioExecutor ex = ctx.get_executor();
+  ex.on_work_started();
+  ex.on_work_started();
+  EXPECT_EQ(ctx.outstanding_work(), 2u);
+  ex.on_work_finished();
+  EXPECT_EQ(ctx.outstanding_work(), 1u);
+  ex.on_work_finished();
+  ASSERT_EQ(ctx.outstanding_work(), 0u);  // else join() would wait forever
+  ctx.join();
+}
+
+// A handler whose destruction posts another handler to the same executor (as a coroutine frame's
+// destruction does through its executor). Moved-from copies post nothing.
+class PostsWhenDestroyed {
+ public:
+  PostsWhenDestroyed(AsioExecutor ex, std::shared_ptr<int> token)
+      : ex_(ex), token_(std::move(token)) {}
+  PostsWhenDestroyed(PostsWhenDestroyed&& o) noexcept
+      : ex_(o.ex_), token_(std::move(o.token_)), armed_(std::exchange(o.armed_, false)) {}
+  PostsWhenDestroyed(const PostsWhenDestroyed&) = delete;
+  PostsWhenDestroyed& operator=(const PostsWhenDestroyed&) = delete;
+  PostsWhenDestroyed& operator=(PostsWhenDestroyed&&) = delete;
+  ~PostsWhenDestroyed() {
+    if (armed_) asio::post(ex_, [token = token_] { (void)token; });
+  }
+  void operator()() {}
+
+ private:
+  AsioExecutor ex_;
+  std::shared_ptr<int> token_;
+  bool armed_ = true;
+};
+
+// The header (discard_rejected): it destroys the kept handlers "and any that destroying them
+// rejects in turn". After the pool's shutdown the handler is kept; destroying it posts another,
+// which the closed pool refuses too: discard_rejected() must destroy that one as well, not leave
+// it kept.
+TEST(AsioExecutor, DiscardRejectedAlsoDestroysWhatTheDestructionRejected) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  pool.shutdown();
+  auto token = std::make_shared<int>(0);
+  asio::post(ctx.get_executor(), PostsWhenDestroyed(ctx.get_executor(), token));
+  EXPECT_EQ(ctx.rejected_handlers(), 1u);
+  EXPECT_EQ(token.use_count(), 2);  // held by the kept handler
+  ctx.discard_rejected();
+  EXPECT_EQ(ctx.rejected_handlers(), 2u);  // its destruction posted one more, refused too
+  EXPECT_EQ(token.use_count(), 1) << "a handler rejected during discard_rejected() is still kept";
+}
+
+// ~AsioContext waits for the queued handlers before it shuts the Asio services down (header:
+// Lifetime): a handler that is still running may use a service (a strand's, a timer's), and a
+// service's shutdown destroys its pending operations. A probe service records its shutdown; the
+// handler, held on a gate until ~AsioContext blocks, reads it when it is let go.
+TEST(AsioExecutor, ContextDestructorShutsServicesDownOnlyAfterQueuedHandlers) {
+  ThreadPool pool(threads(2));
+  auto ctx = std::make_unique<AsioContext>(pool);
+  std::atomic<bool> shut{false};
+  std::atomic<bool> probe_destroyed{false};
+  asio::make_service<ServiceProbe<2>>(*ctx, &shut, &probe_destroyed);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> started;
+  std::atomic<bool> shut_while_running{false};
+  asio::post(ctx->get_executor(), [gate, &started, &shut, &shut_while_running] {
+    started.set_value();
+    gate.wait();
+    // acquire: pairs with the probe's release store; relaxed store: read after destroyer.join().
+    shut_while_running.store(shut.load(std::memory_order_acquire), std::memory_order_relaxed);
+  });
+  started.get_future().wait();
+  std::atomic<pid_t> destroyer_tid{0};
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    destroyer_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+    ctx.reset();
+    destroyed.store(true, std::memory_order_release);
+  });
+  // Let the handler go only once the destroyer is blocked in ~AsioContext: by then a wrong
+  // destructor has shut the services down already.
+  wait_blocked_unless(published_tid(destroyer_tid), destroyed);
+  release.set_value();
+  destroyer.join();
+  EXPECT_FALSE(shut_while_running.load(std::memory_order_relaxed))
+      << "~AsioContext shut the services down while a queued handler was running";
+  EXPECT_TRUE(shut.load(std::memory_order_acquire));
+  EXPECT_TRUE(probe_destroyed.load(std::memory_order_acquire));
+}
+
+// join() returns only once it has seen no tracked work and no handler in flight together. Here
+// the tracked work (a guard) goes away while a handler is in flight, and that handler creates
+// tracked work (another guard) before it finishes: join() must wait for the handler, then for
+// the new guard. The joiner records what is left when join() returns; nothing else adds work or
+// handlers meanwhile, so both must read 0.
+TEST(AsioExecutor, JoinWaitsForAHandlerInFlightAndTheWorkItCreates) {
+  ThreadPool pool(threads(2));
+  AsioContext ctx(pool);
+  using Guard = decltype(asio::make_work_guard(std::declval<AsioExecutor>()));
+  std::optional<Guard> first(asio::make_work_guard(ctx.get_executor()));
+  std::optional<Guard> second;  // made by the handler
+  std::atomic<bool> second_made{false};
+  std::atomic<pid_t> joiner_tid{0};
+  std::atomic<bool> returned{false};
+  std::atomic<std::uint64_t> work_at_return{0};
+  std::atomic<std::uint64_t> handlers_at_return{0};
+  std::thread joiner([&] {
+    joiner_tid.store(parkpool::test::current_tid(), std::memory_order_release);
+    ctx.join();
+    // relaxed: read after joiner.join().
+    work_at_return.store(ctx.outstanding_work(), std::memory_order_relaxed);
+    handlers_at_return.store(ctx.handlers_in_flight(), std::memory_order_relaxed);
+    returned.store(true, std::memory_order_release);
+  });
+  const pid_t tid = published_tid(joiner_tid);
+  wait_blocked_unless(tid, returned);  // waiting for `first`
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  asio::post(ctx.get_executor(), [gate, &ctx, &second, &second_made] {
+    gate.wait();
+    second.emplace(asio::make_work_guard(ctx.get_executor()));
+    second_made.store(true, std::memory_order_release);  // pairs with the acquire below
+  });
+  // The work count goes to 0 with the handler in flight.
+  first->reset();
+  wait_blocked_unless(tid, returned);  // waiting for the handler
+  release.set_value();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((!second_made.load(std::memory_order_acquire) || ctx.handlers_in_flight() != 0) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  wait_blocked_unless(tid, returned);  // waiting for `second` (or returned too early)
+  if (second_made.load(std::memory_order_acquire)) second->reset();
+  joiner.join();
+  EXPECT_EQ(handlers_at_return.load(std::memory_order_relaxed), 0u)
+      << "join() returned while a handler was in flight";
+  EXPECT_EQ(work_at_return.load(std::memory_order_relaxed), 0u)
+      << "join() returned while tracked work made by a handler was held";
+}
+
+// A handler that records, each time it is moved, how many handlers its context counts in flight.
+class RecordsInFlightWhenMoved {
+ public:
+  RecordsInFlightWhenMoved(AsioContext& ctx, std::shared_ptr<std::uint64_t> seen)
+      : ctx_(&ctx), seen_(std::move(seen)) {}
+  RecordsInFlightWhenMoved(RecordsInFlightWhenMoved&& o) noexcept
+      : ctx_(o.ctx_), seen_(std::move(o.seen_)) {
+    if (seen_ != nullptr) *seen_ = ctx_->handlers_in_flight();  // a moved-from one has none
+  }
+  RecordsInFlightWhenMoved(const RecordsInFlightWhenMoved&) = delete;
+  RecordsInFlightWhenMoved& operator=(const RecordsInFlightWhenMoved&) = delete;
+  RecordsInFlightWhenMoved& operator=(RecordsInFlightWhenMoved&&) = delete;
+  ~RecordsInFlightWhenMoved() = default;
+  void operator()() {}
+
+ private:
+  AsioContext* ctx_;
+  std::shared_ptr<std::uint64_t> seen_;
+};
+
+// The header: a queued handler is counted in flight from execute() until it has run and been
+// destroyed, or destroyed without running, or (pool shut down) kept. A handler the closed pool
+// refused is moved into the context's keep as execute()'s last step; the count must still hold
+// it then (join() and ~AsioContext() rely on it), and drop only after it is kept.
+TEST(AsioExecutor, ARejectedHandlerIsCountedInFlightUntilItIsKept) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  pool.shutdown();
+  auto seen = std::make_shared<std::uint64_t>(99);
+  asio::post(ctx.get_executor(), RecordsInFlightWhenMoved(ctx, seen));
+  EXPECT_EQ(ctx.rejected_handlers(), 1u);
+  // The last move is the one into the keep (nothing moves a kept handler).
+  EXPECT_EQ(*seen, 1u) << "the rejected handler was not counted in flight while it was kept";
+  EXPECT_EQ(ctx.handlers_in_flight(), 0u);
+  ctx.discard_rejected();
 }
 
 }  // namespace
