@@ -13,7 +13,10 @@
 // Fairness: no writer starvation: a writer that arrives sets the writer bit at once, which stops
 // new readers; it then waits only for the readers already inside. Readers are not starved either:
 // about every 0.5 ms (eventual fairness of the parking lot), and always with unlock_fair(), a
-// writer's unlock hands the lock directly to the waiting threads. Whom an unlock wakes (as in
+// writer's unlock hands the lock directly to the waiting threads. That spaces the fair turns; it
+// does not bound one waiter's wait: as for Mutex (mutex.hpp, Fairness), a thread woken without a
+// hand-off that loses the race parks again at the back of the queue, so a wait may span several
+// fair periods plus any preemption. Whom an unlock wakes (as in
 // parking_lot's RwLock): a writer at the head of the queue alone; otherwise every queued reader
 // and the first queued writer, which claims the lock after them (queued readers thus overtake
 // queued writers other than the head). Later writers stay queued, in FIFO order.
