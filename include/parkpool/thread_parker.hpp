@@ -10,7 +10,8 @@
 //   thread one lazily created ParkThread, and block_on(awaitable) runs a coroutine to completion
 //   on the calling thread, parking between resumptions on a second lazily created ParkThread of
 //   its own. The two never share tokens: a token left for a later this_thread::park() survives a
-//   block_on, and block_on's wakes never make this_thread::park() return.
+//   block_on, and block_on's wakes never make this_thread::park() return. The coroutines that
+//   other threads (or the owner) queue on one block_on call run in the order they were queued.
 //
 // Size and cost
 //   ParkThread: one pointer + one flag. UnparkThread: one pointer. Waker: two pointers (vtable +
