@@ -93,6 +93,15 @@ void expect_refused(F f) {
   EXPECT_EQ(g_refusals.load(std::memory_order_relaxed), before + 1);
 }
 
+// ParkThread() "allocates the Parker state (may throw std::bad_alloc)": the allocation the cached
+// parkers below depend on. With memory back, a ParkThread works (its own token is consumed).
+TEST(ThreadParkerBadAlloc, ParkThreadConstructorThrows) {
+  expect_refused([] { parkpool::ParkThread p; });
+  parkpool::ParkThread p;
+  p.unpark().unpark();
+  EXPECT_EQ(p.park_timeout(0ns), UnparkReason::unparked);
+}
+
 // (a) "The first use of a thread's cached parker allocates it and may throw std::bad_alloc
 // (this_thread::*, ...)". The parker is a block-scope thread_local: an initialization that
 // throws leaves it uncreated, so each entry point throws in turn, and once memory is back the
@@ -142,12 +151,12 @@ TEST(ThreadParkerBadAlloc, AwaitingAnAsyncEventUnderBlockOnThrowsAndTheEventStay
     // Memory is back. Another thread sets the event, before or after the coroutine suspends on
     // it (either order is correct; both must complete).
     auto waiter = [&]() -> Task<int> {
-      std::thread setter([&] { event.set(); });
-      const int r = co_await await_event(event, /*refuse=*/false);
-      setter.join();
-      co_return r;
+      const std::jthread setter([&] { event.set(); });  // joined also if the co_await throws
+      co_return co_await await_event(event, /*refuse=*/false);
     };
-    EXPECT_EQ(block_on(waiter()), 7);
+    int result = 0;
+    EXPECT_NO_THROW(result = block_on(waiter()));  // std::logic_error: a stale awaiter is left
+    EXPECT_EQ(result, 7);
     EXPECT_TRUE(event.is_set());
   });
 }
