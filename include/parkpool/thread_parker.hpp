@@ -472,7 +472,9 @@ class Resumption {
   Resumption& operator=(const Resumption&) = delete;
 
   /// Captures `h`, the current block_on context and a waker for it. Call on the suspending
-  /// thread (in await_suspend). May throw std::bad_alloc the first time a thread's parker is made.
+  /// thread (in await_suspend). May throw std::bad_alloc the first time a thread's parker is made;
+  /// the Resumption is then not armed: do not resume() it (arm() again, or let the exception
+  /// leave await_suspend, which resumes the coroutine with it).
   void arm(std::coroutine_handle<> h) {
     node_.handle = h;
     ctx_ = detail::BlockOnContext::current();
