@@ -1028,4 +1028,47 @@ TEST(AsioExecutor, ARejectedHandlerIsCountedInFlightUntilItIsKept) {
   ctx.discard_rejected();
 }
 
+// ---- a worker's post during the pool's shutdown ----
+
+// The header (After ThreadPool::shutdown()): "A handler queued from a worker while shutdown
+// drains is still accepted and runs (the pool's rule)", the pool's rule being (thread_pool.hpp,
+// Shutdown and lifetime) that shutdown() "runs every task already accepted, including tasks those
+// tasks spawn while draining (a worker of the pool may still post during shutdown)". The first
+// handler holds the only worker until it sees that shutdown() has begun: PoolCore::shut_down(),
+// set after the injector was closed to non-workers (ThreadPool itself exposes no such query).
+// shutdown() cannot return meanwhile (it drains, and this handler is an accepted task), so the
+// posts below are made during the drain, whatever the timing; no sleep orders anything. Each
+// handler queued then (post, and defer: both queue on a worker) must run, on a worker, before
+// shutdown() returns, and none may be rejected (kept unrun as after a non-worker's post).
+TEST(AsioExecutor, AHandlerQueuedFromAWorkerWhileShutdownDrainsRuns) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  const AsioExecutor ex = ctx.get_executor();
+  const parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  // Relaxed: shutdown() returns after joining the worker, which orders every write below before
+  // this thread's reads.
+  std::atomic<int> ran{0};
+  std::atomic<int> ran_on_a_worker{0};
+  std::atomic<bool> posted_during_shutdown{false};
+  auto second = [&] {
+    ran.fetch_add(1, std::memory_order_relaxed);
+    if (ctx.running_in_this_thread()) ran_on_a_worker.fetch_add(1, std::memory_order_relaxed);
+  };
+  asio::post(ex, [&] {
+    while (!core.shut_down()) std::this_thread::yield();  // this thread's pool.shutdown() below
+    asio::post(ex, second);
+    asio::defer(ex, second);
+    posted_during_shutdown.store(true, std::memory_order_relaxed);
+  });
+  pool.shutdown();  // accepted the first handler before: it runs in the drain
+  ASSERT_TRUE(posted_during_shutdown.load(std::memory_order_relaxed));
+  EXPECT_EQ(ctx.rejected_handlers(), 0u) << "a handler queued from a worker during the drain was "
+                                            "rejected";
+  EXPECT_EQ(ran.load(std::memory_order_relaxed), 2)
+      << "a handler queued from a worker during the drain had not run when shutdown() returned";
+  EXPECT_EQ(ran_on_a_worker.load(std::memory_order_relaxed), 2);
+  EXPECT_EQ(ctx.handlers_in_flight(), 0u);
+  ctx.join();
+}
+
 }  // namespace
