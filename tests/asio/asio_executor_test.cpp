@@ -20,11 +20,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -1028,7 +1030,7 @@ TEST(AsioExecutor, ARejectedHandlerIsCountedInFlightUntilItIsKept) {
   ctx.discard_rejected();
 }
 
-// ---- a worker's post during the pool's shutdown ----
+// ---- worker posts during the pool's shutdown; execute() and a throwing F ----
 
 // The header (After ThreadPool::shutdown()): "A handler queued from a worker while shutdown
 // drains is still accepted and runs (the pool's rule)", the pool's rule being (thread_pool.hpp,
@@ -1069,6 +1071,145 @@ TEST(AsioExecutor, AHandlerQueuedFromAWorkerWhileShutdownDrainsRuns) {
   EXPECT_EQ(ran_on_a_worker.load(std::memory_order_relaxed), 2);
   EXPECT_EQ(ctx.handlers_in_flight(), 0u);
   ctx.join();
+}
+
+// What a throwing copy or move of a handler throws (a type and a message to check).
+class HandlerConstructionFailed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A handler whose copy constructor, or move constructor, throws HandlerConstructionFailed when
+// told to; each call of it counts in `runs`.
+class ThrowingHandler {
+ public:
+  ThrowingHandler(std::shared_ptr<std::atomic<int>> runs, bool copy_throws, bool move_throws)
+      : runs_(std::move(runs)), copy_throws_(copy_throws), move_throws_(move_throws) {}
+  ThrowingHandler(const ThrowingHandler& o)
+      : runs_(o.runs_), copy_throws_(o.copy_throws_), move_throws_(o.move_throws_) {
+    if (copy_throws_) throw HandlerConstructionFailed("handler copy failed");
+  }
+  ThrowingHandler(ThrowingHandler&& o)  // NOLINT(performance-noexcept-move-constructor): tested
+      : runs_(o.runs_), copy_throws_(o.copy_throws_), move_throws_(o.move_throws_) {
+    // runs_ copied, not moved: `o` stays usable after a move that threw.
+    if (move_throws_) throw HandlerConstructionFailed("handler move failed");
+  }
+  ThrowingHandler& operator=(const ThrowingHandler&) = delete;
+  ThrowingHandler& operator=(ThrowingHandler&&) = delete;
+  ~ThrowingHandler() = default;
+  void operator()() const { runs_->fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<std::atomic<int>> runs_;
+  bool copy_throws_;
+  bool move_throws_;
+};
+
+// Calls ex.execute(f) (an lvalue: F is copied from it) or ex.execute(std::move(f)) (moved), and
+// returns what() of the HandlerConstructionFailed it threw, or "" if it threw nothing (any other
+// exception fails the test where it escapes).
+template <class Executor>
+std::string execute_and_catch(const Executor& ex, ThrowingHandler& f, bool move) {
+  try {
+    if (move) {
+      ex.execute(std::move(f));
+    } else {
+      ex.execute(f);
+    }
+  } catch (const HandlerConstructionFailed& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The header (execute()): it "Throws ... what constructing F from f throws". That exception must
+// leave execute() (not be swallowed, nor turned into a rejection), and execute() must leave the
+// context as it found it: no handler counted in flight (join() and ~AsioContext() wait for that
+// count to be zero, so a leaked unit would make both wait forever), no tracked work added or
+// dropped, nothing kept as rejected, nothing run. Checked on each path of execute(): queued (off
+// the pool, either blocking property), inline (blocking.possibly on a worker), and queued to a
+// pool already shut down; for the handler's copy (an lvalue given) and its move (an rvalue
+// given); and a copy that succeeds followed by a move into the pool's task that throws.
+TEST(AsioExecutor, ExecuteRethrowsWhatConstructingTheHandlerThrowsAndCountsNothing) {
+  ThreadPool pool(threads(1));
+  auto ctx = std::make_unique<AsioContext>(pool);
+  auto runs = std::make_shared<std::atomic<int>>(0);
+  ThrowingHandler copy_throws(runs, true, false);
+  ThrowingHandler move_throws(runs, false, true);  // an lvalue of it is copied fine, then moved
+  const AsioExecutor possibly = ctx->get_executor();
+  // A tracked executor holds one unit of work: execute() must neither add nor drop one.
+  auto tracked_never = [&] {
+    return asio::require(possibly, exec::blocking.never, exec::outstanding_work.tracked);
+  };
+  // False (and the context leaked, so that ~AsioContext() does not wait forever for the count
+  // and the binary's other tests run) if a handler is counted in flight.
+  auto no_handler_left = [&](const char* where) {
+    if (ctx->handlers_in_flight() == 0) return true;
+    ADD_FAILURE() << where << ": execute() left a handler counted in flight";
+    (void)ctx.release();  // leaked on purpose
+    return false;
+  };
+  auto expect_unchanged = [&](const char* where, std::uint64_t work) {
+    EXPECT_EQ(ctx->outstanding_work(), work) << where;
+    EXPECT_EQ(ctx->rejected_handlers(), 0u) << where;
+    return no_handler_left(where);
+  };
+
+  {  // Queued, from this thread (not a worker).
+    const auto never = tracked_never();
+    EXPECT_EQ(execute_and_catch(possibly, copy_throws, false), "handler copy failed");
+    if (!expect_unchanged("blocking.possibly off the pool, copy", 1)) return;
+    EXPECT_EQ(execute_and_catch(possibly, move_throws, true), "handler move failed");
+    if (!expect_unchanged("blocking.possibly off the pool, move", 1)) return;
+    EXPECT_EQ(execute_and_catch(never, copy_throws, false), "handler copy failed");
+    if (!expect_unchanged("blocking.never, copy", 1)) return;
+    EXPECT_EQ(execute_and_catch(never, move_throws, true), "handler move failed");
+    if (!expect_unchanged("blocking.never, move", 1)) return;
+    EXPECT_EQ(execute_and_catch(never, move_throws, false), "handler move failed");
+    if (!expect_unchanged("blocking.never, copied, then the move into the pool's task", 1)) return;
+  }
+
+  // Inline: blocking.possibly on a worker constructs F from f there, then would run it. The
+  // handler that calls it is the one counted in flight meanwhile.
+  struct InlineResult {
+    std::string copy_what, move_what;
+    std::uint64_t in_flight_before = 0, in_flight_after = 0;
+  };
+  auto on_a_worker = [&] {
+    InlineResult r;
+    r.in_flight_before = ctx->handlers_in_flight();
+    r.copy_what = execute_and_catch(possibly, copy_throws, false);
+    r.move_what = execute_and_catch(possibly, move_throws, true);
+    r.in_flight_after = ctx->handlers_in_flight();
+    return r;
+  };
+  std::future<InlineResult> inline_result = asio::post(possibly, asio::use_future(on_a_worker));
+  const InlineResult r = inline_result.get();
+  EXPECT_EQ(r.copy_what, "handler copy failed");
+  EXPECT_EQ(r.move_what, "handler move failed");
+  EXPECT_EQ(r.in_flight_before, 1u);
+  if (r.in_flight_after != r.in_flight_before) {
+    EXPECT_EQ(r.in_flight_after, r.in_flight_before) << "inline: the in-flight count changed";
+    (void)ctx.release();  // ~AsioContext() and join() could wait forever: leaked on purpose
+    return;
+  }
+  ctx->join();  // the posting handler is done and destroyed
+  if (!expect_unchanged("inline on a worker", 0)) return;
+
+  // Queued to the pool after its shutdown: F is constructed before the pool can refuse it, so
+  // execute() throws what that throws, and there is no handler to keep.
+  pool.shutdown();
+  {
+    const auto never = tracked_never();
+    EXPECT_EQ(execute_and_catch(never, copy_throws, false), "handler copy failed");
+    if (!expect_unchanged("blocking.never, pool shut down, copy", 1)) return;
+    EXPECT_EQ(execute_and_catch(possibly, move_throws, true), "handler move failed");
+    if (!expect_unchanged("blocking.possibly, pool shut down, move", 1)) return;
+  }
+
+  EXPECT_EQ(runs->load(std::memory_order_relaxed), 0) << "a handler that failed to construct ran";
+  ctx->join();  // no work, no handler: returns at once
+  ctx.reset();  // the same for ~AsioContext()
 }
 
 }  // namespace
