@@ -1,5 +1,15 @@
 // Contract tests for <parkpool/condvar.hpp>.
+//
+// A lost wakeup (a notify or an unlock that wakes nobody) fails the test that loses it instead of
+// hanging the binary: the test's thread never joins a waiter without a bound. The waiters' bodies
+// are counted by Finished (join_on_exit.hpp), which the test waits for with a 20 s bound (far
+// above any legitimate wake); on failure the ASSERT returns and the test's JoinOnExit releases the
+// stranded waiters through a path independent of the notify under test where it can: it makes
+// the predicate true and calls notify_all() repeatedly (a notify_all that wakes only one still
+// frees one waiter per call), and unpark_all on the mutex's key frees a waiter that a broken
+// unlock left parked on the mutex.
 #include <parkpool/condvar.hpp>
+#include <parkpool/parking_lot.hpp>
 
 #include <gtest/gtest.h>
 
@@ -13,6 +23,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "join_on_exit.hpp"
@@ -25,12 +36,20 @@ using parkpool::Mutex;
 
 namespace {
 
+using parkpool::test::Finished;
 using parkpool::test::in_time;
 using parkpool::test::JoinOnExit;
 using parkpool::test::queued_on;
 using parkpool::test::QueuedOrReturned;
 using parkpool::test::wait_queued_or_returned;
 using parkpool::test::wait_until_queued;
+
+// Part of a release action: frees a thread that a lost unlock wakeup left parked on `m`'s key
+// (parkpool::Mutex parks on its own address; its lock loop then retries). A no-op for std::mutex.
+template <class M>
+void unpark_mutex(M& m) {
+  if constexpr (std::is_same_v<M, Mutex>) parkpool::parking_lot::unpark_all(&m);
+}
 
 // The contract shared with std::condition_variable, run on both (typed suite).
 template <class M, class CV>
@@ -58,16 +77,30 @@ TYPED_TEST(CondvarContract, NotifiedPredicateWaitReturnsWithTheLock) {
   typename TypeParam::Mutex m;
   typename TypeParam::Condvar cv;
   int value = 0;  // guarded by m
-  std::thread waiter([&] {
+  Finished finished;
+  std::thread waiter(finished([&] {
     std::unique_lock<typename TypeParam::Mutex> lk(m);
     cv.wait(lk, [&] { return value == 1; });
     value = 2;
-  });
+  }));
+  // Repeated until it returns: makes the predicate true and notifies all.
+  JoinOnExit join(
+      [&] {
+        {
+          std::scoped_lock<typename TypeParam::Mutex> lk(m);
+          if (value == 0) value = 1;
+        }
+        cv.notify_all();
+        unpark_mutex(m);
+      },
+      waiter);
   {
     std::scoped_lock<typename TypeParam::Mutex> lk(m);
     value = 1;
   }
   cv.notify_one();
+  // Bounded: a notify_one that wakes nobody fails here instead of hanging the join.
+  ASSERT_TRUE(finished.within(1, "the waiter notify_one() must wake"));
   waiter.join();
   EXPECT_EQ(value, 2);
 }
@@ -77,19 +110,32 @@ TYPED_TEST(CondvarContract, NotifyAllReleasesEveryWaiter) {
   typename TypeParam::Condvar cv;
   bool go = false;  // guarded by m
   int done = 0;     // guarded by m
+  Finished finished;
   std::vector<std::thread> ts;
   for (int i = 0; i < 5; ++i) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       std::unique_lock<typename TypeParam::Mutex> lk(m);
       cv.wait(lk, [&] { return go; });
       ++done;
-    });
+    }));
   }
+  JoinOnExit join(
+      [&] {
+        {
+          std::scoped_lock<typename TypeParam::Mutex> lk(m);
+          go = true;
+        }
+        cv.notify_all();
+        unpark_mutex(m);
+      },
+      ts);
   {
     std::scoped_lock<typename TypeParam::Mutex> lk(m);
     go = true;
   }
   cv.notify_all();
+  // Bounded: a notify_all that misses a waiter fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(5, "the waiters notify_all() must wake"));
   for (auto& t : ts) t.join();
   EXPECT_EQ(done, 5);
 }
@@ -141,16 +187,19 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
   Condvar cv;
   constexpr int kWaiters = 8;
   int ready = 0;  // guarded by m
+  Finished finished;
   std::vector<std::thread> ts;
   for (int i = 0; i < kWaiters; ++i) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       std::unique_lock lk(m);
       cv.wait(lk, [&] { return ready != 0; });
       ++ready;
-    });
+    }));
   }
   JoinOnExit join(
       [&] {
+        // unpark_all first: the lock below must not wait on a hand-off that was lost.
+        parkpool::parking_lot::unpark_all(&m);
         {
           std::unique_lock lk(m);
           if (ready == 0) ready = 1;
@@ -167,6 +216,9 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
     EXPECT_EQ(queued_on(&cv), 0U);
     EXPECT_EQ(queued_on(&m), static_cast<std::size_t>(kWaiters));
   }
+  // Bounded: each requeued waiter is woken by the previous holder's unlock; a lost hand-off
+  // fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(kWaiters, "the requeued waiters each unlock must hand off to"));
   for (auto& t : ts) t.join();
   EXPECT_EQ(ready, kWaiters + 1);
 }
@@ -179,25 +231,29 @@ TEST(Condvar, NotifyAllWithoutLockWakesEveryWaiter) {
   constexpr int kWaiters = 4;
   std::atomic<bool> ready{false};
   std::atomic<int> done{0};
+  Finished finished;
   std::vector<std::thread> ts;
   for (int i = 0; i < kWaiters; ++i) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       std::unique_lock lk(m);
       while (!ready.load()) cv.wait(lk);
       done.fetch_add(1);
-    });
+    }));
   }
   JoinOnExit join(
       [&] {
         // Relaxed: it publishes nothing, and a waiter that misses it is woken by a later call.
         ready.store(true, std::memory_order_relaxed);
         cv.notify_all();
+        parkpool::parking_lot::unpark_all(&m);
       },
       ts);
   ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   ready.store(true);
   EXPECT_EQ(cv.notify_all(), static_cast<std::size_t>(kWaiters));
   EXPECT_EQ(queued_on(&cv), 0U);  // all left the Condvar's queue in the notify
+  // Bounded: a waiter the notify_all dequeued but did not wake fails here, not in a hung join.
+  ASSERT_TRUE(finished.within(kWaiters, "the waiters notify_all() must wake"));
   for (auto& t : ts) t.join();
   EXPECT_EQ(done.load(), kWaiters);
 }
@@ -221,7 +277,8 @@ TEST(Condvar, TimeoutTable) {
     std::cv_status st_for = std::cv_status::no_timeout;
     std::cv_status st_until = std::cv_status::no_timeout;
     bool unlocked_during_wait = false;
-    std::thread t([&] {
+    Finished finished;
+    std::thread t(finished([&] {
       std::unique_lock lk(m);
       const auto start = std::chrono::steady_clock::now();
       st_for = cv.wait_for(lk, row.timeout);
@@ -232,8 +289,13 @@ TEST(Condvar, TimeoutTable) {
       }
       st_until = cv.wait_until(lk, std::chrono::system_clock::now() + row.timeout);
       EXPECT_TRUE(lk.owns_lock());
-    });
-    JoinOnExit join([&cv] { cv.notify_all(); }, t);
+    }));
+    JoinOnExit join(
+        [&] {
+          cv.notify_all();
+          parkpool::parking_lot::unpark_all(&m);
+        },
+        t);
     if (row.notify) {
       for (int i = 0; i < 2; ++i) {
         ASSERT_TRUE(wait_until_queued(&cv, 1));
@@ -243,6 +305,9 @@ TEST(Condvar, TimeoutTable) {
         cv.notify_one();
       }
     }
+    // Bounded below the notified row's 30 s waits: a lost notify fails here, naming it, rather
+    // than after the waits time out.
+    ASSERT_TRUE(finished.within(1, "the waiter, timed out or woken by notify_one()"));
     t.join();
     EXPECT_EQ(st_for, row.expect);
     EXPECT_EQ(st_until, row.expect);
@@ -306,14 +371,16 @@ TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
     bool ready = false;  // guarded by m
     bool woken = false;
     std::atomic<bool> returned{false};
-    std::thread t([&] {
+    Finished finished;
+    std::thread t(finished([&] {
       std::unique_lock lk(m);
       woken = row.wait(cv, lk, ready);
       EXPECT_TRUE(lk.owns_lock());
       returned.store(true, std::memory_order_relaxed);  // `woken` is read after join()
-    });
+    }));
     JoinOnExit join(
         [&] {
+          parkpool::parking_lot::unpark_all(&m);
           {
             std::unique_lock lk(m);
             ready = true;
@@ -331,6 +398,8 @@ TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
       ready = i == row.notifies;
       cv.notify_one();
     }
+    // Bounded: the wait has no deadline, so a lost notify_one would hang the join.
+    ASSERT_TRUE(finished.within(1, "the waiter with no deadline notify_one() must wake"));
     t.join();
     EXPECT_TRUE(woken) << "the wait timed out instead of waiting for the notify";
   }
@@ -374,11 +443,17 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
   Mutex m1;
   Mutex m2;
   Condvar cv;
-  std::thread waiter([&] {
+  Finished finished;
+  std::thread waiter(finished([&] {
     std::unique_lock lk(m1);
     cv.wait(lk);
-  });
-  JoinOnExit join([&cv] { cv.notify_all(); }, waiter);
+  }));
+  JoinOnExit join(
+      [&] {
+        cv.notify_all();
+        parkpool::parking_lot::unpark_all(&m1);
+      },
+      waiter);
   ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m2);
@@ -386,6 +461,8 @@ TEST(Condvar, TwoMutexesAtOnceThrowsAndKeepsTheLock) {
     EXPECT_TRUE(lk.owns_lock());
   }
   cv.notify_all();
+  // Bounded: a notify_all that misses the waiter fails here instead of hanging the join.
+  ASSERT_TRUE(finished.within(1, "the waiter notify_all() must wake"));
   waiter.join();
 }
 
@@ -415,11 +492,17 @@ TEST(Condvar, LastWaiterLeavingForgetsItsMutex) {
       std::unique_lock lk(first);
       EXPECT_EQ(cv.wait_for(lk, 1ms), std::cv_status::timeout);
     } else {
-      std::thread waiter([&] {
+      Finished finished;
+      std::thread waiter(finished([&] {
         std::unique_lock lk(first);
         cv.wait(lk);
-      });
-      JoinOnExit join([&cv] { cv.notify_all(); }, waiter);
+      }));
+      JoinOnExit join(
+          [&] {
+            cv.notify_all();
+            parkpool::parking_lot::unpark_all(&first);
+          },
+          waiter);
       ASSERT_TRUE(wait_until_queued(&cv, 1));
       // Taking the mutex proves the waiter released it (in wait): the mutex is then really free
       // for the rows that let it go before notifying.
@@ -432,6 +515,8 @@ TEST(Condvar, LastWaiterLeavingForgetsItsMutex) {
       }
       EXPECT_EQ(queued_on(&cv), 0U);
       if (lk.owns_lock()) lk.unlock();
+      // Bounded: a lost notify (or, requeued, a lost unlock wakeup) fails here, not in the join.
+      ASSERT_TRUE(finished.within(1, "the waiter the notify must wake or requeue"));
       waiter.join();
     }
     // No waiter is left: a wait with another mutex is legal (here it times out at once).
@@ -446,11 +531,17 @@ TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
   Mutex m;
   Condvar cv;
   std::cv_status st = std::cv_status::timeout;
-  std::thread t([&] {
+  Finished finished;
+  std::thread t(finished([&] {
     std::unique_lock lk(m);
     st = cv.wait_for(lk, 200ms);
-  });
-  JoinOnExit join([&cv] { cv.notify_all(); }, t);
+  }));
+  JoinOnExit join(
+      [&] {
+        cv.notify_all();
+        parkpool::parking_lot::unpark_all(&m);
+      },
+      t);
   ASSERT_TRUE(wait_until_queued(&cv, 1));
   {
     std::unique_lock lk(m);
@@ -458,6 +549,8 @@ TEST(Condvar, TimedWaiterRequeuedOntoMutexIsNotATimeout) {
     EXPECT_EQ(queued_on(&m), 1U);
     std::this_thread::sleep_for(300ms);  // time is what is tested: let the deadline pass
   }
+  // Bounded: the requeued waiter is woken by this unlock; a lost one fails here.
+  ASSERT_TRUE(finished.within(1, "the requeued waiter the unlock must wake"));
   t.join();
   EXPECT_EQ(st, std::cv_status::no_timeout);
 }
@@ -473,9 +566,10 @@ TEST(Condvar, ProducerConsumerQueueDeliversEverythingOnce) {
   const int per_producer = static_cast<int>(parkpool::test::scaled(20000));
   std::vector<long> consumed_sum(kConsumers, 0);
   std::atomic<int> remaining{kProducers * per_producer};
+  Finished finished;
   std::vector<std::thread> ts;
   for (int p = 0; p < kProducers; ++p) {
-    ts.emplace_back([&, p] {
+    ts.emplace_back(finished([&, p] {
       for (int i = 1; i <= per_producer; ++i) {
         std::unique_lock lk(m);
         not_full.wait(lk, [&] { return q.size() < kCapacity; });
@@ -483,10 +577,10 @@ TEST(Condvar, ProducerConsumerQueueDeliversEverythingOnce) {
         lk.unlock();
         not_empty.notify_one();
       }
-    });
+    }));
   }
   for (int c = 0; c < kConsumers; ++c) {
-    ts.emplace_back([&, c] {
+    ts.emplace_back(finished([&, c] {
       for (;;) {
         std::unique_lock lk(m);
         not_empty.wait(lk, [&] { return !q.empty() || remaining.load() == 0; });
@@ -497,8 +591,22 @@ TEST(Condvar, ProducerConsumerQueueDeliversEverythingOnce) {
         lk.unlock();
         not_full.notify_one();
       }
-    });
+    }));
   }
+  // A stranded producer or consumer is released by waking everyone repeatedly: the queue then
+  // drains to the end (every predicate is re-checked under m).
+  JoinOnExit join(
+      [&] {
+        parkpool::parking_lot::unpark_all(&m);
+        not_full.notify_all();
+        not_empty.notify_all();
+      },
+      ts);
+  // Bounded (a generous 60 s for the whole run): a lost notify leaves a producer or consumer
+  // asleep with work pending; that fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(kProducers + kConsumers,
+                              "producers and consumers, each woken by the other side's notify",
+                              60s));
   for (auto& t : ts) t.join();
   long total = 0;
   for (long s : consumed_sum) total += s;
@@ -509,7 +617,7 @@ TEST(Condvar, ProducerConsumerQueueDeliversEverythingOnce) {
 
 TEST(Condvar, RequeueStormNoLostNotification) {
   // Many waiters, notify_all and notify_one racing with timed waits: every round every waiter
-  // must come back (a lost wakeup hangs the join, which ctest's TIMEOUT turns into a failure).
+  // must come back (bounded: a lost wakeup fails the round instead of hanging the joins).
   const std::size_t rounds = parkpool::test::scaled(300, 10, 20);
   parkpool::test::TimeBudget budget(30s);
   Mutex m;
@@ -518,9 +626,10 @@ TEST(Condvar, RequeueStormNoLostNotification) {
     int generation = 0;  // guarded by m
     constexpr int kWaiters = 6;
     std::barrier start(kWaiters + 1);
+    Finished finished;
     std::vector<std::thread> ts;
     for (int i = 0; i < kWaiters; ++i) {
-      ts.emplace_back([&, i] {
+      ts.emplace_back(finished([&, i] {
         start.arrive_and_wait();
         std::unique_lock lk(m);
         if (i % 2 == 0) {
@@ -529,9 +638,16 @@ TEST(Condvar, RequeueStormNoLostNotification) {
           while (!cv.wait_for(lk, 1ms, [&] { return generation != 0; })) {
           }
         }
-      });
+      }));
     }
+    // The barrier is passed before any ASSERT below, so the release needs no count_down.
     start.arrive_and_wait();
+    JoinOnExit join(
+        [&] {
+          parkpool::parking_lot::unpark_all(&m);
+          cv.notify_all();
+        },
+        ts);
     {
       std::unique_lock lk(m);
       generation = 1;
@@ -541,6 +657,8 @@ TEST(Condvar, RequeueStormNoLostNotification) {
       for (int i = 0; i < kWaiters; ++i) cv.notify_one();
       cv.notify_all();
     }
+    ASSERT_TRUE(finished.within(kWaiters, "the round's waiters the notifies must wake"))
+        << "round " << r;
     for (auto& t : ts) t.join();
   }
   EXPECT_FALSE(cv.notify_one());

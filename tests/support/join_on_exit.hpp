@@ -107,4 +107,51 @@ std::function<void()> once(F f) {
   };
 }
 
+// Counts the guarded threads that finished their body, so that the test's thread waits for them
+// with a bound instead of in an unbounded join() (a waiter that a lost wakeup stranded would
+// block that join, and the binary, forever). Declared before the threads; each body is wrapped:
+//
+//   Finished finished;
+//   std::vector<std::thread> ts;
+//   for (...) ts.emplace_back(finished([&] { ... cv.wait(lk, pred); ... }));
+//   JoinOnExit join(release, ts);
+//   ...
+//   ASSERT_TRUE(finished.within(kWaiters, "the waiters notify_all() must wake"));
+//   for (auto& t : ts) t.join();  // they all finished: these joins return
+//
+// within() fails, with a message naming `what`, when fewer than `count` bodies finished after
+// kFinishBound; the ASSERT returns, and the JoinOnExit releases and joins the stranded threads.
+class Finished {
+ public:
+  // Far above any legitimate wake or hand-off (microseconds): only a lost one reaches it.
+  static constexpr std::chrono::seconds kFinishBound{20};
+
+  template <class F>
+  auto operator()(F f) {
+    return [this, f = std::move(f)]() mutable {
+      f();
+      count_.fetch_add(1, std::memory_order_release);
+    };
+  }
+
+  [[nodiscard]] testing::AssertionResult within(int count, const char* what,
+                                                std::chrono::seconds bound = kFinishBound) const {
+    const auto end = std::chrono::steady_clock::now() + bound;
+    while (count_.load(std::memory_order_acquire) < count) {
+      if (std::chrono::steady_clock::now() >= end) {
+        return testing::AssertionFailure()
+               << "lost wakeup: only " << count_.load(std::memory_order_acquire) << " of " << count
+               << " thread(s) finished within " << bound.count() << " s (" << what << ")";
+      }
+      std::this_thread::yield();
+    }
+    return testing::AssertionSuccess();
+  }
+
+  int count() const { return count_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<int> count_{0};
+};
+
 }  // namespace parkpool::test
