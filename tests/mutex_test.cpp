@@ -54,6 +54,18 @@ bool skip_std_timed_under_tsan() {
 template <class M>
 class LockableContract : public ::testing::Test {};
 using LockableTypes = ::testing::Types<parkpool::Mutex, std::timed_mutex>;
+
+using parkpool::test::Finished;
+using parkpool::test::JoinOnExit;
+
+// Part of a release action: frees a thread that a lost unlock wakeup (or hand-off) left parked on
+// a parkpool::Mutex (it parks on its own address; its lock loop then retries). The tests below
+// wait for their threads with a bound (Finished, join_on_exit.hpp) and, on failure, release them
+// this way, independently of the unlock under test. A no-op for the std mutexes.
+template <class M>
+void unpark_mutex(M& m) {
+  if constexpr (std::is_same_v<M, parkpool::Mutex>) parkpool::parking_lot::unpark_all(&m);
+}
 TYPED_TEST_SUITE(LockableContract, LockableTypes);
 
 TYPED_TEST(LockableContract, TryLockFailsWhileHeldByAnotherThread) {
@@ -76,16 +88,21 @@ TYPED_TEST(LockableContract, MutualExclusionCounter) {
   const std::size_t iters = parkpool::test::scaled(100000);
   constexpr int kThreads = 4;
   std::barrier start(kThreads);
+  Finished finished;
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       start.arrive_and_wait();
       for (std::size_t i = 0; i < iters; ++i) {
         std::scoped_lock lock(m);
         ++counter;
       }
-    });
+    }));
   }
+  JoinOnExit join([&] { unpark_mutex(m); }, ts);
+  // Bounded (generous: the run itself takes well under a second): a lost unlock wakeup leaves a
+  // thread parked with the lock free; that fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(kThreads, "the lockers each unlock must wake", 60s));
   for (auto& t : ts) t.join();
   EXPECT_EQ(counter, static_cast<long>(iters) * kThreads);
 }
@@ -167,18 +184,31 @@ TEST(Mutex, IsOneByteAndStartsUnlocked) {
 TEST(Mutex, ParkedBitSetWhileAWaiterSleepsAndClearedAfter) {
   parkpool::Mutex m;
   m.lock();
-  std::thread t([&] {
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  Finished finished;
+  std::thread t(finished([&] {
     m.lock();
     m.unlock();
-  });
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
+  }));
+  JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        parkpool::parking_lot::unpark_all(&m);  // a waiter the unlock did not wake retries
+      },
+      t);
   // The waiter sets kParkedBit (2) before sleeping: wait for it without sleeping ourselves.
   const auto end = std::chrono::steady_clock::now() + 30s;
   while (parkpool::MutexInspector::state(m) != 3) {
     ASSERT_LT(std::chrono::steady_clock::now(), end);
     std::this_thread::yield();
   }
+  held = false;
   m.unlock();
+  // Bounded: an unlock that does not wake the parked waiter fails here, not in a hung join.
+  ASSERT_TRUE(finished.within(1, "the parked waiter unlock() must wake"));
   t.join();
   EXPECT_EQ(parkpool::MutexInspector::state(m), 0);
 }
@@ -221,15 +251,28 @@ TEST(Mutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     m.lock();
     bool got = false;
     std::atomic<bool> returned{false};
-    std::thread t([&] {
+    bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+    Finished finished;
+    std::thread t(finished([&] {
       got = row.try_lock(m);
       if (got) m.unlock();
       returned.store(true, std::memory_order_relaxed);  // `got` is read after join()
-    });
-    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
+    }));
+    JoinOnExit join(
+        [&] {
+          if (held) {
+            held = false;
+            m.unlock();
+          }
+          parkpool::parking_lot::unpark_all(&m);  // a waiter the unlock did not wake retries
+        },
+        t);
     // Queued, or returned without waiting: `got` then reports it.
     ASSERT_TRUE(parkpool::test::in_time(parkpool::test::wait_queued_or_returned(&m, returned)));
+    held = false;
     m.unlock();
+    // Bounded: the wait has no deadline, so an unlock that does not wake it would hang the join.
+    ASSERT_TRUE(finished.within(1, "the waiter with no deadline unlock() must wake"));
     t.join();
     EXPECT_TRUE(got) << "try_lock_until gave up instead of waiting for the unlock";
   }
@@ -250,14 +293,24 @@ TEST(Mutex, UnlockFairHandsOffInFifoOrder) {
   std::vector<int> order;  // guarded by m
   constexpr int kThreads = 4;
   m.lock();
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  Finished finished;
   std::vector<std::thread> ts;
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), ts);
+  JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        parkpool::parking_lot::unpark_all(&m);  // a waiter a lost hand-off stranded retries
+      },
+      ts);
   for (int i = 0; i < kThreads; ++i) {
-    ts.emplace_back([&, i] {
+    ts.emplace_back(finished([&, i] {
       m.lock();
       order.push_back(i);
       m.unlock_fair();
-    });
+    }));
     // Wait until thread i is queued: kParkedBit alone does not say how many, so count via the
     // parking lot (every waiter on the mutex key; none of them times out).
     const auto end = std::chrono::steady_clock::now() + 30s;
@@ -277,7 +330,10 @@ TEST(Mutex, UnlockFairHandsOffInFifoOrder) {
       std::this_thread::yield();
     }
   }
+  held = false;
   m.unlock_fair();
+  // Bounded: each unlock_fair hands off to the next waiter; a lost hand-off fails here.
+  ASSERT_TRUE(finished.within(kThreads, "the waiters each unlock_fair() must hand off to"));
   for (auto& t : ts) t.join();
   ASSERT_EQ(order.size(), static_cast<std::size_t>(kThreads));
   for (int i = 0; i < kThreads; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
@@ -291,19 +347,28 @@ TEST(Mutex, NoWaiterStarvesUnderContention) {
   std::vector<long> acquired(kThreads, 0);
   std::atomic<bool> stop{false};
   std::barrier start(kThreads + 1);
+  Finished finished;
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t) {
-    ts.emplace_back([&, t] {
+    ts.emplace_back(finished([&, t] {
       start.arrive_and_wait();
       while (!stop.load(std::memory_order_relaxed)) {
         std::scoped_lock lock(m);
         ++acquired[static_cast<std::size_t>(t)];
       }
-    });
+    }));
   }
-  start.arrive_and_wait();
+  start.arrive_and_wait();  // passed before any ASSERT: the release needs no arrive
+  JoinOnExit join(
+      [&] {
+        stop.store(true, std::memory_order_relaxed);
+        parkpool::parking_lot::unpark_all(&m);
+      },
+      ts);
   std::this_thread::sleep_for(300ms);  // the duration of the contention is what is tested
   stop.store(true);
+  // Bounded: a thread left parked by a lost unlock wakeup fails here instead of hanging a join.
+  ASSERT_TRUE(finished.within(kThreads, "the contending lockers each unlock must wake"));
   for (auto& t : ts) t.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_GT(acquired[static_cast<std::size_t>(t)], 10) << t;
 }
@@ -329,16 +394,20 @@ TEST(Mutex, HandoffPublishesCriticalSection) {
   parkpool::Mutex m;
   long counter = 0;
   const std::size_t iters = parkpool::test::scaled(20000);
+  Finished finished;
   std::vector<std::thread> ts;
   for (int t = 0; t < 3; ++t) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       for (std::size_t i = 0; i < iters; ++i) {
         m.lock();
         ++counter;
         m.unlock_fair();
       }
-    });
+    }));
   }
+  JoinOnExit join([&] { parkpool::parking_lot::unpark_all(&m); }, ts);
+  // Bounded (generous: the run takes about a second): a lost hand-off fails here, not in a join.
+  ASSERT_TRUE(finished.within(3, "the lockers each unlock_fair() must hand off to", 60s));
   for (auto& t : ts) t.join();
   EXPECT_EQ(counter, static_cast<long>(iters) * 3);
 }
@@ -377,14 +446,27 @@ TEST(Mutex, HandOffToTheLastWaiterClearsTheParkedBit) {
   parkpool::Mutex m;
   m.lock();
   std::uint8_t seen_by_new_owner = 0;
-  std::thread waiter([&] {
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  Finished finished;
+  std::thread waiter(finished([&] {
     m.lock();
     seen_by_new_owner = parkpool::MutexInspector::state(m);
     m.unlock();
-  });
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), waiter);
+  }));
+  JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        parkpool::parking_lot::unpark_all(&m);  // a waiter a lost hand-off stranded retries
+      },
+      waiter);
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
+  held = false;
   m.unlock_fair();
+  // Bounded: a hand-off that does not wake the waiter fails here instead of hanging the join.
+  ASSERT_TRUE(finished.within(1, "the parked waiter unlock_fair() must hand off to"));
   waiter.join();
   EXPECT_EQ(seen_by_new_owner, 1) << "kParkedBit left set with no thread parked";
   EXPECT_EQ(parkpool::MutexInspector::state(m), 0);
@@ -440,14 +522,16 @@ TEST(Mutex, WorksWithConditionVariableAny) {
   bool waiting = false;  // guarded by m
   bool ready = false;    // guarded by m
   bool held_on_return = false;
-  std::thread waiter([&] {
+  Finished finished;
+  std::thread waiter(finished([&] {
     std::unique_lock<parkpool::Mutex> lk(m);
     waiting = true;
     cv.wait(lk, [&] { return ready; });
     held_on_return = lk.owns_lock() && m.is_locked();
-  });
-  parkpool::test::JoinOnExit join(
+  }));
+  JoinOnExit join(
       [&] {
+        parkpool::parking_lot::unpark_all(&m);  // first: the lock below must not wait on it
         {
           std::lock_guard<parkpool::Mutex> lk(m);
           ready = true;
@@ -471,6 +555,9 @@ TEST(Mutex, WorksWithConditionVariableAny) {
     std::this_thread::yield();
   }
   cv.notify_all();
+  // Bounded: a waiter left parked on the Mutex by a lost unlock wakeup (in its relock) fails
+  // here instead of hanging the join.
+  ASSERT_TRUE(finished.within(1, "the condition_variable_any waiter, relocking the Mutex"));
   waiter.join();
   EXPECT_TRUE(held_on_return);
   std::unique_lock<parkpool::Mutex> lk(m);
