@@ -1,5 +1,11 @@
 // Contract tests for <parkpool/shared_mutex.hpp>; the shared contract also runs on
 // std::shared_timed_mutex (typed suite).
+//
+// A lost wakeup or hand-off fails the test that loses it instead of hanging the binary: the
+// test's thread waits for its threads with a 20 s bound (Finished, join_on_exit.hpp; far above
+// any legitimate wake) before joining them, and on failure its JoinOnExit releases them
+// independently of the unlock under test: unpark_all on the mutex's key and on its drain key
+// (unpark_shared below; a woken waiter retries), besides any lock the test's thread still holds.
 #include <parkpool/shared_mutex.hpp>
 
 #include <gtest/gtest.h>
@@ -12,6 +18,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "handoff_probe.hpp"
@@ -22,6 +29,20 @@
 using namespace std::chrono_literals;
 
 namespace {
+
+using parkpool::test::Finished;
+using parkpool::test::JoinOnExit;
+
+// Part of a release action: wakes every thread parked on a parkpool::SharedMutex, on its own
+// address (waiting writers and readers) and on its drain key (this + 1, a writer waiting for the
+// readers to leave; see readers_key()). A woken waiter retries. A no-op for the std mutex.
+template <class M>
+void unpark_shared(M& m) {
+  if constexpr (std::is_same_v<M, parkpool::SharedMutex>) {
+    parkpool::parking_lot::unpark_all(&m);
+    parkpool::parking_lot::unpark_all(reinterpret_cast<const char*>(&m) + 1);
+  }
+}
 
 template <class M>
 class SharedLockableContract : public ::testing::Test {};
@@ -103,24 +124,29 @@ TYPED_TEST(SharedLockableContract, ReadersAndWritersKeepAnInvariant) {
   long b = 0;
   const std::size_t iters = parkpool::test::scaled(20000);
   std::atomic<long> bad{0};
+  Finished finished;
   std::vector<std::thread> ts;
   for (int w = 0; w < 2; ++w) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       for (std::size_t i = 0; i < iters; ++i) {
         std::unique_lock lk(m);
         ++a;
         ++b;
       }
-    });
+    }));
   }
   for (int r = 0; r < 3; ++r) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       for (std::size_t i = 0; i < iters; ++i) {
         std::shared_lock lk(m);
         if (a != b) bad.fetch_add(1);
       }
-    });
+    }));
   }
+  JoinOnExit join([&] { unpark_shared(m); }, ts);
+  // Bounded (generous: the run takes well under a second): a lost wakeup leaves a thread parked
+  // on a free lock; that fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(5, "the readers and writers each unlock must wake", 60s));
   for (auto& t : ts) t.join();
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(a, static_cast<long>(2 * iters));
@@ -171,15 +197,28 @@ TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     m.lock();
     bool got = false;
     std::atomic<bool> returned{false};
-    std::thread t([&] {
+    bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+    Finished finished;
+    std::thread t(finished([&] {
       got = row.try_lock(m);
       returned.store(true, std::memory_order_relaxed);  // `got` is read after join()
-    });
-    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), t);
+    }));
+    JoinOnExit join(
+        [&] {
+          if (held) {
+            held = false;
+            m.unlock();
+          }
+          unpark_shared(m);
+        },
+        t);
     // Both kinds of waiter park on the mutex's own address while a writer holds it. Queued, or
     // returned without waiting: `got` then reports it.
     ASSERT_TRUE(parkpool::test::in_time(parkpool::test::wait_queued_or_returned(&m, returned)));
+    held = false;
     m.unlock();
+    // Bounded: the wait has no deadline, so an unlock that does not wake it would hang the join.
+    ASSERT_TRUE(finished.within(1, "the waiter with no deadline unlock() must wake"));
     t.join();
     EXPECT_TRUE(got) << "the timed lock gave up instead of waiting for the unlock";
   }
@@ -204,25 +243,36 @@ TEST(SharedMutex, WriterIsNotStarvedByOverlappingReaders) {
   std::atomic<bool> stop{false};
   std::atomic<bool> writer_done{false};
   std::barrier start(4);
+  Finished finished;
   std::vector<std::thread> readers;
   for (int i = 0; i < 3; ++i) {
-    readers.emplace_back([&] {
+    readers.emplace_back(finished([&] {
       start.arrive_and_wait();
       while (!stop.load()) {
         std::shared_lock lk(m);
         std::this_thread::yield();
       }
-    });
+    }));
   }
-  start.arrive_and_wait();
+  start.arrive_and_wait();  // passed before any ASSERT: the release needs no arrive
   bool got = false;
-  std::thread writer([&] {
+  std::thread writer;
+  JoinOnExit join(
+      [&] {
+        stop.store(true);
+        unpark_shared(m);
+      },
+      readers, writer);
+  writer = std::thread([&] {
     got = m.try_lock_for(20s);
     if (got) m.unlock();
     writer_done.store(true);
   });
-  writer.join();
+  writer.join();  // bounded by its 20 s deadline
   stop.store(true);
+  // Bounded: readers parked behind the writer's claim must be woken by its unlock (or by its
+  // giving up); a lost wakeup fails here instead of hanging the joins.
+  ASSERT_TRUE(finished.within(3, "the readers the writer's unlock must wake"));
   for (auto& t : readers) t.join();
   EXPECT_TRUE(got);
 }
@@ -230,10 +280,21 @@ TEST(SharedMutex, WriterIsNotStarvedByOverlappingReaders) {
 TEST(SharedMutex, WaitingWriterBlocksNewReaders) {
   parkpool::SharedMutex m;
   m.lock_shared();
-  std::thread writer([&] {
+  bool shared_held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  Finished finished;
+  std::thread writer(finished([&] {
     m.lock();
     m.unlock();
-  });
+  }));
+  JoinOnExit join(
+      [&] {
+        if (shared_held) {
+          shared_held = false;
+          m.unlock_shared();
+        }
+        unpark_shared(m);
+      },
+      writer);
   // Once the writer has claimed the writer bit, try_lock_shared fails even though only readers
   // hold the lock.
   const auto end = std::chrono::steady_clock::now() + 30s;
@@ -247,7 +308,11 @@ TEST(SharedMutex, WaitingWriterBlocksNewReaders) {
     }
   }
   EXPECT_TRUE(blocked);
+  shared_held = false;
   m.unlock_shared();
+  // Bounded: the last reader's unlock_shared must wake the draining writer; a lost wakeup fails
+  // here instead of hanging the join.
+  ASSERT_TRUE(finished.within(1, "the draining writer unlock_shared() must wake"));
   writer.join();
   EXPECT_TRUE(m.try_lock());
   m.unlock();
@@ -257,10 +322,11 @@ TEST(SharedMutex, WriterTimingOutWhileDrainingReadersLetsBlockedThreadsIn) {
   parkpool::SharedMutex m;
   m.lock_shared();
   bool writer_got = true;
+  Finished finished;
   std::thread writer([&] { writer_got = m.try_lock_for(300ms); });
   // A reader that arrives behind the writer's claim parks; when the writer gives up, it must be
   // woken (the lock is only shared again).
-  std::thread late_reader([&] {
+  std::thread late_reader(finished([&] {
     const auto end = std::chrono::steady_clock::now() + 30s;
     while (m.try_lock_shared()) {  // wait until the writer's claim is visible
       m.unlock_shared();
@@ -269,8 +335,11 @@ TEST(SharedMutex, WriterTimingOutWhileDrainingReadersLetsBlockedThreadsIn) {
     }
     m.lock_shared();
     m.unlock_shared();
-  });
-  writer.join();
+  }));
+  JoinOnExit join([&] { unpark_shared(m); }, writer, late_reader);
+  writer.join();  // bounded by its 300 ms deadline
+  // Bounded: the writer giving up must wake the parked reader; a lost wakeup fails here.
+  ASSERT_TRUE(finished.within(1, "the reader the abandoning writer must wake"));
   late_reader.join();
   EXPECT_FALSE(writer_got);
   m.unlock_shared();
@@ -288,25 +357,38 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenWhenTheReadersLeave) {
     parkpool::SharedMutex m;
     m.lock();
     bool writer_got = false;
-    std::thread reader([&] {
+    bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+    Finished finished;
+    std::thread reader(finished([&] {
       m.lock_shared();
       m.unlock_shared();
-    });
+    }));
     std::thread writer;
-    parkpool::test::JoinOnExit join(parkpool::test::once([&] { m.unlock(); }), reader, writer);
+    JoinOnExit join(
+        [&] {
+          if (held) {
+            held = false;
+            m.unlock();
+          }
+          unpark_shared(m);
+        },
+        reader, writer);
     ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
     writer = std::thread([&] {
       writer_got = m.try_lock_for(20s);  // the bug: false after 20 s, the lock long free
       if (writer_got) m.unlock();
     });
     ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
+    held = false;
     if (fair) {
       m.unlock_fair();
     } else {
       m.unlock();
     }
+    // Bounded: the reader has no deadline; an unlock that does not wake it fails here.
+    ASSERT_TRUE(finished.within(1, "the queued reader the unlock must wake"));
     reader.join();
-    writer.join();
+    writer.join();  // bounded by its 20 s deadline
     EXPECT_TRUE(writer_got) << "the writer queued behind a reader was never woken";
     EXPECT_TRUE(m.try_lock());
     m.unlock();
@@ -323,12 +405,23 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
   std::atomic<int> readers_done{0};
   std::latch release_first_writer(1);
   std::atomic<int> writers_got{0};
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  bool released = false;
+  Finished finished;
   std::vector<std::thread> threads;
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
-                                    m.unlock();
-                                    release_first_writer.count_down();
-                                  }),
-                                  threads);
+  JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        if (!released) {
+          released = true;
+          release_first_writer.count_down();
+        }
+        unpark_shared(m);
+      },
+      threads);
   auto reader = [&] {
     m.lock_shared();
     // Counted while still inside: the first writer gets in as soon as the last unlock_shared
@@ -347,19 +440,23 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
     }
     m.unlock();
   };
-  threads.emplace_back(reader);
+  threads.emplace_back(finished(reader));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
-  threads.emplace_back(writer, true);
+  threads.emplace_back(finished([&] { writer(true); }));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
-  threads.emplace_back(reader);
+  threads.emplace_back(finished(reader));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 3));
-  threads.emplace_back(writer, false);
+  threads.emplace_back(finished([&] { writer(false); }));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 4));
+  held = false;
   m.unlock_fair();
   EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "only the second writer stays queued";
   EXPECT_FALSE(m.try_lock_shared()) << "the first writer's claim must block new readers";
   EXPECT_FALSE(m.try_lock());
+  released = true;
   release_first_writer.count_down();
+  // Bounded: the readers have no deadline; a lost hand-off fails here, not in a hung join.
+  ASSERT_TRUE(finished.within(4, "the readers and writers unlock_fair() must hand off to"));
   for (auto& t : threads) t.join();
   EXPECT_EQ(readers_done.load(), 2);
   EXPECT_EQ(writers_got.load(), 2);
@@ -392,13 +489,25 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
       }
       return true;
     };
-    std::thread reader([&] {
+    bool shared_held = true;  // by this thread (JoinOnExit calls its release from this thread)
+    Finished finished;
+    std::thread reader(finished([&] {
       m.lock_shared();
       m.unlock_shared();
-    });
+    }));
+    std::thread second_writer;
+    JoinOnExit join_rest(
+        [&] {
+          if (shared_held) {
+            shared_held = false;
+            m.unlock_shared();
+          }
+          unpark_shared(m);
+        },
+        reader, second_writer);
     const bool reader_queued = queued_behind_claim(1);
     bool second_got = false;
-    std::thread second_writer([&] {
+    second_writer = std::thread([&] {
       second_got = m.try_lock_for(20s);
       if (second_got) m.unlock();
     });
@@ -406,9 +515,12 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenAfterAnAbandonedClaim) {
     first_writer.join();
     // Now the second writer can drain and get in, if it was woken. Before joining the reader: if
     // the woken second writer claims first, the reader parks again until that writer is done.
+    shared_held = false;
     m.unlock_shared();
+    // Bounded: the reader has no deadline; a lost wakeup fails here instead of hanging the join.
+    ASSERT_TRUE(finished.within(1, "the reader queued behind the abandoned claim"));
     reader.join();
-    second_writer.join();
+    second_writer.join();  // bounded by its 20 s deadline
     EXPECT_TRUE(second_got) << "the writer queued behind a reader was never woken";
   }
   EXPECT_TRUE(exercised) << "the first writer always timed out before the others queued";
@@ -496,30 +608,45 @@ TEST(SharedMutex, UnlockFairHandsOffToAHeadWriterAlone) {
   m.lock();
   std::latch release_writer(1);
   std::atomic<bool> reader_in{false};
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
+  bool released = false;
+  Finished finished;
   std::thread writer;
   std::thread reader;
-  parkpool::test::JoinOnExit join(parkpool::test::once([&] {
-                                    m.unlock();
-                                    release_writer.count_down();
-                                  }),
-                                  writer, reader);
-  writer = std::thread([&] {
+  JoinOnExit join(
+      [&] {
+        if (held) {
+          held = false;
+          m.unlock();
+        }
+        if (!released) {
+          released = true;
+          release_writer.count_down();
+        }
+        unpark_shared(m);
+      },
+      writer, reader);
+  writer = std::thread(finished([&] {
     m.lock();
     release_writer.wait();
     m.unlock();
-  });
+  }));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
-  reader = std::thread([&] {
+  reader = std::thread(finished([&] {
     m.lock_shared();
     reader_in.store(true);
     m.unlock_shared();
-  });
+  }));
   ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 2));
+  held = false;
   m.unlock_fair();
   EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "the reader behind a head writer stays queued";
   EXPECT_FALSE(reader_in.load());
   EXPECT_FALSE(m.try_lock_shared()) << "the writer holds the lock";
+  released = true;
   release_writer.count_down();
+  // Bounded: the writer's unlock must wake the queued reader; a lost wakeup fails here.
+  ASSERT_TRUE(finished.within(2, "the writer handed the lock and the reader its unlock must wake"));
   writer.join();
   reader.join();
   EXPECT_TRUE(reader_in.load());
