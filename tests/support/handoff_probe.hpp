@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <thread>
 
@@ -26,6 +27,10 @@ namespace parkpool::test {
 // handed the lock to the waiter. The threads persist across rounds, so that a round takes tens
 // of microseconds plus `hold()` (a round that starts a thread can take long enough for the
 // parking lot's fair timer to be due every time).
+// A lost wakeup fails instead of hanging: this thread waits for the waiter to get the lock after
+// each unlock with a bound (kAcquireBound, far above a wake), and returns a failure naming the
+// round; the JoinOnExit release then also calls unpark_all on the lock's address (where the
+// waiter parks; a woken waiter retries), independently of the unlock under test.
 template <class Lock, class Hold, class Unlock, class TryTake>
 [[nodiscard]] testing::AssertionResult barge_after_unlock(Lock& lock, int rounds, Hold hold,
                                                           Unlock unlock, TryTake try_take,
@@ -33,6 +38,16 @@ template <class Lock, class Hold, class Unlock, class TryTake>
   barged = 0;
   auto wait_at_least = [](std::atomic<int>& a, int n) {
     for (int v = a.load(); v < n; v = a.load()) a.wait(v);
+  };
+  // Far above any legitimate wake or hand-off (microseconds): only a lost one reaches it.
+  constexpr std::chrono::seconds kAcquireBound(20);
+  auto acquired_within = [&](std::atomic<int>& a, int n) {
+    const auto end = std::chrono::steady_clock::now() + kAcquireBound;
+    while (a.load() < n) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      std::this_thread::yield();
+    }
+    return true;
   };
   auto set = [](std::atomic<int>& a, int v) {
     a.store(v);
@@ -81,6 +96,7 @@ template <class Lock, class Hold, class Unlock, class TryTake>
         }
         set(armed, INT_MAX);
         set(phase, INT_MAX);
+        parkpool::parking_lot::unpark_all(&lock);  // a waiter a lost wakeup stranded retries
       },
       waiter, barger);
   for (int i = 0; i < rounds; ++i) {
@@ -91,8 +107,13 @@ template <class Lock, class Hold, class Unlock, class TryTake>
     held = false;
     unlock(lock);
     const bool took = try_take(lock);
-    // After a barge the waiter may still be asleep: the barger's release wakes it.
-    wait_at_least(acquired, i + 1);
+    // After a barge the waiter may still be asleep: the barger's release wakes it. Bounded: an
+    // unlock (or release) that wakes nobody fails here instead of hanging the binary.
+    if (!acquired_within(acquired, i + 1)) {
+      return testing::AssertionFailure()
+             << "lost wakeup: the parked waiter did not get the lock within "
+             << kAcquireBound.count() << " s after round " << i << "'s unlock";
+    }
     set(armed, 2 * i + 2);
     wait_at_least(stopped, i + 1);
     if (took || hit_round.load() == i + 1) ++barged;
