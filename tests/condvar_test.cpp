@@ -86,8 +86,8 @@ TYPED_TEST(CondvarContract, NotifiedPredicateWaitReturnsWithTheLock) {
   // Repeated until it returns: makes the predicate true and notifies all.
   JoinOnExit join(
       [&] {
-        {
-          std::scoped_lock<typename TypeParam::Mutex> lk(m);
+        // try_lock: the release must not itself block on a lock whose wakeup was lost.
+        if (std::unique_lock<typename TypeParam::Mutex> lk(m, std::try_to_lock); lk) {
           if (value == 0) value = 1;
         }
         cv.notify_all();
@@ -121,10 +121,8 @@ TYPED_TEST(CondvarContract, NotifyAllReleasesEveryWaiter) {
   }
   JoinOnExit join(
       [&] {
-        {
-          std::scoped_lock<typename TypeParam::Mutex> lk(m);
-          go = true;
-        }
+        // try_lock: the release must not itself block on a lock whose wakeup was lost.
+        if (std::unique_lock<typename TypeParam::Mutex> lk(m, std::try_to_lock); lk) go = true;
         cv.notify_all();
         unpark_mutex(m);
       },
@@ -198,12 +196,9 @@ TEST(Condvar, NotifyAllUnderLockRequeuesOntoTheMutex) {
   }
   JoinOnExit join(
       [&] {
-        // unpark_all first: the lock below must not wait on a hand-off that was lost.
         parkpool::parking_lot::unpark_all(&m);
-        {
-          std::unique_lock lk(m);
-          if (ready == 0) ready = 1;
-        }
+        // try_lock: the release must not itself block on a lock whose wakeup was lost.
+        if (std::unique_lock lk(m, std::try_to_lock); lk && ready == 0) ready = 1;
         cv.notify_all();
       },
       ts);
@@ -381,10 +376,8 @@ TEST(Condvar, DeadlineTooFarToRepresentWaitsUntilNotified) {
     JoinOnExit join(
         [&] {
           parkpool::parking_lot::unpark_all(&m);
-          {
-            std::unique_lock lk(m);
-            ready = true;
-          }
+          // try_lock: the release must not itself block on a lock whose wakeup was lost.
+          if (std::unique_lock lk(m, std::try_to_lock); lk) ready = true;
           cv.notify_all();
         },
         t);

@@ -531,11 +531,9 @@ TEST(Mutex, WorksWithConditionVariableAny) {
   }));
   JoinOnExit join(
       [&] {
-        parkpool::parking_lot::unpark_all(&m);  // first: the lock below must not wait on it
-        {
-          std::lock_guard<parkpool::Mutex> lk(m);
-          ready = true;
-        }
+        parkpool::parking_lot::unpark_all(&m);
+        // try_lock: the release must not itself block on a lock whose wakeup was lost.
+        if (std::unique_lock<parkpool::Mutex> lk(m, std::try_to_lock); lk) ready = true;
         cv.notify_all();
       },
       waiter);
