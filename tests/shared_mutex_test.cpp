@@ -451,8 +451,13 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
   held = false;
   m.unlock_fair();
   EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "only the second writer stays queued";
-  EXPECT_FALSE(m.try_lock_shared()) << "the first writer's claim must block new readers";
-  EXPECT_FALSE(m.try_lock());
+  // A lock wrongly taken here is given back: kept, it would block the writers for good.
+  const bool got_shared = m.try_lock_shared();
+  EXPECT_FALSE(got_shared) << "the first writer's claim must block new readers";
+  if (got_shared) m.unlock_shared();
+  const bool got_exclusive = m.try_lock();
+  EXPECT_FALSE(got_exclusive);
+  if (got_exclusive) m.unlock();
   released = true;
   release_first_writer.count_down();
   // Bounded: the readers have no deadline; a lost hand-off fails here, not in a hung join.
@@ -642,7 +647,10 @@ TEST(SharedMutex, UnlockFairHandsOffToAHeadWriterAlone) {
   m.unlock_fair();
   EXPECT_EQ(parkpool::test::queued_on(&m), 1U) << "the reader behind a head writer stays queued";
   EXPECT_FALSE(reader_in.load());
-  EXPECT_FALSE(m.try_lock_shared()) << "the writer holds the lock";
+  // A shared lock wrongly taken here is given back: kept, it would block the writer for good.
+  const bool got_shared = m.try_lock_shared();
+  EXPECT_FALSE(got_shared) << "the writer holds the lock";
+  if (got_shared) m.unlock_shared();
   released = true;
   release_writer.count_down();
   // Bounded: the writer's unlock must wake the queued reader; a lost wakeup fails here.
