@@ -130,6 +130,8 @@ class Finished {
   auto operator()(F f) {
     return [this, f = std::move(f)]() mutable {
       f();
+      // release: pairs with within()'s acquire loads, so a test that reads what the bodies wrote
+      // right after within() (before its joins) sees it.
       count_.fetch_add(1, std::memory_order_release);
     };
   }
