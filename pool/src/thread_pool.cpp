@@ -173,7 +173,7 @@ void CountLatch::count_down(PoolCore* pool) noexcept {
   if (tag == 0) return;  // nobody registered: the waiter will see count 0 by itself
   if (tag == kExternalTag) {
     // INV-L1: the waiter stays blocked until `done` is set, so ext_ and *ext_ are alive.
-    ExternalWaiter* e = ext_;
+    ExternalWaiter* e = ext_.load(std::memory_order_relaxed);  // ordered by (L3) -> (L2)
     std::lock_guard<std::mutex> lk(e->m);
     e->done = true;
     e->cv.notify_one();  // under the lock: the waiter cannot destroy cv before we are done
@@ -196,14 +196,14 @@ void CountLatch::two_waiters() noexcept {
 void CountLatch::wait_external() noexcept {
   if (done()) return;
   ExternalWaiter w;
-  ext_ = &w;  // published by the tag CAS (L3)
+  ext_.store(&w, std::memory_order_relaxed);  // published by the tag CAS (L3)
   if (register_waiter(kExternalTag)) {
     std::unique_lock<std::mutex> lk(w.m);
     w.cv.wait(lk, [&] { return w.done; });
     // The finisher's count_down (L2) precedes its critical section, which precedes ours.
   }
   clear_waiter();
-  ext_ = nullptr;
+  ext_.store(nullptr, std::memory_order_relaxed);  // only this thread touches the latch now
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -164,7 +164,11 @@ class CountLatch {
   // Writes what happened to stderr and aborts (a second waiter registering, see above).
   [[noreturn, gnu::cold, gnu::noinline]] static void two_waiters() noexcept;
   std::atomic<std::uint64_t> word_;
-  ExternalWaiter* ext_ = nullptr;  // written by the waiter before (L3); read after (L2)
+  // Written (relaxed) by the waiter before (L3), read (relaxed) by the finisher after (L2): that
+  // release/acquire pair orders it, so relaxed suffices. Atomic rather than a plain pointer because
+  // two external threads that break the one-waiter rule both store here before the CAS that makes
+  // the second one abort (two_waiters()); a plain pointer made that diagnostic path a data race.
+  std::atomic<ExternalWaiter*> ext_{nullptr};
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 };
 
