@@ -1212,4 +1212,71 @@ TEST(AsioExecutor, ExecuteRethrowsWhatConstructingTheHandlerThrowsAndCountsNothi
   ctx.reset();  // the same for ~AsioContext()
 }
 
+// A handler whose moves are numbered (1, 2, ... over the process): the move numbered
+// g_throw_at_move throws HandlerMoveRefused; 0 (the default): none throws.
+class HandlerMoveRefused : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+std::atomic<int> g_handler_moves{0};    // relaxed: one thread moves, then reads it
+std::atomic<int> g_throw_at_move{0};    // relaxed: set by the same thread before the moves
+class NumberedMoveHandler {
+ public:
+  explicit NumberedMoveHandler(std::shared_ptr<std::atomic<int>> runs) : runs_(std::move(runs)) {}
+  NumberedMoveHandler(const NumberedMoveHandler&) = delete;
+  NumberedMoveHandler(NumberedMoveHandler&& o)  // NOLINT(performance-noexcept-move-constructor)
+      : runs_(o.runs_) {
+    const int n = g_handler_moves.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n == g_throw_at_move.load(std::memory_order_relaxed)) {
+      throw HandlerMoveRefused("handler move refused after the pool refused it");
+    }
+  }
+  NumberedMoveHandler& operator=(const NumberedMoveHandler&) = delete;
+  NumberedMoveHandler& operator=(NumberedMoveHandler&&) = delete;
+  ~NumberedMoveHandler() = default;
+  void operator()() const { runs_->fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<std::atomic<int>> runs_;
+};
+
+// Gives a NumberedMoveHandler to execute() of a context whose pool is shut down, from this
+// thread (not a worker), with the move numbered throw_at throwing (0: none). Returns how many
+// moves execute() made; the handler is kept as rejected, never run.
+int execute_refused_handler(int throw_at) {
+  ThreadPool pool(threads(1));
+  AsioContext ctx(pool);
+  pool.shutdown();
+  auto runs = std::make_shared<std::atomic<int>>(0);
+  NumberedMoveHandler h(runs);
+  g_handler_moves.store(0, std::memory_order_relaxed);
+  g_throw_at_move.store(throw_at, std::memory_order_relaxed);
+  ctx.get_executor().execute(std::move(h));
+  const int moves = g_handler_moves.load(std::memory_order_relaxed);
+  g_throw_at_move.store(0, std::memory_order_relaxed);
+  EXPECT_EQ(ctx.rejected_handlers(), 1u);
+  EXPECT_EQ(runs->load(std::memory_order_relaxed), 0) << "a refused handler ran";
+  return moves;
+}
+
+// The header (After ThreadPool::shutdown()): execute() keeps the handler the shut-down pool
+// refused; "if ... moving the handler throws, std::terminate is called: the handler could be
+// neither run nor destroyed safely". After the refusal the handler is moved twice: out of the
+// pool's refused task into execute()'s local (~CountedHandler, a destructor) and into the kept
+// box (keep_rejected). A throw at either must terminate, not escape execute() (Asio calls it
+// from places that must not throw) nor drop the handler silently. The moves before the refusal
+// (constructing F) are the rethrown case, ExecuteRethrowsWhatConstructingTheHandlerThrows...
+TEST(AsioExecutorDeathTest, MovingARefusedHandlerThatThrowsTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const int moves = execute_refused_handler(0);  // how many moves a refusal takes, none throwing
+  ASSERT_GE(moves, 3) << "construction, then the two moves after the refusal";
+  EXPECT_DEATH(execute_refused_handler(moves), "handler move refused after the pool refused it")
+      << "the move into the kept box (keep_rejected) threw";
+  // That move runs in a destructor while pool_closed unwinds out of ThreadPool::post, so the
+  // runtime terminates naming the exception being unwound, not the one the move threw.
+  EXPECT_DEATH(execute_refused_handler(moves - 1),
+               "terminate called after throwing an instance of 'parkpool::pool_closed'")
+      << "the move out of the refused task (~CountedHandler) threw";
+}
+
 }  // namespace
