@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdlib>
 #include <latch>
 #include <new>
@@ -510,6 +511,52 @@ TEST(AsyncEvent, OutsideBlockOnResumesInlineOnTheSetter) {
   setter.join();
   EXPECT_TRUE(resumed.load());
   EXPECT_EQ(resumed_on, setter_id);
+}
+
+// An AsyncEvent awaiter that, between its ready check and its suspension, lets set() run: what
+// another thread's set() does when it lands in that window.
+struct SetInTheWindow {
+  AsyncEvent& event;
+  AsyncEvent::Awaiter inner;
+  bool& ready_seen;
+  bool await_ready() {
+    ready_seen = inner.await_ready();
+    return ready_seen;
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    event.set();
+    return inner.await_suspend(h);
+  }
+  void await_resume() const noexcept { inner.await_resume(); }
+};
+
+// async_event.hpp: a co_await of a set event does not suspend, and a set event stays set. The
+// window between the awaiter's ready check (not set yet) and its suspension: set() finds no
+// awaiter registered, so it resumes nobody; the awaiter's CAS then finds kSet and must continue
+// the coroutine at once (await_suspend returns false), without an exception (it is not a second
+// awaiter) and without leaving it suspended with nobody to resume it.
+TEST(AsyncEvent, SetBetweenTheReadyCheckAndTheSuspendDoesNotSuspend) {
+  AsyncEvent e;
+  bool ready_seen = true;
+  bool continued = false;
+  bool threw = false;
+  std::thread::id continued_on;
+  [](AsyncEvent& ev, bool& ready, bool& cont, bool& thr, std::thread::id& on) -> Detached {
+    try {
+      co_await SetInTheWindow{ev, AsyncEvent::Awaiter{ev}, ready};
+    } catch (const std::logic_error&) {
+      thr = true;
+      co_return;
+    }
+    on = std::this_thread::get_id();
+    cont = true;
+  }(e, ready_seen, continued, threw, continued_on);
+  EXPECT_FALSE(ready_seen) << "the event was set before the ready check: the window was missed";
+  EXPECT_FALSE(threw) << "the awaiter took the set event for a second awaiter";
+  EXPECT_TRUE(continued) << "the coroutine stayed suspended on a set event";
+  EXPECT_EQ(continued_on, std::this_thread::get_id());
+  EXPECT_TRUE(e.is_set());
+  EXPECT_FALSE(e.set());  // still set, once
 }
 
 TEST(CachedParkThread, BlockOnThroughTheHandle) {

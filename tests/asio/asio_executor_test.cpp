@@ -1218,8 +1218,8 @@ class HandlerMoveRefused : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-std::atomic<int> g_handler_moves{0};    // relaxed: one thread moves, then reads it
-std::atomic<int> g_throw_at_move{0};    // relaxed: set by the same thread before the moves
+std::atomic<int> g_handler_moves{0};  // relaxed: one thread moves, then reads it
+std::atomic<int> g_throw_at_move{0};  // relaxed: set by the same thread before the moves
 class NumberedMoveHandler {
  public:
   explicit NumberedMoveHandler(std::shared_ptr<std::atomic<int>> runs) : runs_(std::move(runs)) {}
