@@ -12,7 +12,7 @@
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: correct own_word timed timed_own_word
-// PARKPOOL_MODEL_BROKEN: relaxed_lock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit
+// PARKPOOL_MODEL_BROKEN: relaxed_lock relaxed_unlock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -86,6 +86,8 @@ bool run_model(const std::string& variant, int& known) {
     g_home_bits = 1;
   } else if (variant == "relaxed_lock") {
     g_bugs.relaxed_lock = true;
+  } else if (variant == "relaxed_unlock") {
+    g_bugs.relaxed_unlock = true;
   } else if (variant == "clear_bits_outside_lot") {
     g_bugs.clear_bits_outside_lot = true;
   } else if (variant == "park_without_validate") {

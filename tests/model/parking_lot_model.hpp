@@ -55,6 +55,7 @@ constexpr int kNoKey = 0;
 // Deliberate bugs, one per broken variant.
 struct Bugs {
   bool relaxed_lock = false;                // Mutex::lock CAS relaxed instead of acquire
+  bool relaxed_unlock = false;              // Mutex::unlock fast-path CAS relaxed, not release
   bool clear_bits_outside_lot = false;      // unlock_slow clears LOCKED|PARKED before unparking,
                                             // not inside the callback under the bucket lock
   bool park_without_validate = false;       // Mutex::lock_slow parks without re-checking the state
@@ -554,7 +555,8 @@ class Mutex {
 
   void unlock() {
     int e = kLocked;
-    if (state_.compare_exchange_strong(e, 0, rl::mo_release, $)) return;  // (M2)
+    const rl::memory_order rel = bugs_->relaxed_unlock ? rl::mo_relaxed : rl::mo_release;
+    if (state_.compare_exchange_strong(e, 0, rel, $)) return;  // (M2)
     unlock_slow();
   }
 
