@@ -57,6 +57,7 @@ using LockableTypes = ::testing::Types<parkpool::Mutex, std::timed_mutex>;
 
 using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
+using parkpool::test::unlock_if_held;
 
 // Part of a release action: frees a thread that a lost unlock wakeup (or hand-off) left parked on
 // a parkpool::Mutex (it parks on its own address; its lock loop then retries). The tests below
@@ -192,10 +193,7 @@ TEST(Mutex, ParkedBitSetWhileAWaiterSleepsAndClearedAfter) {
   }));
   JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         parkpool::parking_lot::unpark_all(&m);  // a waiter the unlock did not wake retries
       },
       t);
@@ -260,10 +258,7 @@ TEST(Mutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     }));
     JoinOnExit join(
         [&] {
-          if (held) {
-            held = false;
-            m.unlock();
-          }
+          unlock_if_held(held, m);
           parkpool::parking_lot::unpark_all(&m);  // a waiter the unlock did not wake retries
         },
         t);
@@ -298,10 +293,7 @@ TEST(Mutex, UnlockFairHandsOffInFifoOrder) {
   std::vector<std::thread> ts;
   JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         parkpool::parking_lot::unpark_all(&m);  // a waiter a lost hand-off stranded retries
       },
       ts);
@@ -455,10 +447,7 @@ TEST(Mutex, HandOffToTheLastWaiterClearsTheParkedBit) {
   }));
   JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         parkpool::parking_lot::unpark_all(&m);  // a waiter a lost hand-off stranded retries
       },
       waiter);
@@ -490,10 +479,7 @@ TEST(Mutex, TryLockKeepsTheParkedBitForTheThreadsStillParked) {
   bool held = true;  // by this thread; read and written only here and in the release below
   parkpool::test::JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         parkpool::parking_lot::unpark_all(&m);  // a waiter left parked by the bug retries
       },
       waiter);

@@ -32,6 +32,7 @@ namespace {
 
 using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
+using parkpool::test::unlock_if_held;
 
 // Part of a release action: wakes every thread parked on a parkpool::SharedMutex, on its own
 // address (waiting writers and readers) and on its drain key (this + 1, a writer waiting for the
@@ -205,10 +206,7 @@ TEST(SharedMutex, TryLockUntilDeadlineTooFarToRepresentWaitsForTheUnlock) {
     }));
     JoinOnExit join(
         [&] {
-          if (held) {
-            held = false;
-            m.unlock();
-          }
+          unlock_if_held(held, m);
           unpark_shared(m);
         },
         t);
@@ -366,10 +364,7 @@ TEST(SharedMutex, WriterQueuedBehindReadersIsWokenWhenTheReadersLeave) {
     std::thread writer;
     JoinOnExit join(
         [&] {
-          if (held) {
-            held = false;
-            m.unlock();
-          }
+          unlock_if_held(held, m);
           unpark_shared(m);
         },
         reader, writer);
@@ -411,10 +406,7 @@ TEST(SharedMutex, UnlockFairHandsOffToEveryReaderAndTheFirstWriter) {
   std::vector<std::thread> threads;
   JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         if (!released) {
           released = true;
           release_first_writer.count_down();
@@ -620,10 +612,7 @@ TEST(SharedMutex, UnlockFairHandsOffToAHeadWriterAlone) {
   std::thread reader;
   JoinOnExit join(
       [&] {
-        if (held) {
-          held = false;
-          m.unlock();
-        }
+        unlock_if_held(held, m);
         if (!released) {
           released = true;
           release_writer.count_down();

@@ -107,6 +107,15 @@ std::function<void()> once(F f) {
   };
 }
 
+// For a release action: unlocks `m` if `held` says the test's thread still holds it, and clears
+// `held` (the test body clears it too where it unlocks), so that no path unlocks twice.
+template <class Lockable>
+void unlock_if_held(bool& held, Lockable& m) {
+  if (!held) return;
+  held = false;
+  m.unlock();
+}
+
 // Counts the guarded threads that finished their body, so that the test's thread waits for them
 // with a bound instead of in an unbounded join() (a waiter that a lost wakeup stranded would
 // block that join, and the binary, forever). Declared before the threads; each body is wrapped:
