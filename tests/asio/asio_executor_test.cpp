@@ -1213,11 +1213,7 @@ TEST(AsioExecutor, ExecuteRethrowsWhatConstructingTheHandlerThrowsAndCountsNothi
 }
 
 // A handler whose moves are numbered (1, 2, ... over the process): the move numbered
-// g_throw_at_move throws HandlerMoveRefused; 0 (the default): none throws.
-class HandlerMoveRefused : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// g_throw_at_move throws HandlerConstructionFailed; 0 (the default): none throws.
 std::atomic<int> g_handler_moves{0};  // relaxed: one thread moves, then reads it
 std::atomic<int> g_throw_at_move{0};  // relaxed: set by the same thread before the moves
 class NumberedMoveHandler {
@@ -1228,7 +1224,7 @@ class NumberedMoveHandler {
       : runs_(o.runs_) {
     const int n = g_handler_moves.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n == g_throw_at_move.load(std::memory_order_relaxed)) {
-      throw HandlerMoveRefused("handler move refused after the pool refused it");
+      throw HandlerConstructionFailed("handler move refused after the pool refused it");
     }
   }
   NumberedMoveHandler& operator=(const NumberedMoveHandler&) = delete;
@@ -1277,7 +1273,7 @@ TEST(AsioExecutorDeathTest, MovingARefusedHandlerThatThrowsTerminates) {
   // unwound (pool_closed), with clang 14 the one the move threw. Either is the documented end.
   EXPECT_DEATH(execute_refused_handler(moves - 1),
                "terminate called after throwing an instance of "
-               "'(parkpool::pool_closed|.*HandlerMoveRefused)'")
+               "'(parkpool::pool_closed|.*HandlerConstructionFailed)'")
       << "the move out of the refused task (~CountedHandler) threw";
 }
 
