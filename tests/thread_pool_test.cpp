@@ -232,6 +232,53 @@ TEST(ThreadPool, SubmitAndPostAfterShutdownThrowPoolClosed) {
   EXPECT_THROW(pool.post([] {}), std::runtime_error);  // pool_closed is a runtime_error
 }
 
+// Spins until pool.is_shutdown() reads true or 20 s have passed; returns the last read. A
+// correct shutdown() sets it before it waits for anything, so the bound only turns a hang into a
+// failure.
+bool await_is_shutdown(const ThreadPool& pool) {
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!pool.is_shutdown() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  return pool.is_shutdown();
+}
+
+TEST(ThreadPool, IsShutdownTurnsTrueWhenShutdownClosesThePoolAndStaysTrue) {
+  ThreadPool pool(with_threads(2));
+  EXPECT_FALSE(pool.is_shutdown());
+  EXPECT_FALSE(pool.submit([&] { return pool.is_shutdown(); }).get());  // on a worker too
+  // A task still running when shutdown() starts: shutdown() waits for it, and it waits until it
+  // reads true, so the pool reads shut down before the drain ends, from inside the drain.
+  std::latch running(1);
+  bool seen_by_task = false;  // written by the task, read after shutdown() joined its worker
+  pool.post([&] {
+    running.count_down();
+    seen_by_task = await_is_shutdown(pool);
+  });
+  running.wait();
+  pool.shutdown();
+  EXPECT_TRUE(seen_by_task);
+  EXPECT_TRUE(pool.is_shutdown());
+  pool.shutdown();  // idempotent: still true
+  EXPECT_TRUE(pool.is_shutdown());
+}
+
+TEST(ThreadPool, AThreadThatSawIsShutdownGetsPoolClosed) {
+  // The documented promise: read true, then every call from outside throws pool_closed (the
+  // read races the shutdown() of another thread here).
+  for (std::size_t round = 0; round < parkpool::test::scaled(200); ++round) {
+    ThreadPool pool(with_threads(2));
+    std::thread watcher([&] {
+      ASSERT_TRUE(await_is_shutdown(pool));
+      EXPECT_THROW(pool.post([] {}), parkpool::pool_closed);
+      EXPECT_THROW(pool.submit([] { return 1; }), parkpool::pool_closed);
+    });
+    pool.shutdown();
+    watcher.join();
+    if (::testing::Test::HasFailure()) break;  // one failed round says it; do not wait 200 times
+  }
+}
+
 TEST(ThreadPool, RejectedCallableIsDestroyedNotRun) {
   ThreadPool pool(with_threads(1));
   pool.shutdown();

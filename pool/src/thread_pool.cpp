@@ -664,6 +664,8 @@ bool ThreadPool::running_in_this_thread() const noexcept {
   return core_->local_worker() != nullptr;
 }
 
+bool ThreadPool::is_shutdown() const noexcept { return core_->shut_down(); }
+
 PoolStats ThreadPool::stats() const {
   PoolStats s;
   const auto& ws = core_->workers();

@@ -373,6 +373,13 @@ class ThreadPool {
   /// on it): then post/submit/run go to its own deque, join and TaskGroup::wait help instead of
   /// blocking, and shutdown() throws. Cheap: one thread-local load and a compare.
   bool running_in_this_thread() const noexcept;
+  /// True once shutdown() (or the destructor) has closed the pool to work from outside; never
+  /// false again. A thread that read true gets pool_closed from every submit/post/
+  /// TaskGroup::run/join/parallel_for it makes afterwards from outside the pool's workers. A
+  /// snapshot: while another thread's shutdown() is starting, such a call may throw pool_closed
+  /// although this still read false, so catch pool_closed rather than test first. Tasks that run
+  /// in the final drain read true (and may still post: see above). One relaxed load.
+  bool is_shutdown() const noexcept;
 
  private:
   template <class D>

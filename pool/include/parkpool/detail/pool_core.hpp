@@ -478,8 +478,12 @@ class PoolCore {
 
   // True once shutdown() has set draining_ (after closing the injector): for a call that would
   // otherwise finish without the pool (parallel_for's single chunk off a worker), so that it
-  // throws pool_closed like every other call from outside after shutdown(). Relaxed: a flag
-  // read, nothing is read through it; a caller ordered after shutdown() sees it by coherence.
+  // throws pool_closed like every other call from outside after shutdown(), and for
+  // ThreadPool::is_shutdown(). Relaxed: a flag read, nothing is read through it; a caller
+  // ordered after shutdown() sees it by coherence. A reader that sees true and then pushes
+  // finds the injector closed, without an acquire: had its push's tail lock come before
+  // close()'s, this load (sequenced before that lock) would happen-before the store of true
+  // (through the lock, then close() before G4) and could not read it (read-write coherence).
   bool shut_down() const noexcept { return draining_.load(std::memory_order_relaxed); }
 
   // Tests only: how many workers count themselves idle in the final drain (a snapshot), and a
