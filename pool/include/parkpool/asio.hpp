@@ -180,6 +180,11 @@ struct ZeroWaitCounterTestAccess;  // tests/asio: holds m_ to force interleaving
 //   when generation_ has changed since it registered (it read generation_ under m_ then), i.e.
 //   after a decrement to 0 made after its registration. A zero reached and left again before it
 //   registered cannot release it, however late that zero's count_down runs.
+// Checked by the Relacy model tests/model/zero_wait_counter_model.cpp (handlers counting down on
+// both paths, wait_zero_unless's stop path with interrupt(), INV-Z1 through a "destroyed"
+// witness): it rejects Z1, Z2 or the bit CAS's failure order relaxed, and breaks of INV-Z1,
+// INV-Z2 and of kWaiterBit's rule. Z3 relaxed fails there only with the bit CAS also relaxed on
+// success: that CAS's acquire collects the lock-free decrements too, and one of the two is needed.
 class ZeroWaitCounter {
  public:
   void add() noexcept {
