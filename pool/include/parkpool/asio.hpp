@@ -182,9 +182,9 @@ struct ZeroWaitCounterTestAccess;  // tests/asio: holds m_ to force interleaving
 //   registered cannot release it, however late that zero's count_down runs.
 // Checked by the Relacy model tests/model/zero_wait_counter_model.cpp (handlers counting down on
 // both paths, wait_zero_unless's stop path with interrupt(), INV-Z1 through a "destroyed"
-// witness): it rejects Z1, Z2 or the bit CAS's failure order relaxed, and breaks of INV-Z1,
-// INV-Z2 and of kWaiterBit's rule. Z3 relaxed fails there only with the bit CAS also relaxed on
-// success: that CAS's acquire collects the lock-free decrements too, and one of the two is needed.
+// witness): it rejects Z1, Z2 or either order of the bit CAS relaxed (on success: after an add()
+// the CAS can succeed on a decrement its Z2 load did not read), and breaks of INV-Z1, INV-Z2 and
+// of kWaiterBit's rule. An acquire at Z3 instead of the CAS's on success would do as well.
 class ZeroWaitCounter {
  public:
   void add() noexcept {
@@ -226,9 +226,9 @@ class ZeroWaitCounter {
     if (stop()) return false;
     if (waiters_++ == 0) {
       // The first waiter sets the bit (INV-Z2); it was clear (no waiter). acquire on failure:
-      // the count may now read 0, see (Z2). Relaxed would do on success (what a released waiter
-      // needs comes through m_, Z3), but g++ 12 rejects a failure order stronger than the
-      // success order (-Winvalid-memory-model), so acquire for both.
+      // the count may now read 0, see (Z2); acquire on success: the decrements made outside m_
+      // up to this write (all of them: once the bit is set they take m_) reach the waiters here,
+      // through (Z1)'s release sequences (every write of word_ is an RMW), not through (Z3).
       while (!word_.compare_exchange_weak(cur, cur | kWaiterBit, std::memory_order_acquire,
                                           std::memory_order_acquire)) {
         if ((cur & kCountMask) == 0) {
@@ -264,10 +264,10 @@ class ZeroWaitCounter {
 
   void count_down_locked() noexcept {
     std::lock_guard<std::mutex> lock(m_);
-    // (Z3) acquire: collects the effects of every earlier decrement made outside m_ (their (Z1)
-    // release sequences), which m_ hands on, with this one's, to the waiters released below.
-    // No release: waiters read the count and generation_ under m_ only.
-    const std::uint64_t old = word_.fetch_sub(1, std::memory_order_acquire);
+    // (Z3) Relaxed: the decrements made outside m_ reached every registered waiter through the
+    // bit CAS's acquire (wait_zero_unless); this one's effects and the earlier locked ones reach
+    // it through m_. No release: waiters read the count and generation_ under m_ only.
+    const std::uint64_t old = word_.fetch_sub(1, std::memory_order_relaxed);
     // Not at zero, or the bit was cleared (no waiter) between our load and our lock: done.
     if (old != (kWaiterBit | 1)) return;
     ++generation_;
