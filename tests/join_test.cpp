@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <latch>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <variant>
 
 #include "parkpool/thread_pool.hpp"
@@ -110,6 +112,42 @@ TEST(Join, WhenBothThrowTheExceptionOfAWins) {
             pool, [] { throw std::runtime_error("a"); }, [] { throw std::logic_error("b"); }),
         std::runtime_error);
   }
+}
+
+TEST(Join, WhenAThrowsAStolenBFinishesBeforeJoinRethrows) {
+  // "if a throws, ... join waits for it [b] if it was stolen, then rethrows a's exception": b
+  // lives on the joining worker's stack and uses what the caller passed by reference. a throws
+  // only once b runs on the other worker; b then keeps running until join has returned or 1 s has
+  // passed, so a join that rethrew without waiting for b returns while b still runs (the
+  // ExceptionFromAPropagates rounds steal b too rarely to see that). Bounded: if b is never
+  // stolen, a gives up after 20 s and throws, and the first expectation fails.
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> b_started{false}, b_finished{false}, join_returned{false};
+  auto f = pool.submit([&] {
+    try {
+      join(
+          pool,
+          [&] {
+            parkpool::test::wait_for([&] { return b_started.load(); }, std::chrono::seconds(20));
+            throw std::runtime_error("a");
+          },
+          [&] {
+            b_started.store(true);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            while (!join_returned.load() && std::chrono::steady_clock::now() < until) {
+              std::this_thread::yield();
+            }
+            b_finished.store(true);
+          });
+    } catch (const std::runtime_error&) {
+      const bool b_done = b_finished.load();
+      join_returned.store(true);
+      return b_done;
+    }
+    return false;  // a did not throw: cannot happen
+  });
+  EXPECT_TRUE(f.get()) << "join rethrew a's exception while the stolen b was still running";
+  EXPECT_TRUE(b_started.load()) << "b was never stolen while a waited for it";
 }
 
 TEST(Join, FromOutsideThePoolRunsOnAWorker) {
