@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -105,6 +106,53 @@ TEST(ParallelFor, NarrowAndUnsignedIndexTypes) {
   std::atomic<std::uint64_t> sum{0};
   parallel_for(pool, 0u, 1001u, [&](unsigned i) { sum.fetch_add(i); });
   EXPECT_EQ(sum.load(), 500500u);
+}
+
+// grain 0 is "about 4 chunks per worker": n / (4 * workers) indices each, and at least one, so a
+// range shorter than that still has chunks of one index. A grain beyond the range makes the range
+// one chunk, also where the grain does not fit the index type (256 for std::uint8_t). Each index
+// must run once; a grain that came out 0 would split a one-index chunk forever.
+TEST(ParallelFor, ShortRangesWithAutomaticGrainAndGrainsBeyondTheRangeRunEachIndexOnce) {
+  ThreadPool pool(with_threads(2));
+  for (int len = 1; len <= 9; ++len) {
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(len));
+    parallel_for(
+        pool, 0, len, [&](int i) { hits[static_cast<std::size_t>(i)].fetch_add(1); }, 0);
+    for (int i = 0; i < len; ++i) {
+      ASSERT_EQ(hits[static_cast<std::size_t>(i)].load(), 1) << "len " << len << " index " << i;
+    }
+  }
+  for (std::size_t grain :
+       {std::size_t{200}, std::size_t{256}, std::size_t{512}, std::size_t{1} << 40}) {
+    std::vector<std::atomic<int>> hits(200);
+    parallel_for(
+        pool, std::uint8_t{0}, std::uint8_t{200}, [&](std::uint8_t i) { hits[i].fetch_add(1); },
+        grain);
+    for (std::size_t i = 0; i < hits.size(); ++i) {
+      ASSERT_EQ(hits[i].load(), 1) << "grain " << grain << " index " << i;
+    }
+  }
+}
+
+// grain 0 with 4 indices per worker: every index is a chunk of its own, offered to the other
+// workers by the join that split it off, so index 1 can start while index 0 runs. With chunks of
+// more than one index (fewer chunks per worker) index 1 would run after index 0 in the same
+// loop. Bounded: index 0 waits at most 20 s for index 1.
+TEST(ParallelFor, AutomaticGrainMakesFourChunksPerWorker) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> one_started{false};
+  std::atomic<bool> zero_saw_one{false};
+  parallel_for(
+      pool, 0, 8,
+      [&](int i) {
+        if (i == 1) one_started.store(true);
+        if (i == 0) {
+          zero_saw_one.store(parkpool::test::wait_for([&] { return one_started.load(); },
+                                                      std::chrono::seconds(20)));
+        }
+      },
+      0);
+  EXPECT_TRUE(zero_saw_one.load()) << "indices 0 and 1 ran in one chunk";
 }
 
 TEST(ParallelFor, ExceptionPropagates) {
