@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +130,37 @@ TEST(AvailableCpus, CgroupV1UnderTheShortMountName) {
   t.file("cpu/job/cpu.cfs_quota_us", "200000\n");
   t.file("cpu/job/cpu.cfs_period_us", "100000\n");
   EXPECT_EQ(t.limit(), 2u);
+}
+
+TEST(AvailableCpus, CgroupV1UnderTheReversedCombinedMountName) {
+  // The cpu hierarchy mounted as "cpuacct,cpu" (the third name cgroup_cpu_limit documents).
+  CgroupTree t;
+  t.proc("4:cpu,cpuacct:/job\n");
+  t.file("cpuacct,cpu/cpu.cfs_period_us", "100000\n");
+  t.file("cpuacct,cpu/job/cpu.cfs_quota_us", "150000\n");
+  t.file("cpuacct,cpu/job/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(t.limit(), 2u);
+}
+
+TEST(AvailableCpus, CountsTheCpusOfTheCallingThreadsAffinityMask) {
+  // "the CPUs in its sched_getaffinity mask": a thread restricted to one CPU sees 1, whatever
+  // the machine has (hardware_concurrency() is only the fallback when the mask cannot be read).
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  constexpr std::size_t kSetSize = CPU_SETSIZE;
+  std::size_t cpu = 0;
+  while (cpu < kSetSize && !CPU_ISSET(cpu, &mine)) ++cpu;
+  ASSERT_LT(cpu, kSetSize);
+  std::size_t seen = 0;
+  std::thread([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+    seen = parkpool::available_cpus();
+  }).join();
+  EXPECT_EQ(seen, 1u);
 }
 
 TEST(AvailableCpus, UnreadableOrMalformedCgroupsMeanNoLimit) {
