@@ -733,6 +733,83 @@ TEST(ThreadPool, StatsCountEveryItemTakenFromTheInjector) {
   EXPECT_EQ(st.total.spawned, static_cast<std::uint64_t>(n));
 }
 
+TEST(ThreadPool, StatsDoNotCountAJoinFromOutsideAsAnAcceptedTask) {
+  // join() from outside the pool injects its stack job: an item taken from the injector, but not
+  // a task (tasks_run does not count it), so external_accepted must not count it either, or
+  // tasks_accepted exceeds tasks_run + tasks_cancelled when quiescent.
+  ThreadPool pool(with_threads(2));
+  auto [a, b] = parkpool::join(
+      pool, [] { return 1; }, [] { return 2; });
+  EXPECT_EQ(a + b, 3);
+  EXPECT_EQ(pool.submit([] { return 4; }).get(), 4);
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.external_accepted, 1u);
+  EXPECT_EQ(st.total.injector_pops, 2u);  // the join's job and the submitted task
+  EXPECT_EQ(st.total.tasks_run, 1u);
+  EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled);
+}
+
+TEST(ThreadPool, StatsTotalIsTheSumOfTheWorkersAndIdleCountersAreTheCoordinators) {
+  // StatsAreConsistentWhenQuiescent sums the workers with WorkerStats::operator+=, the same
+  // operator that builds total: a field it forgot would be missing from both. Here each field is
+  // summed by hand, and each worker's idle fields must be its IdleCoordinator's own counters.
+  // Spins of 1 ms (so spins find work and yield) and 1 ms timed parks (so parks time out).
+  PoolOptions o = with_threads(2);
+  o.idle.spin_min = 1ms;
+  o.idle.spin_max = 1ms;
+  o.idle.timed_park = 1ms;
+  ThreadPool pool(o);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(pool.submit([i] { return i; }).get(), i);
+  // Until a park timed out (the workers' own counts, not total, which is under test).
+  auto timed_out = [&pool] {
+    std::uint64_t n = 0;
+    for (const auto& w : pool.stats().workers) n += w.timed_out_parks;
+    return n;
+  };
+  parkpool::test::TimeBudget budget(10s);
+  while (timed_out() == 0 && !budget.exhausted()) std::this_thread::yield();
+  pool.shutdown();
+  const auto st = pool.stats();
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  parkpool::WorkerStats sum;
+  ASSERT_EQ(st.workers.size(), 2u);
+  for (std::size_t i = 0; i < st.workers.size(); ++i) {
+    const parkpool::WorkerStats& w = st.workers[i];
+    const parkpool::IdleWorkerStats is = core.idle().stats(i);
+    EXPECT_EQ(w.parks, is.parks) << "worker " << i;
+    EXPECT_EQ(w.unparks, is.unparks) << "worker " << i;
+    EXPECT_EQ(w.timed_out_parks, is.timed_out_parks) << "worker " << i;
+    EXPECT_EQ(w.spin_hits, is.spin_hits) << "worker " << i;
+    EXPECT_EQ(w.spin_yields, is.spin_yields) << "worker " << i;
+    sum.tasks_run += w.tasks_run;
+    sum.tasks_cancelled += w.tasks_cancelled;
+    sum.spawned += w.spawned;
+    sum.steals += w.steals;
+    sum.injector_pops += w.injector_pops;
+    sum.post_exceptions += w.post_exceptions;
+    sum.parks += w.parks;
+    sum.unparks += w.unparks;
+    sum.timed_out_parks += w.timed_out_parks;
+    sum.spin_hits += w.spin_hits;
+    sum.spin_yields += w.spin_yields;
+  }
+  EXPECT_EQ(st.total.tasks_run, sum.tasks_run);
+  EXPECT_EQ(st.total.tasks_cancelled, sum.tasks_cancelled);
+  EXPECT_EQ(st.total.spawned, sum.spawned);
+  EXPECT_EQ(st.total.steals, sum.steals);
+  EXPECT_EQ(st.total.injector_pops, sum.injector_pops);
+  EXPECT_EQ(st.total.post_exceptions, sum.post_exceptions);
+  EXPECT_EQ(st.total.parks, sum.parks);
+  EXPECT_EQ(st.total.unparks, sum.unparks);
+  EXPECT_EQ(st.total.timed_out_parks, sum.timed_out_parks);
+  EXPECT_EQ(st.total.spin_hits, sum.spin_hits);
+  EXPECT_EQ(st.total.spin_yields, sum.spin_yields);
+  EXPECT_EQ(st.total.tasks_run, 200u);
+  // What the scenario must produce for the checks above to mean something.
+  EXPECT_GT(sum.timed_out_parks, 0u) << "no park timed out within 10 s";
+}
+
 TEST(ThreadPool, StatsCountTheYieldsOfALongSpin) {
   // One worker with a 1 ms spin: its first idle episode spins the full budget (nothing is
   // posted) before its first park, and yields its CPU along the way.
