@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <latch>
@@ -160,6 +161,50 @@ TEST(TaskGroup, DestructorWaitsForPendingTasks) {
     for (int i = 0; i < 100; ++i) g.run([&] { n.fetch_add(1); });
   }
   EXPECT_EQ(n.load(), 100);
+}
+
+// "TaskGroup::run destroys the callable before wait() can return" (thread_pool.hpp, submit): a
+// callable may capture what the waiter destroys once wait() returned. The task's copy of the
+// callable (the only one still armed after the moves into the task) waits in its destructor, up
+// to 1 s, for wait() to return: it must time out, since wait() cannot return before it finishes.
+struct DestructionProbe {
+  struct State {
+    std::atomic<bool> wait_returned{false};
+    std::atomic<bool> destroyed{false};
+    std::atomic<bool> destroyed_after_return{false};
+  };
+  explicit DestructionProbe(State* s) noexcept : state(s) {}
+  DestructionProbe(DestructionProbe&& o) noexcept : state(std::exchange(o.state, nullptr)) {}
+  DestructionProbe(const DestructionProbe&) = delete;
+  DestructionProbe& operator=(const DestructionProbe&) = delete;
+  DestructionProbe& operator=(DestructionProbe&&) = delete;
+  ~DestructionProbe() {
+    if (state == nullptr) return;  // moved from
+    parkpool::test::wait_for([this] { return state->wait_returned.load(); },
+                             std::chrono::seconds(1));
+    state->destroyed_after_return.store(state->wait_returned.load());
+    state->destroyed.store(true);
+  }
+  void operator()() const noexcept {}
+  State* state;
+};
+
+TEST(TaskGroup, TheCallableIsDestroyedBeforeWaitReturns) {
+  // The group and the wait off the pool: a worker runs (and destroys) the task.
+  ThreadPool pool(with_threads(2));
+  DestructionProbe::State state;
+  bool destroyed_at_return = false;
+  {
+    TaskGroup g(pool);
+    g.run(DestructionProbe(&state));
+    g.wait();
+    destroyed_at_return = state.destroyed.load();
+    state.wait_returned.store(true);
+  }
+  EXPECT_TRUE(destroyed_at_return) << "wait() returned before the task's callable was destroyed";
+  // A callable destroyed after wait() returned sees that (bounded by its 1 s wait).
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return state.destroyed.load(); }));
+  EXPECT_FALSE(state.destroyed_after_return.load());
 }
 
 // Each level runs the next one in a new group and waits: the wait helps, so on one worker the
