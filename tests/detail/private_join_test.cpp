@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <future>
 #include <stdexcept>
 #include <thread>
 
@@ -149,6 +152,64 @@ TEST(PrivateJoin, WaitingInsideADeepJoinRunsPrivateJobsOnce) {
       .get();
   EXPECT_EQ(b_runs.load(), static_cast<int>(WorkerContext::kPublicJoinDepth) + 6);
   EXPECT_EQ(result, 1 + static_cast<long>(WorkerContext::kPublicJoinDepth) + 6);
+}
+
+// take_back() takes the newest private job back only if it is this join's own. While a() waits
+// (a TaskGroup wait inside a() of two nested private joins, with the other worker busy, so no
+// idle capacity), the worker runs its newest private job: the inner join's own b. Back in that
+// join, the private job on top is then the enclosing join's; taking it instead would run the
+// inner b twice and lose the outer one, whose join would then wait forever. Bounded: a join that
+// never returns ends the process after 30 s with a message instead of hanging it.
+TEST(PrivateJoin, AJobRunWhileAWaitsIsNotTakenBackAgain) {
+  ThreadPool pool(with_threads(2));
+  parkpool::TaskGroup g(pool);  // constructed off the pool: no owner, a plain shared count
+  std::atomic<bool> busy_started{false}, release_busy{false}, t_counted{false};
+  std::atomic<bool> inner_was_private{false};
+  std::atomic<int> inner_b_runs{0}, outer_b_runs{0};
+  auto f = pool.submit([&] {
+    pool.post([&] {  // taken by the other worker, which stays busy until released
+      pool.post([&] { t_counted.store(true); });  // U: runs after T (own deque: LIFO)
+      g.run([] {});                               // T: the group's only task
+      busy_started.store(true);
+      wait_for([&] { return release_busy.load(); });
+    });
+    if (!wait_for([&] { return busy_started.load(); })) return;
+    auto deep = [&] {
+      join(
+          pool,
+          [&] {
+            join(
+                pool,
+                [&] {
+                  inner_was_private.store(tl_current_worker->private_count == 2);
+                  g.wait();  // T is pending: runs the newest private job, the inner b
+                },
+                [&] {
+                  inner_b_runs.fetch_add(1);
+                  release_busy.store(true);
+                  // Until T has run and counted down: then g.wait() ends without taking the
+                  // outer b too.
+                  wait_for([&] { return t_counted.load(); });
+                });
+          },
+          [&] { outer_b_runs.fetch_add(1); });
+    };
+    // The nesting fills the public depths; both of `deep`'s joins are private.
+    nested(pool, static_cast<int>(WorkerContext::kPublicJoinDepth), deep);
+  });
+  if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    std::fprintf(stderr,
+                 "PrivateJoin.AJobRunWhileAWaitsIsNotTakenBackAgain: the joins did not return "
+                 "within 30 s (inner b ran %d times, outer b %d): a private job was lost\n",
+                 inner_b_runs.load(), outer_b_runs.load());
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  f.get();
+  EXPECT_TRUE(busy_started.load());
+  EXPECT_TRUE(inner_was_private.load()) << "both deep jobs should have been private";
+  EXPECT_EQ(inner_b_runs.load(), 1);
+  EXPECT_EQ(outer_b_runs.load(), 1);
 }
 
 // More nesting than the private array holds: the overflow goes to the deque; results stay right.
