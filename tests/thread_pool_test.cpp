@@ -593,6 +593,20 @@ TEST(ThreadPool, ThiefTakesOneAtATimeFromAShortQueue) {
   for (std::size_t k = 0; k < order.size(); ++k) EXPECT_EQ(order[k], k) << "position " << k;
 }
 
+TEST(ThreadPool, ThiefBatchesOnlyWhenSixtyFourTasksAreLeftAfterItsSteal) {
+  // The boundary: from 65 queued tasks, 64 are still visible after the first steal, so B takes
+  // 31 more (0, 31, 30, ..., 1), and then one at a time from the 33 left (32, 33, ..., 64);
+  // from 64, only 63 are visible and B takes every task on its own.
+  const std::vector<std::size_t> order = run_order_of_stolen_tasks(65);
+  ASSERT_EQ(order[0], 0u);
+  for (std::size_t k = 1; k <= 31; ++k) EXPECT_EQ(order[k], 32 - k) << "position " << k;
+  for (std::size_t k = 32; k < 65; ++k) EXPECT_EQ(order[k], k) << "position " << k;
+  const std::vector<std::size_t> one_by_one = run_order_of_stolen_tasks(64);
+  for (std::size_t k = 0; k < one_by_one.size(); ++k) {
+    EXPECT_EQ(one_by_one[k], k) << "position " << k << " of 64";
+  }
+}
+
 TEST(ThreadPool, WakesSleepingWorkersAfterIdle) {
   PoolOptions o = with_threads(2);
   o.idle = parkpool::IdleOptions::efficiency();
