@@ -824,6 +824,25 @@ TEST(ThreadPool, StatsTotalIsTheSumOfTheWorkersAndIdleCountersAreTheCoordinators
   EXPECT_GT(sum.timed_out_parks, 0u) << "no park timed out within 10 s";
 }
 
+TEST(ThreadPool, StatsCountAPostTaskThatThrewAsRun) {
+  // A post() task whose exception went to on_post_exception still ran: tasks_run counts it, or
+  // tasks_accepted exceeds tasks_run + tasks_cancelled when quiescent. All three post() paths:
+  // inline from outside (a small trivially copyable callable), a heap task from outside, and a
+  // task posted from a worker.
+  PoolOptions o = with_threads(2);
+  o.on_post_exception = [](std::exception_ptr) {};
+  ThreadPool pool(o);
+  const auto heap_capture = std::make_shared<int>(0);  // not trivially copyable: a heap task
+  pool.post([] { throw std::runtime_error("inline"); });
+  pool.post([heap_capture] { throw std::runtime_error("heap"); });
+  pool.submit([&pool] { pool.post([] { throw std::runtime_error("from a worker"); }); }).get();
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.total.post_exceptions, 3u);
+  EXPECT_EQ(st.total.tasks_run, 4u);  // the three posts and the submit
+  EXPECT_EQ(st.tasks_accepted, st.total.tasks_run + st.total.tasks_cancelled);
+}
+
 TEST(ThreadPool, StatsCountTheYieldsOfALongSpin) {
   // One worker with a 1 ms spin: its first idle episode spins the full budget (nothing is
   // posted) before its first park, and yields its CPU along the way.
