@@ -1108,6 +1108,24 @@ TEST(ThreadPool, ThreadNamesAreTruncatedToFifteenBytesAndAnEmptyPrefixNamesNothi
   EXPECT_EQ(worker_name(pool), std::string(mine));
 }
 
+// "Worker thread names are prefix + index": each worker reads its own name in on_thread_start,
+// which runs on it after the name was set. (HooksAndThreadNames checks the prefix only, and the
+// truncation test cuts the index off.)
+TEST(ThreadPool, EachWorkerIsNamedThePrefixAndItsIndex) {
+  std::mutex m;
+  std::vector<std::string> names(3);
+  PoolOptions o = with_threads(3);
+  o.thread_name_prefix = "pp-";
+  o.on_thread_start = [&](std::size_t i) {
+    char buf[32] = {};
+    EXPECT_EQ(pthread_getname_np(pthread_self(), buf, sizeof buf), 0);
+    std::lock_guard<std::mutex> lk(m);
+    names.at(i) = buf;
+  };
+  { ThreadPool pool(o); }  // the destructor joins the workers: every hook has returned
+  EXPECT_EQ(names, (std::vector<std::string>{"pp-0", "pp-1", "pp-2"}));
+}
+
 // on_thread_start runs on the worker before its first task, as a worker of the pool: shutdown()
 // from it throws std::logic_error (it would join its own thread), as from a task, and a task it
 // posts is accepted and runs.
