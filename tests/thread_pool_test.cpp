@@ -1180,4 +1180,22 @@ TEST(ThreadPool, DefaultPostExceptionHandlerCountsAndWritesToStderr) {
   EXPECT_NE(err.find("non-std exception escaped a post() task"), std::string::npos) << err;
 }
 
+// With on_post_exception set, the handler receives the exception instead of the default's
+// stderr line (the count in stats() stays).
+TEST(ThreadPool, AnInstalledPostExceptionHandlerWritesNothingToStderr) {
+  std::atomic<int> handled{0};
+  testing::internal::CaptureStderr();
+  {
+    PoolOptions o = with_threads(1);
+    o.on_post_exception = [&](std::exception_ptr) { handled.fetch_add(1); };
+    ThreadPool pool(o);
+    pool.post([] { throw std::runtime_error("handled-boom"); });
+    pool.shutdown();
+    EXPECT_EQ(pool.stats().total.post_exceptions, 1u);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(handled.load(), 1);
+  EXPECT_EQ(err.find("escaped a post() task"), std::string::npos) << err;
+}
+
 }  // namespace
