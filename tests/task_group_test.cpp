@@ -19,6 +19,7 @@
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
 #include "pool_test.hpp"
+#include "thread_state.hpp"
 
 namespace {
 
@@ -205,6 +206,42 @@ TEST(TaskGroup, TheCallableIsDestroyedBeforeWaitReturns) {
   // A callable destroyed after wait() returned sees that (bounded by its 1 s wait).
   ASSERT_TRUE(parkpool::test::wait_for([&] { return state.destroyed.load(); }));
   EXPECT_FALSE(state.destroyed_after_return.load());
+}
+
+// wait() may be called by one thread after another. A worker's wait that slept registered itself
+// on the group's count; it must leave nothing registered behind, or a later wait from outside
+// the pool that has to block finds that registration and aborts as a second waiter ("two threads
+// wait for the same group at once"). The sleeps are waited for (bounded) only to make each wait
+// block: the test is correct whether or not they are seen.
+TEST(TaskGroup, AWaitFromOutsideAfterAWorkersBlockingWaitBlocksNormally) {
+  ThreadPool pool(with_threads(2));
+  TaskGroup g(pool);  // constructed off the pool: every wait registers on its shared count
+  // Round 1: a worker waits (and sleeps) while the other worker runs the group's task.
+  std::atomic<bool> started{false}, release{false};
+  std::atomic<pid_t> waiter{0};
+  g.run([&] {
+    started.store(true);
+    parkpool::test::wait_for([&] { return release.load(); });
+  });
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return started.load(); }));
+  auto waited = pool.submit([&] {
+    waiter.store(parkpool::test::current_tid());
+    g.wait();
+  });
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return waiter.load() != 0; }));
+  parkpool::test::wait_until_sleeping(waiter.load(), std::chrono::seconds(10));
+  release.store(true);
+  waited.get();
+  // Round 2: this thread waits; the group's task finishes once it sleeps.
+  std::atomic<bool> release2{false};
+  g.run([&] { parkpool::test::wait_for([&] { return release2.load(); }); });
+  const pid_t me = parkpool::test::current_tid();
+  std::thread opener([&] {
+    parkpool::test::wait_until_sleeping(me, std::chrono::seconds(10));
+    release2.store(true);
+  });
+  g.wait();
+  opener.join();
 }
 
 // Each level runs the next one in a new group and waits: the wait helps, so on one worker the
