@@ -79,6 +79,55 @@ TEST(PrivateJoin, DeepJobIsPublishedWhenAWorkerGoesIdle) {
   EXPECT_TRUE(stolen.load());
 }
 
+// Publishing keeps the private jobs' order, oldest first (INV-J1): with two deep joins' b private
+// when the other worker goes idle, the thief's first steal (the oldest item) is the outer b.
+TEST(PrivateJoin, PrivateJobsArePublishedOldestFirst) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> busy_started{false}, release_busy{false};
+  std::atomic<bool> were_private{false}, ok{false};
+  std::atomic<int> first_stolen{0};  // 1: the outer b, 2: the inner b
+  pool.submit([&] {
+        const std::thread::id owner = std::this_thread::get_id();
+        pool.post([&] {
+          busy_started.store(true);
+          wait_for([&] { return release_busy.load(); });
+        });
+        if (!wait_for([&] { return busy_started.load(); })) return;
+        auto stolen_as = [&](int which) {
+          if (std::this_thread::get_id() == owner) return;
+          int none = 0;
+          first_stolen.compare_exchange_strong(none, which);
+        };
+        auto deep = [&] {
+          WorkerContext* w = tl_current_worker;
+          join(
+              pool,
+              [&] {
+                join(
+                    pool,
+                    [&] {
+                      were_private.store(w->private_count == 2);
+                      release_busy.store(true);  // the other worker becomes idle
+                      // Keep joining (trivially) until the other worker stole one of them.
+                      ok.store(wait_for([&] {
+                        join(
+                            pool, [] {}, [] {});
+                        return first_stolen.load() != 0;
+                      }));
+                    },
+                    [&] { stolen_as(2); });
+              },
+              [&] { stolen_as(1); });
+        };
+        nested(pool, static_cast<int>(WorkerContext::kPublicJoinDepth), deep);
+      })
+      .get();
+  EXPECT_TRUE(busy_started.load());
+  EXPECT_TRUE(were_private.load()) << "both deep jobs should have been private (no idle worker)";
+  EXPECT_TRUE(ok.load()) << "the idle worker never got a private job";
+  EXPECT_EQ(first_stolen.load(), 1) << "the thief's first steal was not the oldest (outer) b";
+}
+
 // A shallow join's b is public at once: an idle worker takes it while a() waits for it.
 TEST(PrivateJoin, ShallowJobIsStealableAtOnce) {
   ThreadPool pool(with_threads(2));
