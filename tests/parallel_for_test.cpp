@@ -187,6 +187,27 @@ TEST(ParallelFor, AfterShutdownThrowsPoolClosedWhateverTheRange) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(ParallelFor, FromATaskInTheFinalDrainRunsEveryIndex) {
+  // pool_closed is for callers that are not workers of the pool: a task still running while
+  // shutdown() drains may use parallel_for (one chunk, or several through join) like post().
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> running{false};
+  std::atomic<int> calls{0};
+  auto f = pool.submit([&] {
+    running.store(true);
+    // Bounded: shutdown() sets the flag before it waits for this task.
+    if (!parkpool::test::wait_for([&] { return pool.is_shutdown(); })) return false;
+    parallel_for(pool, 0, 1, [&](int) { calls.fetch_add(1); });
+    parallel_for(
+        pool, 0, 100, [&](int) { calls.fetch_add(1); }, 7);
+    return true;
+  });
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return running.load(); }));
+  pool.shutdown();
+  EXPECT_TRUE(f.get()) << "the task never saw the pool shut down";
+  EXPECT_EQ(calls.load(), 101);
+}
+
 TEST(ParallelFor, NegativeGrainThrowsAndAnyIntegralGrainWorks) {
   // A negative grain used to convert to SIZE_MAX: one chunk, the whole range on the caller.
   ThreadPool pool(with_threads(2));
