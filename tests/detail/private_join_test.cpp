@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -126,6 +127,39 @@ TEST(PrivateJoin, PrivateJobsArePublishedOldestFirst) {
   EXPECT_TRUE(were_private.load()) << "both deep jobs should have been private (no idle worker)";
   EXPECT_TRUE(ok.load()) << "the idle worker never got a private job";
   EXPECT_EQ(first_stolen.load(), 1) << "the thief's first steal was not the oldest (outer) b";
+}
+
+// join_depth counts the joins in progress on the worker, not the joins it has made: after many
+// finished joins, an outermost join is still depth 1 and its b goes to the deque at once, even
+// with no idle worker (the other one is kept busy, so a deep join's b would stay private).
+TEST(PrivateJoin, AnOutermostJoinAfterManyJoinsIsStillPublic) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> busy_started{false}, release_busy{false};
+  std::uint32_t depth_in_a = 0;
+  std::size_t private_in_a = 99;
+  pool.submit([&] {
+        pool.post([&] {
+          busy_started.store(true);
+          wait_for([&] { return release_busy.load(); });
+        });
+        if (!wait_for([&] { return busy_started.load(); })) return;
+        for (int i = 0; i < 3 * static_cast<int>(WorkerContext::kPublicJoinDepth); ++i) {
+          join(
+              pool, [] {}, [] {});
+        }
+        join(
+            pool,
+            [&] {
+              depth_in_a = tl_current_worker->join_depth;
+              private_in_a = tl_current_worker->private_count;
+            },
+            [] {});
+        release_busy.store(true);
+      })
+      .get();
+  EXPECT_TRUE(busy_started.load());
+  EXPECT_EQ(depth_in_a, 1u);
+  EXPECT_EQ(private_in_a, 0u) << "an outermost join's b was kept private";
 }
 
 // A shallow join's b is public at once: an idle worker takes it while a() waits for it.
