@@ -321,6 +321,19 @@ TEST(ThreadPool, RejectedCallableIsDestroyedNotRun) {
   EXPECT_FALSE(ran);
 }
 
+TEST(ThreadPool, RejectedSubmitDestroysItsCallableAndArguments) {
+  // As RejectedCallableIsDestroyedNotRun, through submit(): the task, with its copy of the
+  // callable and of the arguments, is destroyed when pool_closed is thrown (no future to keep it).
+  ThreadPool pool(with_threads(1));
+  pool.shutdown();
+  auto token = std::make_shared<int>(0);
+  bool ran = false;
+  EXPECT_THROW((void)pool.submit([token, &ran](const std::shared_ptr<int>&) { ran = true; }, token),
+               parkpool::pool_closed);
+  EXPECT_EQ(token.use_count(), 1);
+  EXPECT_FALSE(ran);
+}
+
 TEST(ThreadPool, ShutdownRunsEveryAcceptedTask) {
   std::atomic<std::size_t> ran{0};
   const std::size_t n = parkpool::test::scaled(50000);
