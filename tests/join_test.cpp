@@ -202,6 +202,19 @@ TEST(Join, FromAWorkerOfAnotherPool) {
   EXPECT_EQ(a.submit([&] { return fib(b, 15); }).get(), 610);
 }
 
+TEST(Join, FromAWorkerOfAnotherPoolRunsOnTheJoinedPool) {
+  // A worker of pool `a` is not a worker of `b`: join(b, ...) from it runs the whole join on b's
+  // workers, as from outside the pools (FromAWorkerOfAnotherPool checks the result only).
+  ThreadPool a(with_threads(1)), b(with_threads(2));
+  const auto on_b = a.submit([&] {
+                       return join(
+                           b, [&] { return b.running_in_this_thread(); },
+                           [&] { return b.running_in_this_thread(); });
+                     }).get();
+  EXPECT_TRUE(on_b.first) << "a ran off pool b";
+  EXPECT_TRUE(on_b.second) << "b ran off pool b";
+}
+
 TEST(Join, AfterShutdownFromOutsideThrowsPoolClosed) {
   ThreadPool pool(with_threads(1));
   pool.shutdown();
