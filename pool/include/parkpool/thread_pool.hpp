@@ -3,11 +3,11 @@
 //
 // What it is
 //   N worker threads. Each owns a Chase-Lev deque for the work it spawns (LIFO for itself, stolen
-//   FIFO by others from a random victim; from a queue of 64 or more, half of it at a time, at
-//   most 32 tasks); work from other threads goes through one MPMC injector queue (a two-lock
-//   queue over 4 KiB chunks: detail/injector.hpp). Idle workers spin for a short adaptive time
-//   budget, then
-//   park; a submit wakes one sleeper only when no worker is already searching (pool/SLEEP.md).
+//   FIFO by others from a random victim; from a queue of 65 or more (64 left after the first
+//   steal), half of it at a time, at most 32 tasks); work from other threads goes through one
+//   MPMC injector queue (a two-lock queue over 4 KiB chunks: detail/injector.hpp). Idle workers
+//   spin for a short adaptive time budget, then park; a submit wakes one sleeper only when no
+//   worker is already searching (pool/SLEEP.md).
 //
 // Entry points and what they cost
 //   post(f)          fire-and-forget. From outside the pool, a trivially copyable callable of at
