@@ -405,6 +405,28 @@ TEST(Parker, CustomClockDeadlineTimesOutOnThatClock) {
   EXPECT_EQ(p.park_deadline(SlowClock::now() + 1h), UnparkReason::unparked);
 }
 
+// A user clock at half the speed of steady_clock: 10 ms of it are 20 ms of steady_clock.
+struct HalfSpeedClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<HalfSpeedClock>;
+  [[maybe_unused]] static constexpr bool is_steady = true;
+  static time_point now() { return time_point(Clock::now().time_since_epoch() / 2); }
+};
+
+// "Other clocks are waited on in steady_clock slices and re-checked against Clock::now() until
+// it reaches the deadline": the first slice (the distance on the user clock, taken as steady_clock
+// time) ends when the slow clock is only halfway there, and the park must go on sleeping, not
+// return timed_out before its own clock reached the deadline.
+TEST(Parker, UserClockDeadlineIsRecheckedOnThatClock) {
+  Parker p;
+  const auto deadline = HalfSpeedClock::now() + 10ms;
+  EXPECT_EQ(p.park_deadline(deadline), UnparkReason::timed_out);
+  EXPECT_GE(HalfSpeedClock::now(), deadline) << "returned before the clock reached the deadline";
+  EXPECT_EQ(p.park_timeout(0ns), UnparkReason::timed_out) << "a token was invented";
+}
+
 // A coarse deadline on a clock other than steady_clock/system_clock: hours near max() is forever
 // and hours near min() is in the past, as on steady_clock (no overflow converting to the clock's
 // microseconds).
@@ -571,9 +593,14 @@ TEST(Parker, SpinningParkerReceivesUnparkWithoutSleeping) {
     u.unpark();
   });
   ready.count_down();
+  const auto start = Clock::now();
   p.park();  // returns from the spin, long before the 10 s budget
+  const auto elapsed = Clock::now() - start;
   t.join();
   EXPECT_EQ(ParkerTestAccess::state(p), parkpool::detail::kEmpty);
+  // The spin takes the token as soon as it arrives: a spin that never looked at the word would
+  // spin out the whole budget and only then find the token on its way to sleep.
+  EXPECT_LT(elapsed, 5s) << "the spin ran out its budget instead of taking the token";
 }
 
 TEST(Parker, SpinEndsThenSleeps) {
