@@ -850,3 +850,354 @@ TEST(ParkingLot, UnparkFilterWithNoWaitersRunsOnlyTheCallback) {
   EXPECT_EQ(r.requeued_threads, 0U);
   EXPECT_FALSE(r.have_more_threads);
 }
+
+// unpark_filter's three decisions, one at a time: stop ends the walk (the filter sees no later
+// thread and none of them wakes) and, like skip, leaves threads parked on the key, which
+// have_more_threads reports.
+TEST(ParkingLot, UnparkFilterStopEndsTheWalkAndSkipKeepsTheThreadParked) {
+  int key = 0;
+  std::atomic<bool> go{false};
+  constexpr std::size_t kThreads = 3;
+  std::vector<std::thread> threads;
+  JoinOnExit join(let_go(go, key), threads);
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    threads.emplace_back(
+        [&, i] { EXPECT_TRUE(park_while_false(&key, &go, pl::ParkToken{i}).is_unparked()); });
+    ASSERT_TRUE(wait_until_queued(&key, i + 1));
+  }
+  // Runs unpark_filter with `op(token)` and returns the tokens the filter saw.
+  const auto filter = [&key](auto op, pl::UnparkResult& result) {
+    std::vector<std::size_t> seen;
+    result = pl::unpark_filter(
+        &key,
+        [&](pl::ParkToken t) {
+          seen.push_back(t.value);
+          return op(t.value);
+        },
+        [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+    return seen;
+  };
+  pl::UnparkResult r;
+  // Stop at the first thread: the walk ends there, threads remain.
+  EXPECT_EQ(filter([](std::size_t) { return pl::FilterOp::stop; }, r), std::vector<std::size_t>{0});
+  EXPECT_EQ(r.unparked_threads, 0U);
+  EXPECT_TRUE(r.have_more_threads) << "stop left every thread parked";
+  // Skip every thread: all are seen, all remain.
+  EXPECT_EQ(filter([](std::size_t) { return pl::FilterOp::skip; }, r),
+            (std::vector<std::size_t>{0, 1, 2}));
+  EXPECT_EQ(r.unparked_threads, 0U);
+  EXPECT_TRUE(r.have_more_threads) << "skipped threads are still parked";
+  // Skip, then stop: the thread after the stop would be unparked, but the filter never sees it.
+  EXPECT_EQ(filter(
+                [](std::size_t t) {
+                  if (t == 0) return pl::FilterOp::skip;
+                  return t == 1 ? pl::FilterOp::stop : pl::FilterOp::unpark;
+                },
+                r),
+            (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(r.unparked_threads, 0U);
+  EXPECT_TRUE(r.have_more_threads);
+  EXPECT_EQ(queued_on(&key), kThreads) << "a thread after the stop was unparked";
+  EXPECT_EQ(pl::unpark_all(&key), kThreads);
+  for (auto& t : threads) t.join();
+}
+
+// RequeueOp::unpark_one wakes the first thread on key_from with the callback's token and leaves
+// the others parked on key_from: none moves to key_to.
+TEST(ParkingLot, RequeueUnparkOneWakesTheFirstAndLeavesTheOthers) {
+  int from = 0;
+  int to = 0;
+  std::atomic<bool> go{false};
+  constexpr std::size_t kThreads = 3;
+  std::vector<pl::ParkResult> results(kThreads, pl::ParkResult::invalid());
+  std::vector<std::thread> threads;
+  JoinOnExit join(let_go(go, from, to), threads);
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] { results[i] = park_while_false(&from, &go); });
+    ASSERT_TRUE(wait_until_queued(&from, i + 1));
+  }
+  bool callback_ran = false;
+  const pl::UnparkResult r = pl::unpark_requeue(
+      &from, &to, [] { return pl::RequeueOp::unpark_one; },
+      [&](pl::RequeueOp op, pl::UnparkResult res) {
+        callback_ran = true;
+        EXPECT_EQ(op, pl::RequeueOp::unpark_one);
+        EXPECT_EQ(res.unparked_threads, 1U);
+        EXPECT_EQ(res.requeued_threads, 0U);
+        EXPECT_TRUE(res.have_more_threads);
+        return pl::UnparkToken{5};
+      });
+  EXPECT_TRUE(callback_ran);
+  EXPECT_EQ(r.unparked_threads, 1U);
+  EXPECT_EQ(r.requeued_threads, 0U);
+  threads[0].join();  // FIFO: the first thread to park
+  ASSERT_TRUE(results[0].is_unparked());
+  EXPECT_EQ(results[0].token(), pl::UnparkToken{5}) << "the callback's token was not delivered";
+  EXPECT_EQ(queued_on(&from), kThreads - 1);
+  EXPECT_EQ(queued_on(&to), 0U) << "unpark_one requeued threads";
+  EXPECT_EQ(pl::unpark_all(&from), kThreads - 1);
+  EXPECT_EQ(pl::unpark_all(&to), 0U);  // also lets go of threads moved there by mistake
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+// be_fair comes with a thread woken, from unpark_requeue as from unpark_one: eventually true for
+// RequeueOp::unpark_one, never when nothing was woken (requeue_all). Time itself is what is
+// tested: each round waits 2 ms for the fair delay to pass, as BeFairEventuallyBecomesTrue does.
+TEST(ParkingLot, RequeueReportsBeFairOnlyWhenItWakesAThread) {
+  int from = 0;
+  int to = 0;
+  std::atomic<bool> go{false};
+  bool saw_fair = false;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!saw_fair && std::chrono::steady_clock::now() < end) {
+    std::thread t([&] { park_while_false(&from, &go); });
+    JoinOnExit join(let_go(go, from, to), t);
+    ASSERT_TRUE(wait_until_queued(&from, 1));
+    // Requeue only: nothing is handed over.
+    pl::unpark_requeue(
+        &from, &to, [] { return pl::RequeueOp::requeue_all; },
+        [](pl::RequeueOp, pl::UnparkResult r) {
+          EXPECT_FALSE(r.be_fair) << "be_fair without a woken thread";
+          return pl::kDefaultUnparkToken;
+        });
+    // And back, waking it.
+    pl::unpark_requeue(
+        &to, &from, [] { return pl::RequeueOp::unpark_one; },
+        [&](pl::RequeueOp, pl::UnparkResult r) {
+          EXPECT_EQ(r.unparked_threads, 1U);
+          saw_fair = r.be_fair;
+          return pl::kDefaultUnparkToken;
+        });
+    t.join();
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_TRUE(saw_fair) << "a requeue that wakes a thread never reported be_fair";
+}
+
+// unpark_one's callback with no thread to wake never sees be_fair: there is nobody to hand the
+// resource to. Polled for 3 ms, longer than the longest fair delay (1 ms), so that a be_fair
+// computed without a woken thread would come true within the loop.
+TEST(ParkingLot, UnparkOneWithNoWaitersIsNeverFair) {
+  int key = 0;
+  const auto end = std::chrono::steady_clock::now() + 3ms;
+  int calls = 0;
+  int fair = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    pl::unpark_one(&key, [&](pl::UnparkResult res) {
+      ++calls;
+      if (res.be_fair) ++fair;
+      return pl::kDefaultUnparkToken;
+    });
+  }
+  EXPECT_GT(calls, 0);
+  EXPECT_EQ(fair, 0) << fair << " of " << calls << " unparks of nobody said be_fair";
+}
+
+// timed_out(key_now, was_last_thread): after a requeue, was_last_thread is about key_now (the
+// destination), where another thread still sleeps. Deterministic: the timing-out thread parks
+// with a deadline that has passed and stays in before_sleep (queued, so requeued along) until
+// the requeue is done; only then does it time out.
+TEST(ParkingLot, WasLastThreadAfterARequeueCountsTheDestinationKey) {
+  int from = 0;
+  int to = 0;
+  std::atomic<bool> go{false};
+  std::atomic<bool> requeued{false};
+  std::thread forever([&] { EXPECT_TRUE(park_while_false(&from, &go).is_unparked()); });
+  JoinOnExit join0(let_go(go, from, to), forever);
+  ASSERT_TRUE(wait_until_queued(&from, 1));
+  const void* seen_key = nullptr;
+  bool was_last = true;
+  pl::ParkResult r = pl::ParkResult::invalid();
+  std::thread timed([&] {
+    r = pl::park(
+        &from, [] { return true; },
+        [&] {
+          // Bounded: the release below sets `requeued` too.
+          const auto end = std::chrono::steady_clock::now() + 30s;
+          while (!requeued.load() && std::chrono::steady_clock::now() < end) {
+            std::this_thread::yield();
+          }
+        },
+        [&](const void* k, bool last) {
+          seen_key = k;
+          was_last = last;
+        },
+        pl::kDefaultParkToken, pl::deadline_after(0ns));
+  });
+  JoinOnExit join1([&] { requeued.store(true); }, timed);
+  ASSERT_TRUE(wait_until_queued(&from, 2));
+  const pl::UnparkResult res = pl::unpark_requeue(
+      &from, &to, [] { return pl::RequeueOp::requeue_all; },
+      [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  EXPECT_EQ(res.requeued_threads, 2U);
+  requeued.store(true);
+  timed.join();
+  EXPECT_TRUE(r.is_timed_out());
+  EXPECT_EQ(seen_key, &to);
+  EXPECT_FALSE(was_last) << "the other thread is still parked on the destination key";
+  EXPECT_EQ(pl::unpark_all(&to), 1U);
+  forever.join();
+}
+
+namespace {
+
+// Two keys in one bucket of the parking lot's table. White-box: bucket_of in src/parking_lot.cpp
+// keeps the top 12 bits (4096 buckets) of the address times 2^64/phi; 4097 addresses of one
+// array always hold a pair.
+struct SameBucketKeys {
+  const void* a = nullptr;
+  const void* b = nullptr;
+};
+SameBucketKeys same_bucket_keys() {
+  static char pool[4097];
+  static std::vector<int> first(4096, -1);
+  for (int i = 0; i < 4097; ++i) {
+    const auto h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&pool[i])) *
+                   0x9E3779B97F4A7C15ULL;
+    const auto bucket = static_cast<std::size_t>(h >> 52);
+    if (first[bucket] >= 0) return {&pool[first[bucket]], &pool[i]};
+    first[bucket] = i;
+  }
+  return {};
+}
+
+}  // namespace
+
+// Threads of different keys share a bucket's queue; every call picks the threads of its key only.
+// The other key's thread is queued between the two threads of `a`.
+TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
+  const SameBucketKeys keys = same_bucket_keys();
+  ASSERT_NE(keys.b, nullptr);
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  std::atomic<int> woken_a{0};
+  pl::ParkResult rb = pl::ParkResult::invalid();
+  // Released only by keys.b's unpark_all below (or the failure path).
+  std::thread tb;
+  JoinOnExit join(
+      [&] {
+        go.store(true);
+        pl::unpark_all(keys.a);
+        pl::unpark_all(keys.b);
+      },
+      threads, tb);
+  const auto park_a = [&](std::size_t token) {
+    threads.emplace_back([&, token] {
+      if (park_while_false(keys.a, &go, pl::ParkToken{token}).is_unparked()) woken_a.fetch_add(1);
+    });
+  };
+  park_a(1);
+  ASSERT_TRUE(wait_until_queued(keys.a, 1));
+  tb = std::thread([&] { rb = park_while_false(keys.b, &go, pl::ParkToken{99}); });
+  ASSERT_TRUE(wait_until_queued(keys.b, 1));
+  park_a(2);
+  ASSERT_TRUE(wait_until_queued(keys.a, 2));
+
+  std::vector<std::size_t> seen;
+  const pl::UnparkResult f = pl::unpark_filter(
+      keys.a,
+      [&](pl::ParkToken t) {
+        seen.push_back(t.value);
+        return pl::FilterOp::skip;
+      },
+      [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  EXPECT_EQ(seen, (std::vector<std::size_t>{1, 2})) << "the filter saw another key's thread";
+  EXPECT_TRUE(f.have_more_threads);
+
+  EXPECT_EQ(pl::unpark_all(keys.a), 2U);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woken_a.load(), 2);
+  EXPECT_EQ(queued_on(keys.b), 1U) << "unpark_all woke another key's thread";
+  EXPECT_EQ(pl::unpark_all(keys.b), 1U);
+  tb.join();
+  EXPECT_TRUE(rb.is_unparked());
+}
+
+namespace {
+
+// True when unpark_one(key) without a callback and unpark_all(key) return while another thread
+// holds the key's bucket lock. That thread holds it in an unpark_one callback (which runs under
+// the lock) and waits there, bounded, for them to return: a call that takes the lock returns only
+// when the holder gives up, 10 s later. (A callback must not block; this one does, on purpose, to
+// pin the lock.)
+testing::AssertionResult unparks_take_no_lock(const void* key) {
+  std::atomic<bool> holding{false};
+  std::atomic<bool> returned{false};
+  bool gave_up = false;
+  std::thread holder([&] {
+    pl::unpark_one(key, [&](pl::UnparkResult) {
+      holding.store(true);
+      const auto end = std::chrono::steady_clock::now() + 10s;
+      while (!returned.load() && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();
+      }
+      gave_up = !returned.load();
+      return pl::kDefaultUnparkToken;
+    });
+  });
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (!holding.load() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  const bool none = pl::unpark_one(key).unparked_threads == 0 && pl::unpark_all(key) == 0;
+  returned.store(true);
+  holder.join();
+  if (gave_up) {
+    return testing::AssertionFailure()
+           << "a callback-less unpark waited for the bucket lock with nobody queued";
+  }
+  if (!none) return testing::AssertionFailure() << "a callback-less unpark woke a thread";
+  return testing::AssertionSuccess();
+}
+
+}  // namespace
+
+// "unpark_one(key) without a callback [...] when no thread is queued in the bucket this takes no
+// lock" and unpark_all is "Lock-free when no thread is queued in the bucket": after every way a
+// thread leaves a key's queue (an invalid park, a timeout, each unpark and requeue), the bucket's
+// waiter count (INV-W) is back to zero and they take no lock.
+TEST(ParkingLot, CallbacklessUnparksTakeNoLockOnceTheQueueIsEmptyAgain) {
+  int key = 0;
+  int to = 0;
+  std::atomic<bool> never{false};
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "at the start";
+  EXPECT_TRUE(pl::park(
+                  &key, [] { return false; }, [] {}, [](const void*, bool) {})
+                  .is_invalid());
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "after an invalid park";
+  EXPECT_TRUE(park_while_false(&key, &never, pl::kDefaultParkToken, pl::deadline_after(0ns))
+                  .is_timed_out());
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "after a timed-out park";
+  // Parks one thread on `key`, ends its park with `unpark`, joins it.
+  const auto park_and = [&](auto unpark) {
+    std::atomic<bool> go{false};
+    std::thread t([&] { park_while_false(&key, &go); });
+    JoinOnExit join(let_go(go, key, to), t);
+    ASSERT_TRUE(wait_until_queued(&key, 1));
+    unpark();
+    t.join();
+  };
+  park_and([&] { EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U); });
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "after unpark_one";
+  park_and([&] { EXPECT_EQ(pl::unpark_all(&key), 1U); });
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "after unpark_all";
+  park_and([&] {
+    EXPECT_EQ(pl::unpark_filter(
+                  &key, [](pl::ParkToken) { return pl::FilterOp::unpark; },
+                  [](pl::UnparkResult) { return pl::kDefaultUnparkToken; })
+                  .unparked_threads,
+              1U);
+  });
+  ASSERT_TRUE(unparks_take_no_lock(&key)) << "after unpark_filter";
+  for (const pl::RequeueOp op : {pl::RequeueOp::unpark_one, pl::RequeueOp::unpark_one_requeue_rest,
+                                 pl::RequeueOp::requeue_one, pl::RequeueOp::requeue_all}) {
+    park_and([&] {
+      pl::unpark_requeue(
+          &key, &to, [op] { return op; },
+          [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+      pl::unpark_all(&to);
+    });
+    ASSERT_TRUE(unparks_take_no_lock(&key)) << "after requeue op " << static_cast<int>(op);
+    ASSERT_TRUE(unparks_take_no_lock(&to)) << "key_to after requeue op " << static_cast<int>(op);
+  }
+}
