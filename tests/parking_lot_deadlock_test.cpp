@@ -321,6 +321,144 @@ TEST(Deadlock, FindsReaderThatTriesToWrite) {
 
 namespace {
 
+// Waits, yielding, until `flag` is set, at most 30 s; false when it never was.
+bool wait_for_flag(const std::atomic<bool>& flag) {
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (!flag.load()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+}  // namespace
+
+// "When a parked thread counts: from the moment its park's before_sleep callback has returned".
+// A thread parks (no deadline) on a resource it holds: while it is still in before_sleep (queued
+// already) a check reports nothing; once it sleeps, it is a one-thread cycle ("a thread waiting
+// on a resource it holds"), holding the resource once: it took it twice and gave back one hold
+// ("Forgets one hold").
+TEST(Deadlock, ParkCountsOnceBeforeSleepReturnedAndAThreadWaitingOnWhatItHoldsIsACycle) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  int r = 0;
+  std::atomic<bool> in_before_sleep{false};
+  std::atomic<bool> checked{false};
+  std::atomic<bool> release{false};
+  std::thread t([&] {
+    dd::acquire_resource(&r);
+    dd::acquire_resource(&r);
+    dd::release_resource(&r);  // one of two holds: it still holds r
+    while (!release.load()) {
+      pl::park(
+          &r, [&] { return !release.load(); },
+          [&] {
+            in_before_sleep.store(true);
+            (void)wait_for_flag(checked);  // bounded; the release below sets it too
+          },
+          [](const void*, bool) {});
+    }
+    dd::release_resource(&r);
+  });
+  JoinOnExit join(
+      [&] {
+        checked.store(true);
+        release.store(true);
+        pl::unpark_all(&r);
+      },
+      t);
+  ASSERT_TRUE(wait_for_flag(in_before_sleep));
+  const std::vector<dd::Cycle> during = dd::check_deadlock();
+  checked.store(true);
+  EXPECT_TRUE(during.empty()) << "a thread still in before_sleep counted as parked";
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
+  ASSERT_EQ(cycles.size(), 1U);
+  ASSERT_EQ(cycles[0].size(), 1U);
+  EXPECT_EQ(cycles[0][0].thread, t.get_id());
+  EXPECT_EQ(cycles[0][0].waiting_on, static_cast<const void*>(&r));
+  EXPECT_EQ(cycles[0][0].holding, std::vector<const void*>{&r});
+  release.store(true);
+  pl::unpark_all(&r);
+  t.join();
+  EXPECT_TRUE(dd::check_deadlock().empty());
+}
+
+// Only parks without a deadline count, also for a thread whose earlier park had none: a thread
+// ends an untimed park, then holds r and parks on r with a deadline. Deterministic: the check
+// runs while that timed park is queued and in before_sleep (which then returns and times out).
+TEST(Deadlock, ATimedParkAfterAnUntimedOneIsNoDeadlock) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  int k = 0;
+  int r = 0;
+  std::atomic<bool> go{false};
+  std::atomic<bool> in_before_sleep{false};
+  std::atomic<bool> checked{false};
+  pl::ParkResult timed = pl::ParkResult::invalid();
+  std::thread t([&] {
+    pl::park(
+        &k, [&] { return !go.load(); }, [] {}, [](const void*, bool) {});
+    dd::acquire_resource(&r);
+    timed = pl::park(
+        &r, [] { return true; },
+        [&] {
+          in_before_sleep.store(true);
+          (void)wait_for_flag(checked);
+        },
+        [](const void*, bool) {}, pl::kDefaultParkToken, pl::deadline_after(0ns));
+    dd::release_resource(&r);
+  });
+  JoinOnExit join(
+      [&] {
+        checked.store(true);
+        go.store(true);
+        pl::unpark_all(&k);
+      },
+      t);
+  ASSERT_TRUE(wait_until_queued(&k, 1));
+  EXPECT_EQ(pl::unpark_all(&k), 1U);
+  ASSERT_TRUE(wait_for_flag(in_before_sleep));
+  const std::vector<dd::Cycle> cycles = dd::check_deadlock();
+  checked.store(true);
+  t.join();
+  EXPECT_TRUE(timed.is_timed_out());
+  EXPECT_TRUE(cycles.empty()) << "a timed park counted as a wait (the untimed park's record left)";
+}
+
+// WaitForHolders: "scopes nest". An inner scope that ended gives the outer one back: the park
+// counts as waiting for the holders of the outer resource, here the thread itself (its claim
+// and one more hold of r1), and is reported with r1 as waiting_on.
+TEST(Deadlock, WaitForHoldersScopesNest) {
+  if (!dd::kEnabled) GTEST_SKIP() << "needs -DPARKPOOL_DEADLOCK_DETECTION=ON";
+  int r1 = 0;
+  int r2 = 0;
+  int k = 0;
+  std::atomic<bool> release{false};
+  std::thread t([&] {
+    dd::acquire_resource(&r1);  // the claim
+    dd::acquire_resource(&r1);  // and a hold that counts
+    {
+      const dd::WaitForHolders outer(&r1);
+      { const dd::WaitForHolders inner(&r2); }
+      while (!release.load()) {
+        pl::park(
+            &k, [&] { return !release.load(); }, [] {}, [](const void*, bool) {});
+      }
+    }
+    dd::release_resource(&r1);
+    dd::release_resource(&r1);
+  });
+  JoinOnExit join(let_go(release, k), t);
+  ASSERT_TRUE(wait_until_queued(&k, 1));
+  const std::vector<dd::Cycle> cycles = check_until_cycles(1);
+  ASSERT_EQ(cycles.size(), 1U) << "the park did not count as waiting for r1";
+  ASSERT_EQ(cycles[0].size(), 1U);
+  EXPECT_EQ(cycles[0][0].waiting_on, static_cast<const void*>(&r1));
+  release.store(true);
+  pl::unpark_all(&k);
+  t.join();
+}
+
+namespace {
+
 // <parkpool/deadlock.hpp>: check_deadlock() "must not be called from a parking-lot callback".
 // It locks every bucket, including the one the callback's caller holds: it used to hang there
 // for good (the deadlock detector deadlocking, silently). Like a parking_lot call from a
