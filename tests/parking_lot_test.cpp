@@ -2,6 +2,7 @@
 #include <parkpool/parking_lot.hpp>
 
 #include <gtest/gtest.h>
+#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -199,6 +200,46 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   EXPECT_EQ(pl::unpark_all(&to, pl::UnparkToken{2}), static_cast<std::size_t>(kThreads));
   for (auto& t : requeued) t.join();
   EXPECT_EQ(returned_requeued.load(), kThreads);
+}
+
+// A parked thread sleeps: it uses no CPU until it is woken, also when its home bucket's 32 wake
+// bits are taken and it sleeps on its own state word (INV-B). kThreads threads park on one key
+// (the first 32 take the bits, the others sleep on their own words) and stay parked for 300 ms
+// of wall time; the CPU time they use between entering and leaving park() must be a small part
+// of it. Time itself is what is measured here: the 300 ms are the window, not a wait for a race.
+// (Until 2026-12-07 the own-word FUTEX_WAIT_BITSET went to the kernel with a garbage timeout
+// pointer, failed with EFAULT at once, and those threads spun on it for as long as they were
+// parked: this measured ~600 ms of CPU on the 2-core VM; correct sleeps measure a few ms.)
+TEST(ParkingLot, ParkedThreadsUseNoCpuAlsoBeyondThe32WakeBits) {
+  constexpr int kThreads = 40;
+  constexpr auto kWindow = 300ms;
+  int key = 0;
+  std::atomic<bool> never{false};
+  std::atomic<std::int64_t> parked_cpu_ns{0};
+  std::atomic<int> unparked{0};
+  const auto thread_cpu_ns = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  std::vector<std::thread> threads;
+  JoinOnExit join(let_go(never, key), threads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      const std::int64_t before = thread_cpu_ns();
+      if (park_while_false(&key, &never).is_unparked()) unparked.fetch_add(1);
+      parked_cpu_ns.fetch_add(thread_cpu_ns() - before);
+    });
+  }
+  ASSERT_TRUE(wait_until_queued(&key, kThreads));
+  std::this_thread::sleep_for(kWindow);
+  EXPECT_EQ(pl::unpark_all(&key), static_cast<std::size_t>(kThreads));
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(unparked.load(), kThreads);
+  const auto used = std::chrono::nanoseconds(parked_cpu_ns.load());
+  EXPECT_LT(used, kWindow / 3) << kThreads << " parked threads used "
+                               << std::chrono::duration<double, std::milli>(used).count()
+                               << " ms of CPU in a " << kWindow.count() << " ms window";
 }
 
 TEST(ParkingLot, TimeoutTable) {
