@@ -34,15 +34,25 @@ namespace parkpool::detail {
   // The x86-64 Linux convention: number in rax, arguments in rdi, rsi, rdx, r10, r8, r9; the
   // result in rax; the instruction clobbers rcx and r11. "memory": the kernel reads *addr (and,
   // for FUTEX_WAIT, the caller's stores before the call must not be moved past it).
-  register long r10 asm("r10") = reinterpret_cast<long>(timeout);
-  register long r8 asm("r8") = reinterpret_cast<long>(addr2);
-  register long r9 asm("r9") = static_cast<long>(val3);
+  // r10, r8 and r9 have no constraint letter: the asm itself moves the last three arguments
+  // there (and declares them clobbered). Not with local register variables: GCC keeps one in its
+  // register only if nothing runs between its assignment and the asm, and once this is inlined
+  // the compiler may put a call of its own there. It did (until 2026-12-07): in the parking
+  // lot's wait_idle, the __tls_get_addr call that finds a thread_local futex word (-fPIC) came
+  // after the assignments, and the kernel got a garbage timeout pointer, returned EFAULT at once,
+  // and the thread spun instead of sleeping (tests/parking_lot_test.cpp,
+  // ParkedThreadsUseNoCpuAlsoBeyondThe32WakeBits).
   long rc = SYS_futex;
-  asm volatile("syscall"
-               : "+a"(rc)
-               : "D"(addr), "S"(static_cast<long>(op)), "d"(static_cast<long>(val)), "r"(r10),
-                 "r"(r8), "r"(r9)
-               : "rcx", "r11", "memory");
+  asm volatile(
+      "mov %4, %%r10\n\t"
+      "mov %5, %%r8\n\t"
+      "mov %6, %%r9\n\t"
+      "syscall"
+      : "+a"(rc)
+      : "D"(addr), "S"(static_cast<long>(op)), "d"(static_cast<long>(val)),
+        "r"(reinterpret_cast<long>(timeout)), "r"(reinterpret_cast<long>(addr2)),
+        "r"(static_cast<long>(val3))
+      : "rcx", "r8", "r9", "r10", "r11", "memory");
   return rc;
 #else
   const long rc = syscall(SYS_futex, addr, op, val, timeout, addr2, val3);
