@@ -1086,7 +1086,8 @@ namespace {
 
 // Two keys in one bucket of the parking lot's table. White-box: bucket_of in src/parking_lot.cpp
 // keeps the top 12 bits (4096 buckets) of the address times 2^64/phi; 4097 addresses of one
-// array always hold a pair.
+// array always hold a pair. The test checks that the pair does share a bucket (through
+// detail::may_have_waiters), so a change of the hash fails it instead of leaving it vacuous.
 struct SameBucketKeys {
   const void* a = nullptr;
   const void* b = nullptr;
@@ -1131,6 +1132,9 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
   };
   park_a(1);
   ASSERT_TRUE(wait_until_queued(keys.a, 1));
+  // The copy of bucket_of's hash above still matches: keys.b's bucket counts keys.a's waiter.
+  ASSERT_TRUE(pl::detail::may_have_waiters(keys.b))
+      << "keys.a and keys.b are no longer in one bucket: same_bucket_keys() needs bucket_of's hash";
   tb = std::thread([&] { rb = park_while_false(keys.b, &go, pl::ParkToken{99}); });
   ASSERT_TRUE(wait_until_queued(keys.b, 1));
   park_a(2);
