@@ -40,6 +40,16 @@ void nested(ThreadPool& pool, int levels, F& f) {
       pool, [&] { nested(pool, levels - 1, f); }, [] {});
 }
 
+// Keeps the other worker busy (not idle) until `release` is set: posts a task that sets `started`
+// and then waits for `release`. Returns whether that task started (bounded by wait_for).
+bool occupy_other_worker(ThreadPool& pool, std::atomic<bool>& started, std::atomic<bool>& release) {
+  pool.post([&] {
+    started.store(true);
+    wait_for([&] { return release.load(); });
+  });
+  return wait_for([&] { return started.load(); });
+}
+
 // With no idle worker, a deep join's b stays private; when the other worker then runs out of
 // work, this worker's next join publishes it and the idle worker steals and runs it.
 TEST(PrivateJoin, DeepJobIsPublishedWhenAWorkerGoesIdle) {
@@ -49,11 +59,7 @@ TEST(PrivateJoin, DeepJobIsPublishedWhenAWorkerGoesIdle) {
   pool.submit([&] {
         const std::thread::id owner = std::this_thread::get_id();
         // Keep the other worker busy (not idle) while the deep job is pushed.
-        pool.post([&] {
-          busy_started.store(true);
-          wait_for([&] { return release_busy.load(); });
-        });
-        if (!wait_for([&] { return busy_started.load(); })) return;
+        if (!occupy_other_worker(pool, busy_started, release_busy)) return;
         auto deep = [&] {
           WorkerContext* w = tl_current_worker;
           join(
@@ -89,11 +95,7 @@ TEST(PrivateJoin, PrivateJobsArePublishedOldestFirst) {
   std::atomic<int> first_stolen{0};  // 1: the outer b, 2: the inner b
   pool.submit([&] {
         const std::thread::id owner = std::this_thread::get_id();
-        pool.post([&] {
-          busy_started.store(true);
-          wait_for([&] { return release_busy.load(); });
-        });
-        if (!wait_for([&] { return busy_started.load(); })) return;
+        if (!occupy_other_worker(pool, busy_started, release_busy)) return;
         auto stolen_as = [&](int which) {
           if (std::this_thread::get_id() == owner) return;
           int none = 0;
@@ -138,11 +140,7 @@ TEST(PrivateJoin, AnOutermostJoinAfterManyJoinsIsStillPublic) {
   std::uint32_t depth_in_a = 0;
   std::size_t private_in_a = 99;
   pool.submit([&] {
-        pool.post([&] {
-          busy_started.store(true);
-          wait_for([&] { return release_busy.load(); });
-        });
-        if (!wait_for([&] { return busy_started.load(); })) return;
+        if (!occupy_other_worker(pool, busy_started, release_busy)) return;
         for (int i = 0; i < 3 * static_cast<int>(WorkerContext::kPublicJoinDepth); ++i) {
           join(
               pool, [] {}, [] {});
