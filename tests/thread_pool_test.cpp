@@ -81,6 +81,11 @@ class CgroupTree {
     return parkpool::detail::cgroup_cpu_limit((root_ / "proc_cgroup").string(),
                                               (root_ / "fs").string());
   }
+  // available_cpus() reading this tree instead of /proc/self/cgroup and /sys/fs/cgroup.
+  std::size_t available() const {
+    return parkpool::detail::available_cpus_from((root_ / "proc_cgroup").c_str(),
+                                                 (root_ / "fs").c_str());
+  }
 
  private:
   std::filesystem::path root_;
@@ -161,6 +166,48 @@ TEST(AvailableCpus, CountsTheCpusOfTheCallingThreadsAffinityMask) {
     seen = parkpool::available_cpus();
   }).join();
   EXPECT_EQ(seen, 1u);
+}
+
+TEST(AvailableCpus, AQuotaBelowTheAffinityCountLowersItAndOneAboveLeavesIt) {
+  // available_cpus() = min(affinity count, cgroup limit), the limit counting only when it is
+  // set. Run on a thread restricted to two CPUs when the process has them, so that a quota of
+  // one CPU lowers the count on any machine.
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  cpu_set_t two;
+  CPU_ZERO(&two);
+  std::size_t in_set = 0;
+  for (std::size_t cpu = 0; cpu < CPU_SETSIZE && in_set < 2; ++cpu) {
+    if (CPU_ISSET(cpu, &mine)) {
+      CPU_SET(cpu, &two);
+      ++in_set;
+    }
+  }
+  if (in_set < 2) GTEST_SKIP() << "this process may use one CPU only: no quota can lower that";
+  CgroupTree t;
+  t.proc("0::/svc\n");
+  std::size_t no_file = 0, unlimited = 0, one = 0, half = 0, one_and_a_half = 0, many = 0;
+  std::thread([&] {
+    ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof two, &two), 0);
+    no_file = t.available();
+    t.file("svc/cpu.max", "max 100000\n");
+    unlimited = t.available();
+    t.file("svc/cpu.max", "100000 100000\n");
+    one = t.available();
+    t.file("svc/cpu.max", "50000 100000\n");
+    half = t.available();
+    t.file("svc/cpu.max", "150000 100000\n");
+    one_and_a_half = t.available();
+    t.file("svc/cpu.max", "6400000 100000\n");
+    many = t.available();
+  }).join();
+  EXPECT_EQ(no_file, 2u) << "no cpu.max: the affinity count";
+  EXPECT_EQ(unlimited, 2u) << "cpu.max 'max': the affinity count";
+  EXPECT_EQ(one, 1u) << "a quota of one CPU lowers the count of two";
+  EXPECT_EQ(half, 1u) << "half a CPU: one worker, never 0";
+  EXPECT_EQ(one_and_a_half, 2u) << "1.5 CPUs round up to 2, the affinity count";
+  EXPECT_EQ(many, 2u) << "a quota of 64 CPUs does not raise the count of two";
 }
 
 TEST(AvailableCpus, UnreadableOrMalformedCgroupsMeanNoLimit) {

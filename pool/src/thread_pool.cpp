@@ -129,17 +129,21 @@ std::size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::str
   return best;
 }
 
+std::size_t available_cpus_from(const char* proc_self_cgroup, const char* cgroup_root) noexcept {
+  std::size_t n = affinity_cpus();
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  try {  // the paths become std::strings in here: their allocation may throw too
+    const std::size_t q = cgroup_cpu_limit(proc_self_cgroup, cgroup_root);
+    if (q != 0 && q < n) n = q;
+  } catch (...) {  // I/O trouble or std::bad_alloc: the affinity count stands
+  }
+  return n;
+}
+
 }  // namespace detail
 
 std::size_t available_cpus() noexcept {
-  std::size_t n = affinity_cpus();
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  try {
-    const std::size_t q = detail::cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
-    if (q != 0 && q < n) n = q;
-  } catch (...) {  // I/O trouble: the affinity count stands
-  }
-  return n;
+  return detail::available_cpus_from("/proc/self/cgroup", "/sys/fs/cgroup");
 }
 
 WorkerStats& WorkerStats::operator+=(const WorkerStats& o) noexcept {

@@ -24,6 +24,12 @@ namespace detail {
 /// /proc/self/cgroup file to parse, `cgroup_root` the cgroup mount point (/sys/fs/cgroup); tests
 /// pass a tree of their own. May throw on I/O trouble (std::bad_alloc, std::ios_base::failure).
 std::size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::string& cgroup_root);
+/// available_cpus() with the cgroup files read from `proc_self_cgroup` and `cgroup_root` (see
+/// cgroup_cpu_limit) instead of /proc/self/cgroup and /sys/fs/cgroup: the affinity count (or
+/// std::thread::hardware_concurrency(), at least 1, when the mask cannot be read), lowered to the
+/// cgroup limit when that is smaller and not 0. An exception from cgroup_cpu_limit leaves the
+/// affinity count.
+std::size_t available_cpus_from(const char* proc_self_cgroup, const char* cgroup_root) noexcept;
 }  // namespace detail
 
 struct PoolOptions {
