@@ -67,6 +67,14 @@ struct PortableBackend {
   static std::int64_t realtime_ns() noexcept { return realtime_now_ns(); }
   static void cpu_relax() noexcept { detail::cpu_relax(); }
 
+  // Tests only: a hook wait() calls with the mutex held, after the word check found `expected`
+  // and before the condition variable's wait (nullptr: none). It is called for every
+  // PortableBackend that is about to sleep, so a hook checks the backend it is given and returns
+  // at once for any other. It lets a test hold a waiter between its check and its sleep, the
+  // window that wake_one()'s lock round closes. Costs one relaxed load and a branch, only on the
+  // sleep path, which is about to block anyway.
+  static inline std::atomic<void (*)(PortableBackend&)> before_sleep_hook_for_test{nullptr};
+
   std::mutex mutex;
   std::condition_variable condvar;
 };
