@@ -15,7 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
-#include <vector>
+#include <utility>
 
 #ifndef PARKPOOL_WATCHDOG_PROBE
 #error "PARKPOOL_WATCHDOG_PROBE (the probe executable's path) is set by tests/CMakeLists.txt"
@@ -29,11 +29,19 @@ struct ProbeRun {
   std::string output;  // stdout and stderr
 };
 
-// Runs the probe with `filter`; `env` adds or replaces variables (an empty value unsets one).
-// The probe is killed if it still runs after `limit`.
-ProbeRun run_probe(const std::string& filter,
-                   const std::vector<std::pair<std::string, std::string>>& env,
-                   std::chrono::milliseconds limit) {
+constexpr std::chrono::seconds kProbeLimit{30};
+
+// The probe's watchdog settings: PARKPOOL_TEST_HANG_S and PARKPOOL_TEST_TIMEOUT_S (nullptr:
+// unset), and whether it may run gdb (PARKPOOL_TEST_HANG_GDB).
+struct ProbeEnv {
+  const char* hang_s;
+  const char* timeout_s;
+  bool gdb = false;
+};
+
+// Runs the probe with `filter` and `env`; kills it if it still runs after `limit`.
+ProbeRun run_probe(const std::string& filter, const ProbeEnv& env,
+                   std::chrono::milliseconds limit = kProbeLimit) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {};
   const std::string filter_arg = "--gtest_filter=" + filter;
@@ -41,11 +49,15 @@ ProbeRun run_probe(const std::string& filter,
   if (child == 0) {
     ::dup2(fds[1], STDOUT_FILENO);
     ::dup2(fds[1], STDERR_FILENO);
-    for (const auto& [name, value] : env) {
-      if (value.empty()) {
-        ::unsetenv(name.c_str());
+    const std::pair<const char*, const char*> vars[] = {
+        {"PARKPOOL_TEST_HANG_S", env.hang_s},
+        {"PARKPOOL_TEST_TIMEOUT_S", env.timeout_s},
+        {"PARKPOOL_TEST_HANG_GDB", env.gdb ? nullptr : "0"}};
+    for (const auto& [name, value] : vars) {
+      if (value == nullptr) {
+        ::unsetenv(name);
       } else {
-        ::setenv(name.c_str(), value.c_str(), 1);
+        ::setenv(name, value, 1);
       }
     }
     ::execl(PARKPOOL_WATCHDOG_PROBE, PARKPOOL_WATCHDOG_PROBE, filter_arg.c_str(),
@@ -85,15 +97,9 @@ bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-constexpr std::chrono::seconds kProbeLimit{30};
-
 TEST(TestWatchdog, AHangingTestIsReportedWithItsThreadsAndEndsTheProcess) {
   const auto start = std::chrono::steady_clock::now();
-  const ProbeRun r = run_probe("Probe.HangsInAFutexWait",
-                               {{"PARKPOOL_TEST_HANG_S", "1"},
-                                {"PARKPOOL_TEST_HANG_GDB", "0"},
-                                {"PARKPOOL_TEST_TIMEOUT_S", ""}},
-                               kProbeLimit);
+  const ProbeRun r = run_probe("Probe.HangsInAFutexWait", {"1", nullptr});
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_FALSE(r.killed) << "the watchdog did not end a test hung for " << kProbeLimit.count()
@@ -112,11 +118,7 @@ TEST(TestWatchdog, AHangingTestIsReportedWithItsThreadsAndEndsTheProcess) {
 TEST(TestWatchdog, TheReportComesBeforeTheCtestTimeoutWhateverTheTestsOwnLimit) {
   // TIMEOUT 11 s: the report is due 10 s before it, 1 s after the probe starts, long before the
   // test's own limit of 60 s.
-  const ProbeRun r = run_probe("Probe.HangsInAFutexWait",
-                               {{"PARKPOOL_TEST_HANG_S", "60"},
-                                {"PARKPOOL_TEST_HANG_GDB", "0"},
-                                {"PARKPOOL_TEST_TIMEOUT_S", "11"}},
-                               kProbeLimit);
+  const ProbeRun r = run_probe("Probe.HangsInAFutexWait", {"60", "11"});
   ASSERT_FALSE(r.killed) << "no report within " << kProbeLimit.count()
                          << " s with a ctest TIMEOUT of 11 s; output:\n"
                          << r.output;
@@ -127,11 +129,7 @@ TEST(TestWatchdog, TheReportComesBeforeTheCtestTimeoutWhateverTheTestsOwnLimit) 
 
 TEST(TestWatchdog, TestsThatEachFinishWithinTheLimitAreNotReported) {
   // 2 x 0.6 s under a 1 s limit: the limit counts from each test's start.
-  const ProbeRun r = run_probe("Probe.FinishesIn600ms*",
-                               {{"PARKPOOL_TEST_HANG_S", "1"},
-                                {"PARKPOOL_TEST_HANG_GDB", "0"},
-                                {"PARKPOOL_TEST_TIMEOUT_S", ""}},
-                               kProbeLimit);
+  const ProbeRun r = run_probe("Probe.FinishesIn600ms*", {"1", nullptr});
   ASSERT_FALSE(r.killed) << r.output;
   EXPECT_EQ(r.exit_status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "[  PASSED  ] 2 tests")) << r.output;
@@ -140,11 +138,7 @@ TEST(TestWatchdog, TestsThatEachFinishWithinTheLimitAreNotReported) {
 
 TEST(TestWatchdog, ZeroTurnsItOff) {
   // Off: the hung probe is still running when this test kills it, 3 s in (3x the 1 s above).
-  const ProbeRun r = run_probe("Probe.HangsInAFutexWait",
-                               {{"PARKPOOL_TEST_HANG_S", "0"},
-                                {"PARKPOOL_TEST_HANG_GDB", "0"},
-                                {"PARKPOOL_TEST_TIMEOUT_S", "11"}},
-                               std::chrono::seconds(3));
+  const ProbeRun r = run_probe("Probe.HangsInAFutexWait", {"0", "11"}, std::chrono::seconds(3));
   EXPECT_TRUE(r.killed) << "PARKPOOL_TEST_HANG_S=0 did not turn the watchdog off; output:\n"
                         << r.output;
   EXPECT_FALSE(contains(r.output, "watchdog")) << r.output;
@@ -155,11 +149,7 @@ TEST(TestWatchdog, TheReportHasEveryThreadsBacktraceWhenGdbIsInstalled) {
     GTEST_SKIP() << "gdb is not installed (the report then has the /proc part only, as checked "
                     "above)";
   }
-  const ProbeRun r = run_probe("Probe.HangsInAFutexWait",
-                               {{"PARKPOOL_TEST_HANG_S", "1"},
-                                {"PARKPOOL_TEST_HANG_GDB", ""},
-                                {"PARKPOOL_TEST_TIMEOUT_S", ""}},
-                               kProbeLimit);
+  const ProbeRun r = run_probe("Probe.HangsInAFutexWait", {"1", nullptr, true});
   ASSERT_FALSE(r.killed) << r.output;
   if (contains(r.output, "ptrace: Operation not permitted")) {
     GTEST_SKIP() << "gdb may not attach here (no ptrace permission): " << r.output;
