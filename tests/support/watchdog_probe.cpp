@@ -35,7 +35,9 @@ TEST(Probe, HangsInAFutexWait) {
 }
 #endif  // __linux__
 
-// Each takes 0.6 s: under a 1 s limit, a watchdog that re-arms at every test start reports
-// neither; one that counted from the first start would report the second.
-TEST(Probe, FinishesIn600msA) { std::this_thread::sleep_for(std::chrono::milliseconds(600)); }
-TEST(Probe, FinishesIn600msB) { std::this_thread::sleep_for(std::chrono::milliseconds(600)); }
+// Each takes 0.4 s, 1.2 s together: under a 1 s limit, a watchdog that re-arms at every test start
+// reports none of them (0.6 s to spare each, for a loaded machine); one that counted from the
+// first start would report the third.
+TEST(Probe, FinishesIn400msA) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); }
+TEST(Probe, FinishesIn400msB) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); }
+TEST(Probe, FinishesIn400msC) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); }
