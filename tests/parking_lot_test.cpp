@@ -22,11 +22,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
 using parkpool::test::let_go;
 using parkpool::test::once;
 using parkpool::test::queued_on;
 using parkpool::test::wait_until_queued;
+
+// How long a test waits for the threads an unpark woke to return from park(). Far above any
+// legitimate wake (microseconds): only a lost one reaches it. Well under the watchdog's 30 s,
+// with the 10 s of JoinOnExit's release on top, so that a lost wakeup fails the test that lost
+// it, with a message naming the path, instead of hanging the binary.
+constexpr std::chrono::seconds kWakeBound(5);
 
 // Parks on `key` while `*flag` is false (validate), recording the result.
 pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
@@ -134,23 +141,26 @@ TEST(ParkingLot, UnparkAllWakesEveryoneOnTheKeyOnly) {
   int key_a = 0;
   int key_b = 0;
   std::atomic<bool> go{false};
+  Finished finished;
   std::vector<std::thread> threads;
   std::atomic<int> woken_a{0};
   for (int i = 0; i < 3; ++i) {
-    threads.emplace_back([&] {
+    threads.emplace_back(finished([&] {
       if (park_while_false(&key_a, &go).is_unparked()) woken_a.fetch_add(1);
-    });
+    }));
   }
   pl::ParkResult rb = pl::ParkResult::invalid();
-  std::thread tb([&] { rb = park_while_false(&key_b, &go); });
+  std::thread tb(finished([&] { rb = park_while_false(&key_b, &go); }));
   JoinOnExit join(let_go(go, key_a, key_b), threads, tb);
   ASSERT_TRUE(wait_until_queued(&key_a, 3));
   ASSERT_TRUE(wait_until_queued(&key_b, 1));
   EXPECT_EQ(pl::unpark_all(&key_a, pl::UnparkToken{3}), 3U);
+  ASSERT_TRUE(finished.within(3, "unpark_all(key_a) dequeued 3 threads", kWakeBound));
   for (auto& t : threads) t.join();
   EXPECT_EQ(woken_a.load(), 3);
   EXPECT_EQ(queued_on(&key_b), 1U);
   EXPECT_EQ(pl::unpark_all(&key_b), 1U);
+  ASSERT_TRUE(finished.within(4, "unpark_all(key_b) dequeued the thread on key_b", kWakeBound));
   tb.join();
   EXPECT_TRUE(rb.is_unparked());
 }
@@ -166,19 +176,19 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   int from = 0;
   int to = 0;
   std::atomic<bool> never{false};  // set only to release the threads after a failure
-  std::atomic<int> returned_requeued{0};
-  std::atomic<int> returned_second{0};
+  // Counts the returns of each wave's threads (so the waits for them are bounded).
+  Finished returned_requeued;
+  Finished returned_second;
   // kThreads threads park on `from` until unparked, expect `token` and count their return. The
   // caller waits until they are queued (an assertion here would stop only this lambda).
-  auto park_wave = [&](std::atomic<int>& returned, pl::UnparkToken token) {
+  auto park_wave = [&](Finished& returned, pl::UnparkToken token) {
     std::vector<std::thread> wave;
     for (int i = 0; i < kThreads; ++i) {
-      wave.emplace_back([&returned, &from, &never, token] {
+      wave.emplace_back(returned([&from, &never, token] {
         const pl::ParkResult res = park_while_false(&from, &never);
         EXPECT_TRUE(res.is_unparked());
         EXPECT_EQ(res.token(), token);
-        returned.fetch_add(1);
-      });
+      }));
     }
     return wave;
   };
@@ -193,13 +203,19 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   second = park_wave(returned_second, pl::UnparkToken{1});
   ASSERT_TRUE(wait_until_queued(&from, kThreads));
   EXPECT_EQ(pl::unpark_all(&from, pl::UnparkToken{1}), static_cast<std::size_t>(kThreads));
+  ASSERT_TRUE(returned_second.within(
+      kThreads,
+      "unpark_all(from) woke the second wave, on their own words (the requeued hold the bits)",
+      kWakeBound));
   for (auto& t : second) t.join();
-  EXPECT_EQ(returned_second.load(), kThreads);
-  EXPECT_EQ(returned_requeued.load(), 0) << "a requeued thread returned on another key's wake";
+  EXPECT_EQ(returned_requeued.count(), 0) << "a requeued thread returned on another key's wake";
   EXPECT_EQ(queued_on(&to), static_cast<std::size_t>(kThreads));
   EXPECT_EQ(pl::unpark_all(&to, pl::UnparkToken{2}), static_cast<std::size_t>(kThreads));
+  ASSERT_TRUE(returned_requeued.within(
+      kThreads,
+      "unpark_all(to) woke the requeued threads, 32 by the home word of `from`, 8 by their own",
+      kWakeBound));
   for (auto& t : requeued) t.join();
-  EXPECT_EQ(returned_requeued.load(), kThreads);
 }
 
 // A parked thread sleeps: it uses no CPU until it is woken, also when its home bucket's 32 wake
@@ -290,7 +306,8 @@ TEST(ParkingLot, TimeoutTable) {
         EXPECT_GE(elapsed, row.timeout);
       }
     }
-    EXPECT_EQ(queued_on(&key), 0U);
+    // ASSERT: a thread left queued corrupts the bucket's queue for every later park in it.
+    ASSERT_EQ(queued_on(&key), 0U) << "the timed-out park left its thread queued";
   }
 }
 
@@ -315,10 +332,12 @@ TEST(ParkingLot, UnparkFilterHonoursSkipAndStop) {
   std::atomic<bool> go{false};
   constexpr std::size_t kThreads = 5;
   std::vector<pl::ParkResult> results(kThreads, pl::ParkResult::invalid());
+  Finished finished;
   std::vector<std::thread> threads;
   JoinOnExit join(let_go(go, key), threads);
   for (std::size_t i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] { results[i] = park_while_false(&key, &go, pl::ParkToken{i}); });
+    threads.emplace_back(
+        finished([&, i] { results[i] = park_while_false(&key, &go, pl::ParkToken{i}); }));
     ASSERT_TRUE(wait_until_queued(&key, i + 1));
   }
   // Tokens 0..4 in FIFO order: unpark even tokens, stop at 4.
@@ -334,12 +353,15 @@ TEST(ParkingLot, UnparkFilterHonoursSkipAndStop) {
         return pl::UnparkToken{9};
       });
   EXPECT_EQ(r.unparked_threads, 2U);
+  ASSERT_TRUE(
+      finished.within(2, "unpark_filter dequeued the threads of tokens 0 and 2", kWakeBound));
   threads[0].join();
   threads[2].join();
   EXPECT_EQ(results[0].token(), pl::UnparkToken{9});
   EXPECT_EQ(results[2].token(), pl::UnparkToken{9});
   EXPECT_EQ(queued_on(&key), 3U);
   EXPECT_EQ(pl::unpark_all(&key), 3U);
+  ASSERT_TRUE(finished.within(5, "unpark_all dequeued the 3 threads filter left", kWakeBound));
   for (std::size_t i : {1U, 3U, 4U}) threads[i].join();
 }
 
@@ -862,7 +884,8 @@ TEST(ParkingLot, PastDeadlineStillRunsEveryCallbackThenTimesOut) {
     EXPECT_EQ(timed_out_calls, 1);
     EXPECT_EQ(timed_out_key, &key);
     EXPECT_TRUE(was_last);
-    EXPECT_EQ(queued_on(&key), 0U);
+    // ASSERT: a thread left queued corrupts the bucket's queue for every later park in it.
+    ASSERT_EQ(queued_on(&key), 0U) << "the timed-out park left its thread queued";
   }
 }
 
