@@ -6,16 +6,20 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <latch>
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
 #include "parkpool_test.hpp"
+#include "thread_state.hpp"
 
 namespace pl = parkpool::parking_lot;
 using namespace std::chrono_literals;
@@ -108,6 +112,190 @@ TEST(ParkingLot, BeforeSleepRunsAfterQueueingSoItCannotMissAnUnpark) {
   EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U);
   t.join();
   EXPECT_TRUE(result.is_unparked());
+}
+
+// The bucket lock (BucketLock in src/parking_lot.cpp): a thread that found it held and went to
+// sleep on it is woken by the holder's unlock. The holder keeps the lock in an unpark_one
+// callback (as unparks_take_no_lock does); a second unpark_one with a callback, which always
+// takes the lock, spins, then sleeps on the lock word; only once it is seen asleep (bounded: if
+// it is not seen, the test still checks the outcome) does the holder return and unlock.
+TEST(ParkingLot, UnlockingABucketWakesAThreadAsleepOnItsLock) {
+  int key = 0;
+  std::atomic<bool> holding{false};
+  std::atomic<bool> let_holder_go{false};
+  std::atomic<pid_t> waiter_tid{0};
+  Finished finished;
+  std::thread holder(finished([&] {
+    pl::unpark_one(&key, [&](pl::UnparkResult) {
+      holding.store(true);
+      const auto end = std::chrono::steady_clock::now() + kWakeBound;
+      while (!let_holder_go.load() && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();
+      }
+      return pl::kDefaultUnparkToken;
+    });
+  }));
+  std::thread waiter;
+  JoinOnExit join([&] { let_holder_go.store(true); }, holder, waiter);
+  const auto end = std::chrono::steady_clock::now() + kWakeBound;
+  while (!holding.load() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  ASSERT_TRUE(holding.load()) << "the holder never ran its callback";
+  waiter = std::thread(finished([&] {
+    waiter_tid.store(parkpool::test::current_tid());
+    pl::unpark_one(&key, [](pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  }));
+  while (waiter_tid.load() == 0 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::yield();
+  }
+  (void)parkpool::test::wait_until_sleeping(waiter_tid.load(),
+                                            std::chrono::milliseconds(kWakeBound));
+  let_holder_go.store(true);
+  ASSERT_TRUE(finished.within(
+      2, "the holder's unlock of the bucket lock must wake the thread asleep on it", kWakeBound));
+  holder.join();
+  waiter.join();
+}
+
+// The queue's links (unlink in src/parking_lot.cpp): after the only thread of a bucket left its
+// queue, whichever way it left, the thread that parks there next is queued where an unpark finds
+// it (an unlink that leaves the tail on the thread that left hides every later one). Each way
+// is followed by a probe: a thread parks and an unpark must find it.
+TEST(ParkingLot, AThreadParkingInABucketThatWasEmptiedIsFoundByTheNextUnpark) {
+  int key = 0;
+  int to = 0;
+  std::atomic<bool> never{false};
+  std::atomic<int> queued{0};  // threads whose before_sleep ran: queued on `key`
+  Finished finished;
+  std::vector<std::thread> threads;
+  JoinOnExit join(let_go(never, key, to), threads);
+  // Parks a thread on `key` and returns once it is queued.
+  const auto park_one = [&]() -> testing::AssertionResult {
+    const int n = queued.load() + 1;
+    threads.emplace_back(finished([&] {
+      (void)pl::park(
+          &key, [&] { return !never.load(); }, [&] { queued.fetch_add(1); },
+          [](const void*, bool) {});
+    }));
+    const auto end = std::chrono::steady_clock::now() + kWakeBound;
+    while (queued.load() < n) {
+      if (std::chrono::steady_clock::now() >= end) {
+        return testing::AssertionFailure() << "the thread never ran before_sleep";
+      }
+      std::this_thread::yield();
+    }
+    return testing::AssertionSuccess();
+  };
+  // Ends the park of the thread on `key` with unpark_requeue(op); one it requeued is woken on
+  // `to`. Returns how many threads were woken.
+  const auto requeue_with = [&key, &to](pl::RequeueOp op) {
+    return [&key, &to, op] {
+      return pl::unpark_requeue(
+                 &key, &to, [op] { return op; },
+                 [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; })
+                 .unparked_threads +
+             pl::unpark_all(&to);
+    };
+  };
+  const std::pair<const char*, std::function<std::size_t()>> ways[] = {
+      {"unpark_one", [&] { return pl::unpark_one(&key).unparked_threads; }},
+      {"unpark_all", [&] { return pl::unpark_all(&key); }},
+      {"unpark_filter",
+       [&] {
+         return pl::unpark_filter(
+                    &key, [](pl::ParkToken) { return pl::FilterOp::unpark; },
+                    [](pl::UnparkResult) { return pl::kDefaultUnparkToken; })
+             .unparked_threads;
+       }},
+      {"unpark_requeue(unpark_one)", requeue_with(pl::RequeueOp::unpark_one)},
+      {"unpark_requeue(requeue_all) and unpark_all(to)", requeue_with(pl::RequeueOp::requeue_all)},
+  };
+  // A timed-out park leaves the queue by itself: the first way.
+  EXPECT_TRUE(park_while_false(&key, &never, pl::kDefaultParkToken, pl::deadline_after(0ns))
+                  .is_timed_out());
+  ASSERT_EQ(queued_on(&key), 0U) << "the timed-out park left its thread queued";
+  const char* previous = "a timed-out park";
+  int returned = 0;
+  for (const auto& [way, unpark] : ways) {
+    // The probe of the previous way, ended by this way.
+    ASSERT_TRUE(park_one());
+    EXPECT_EQ(unpark(), 1U) << "the thread that parked after " << previous
+                            << " emptied the bucket was not found by " << way;
+    const std::string woken = std::string("the thread that parked after ") + previous +
+                              " emptied the bucket, which " + way + " woke";
+    ASSERT_TRUE(finished.within(++returned, woken.c_str(), kWakeBound));
+    previous = way;
+  }
+  ASSERT_TRUE(park_one());
+  EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U)
+      << "the thread that parked after " << previous << " emptied the bucket was not found";
+  ASSERT_TRUE(finished.within(++returned, "the last thread, which unpark_one woke", kWakeBound));
+  for (auto& t : threads) t.join();
+}
+
+// The window between queueing and sleeping (wait_idle in src/parking_lot.cpp): an unpark that
+// lands after the thread queued itself but before its FUTEX_WAIT_BITSET must still end the park.
+// Its kIdle is then stored and its FUTEX_WAKE_BITSET made before the thread sleeps; what keeps
+// the thread from sleeping through it is the unparker's increment of the home word (P3), which
+// makes that wait fail. The window cannot be held open from outside, so it is made likely
+// instead: one long-lived waiter parks round after round, announcing each round from
+// before_sleep (it is queued), and the test unparks it the moment it sees that. Each round's
+// return is bounded: a lost wakeup fails the round that lost it, and the stranded waiter is
+// left behind (its state is shared, so it outlives the test) instead of hanging the binary.
+// Without the increment this lost a wakeup at round 1 and at round 3079 of two runs (2026-12-07).
+TEST(ParkingLot, AnUnparkBetweenQueueingAndSleepingIsNotLost) {
+  const long rounds = static_cast<long>(parkpool::test::scaled(20000));
+  parkpool::test::TimeBudget budget(10s);
+  struct Shared {
+    int key = 0;
+    // Relaxed: each carries only its own value; the park and unpark order everything else.
+    std::atomic<long> queued{0};    // the round the waiter is queued for (set in before_sleep)
+    std::atomic<long> returned{0};  // the last round whose park returned
+    std::atomic<bool> stop{false};
+  };
+  const auto s = std::make_shared<Shared>();
+  std::thread waiter([s] {
+    for (long i = 1; !s->stop.load(std::memory_order_relaxed); ++i) {
+      (void)pl::park(
+          &s->key, [&s] { return !s->stop.load(std::memory_order_relaxed); },
+          [&s, i] { s->queued.store(i, std::memory_order_relaxed); }, [](const void*, bool) {});
+      s->returned.store(i, std::memory_order_relaxed);
+    }
+  });
+  // Waits, bounded, until `counter` reaches `i`.
+  const auto reaches = [](const std::atomic<long>& counter, long i) {
+    const auto end = std::chrono::steady_clock::now() + kWakeBound;
+    while (counter.load(std::memory_order_relaxed) < i) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+    }
+    return true;
+  };
+  long i = 1;
+  std::string failure;
+  for (; i <= rounds && !budget.exhausted(); ++i) {
+    if (!reaches(s->queued, i)) {
+      failure = "the waiter never queued itself";
+      break;
+    }
+    const std::size_t woken = pl::unpark_one(&s->key).unparked_threads;
+    if (woken != 1) {
+      failure = "unpark_one found no thread on the key: it woke " + std::to_string(woken);
+      break;
+    }
+    if (!reaches(s->returned, i)) {
+      failure =
+          "lost wakeup: the waiter that unpark_one dequeued (just after it queued itself) "
+          "did not return from park within " +
+          std::to_string(kWakeBound.count()) + " s";
+      break;
+    }
+  }
+  s->stop.store(true, std::memory_order_relaxed);
+  pl::unpark_all(&s->key);
+  if (!failure.empty()) {
+    waiter.detach();  // may sleep forever: nothing can wake it any more
+    FAIL() << "round " << i << ": " << failure;
+  }
+  waiter.join();
 }
 
 TEST(ParkingLot, FifoOrderPerKey) {
@@ -218,6 +406,55 @@ TEST(ParkingLot, BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord) {
   for (auto& t : requeued) t.join();
 }
 
+// INV-H: one wake list can hold threads of several home words (threads requeued from keys of
+// other buckets), and wake_list wakes each run of one home with its own increment and
+// FUTEX_WAKE_BITSET. Two threads park on keys of two buckets (two homes) and fall asleep; both are
+// requeued onto a third key, and unpark_all of it must wake the first home's run as well as the
+// last one's. The test waits (bounded) until both threads sleep in the kernel, since a thread
+// that is still awake sees its kIdle without any wake; if that is never seen the test still
+// checks the outcome, only without pinning the interleaving.
+TEST(ParkingLot, UnparkAllWakesTheSleepersOfEveryHomeWordOnItsList) {
+  int from_a = 0;
+  int from_b = 0;
+  int to = 0;
+  std::atomic<bool> never{false};
+  std::atomic<pid_t> tid_a{0};
+  std::atomic<pid_t> tid_b{0};
+  Finished finished;
+  // Parks on `from` until unparked, after publishing its thread id.
+  const auto parker = [&](int& from, std::atomic<pid_t>& tid) {
+    return finished([&] {
+      tid.store(parkpool::test::current_tid());
+      EXPECT_TRUE(park_while_false(&from, &never).is_unparked());
+    });
+  };
+  std::thread a(parker(from_a, tid_a));
+  std::thread b;
+  JoinOnExit join(let_go(never, from_a, from_b, to), a, b);
+  ASSERT_TRUE(wait_until_queued(&from_a, 1));
+  ASSERT_FALSE(pl::detail::may_have_waiters(&from_b))
+      << "from_a and from_b share a bucket: the test needs two home words";
+  b = std::thread(parker(from_b, tid_b));
+  ASSERT_TRUE(wait_until_queued(&from_b, 1));
+  for (const pid_t tid : {tid_a.load(), tid_b.load()}) {
+    (void)parkpool::test::wait_until_sleeping(tid, std::chrono::milliseconds(kWakeBound));
+  }
+  // Queued on `to` in the order a, b: a's home run comes first in unpark_all's list.
+  for (int* from : {&from_a, &from_b}) {
+    EXPECT_EQ(pl::unpark_requeue(
+                  from, &to, [] { return pl::RequeueOp::requeue_all; },
+                  [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; })
+                  .requeued_threads,
+              1U);
+  }
+  EXPECT_EQ(pl::unpark_all(&to), 2U);
+  ASSERT_TRUE(finished.within(
+      2, "unpark_all(to) woke threads of two home words; the first run's wake was lost?",
+      kWakeBound));
+  a.join();
+  b.join();
+}
+
 // A parked thread sleeps: it uses no CPU until it is woken, also when its home bucket's 32 wake
 // bits are taken and it sleeps on its own state word (INV-B). kThreads threads park on one key
 // (the first 32 take the bits, the others sleep on their own words) and stay parked for 300 ms
@@ -309,6 +546,59 @@ TEST(ParkingLot, TimeoutTable) {
     // ASSERT: a thread left queued corrupts the bucket's queue for every later park in it.
     ASSERT_EQ(queued_on(&key), 0U) << "the timed-out park left its thread queued";
   }
+}
+
+// A timed-out park finds its queue again (lock_own_bucket in src/parking_lot.cpp): it reads its
+// key, locks that key's bucket, and must re-check the key under the lock, since a requeue may
+// have moved it to another bucket in between (INV-Q). A thread parks again and again with a
+// deadline that has passed (each park queues it, then times it out at once) while the test
+// requeues everything on `from` to `to` and back, back to back: a requeue that holds the bucket
+// lock while the thread reads its key moves it in that window. Without the re-check the thread
+// walks the wrong bucket's queue and the parking lot aborts ("INV-Q broken", at once on the
+// 2-core VM, 2026-12-07); with it, every park times out on `from` or `to` and nothing stays
+// queued. Made likely, not forced: the rounds are bounded in number and time.
+TEST(ParkingLot, ATimedOutParkRacingRequeuesLeavesTheQueueItIsIn) {
+  int from = 0;
+  int to = 0;
+  const std::size_t rounds = parkpool::test::scaled(100000);
+  parkpool::test::TimeBudget budget(3s);
+  // Relaxed: each carries only its own value; the results are read after join().
+  std::atomic<bool> stop{false};
+  std::atomic<long> parks{0};
+  std::atomic<long> wrong{0};
+  std::atomic<bool> started{false};
+  std::thread timing_out([&] {
+    started.store(true, std::memory_order_relaxed);
+    while (!stop.load(std::memory_order_relaxed)) {
+      const void* seen = nullptr;
+      const pl::ParkResult r = pl::park(
+          &from, [] { return true; }, [] {}, [&seen](const void* k, bool) { seen = k; },
+          pl::kDefaultParkToken, pl::deadline_after(0ns));
+      if (!r.is_timed_out() || (seen != &from && seen != &to)) {
+        wrong.fetch_add(1, std::memory_order_relaxed);
+      }
+      parks.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  // The thread's parks never sleep (their deadline has passed): stopping it is enough.
+  JoinOnExit join([&] { stop.store(true, std::memory_order_relaxed); }, timing_out);
+  const auto requeue = [](const void* a, const void* b) {
+    pl::unpark_requeue(
+        a, b, [] { return pl::RequeueOp::requeue_all; },
+        [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
+  };
+  while (!started.load(std::memory_order_relaxed)) std::this_thread::yield();
+  for (std::size_t i = 0; i < rounds && !budget.exhausted(); ++i) {
+    requeue(&from, &to);
+    requeue(&to, &from);
+  }
+  stop.store(true, std::memory_order_relaxed);
+  timing_out.join();
+  EXPECT_GT(parks.load(), 0);
+  EXPECT_EQ(wrong.load(), 0) << "of " << parks.load()
+                             << " parks, these did not time out on `from` or `to`";
+  EXPECT_EQ(queued_on(&from), 0U);
+  EXPECT_EQ(queued_on(&to), 0U);
 }
 
 TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
