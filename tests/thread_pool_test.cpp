@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,75 @@ using parkpool::PoolOptions;
 using parkpool::ThreadPool;
 
 using parkpool::test::with_threads;
+
+// The first tests of this file, on purpose: a lost wake at shutdown (IdleCoordinator::shutdown()
+// not unparking the workers it pops, or PoolCore::shutdown() not calling it) or after a post from
+// outside the pool (inject_item() not notifying) hangs the pool of nearly every later test, so
+// these run before any of them and name what was lost instead of leaving it to the watchdog.
+
+// Waits (at most 10 s) until every worker of `pool` is in a park (a park counted and not yet
+// ended): a condition polled on the pool's own counters.
+bool all_workers_parked(const ThreadPool& pool) {
+  return parkpool::test::wait_for(
+      [&] {
+        const auto t = pool.stats().total;
+        return t.parks - t.unparks - t.timed_out_parks == pool.size();
+      },
+      10s);
+}
+
+TEST(ThreadPoolWakes, ShutdownWakesEveryParkedWorker) {
+  PoolOptions o = with_threads(2);
+  o.idle = parkpool::IdleOptions::efficiency();  // no spin: an idle worker parks at once
+  std::atomic<std::size_t> stopped{0};
+  o.on_thread_stop = [&](std::size_t) { stopped.fetch_add(1); };
+  ThreadPool pool(o);
+  ASSERT_TRUE(all_workers_parked(pool)) << "the workers never all parked";
+  std::atomic<bool> returned{false};
+  std::thread closer([&] {
+    pool.shutdown();
+    returned.store(true);
+  });
+  if (!parkpool::test::wait_for([&] { return returned.load(); }, 5s)) {
+    // The closer is stuck joining a worker; neither it nor the pool can be ended from here.
+    const auto t = pool.stats().total;
+    const std::size_t parked = static_cast<std::size_t>(t.parks - t.unparks - t.timed_out_parks);
+    std::fprintf(stderr,
+                 "ThreadPoolWakes.ShutdownWakesEveryParkedWorker: shutdown() did not return "
+                 "within 5 s of starting with every worker parked: %zu of %zu workers %s "
+                 "(%zu stopped)\n",
+                 parked, pool.size(),
+                 parked != 0 ? "still parked: shutdown did not wake them (IdleCoordinator::"
+                               "shutdown()'s drain)"
+                             : "parked: all were woken, but they did not finish the final drain",
+                 stopped.load());
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  closer.join();
+  EXPECT_EQ(stopped.load(), pool.size());
+}
+
+TEST(ThreadPoolWakes, WakesSleepingWorkersAfterIdle) {
+  PoolOptions o = with_threads(2);
+  o.idle = parkpool::IdleOptions::efficiency();
+  ThreadPool pool(o);
+  for (int round = 0; round < 20; ++round) {
+    // Every worker in a park, then submit: the task must wake a sleeper.
+    ASSERT_TRUE(all_workers_parked(pool)) << "round " << round << ": the workers never all parked";
+    auto f = pool.submit([] { return 1; });
+    // On failure the pool's shutdown wakes the workers and runs the task: the test ends.
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready)
+        << "round " << round
+        << ": a task submitted from outside while every worker was parked did not run within "
+           "5 s: the injector push's notify_work() woke no sleeper";
+    EXPECT_EQ(f.get(), 1);
+  }
+  pool.shutdown();
+  const auto st = pool.stats();
+  EXPECT_EQ(st.total.tasks_run, 20u);
+  EXPECT_GT(st.total.parks, 0u);
+}
 
 TEST(ThreadPool, ZeroThreadsThrowsInvalidArgument) {
   EXPECT_THROW(ThreadPool(with_threads(0)), std::invalid_argument);
@@ -509,16 +580,49 @@ TEST(ThreadPool, SubmitFromTheStopHookThrowsPoolClosed) {
   EXPECT_EQ(ran.load(), 0);
 }
 
+// Run on a worker: submits a task (into this worker's own deque) and blocks, without helping,
+// until another worker has run it: 7, or -1 after 5 s (the task then runs on this worker once
+// the caller's task returns, so a failing test still ends).
+int submit_locally_and_block(ThreadPool& pool) {
+  auto inner = pool.submit([] { return 7; });
+  if (inner.wait_for(5s) != std::future_status::ready) return -1;
+  return inner.get();
+}
+constexpr const char* kLocalPostLost =
+    ": the task a worker submitted to its own deque did not run within 5 s while that worker "
+    "blocked: its notify (notify_work_local) woke no other worker";
+
 TEST(ThreadPool, TaskPostedFromAWorkerRunsWhileThePosterBlocks) {
   // The poster blocks (without helping) on the task it posted to its own deque: another worker
-  // must be woken to steal it. A lost wakeup would hang here (the ctest TIMEOUT catches it).
+  // must be woken to steal it.
   ThreadPool pool(with_threads(2));
   for (int round = 0; round < 200; ++round) {
+    auto outer = pool.submit([&] { return submit_locally_and_block(pool); });
+    ASSERT_EQ(outer.get(), 7) << "round " << round << kLocalPostLost;
+  }
+}
+
+TEST(ThreadPool, TaskPostedFromAWorkerWakesTheParkedOtherWorker) {
+  // Deterministic: the other worker is in a park (efficiency preset: no spin) before the poster
+  // submits, so only the local post's notify can bring it back.
+  PoolOptions o = with_threads(2);
+  o.idle = parkpool::IdleOptions::efficiency();
+  ThreadPool pool(o);
+  for (int round = 0; round < 20; ++round) {
     auto outer = pool.submit([&] {
-      auto inner = pool.submit([] { return 7; });
-      return inner.get();
+      // This worker runs the task, so at most the other one parks.
+      const bool parked = parkpool::test::wait_for(
+          [&] {
+            const auto t = pool.stats().total;
+            return t.parks - t.unparks - t.timed_out_parks == 1;
+          },
+          10s);
+      if (!parked) return -2;
+      return submit_locally_and_block(pool);
     });
-    ASSERT_EQ(outer.get(), 7);
+    const int got = outer.get();
+    ASSERT_NE(got, -2) << "round " << round << ": the other worker never parked";
+    ASSERT_EQ(got, 7) << "round " << round << kLocalPostLost;
   }
 }
 
@@ -574,8 +678,7 @@ TEST(ThreadPool, ExternalTaskRunsWhileEveryWorkerKeepsPostingLocally) {
 TEST(ThreadPool, TaskPostedFromAWorkerWakesAParkedWorkerEveryTime) {
   // As above, but the other worker never spins (efficiency preset), so every round needs its
   // wake, through the worker-local notify: with the asymmetric barrier (no fence on the poster;
-  // the sleeper's announce issues a membarrier) and with fences. A lost wakeup hangs the round,
-  // and the ctest TIMEOUT catches it.
+  // the sleeper's announce issues a membarrier) and with fences.
   for (const bool asymmetric : {true, false}) {
     SCOPED_TRACE(asymmetric ? "asymmetric barrier" : "fences");
     PoolOptions o = with_threads(2);
@@ -586,11 +689,8 @@ TEST(ThreadPool, TaskPostedFromAWorkerWakesAParkedWorkerEveryTime) {
     parkpool::test::TimeBudget budget(10s);
     std::size_t r = 0;
     for (; r < rounds && !budget.exhausted(); ++r) {
-      auto outer = pool.submit([&] {
-        auto inner = pool.submit([] { return 7; });
-        return inner.get();  // blocks this worker without helping
-      });
-      ASSERT_EQ(outer.get(), 7);
+      auto outer = pool.submit([&] { return submit_locally_and_block(pool); });
+      ASSERT_EQ(outer.get(), 7) << "round " << r << kLocalPostLost;
     }
     pool.shutdown();
     EXPECT_GT(r, 0u);
@@ -665,28 +765,6 @@ TEST(ThreadPool, ThiefBatchesOnlyWhenSixtyFourTasksAreLeftAfterItsSteal) {
   for (std::size_t k = 0; k < one_by_one.size(); ++k) {
     EXPECT_EQ(one_by_one[k], k) << "position " << k << " of 64";
   }
-}
-
-TEST(ThreadPool, WakesSleepingWorkersAfterIdle) {
-  PoolOptions o = with_threads(2);
-  o.idle = parkpool::IdleOptions::efficiency();
-  ThreadPool pool(o);
-  for (int round = 0; round < 20; ++round) {
-    // Wait (bounded) until every worker is in a park (a park counted and not yet ended), then
-    // submit: the task must wake a sleeper. A condition polled on the pool's own counters.
-    parkpool::test::TimeBudget budget(10s);
-    for (;;) {
-      const auto t = pool.stats().total;
-      if (t.parks - t.unparks - t.timed_out_parks == pool.size()) break;
-      ASSERT_FALSE(budget.exhausted()) << "round " << round << ": the workers never all parked";
-      std::this_thread::yield();
-    }
-    EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);
-  }
-  pool.shutdown();
-  const auto st = pool.stats();
-  EXPECT_EQ(st.total.tasks_run, 20u);
-  EXPECT_GT(st.total.parks, 0u);
 }
 
 TEST(ThreadPool, InlinePostedTaskKeepsItsCapturesAcrossANestedWait) {
@@ -1041,7 +1119,7 @@ TEST(ThreadPool, WorkersWaitingForALongTaskAtShutdownDoNotSpin) {
 // task then ran alone; one that blocked on a task it posted hung shutdown() (found by review).
 // Deterministic with the pool's test hook, which holds the worker that took the task (X) at that
 // point until the other worker leaves, or 2 s. With the old drain the other worker left at once
-// and shutdown() hung (the ctest TIMEOUT reports it); now it must keep draining and run y.
+// and shutdown() hung; now it must keep draining and run y (the test waits 5 s for it).
 std::atomic<bool> g_drain_hook_armed{false};
 std::atomic<bool> g_drain_hook_entered{false};
 std::atomic<bool> g_drain_worker_left{false};
@@ -1074,6 +1152,7 @@ TEST(ThreadPoolShutdown, DrainKeepsEveryWorkerWhileOneHoldsATaskItTook) {
   PoolOptions o = with_threads(2);
   o.on_thread_stop = [](std::size_t) { g_drain_worker_left.store(true); };
   std::atomic<bool> y_ran{false};
+  std::atomic<bool> x_abandoned{false};
   {
     ThreadPool pool(o);
     Core& core = parkpool::detail::PoolAccess::core(pool);
@@ -1082,10 +1161,22 @@ TEST(ThreadPoolShutdown, DrainKeepsEveryWorkerWhileOneHoldsATaskItTook) {
       EXPECT_TRUE(wait_for([&] { return core.shut_down() && core.drain_idle_for_test() == 1; }));
       g_drain_hook_armed = true;
       pool.post([&] {  // X: into C's deque; A takes it (the hook holds A there)
+        if (x_abandoned) return;
         auto y = pool.submit([&] { y_ran = true; });  // into A's deque
-        y.get();                                      // blocks A without helping: C must take y
+        // Blocks A without helping: C must take y. Bounded: on failure A returns and runs y
+        // itself in its drain, so shutdown() still ends.
+        if (y.wait_for(5s) != std::future_status::ready) {
+          ADD_FAILURE() << "y, submitted by a task the draining worker A had taken, did not run "
+                           "within 5 s while A blocked on it: the other worker left the final "
+                           "drain while A held a task";
+        }
       });
-      EXPECT_TRUE(wait_for([] { return g_drain_hook_entered.load(); }));
+      if (!parkpool::test::wait_for([] { return g_drain_hook_entered.load(); }, 5s)) {
+        x_abandoned = true;  // X then runs on C, after T0: it checks nothing
+        ADD_FAILURE() << "X, posted by T0 on worker C during the final drain, was not taken by "
+                         "the other worker A within 5 s: A, counted idle, left the drain or "
+                         "stopped looking for work while C still ran T0";
+      }
     });
     pool.shutdown();
   }
