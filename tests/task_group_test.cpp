@@ -294,13 +294,30 @@ TEST(TaskGroup, ForeignWaiterOffThePoolSeesTasksTheOwnerCountedItself) {
 
 // The owner blocks in user code with the group's tasks (and their nested runs) still in its deque;
 // a task on the other worker waits for the group: it must take them (helping) and see them all.
+// Deterministic: the waiter's worker is held until every task is queued, so none is stolen before
+// the wait, and only a waiter that helps can run them (one that only polls waits for good).
 TEST(TaskGroup, ForeignWaiterOnAnotherWorkerHelpsWhileTheOwnerIsBlocked) {
   ThreadPool pool(with_threads(2));
   constexpr int kTasks = 40;
   std::atomic<int> ran{0};
+  std::atomic<bool> waiter_started{false};
   std::latch created(1);
   std::latch release(1);
-  TaskGroup* group = nullptr;
+  std::latch waited(1);        // the waiter's group->wait() has returned: g may go
+  TaskGroup* group = nullptr;  // written before created.count_down(), read after created.wait()
+  auto waiter = pool.submit([&] {
+    waiter_started.store(true);
+    created.wait();                   // holds this worker: the owner below runs on the other one
+    if (group == nullptr) return -1;  // the test gave up before the owner ran
+    group->wait();                    // foreign: this worker is not the owner
+    const int seen = ran.load(std::memory_order_relaxed);
+    waited.count_down();
+    return seen;
+  });
+  if (!parkpool::test::wait_for([&] { return waiter_started.load(); })) {
+    created.count_down();  // lets the waiter's task end, should it ever run
+    FAIL() << "the waiter's task did not start within 20 s";
+  }
   auto owner = pool.submit([&] {
     TaskGroup g(pool);
     for (int i = 0; i < kTasks; ++i) {
@@ -311,17 +328,19 @@ TEST(TaskGroup, ForeignWaiterOnAnotherWorkerHelpsWhileTheOwnerIsBlocked) {
     }
     group = &g;
     created.count_down();
-    release.wait();  // blocks this worker; g stays alive until the foreign wait is over
+    release.wait();  // blocks this worker
+    // Runs what is left (nothing unless the waiter failed to help), so that the foreign wait
+    // ends; g stays alive until it has.
+    g.wait();
+    waited.wait();
   });
-  created.wait();
-  const int seen = pool.submit([&] {
-                         group->wait();  // foreign, on the other worker
-                         return ran.load(std::memory_order_relaxed);
-                       })
-                       .get();
-  EXPECT_EQ(seen, 2 * kTasks);
-  release.count_down();
-  owner.get();
+  const bool helped = waiter.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  EXPECT_TRUE(helped) << "a worker waiting for a TaskGroup owned by a blocked worker did not run "
+                         "the group's tasks within 5 s (PoolCore::wait_foreign must help): "
+                      << ran.load() << " of " << 2 * kTasks << " ran";
+  release.count_down();  // on failure the owner now runs its tasks and the foreign wait ends
+  owner.get();           // the tasks use this frame until then
+  EXPECT_EQ(waiter.get(), 2 * kTasks);
 }
 
 // A callable whose copy throws: run() must throw and leave the group unchanged (nothing
