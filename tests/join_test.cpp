@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <latch>
 #include <new>
@@ -218,9 +219,29 @@ TEST(Join, FromAWorkerOfAnotherPoolRunsOnTheJoinedPool) {
 TEST(Join, AfterShutdownFromOutsideThrowsPoolClosed) {
   ThreadPool pool(with_threads(1));
   pool.shutdown();
-  EXPECT_THROW(join(
-                   pool, [] {}, [] {}),
-               parkpool::pool_closed);
+  // On another thread: a join that accepted b would wait for good, as no worker is left to run it.
+  std::atomic<int> outcome{0};  // 1: pool_closed, 2: returned, 3: another exception
+  std::thread caller([&] {
+    try {
+      join(
+          pool, [] {}, [] {});
+      outcome.store(2);
+    } catch (const parkpool::pool_closed&) {
+      outcome.store(1);
+    } catch (...) {
+      outcome.store(3);
+    }
+  });
+  if (!parkpool::test::wait_for([&] { return outcome.load() != 0; }, std::chrono::seconds(5))) {
+    std::fprintf(stderr,
+                 "Join.AfterShutdownFromOutsideThrowsPoolClosed: join() after shutdown() did not "
+                 "return within 5 s: it waits for b, which no worker will run (the injector's "
+                 "gate did not close, or its refusal was lost)\n");
+    std::fflush(stderr);
+    std::_Exit(1);  // the caller cannot be joined
+  }
+  caller.join();
+  EXPECT_EQ(outcome.load(), 1) << "1: pool_closed, 2: returned, 3: another exception";
 }
 
 }  // namespace
