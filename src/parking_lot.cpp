@@ -45,6 +45,7 @@
 
 #include "parking_lot_internal.hpp"
 #include "parkpool/detail/futex_syscall.hpp"
+#include "parkpool/detail/parking_lot_test_hooks.hpp"
 
 #include <linux/futex.h>
 #include <sched.h>
@@ -291,6 +292,13 @@ void unlock_pair(Bucket& a, Bucket& b) noexcept {
 Bucket& lock_own_bucket(const ThreadData& self) noexcept {
   for (;;) {
     const void* key = self.key.load(std::memory_order_relaxed);
+    // Tests only (parking_lot_test_hooks.hpp), before the lock: a requeue needs it. Relaxed: the
+    // hook publishes nothing through itself; a test stores it before the thread that runs it
+    // starts (or on that thread), and any other thread that loads it returns from it at once.
+    if (void (*hook)(const void*) =
+            detail::park_timed_out_relock_hook_for_test.load(std::memory_order_relaxed)) {
+      hook(key);
+    }
     Bucket& b = bucket_of(key);
     b.lock.lock();
     // Under the lock the key is stable for this bucket (INV-Q): a requeue changes it only while
@@ -410,6 +418,19 @@ void wake_list(ThreadData* list) noexcept {
   if (home != nullptr) wake_home(*home, bits);
 }
 
+// Tests only (parking_lot_test_hooks.hpp): called by wait_idle right before each futex wait,
+// without any lock (an unpark takes the bucket lock). Relaxed: the hook publishes nothing through
+// itself; a test stores it before the thread that runs it starts (or on that thread), and any
+// other thread that loads it returns from it at once.
+void before_sleep_for_test(const ThreadData& self) noexcept {
+  if (void (*hook)(const void*) =
+          detail::park_before_sleep_hook_for_test.load(std::memory_order_relaxed)) {
+    // Relaxed: the owner's own key, written under the bucket lock by it or by a requeue; the
+    // hook only compares it.
+    hook(self.key.load(std::memory_order_relaxed));
+  }
+}
+
 // Waits until the owner's state is kIdle; returns false when `deadline` passed first.
 bool wait_idle(ThreadData& self, const Clock::time_point* deadline) noexcept {
   if (self.wake_bit == 0) {
@@ -419,6 +440,7 @@ bool wait_idle(ThreadData& self, const Clock::time_point* deadline) noexcept {
       const std::uint32_t s = self.state.load(std::memory_order_acquire);
       if (s == kIdle) return true;
       if (deadline != nullptr && Clock::now() >= *deadline) return false;
+      before_sleep_for_test(self);
       futex_wait(self.state, s, deadline);  // woken, EAGAIN, EINTR or spurious: loop
     }
   }
@@ -431,6 +453,7 @@ bool wait_idle(ThreadData& self, const Clock::time_point* deadline) noexcept {
     const std::uint32_t s = self.state.load(std::memory_order_acquire);
     if (s == kIdle) return true;
     if (deadline != nullptr && Clock::now() >= *deadline) return false;
+    before_sleep_for_test(self);
     // Woken by our bit, EAGAIN, EINTR or a spurious return: loop.
     futex_wait(self.home->wake_seq, seq, deadline, self.wake_bit);
   }

@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <latch>
 #include <limits>
@@ -18,6 +21,7 @@
 
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
+#include "parkpool/detail/parking_lot_test_hooks.hpp"
 #include "parkpool_test.hpp"
 #include "thread_state.hpp"
 
@@ -232,70 +236,81 @@ TEST(ParkingLot, AThreadParkingInABucketThatWasEmptiedIsFoundByTheNextUnpark) {
   for (auto& t : threads) t.join();
 }
 
+namespace {
+
+// Set by the test's waiter on its own thread before its park: the key the hook below unparks,
+// once, right before the waiter's sleep.
+thread_local const void* t_unpark_before_sleep = nullptr;
+
+// park_before_sleep_hook_for_test for AnUnparkBetweenQueueingAndSleepingIsNotLost: on the
+// waiter's thread only, unparks the waiter itself (it is queued, has checked its state and not
+// yet slept) and records how many threads that woke.
+std::atomic<std::size_t> g_unparked_before_sleep{0};
+void unpark_self_before_sleep(const void* key) {
+  if (t_unpark_before_sleep == nullptr || key != t_unpark_before_sleep) return;
+  t_unpark_before_sleep = nullptr;  // once: the sleep that follows must end the park
+  // Relaxed: read by the test after the waiter's park returned (release/acquire on `returned`).
+  g_unparked_before_sleep.store(pl::unpark_one(key).unparked_threads, std::memory_order_relaxed);
+}
+
+// Installs a test hook for the scope and removes it at its end. Relaxed: see the hooks' loads.
+class HookInstalled {
+ public:
+  HookInstalled(std::atomic<void (*)(const void*)>& hook, void (*f)(const void*)) : hook_(hook) {
+    hook_.store(f, std::memory_order_relaxed);
+  }
+  ~HookInstalled() { hook_.store(nullptr, std::memory_order_relaxed); }
+  HookInstalled(const HookInstalled&) = delete;
+  HookInstalled& operator=(const HookInstalled&) = delete;
+
+ private:
+  std::atomic<void (*)(const void*)>& hook_;
+};
+
+}  // namespace
+
 // The window between queueing and sleeping (wait_idle in src/parking_lot.cpp): an unpark that
-// lands after the thread queued itself but before its FUTEX_WAIT_BITSET must still end the park.
-// Its kIdle is then stored and its FUTEX_WAKE_BITSET made before the thread sleeps; what keeps
-// the thread from sleeping through it is the unparker's increment of the home word (P3), which
-// makes that wait fail. The window cannot be held open from outside, so it is made likely
-// instead: one long-lived waiter parks round after round, announcing each round from
-// before_sleep (it is queued), and the test unparks it the moment it sees that. Each round's
-// return is bounded: a lost wakeup fails the round that lost it, and the stranded waiter is
-// left behind (its state is shared, so it outlives the test) instead of hanging the binary.
-// Without the increment this lost a wakeup at round 1 and at round 3079 of two runs (2026-12-07).
+// lands after the thread queued itself and checked its state, but before its FUTEX_WAIT_BITSET,
+// must still end the park. Its kIdle is then stored and its FUTEX_WAKE_BITSET made before the
+// thread sleeps; what keeps the thread from sleeping through it is the unparker's increment of
+// the home word (P3), which makes that wait fail. Forced with park_before_sleep_hook_for_test:
+// right before its sleep, the waiter unparks itself. The return is bounded: a lost wakeup fails
+// the test, and the stranded waiter is left behind (its state is shared, so it outlives the test)
+// instead of hanging the binary.
 TEST(ParkingLot, AnUnparkBetweenQueueingAndSleepingIsNotLost) {
-  const long rounds = static_cast<long>(parkpool::test::scaled(20000));
-  parkpool::test::TimeBudget budget(10s);
   struct Shared {
     int key = 0;
-    // Relaxed: each carries only its own value; the park and unpark order everything else.
-    std::atomic<long> queued{0};    // the round the waiter is queued for (set in before_sleep)
-    std::atomic<long> returned{0};  // the last round whose park returned
-    std::atomic<bool> stop{false};
+    pl::ParkResult result = pl::ParkResult::invalid();
+    std::atomic<bool> returned{false};
   };
   const auto s = std::make_shared<Shared>();
+  g_unparked_before_sleep.store(0, std::memory_order_relaxed);
+  const HookInstalled hook(pl::detail::park_before_sleep_hook_for_test, &unpark_self_before_sleep);
   std::thread waiter([s] {
-    for (long i = 1; !s->stop.load(std::memory_order_relaxed); ++i) {
-      (void)pl::park(
-          &s->key, [&s] { return !s->stop.load(std::memory_order_relaxed); },
-          [&s, i] { s->queued.store(i, std::memory_order_relaxed); }, [](const void*, bool) {});
-      s->returned.store(i, std::memory_order_relaxed);
-    }
+    t_unpark_before_sleep = &s->key;
+    s->result = pl::park(
+        &s->key, [] { return true; }, [] {}, [](const void*, bool) {});
+    // Release: pairs with the test's acquire load; publishes `result`.
+    s->returned.store(true, std::memory_order_release);
   });
-  // Waits, bounded, until `counter` reaches `i`.
-  const auto reaches = [](const std::atomic<long>& counter, long i) {
-    const auto end = std::chrono::steady_clock::now() + kWakeBound;
-    while (counter.load(std::memory_order_relaxed) < i) {
-      if (std::chrono::steady_clock::now() >= end) return false;
+  const auto end = std::chrono::steady_clock::now() + kWakeBound;
+  // Acquire: pairs with the waiter's release store.
+  while (!s->returned.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= end) {
+      waiter.detach();  // sleeps forever: nothing can wake it any more
+      FAIL() << "lost wakeup: the waiter, unparked by unpark_one (which woke "
+             << g_unparked_before_sleep.load(std::memory_order_relaxed)
+             << ") after it queued itself and just before it slept, did not return from park "
+                "within "
+             << kWakeBound.count() << " s";
     }
-    return true;
-  };
-  long i = 1;
-  std::string failure;
-  for (; i <= rounds && !budget.exhausted(); ++i) {
-    if (!reaches(s->queued, i)) {
-      failure = "the waiter never queued itself";
-      break;
-    }
-    const std::size_t woken = pl::unpark_one(&s->key).unparked_threads;
-    if (woken != 1) {
-      failure = "unpark_one found no thread on the key: it woke " + std::to_string(woken);
-      break;
-    }
-    if (!reaches(s->returned, i)) {
-      failure =
-          "lost wakeup: the waiter that unpark_one dequeued (just after it queued itself) "
-          "did not return from park within " +
-          std::to_string(kWakeBound.count()) + " s";
-      break;
-    }
-  }
-  s->stop.store(true, std::memory_order_relaxed);
-  pl::unpark_all(&s->key);
-  if (!failure.empty()) {
-    waiter.detach();  // may sleep forever: nothing can wake it any more
-    FAIL() << "round " << i << ": " << failure;
+    std::this_thread::yield();
   }
   waiter.join();
+  EXPECT_EQ(g_unparked_before_sleep.load(std::memory_order_relaxed), 1U)
+      << "the hook did not run before the waiter's sleep, or its unpark_one found no thread";
+  EXPECT_TRUE(s->result.is_unparked());
+  EXPECT_EQ(queued_on(&s->key), 0U);
 }
 
 TEST(ParkingLot, FifoOrderPerKey) {
@@ -548,57 +563,87 @@ TEST(ParkingLot, TimeoutTable) {
   }
 }
 
+namespace {
+
+// The index of `key`'s bucket, as bucket_of in src/parking_lot.cpp computes it (Fibonacci
+// hashing into 4096 buckets).
+std::size_t bucket_index(const void* key) {
+  return static_cast<std::size_t>(
+      (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(key)) * 0x9E3779B97F4A7C15ULL) >>
+      52);
+}
+
+// Set by the test on the parking thread before its park: the requeue the hook below makes, once.
+thread_local const void* t_requeue_from = nullptr;
+thread_local const void* t_requeue_to = nullptr;
+thread_local std::size_t t_requeued = 0;
+
+// park_timed_out_relock_hook_for_test for ATimedOutParkMovedByARequeueBeforeItRelocks: on the
+// test's thread only, when its timed-out park has read the key `t_requeue_from` and not yet
+// locked that key's bucket, requeues every thread of that key (the parking thread itself) to
+// `t_requeue_to`.
+void requeue_self_before_relock(const void* key) {
+  if (t_requeue_from == nullptr || key != t_requeue_from) return;
+  t_requeue_from = nullptr;  // once: the park's next read finds the new key
+  t_requeued = pl::unpark_requeue(
+                   key, t_requeue_to, [] { return pl::RequeueOp::requeue_all; },
+                   [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; })
+                   .requeued_threads;
+}
+
+}  // namespace
+
 // A timed-out park finds its queue again (lock_own_bucket in src/parking_lot.cpp): it reads its
 // key, locks that key's bucket, and must re-check the key under the lock, since a requeue may
-// have moved it to another bucket in between (INV-Q). A thread parks again and again with a
-// deadline that has passed (each park queues it, then times it out at once) while the test
-// requeues everything on `from` to `to` and back, back to back: a requeue that holds the bucket
-// lock while the thread reads its key moves it in that window. Without the re-check the thread
-// walks the wrong bucket's queue and the parking lot aborts ("INV-Q broken", at once on the
-// 2-core VM, 2026-12-07); with it, every park times out on `from` or `to` and nothing stays
-// queued. Made likely, not forced: the rounds are bounded in number and time.
-TEST(ParkingLot, ATimedOutParkRacingRequeuesLeavesTheQueueItIsIn) {
-  int from = 0;
-  int to = 0;
-  const std::size_t rounds = parkpool::test::scaled(100000);
-  parkpool::test::TimeBudget budget(3s);
-  // Relaxed: each carries only its own value; the results are read after join().
-  std::atomic<bool> stop{false};
-  std::atomic<long> parks{0};
-  std::atomic<long> wrong{0};
-  std::atomic<bool> started{false};
-  std::thread timing_out([&] {
-    started.store(true, std::memory_order_relaxed);
-    while (!stop.load(std::memory_order_relaxed)) {
-      const void* seen = nullptr;
-      const pl::ParkResult r = pl::park(
-          &from, [] { return true; }, [] {}, [&seen](const void* k, bool) { seen = k; },
-          pl::kDefaultParkToken, pl::deadline_after(0ns));
-      if (!r.is_timed_out() || (seen != &from && seen != &to)) {
-        wrong.fetch_add(1, std::memory_order_relaxed);
-      }
-      parks.fetch_add(1, std::memory_order_relaxed);
+// have moved it to another bucket in between (INV-Q). Forced with
+// park_timed_out_relock_hook_for_test: a park on `from` whose deadline has passed requeues itself
+// to `to` (another bucket) between its read of the key and its lock. With the re-check it locks
+// `to`'s bucket next and times out on `to`; without it, it walks `from`'s bucket, where it is not,
+// and the parking lot aborts ("INV-Q broken"): hence a child process, which must exit 0.
+TEST(ParkingLotDeathTest, ATimedOutParkMovedByARequeueBeforeItRelocksLeavesTheQueueItIsIn) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  static char keys[64];
+  const void* const from = &keys[0];
+  const void* to = nullptr;
+  for (const char& k : keys) {
+    if (bucket_index(&k) != bucket_index(from)) {
+      to = &k;
+      break;
     }
-  });
-  // The thread's parks never sleep (their deadline has passed): stopping it is enough.
-  JoinOnExit join([&] { stop.store(true, std::memory_order_relaxed); }, timing_out);
-  const auto requeue = [](const void* a, const void* b) {
-    pl::unpark_requeue(
-        a, b, [] { return pl::RequeueOp::requeue_all; },
-        [](pl::RequeueOp, pl::UnparkResult) { return pl::kDefaultUnparkToken; });
-  };
-  while (!started.load(std::memory_order_relaxed)) std::this_thread::yield();
-  for (std::size_t i = 0; i < rounds && !budget.exhausted(); ++i) {
-    requeue(&from, &to);
-    requeue(&to, &from);
   }
-  stop.store(true, std::memory_order_relaxed);
-  timing_out.join();
-  EXPECT_GT(parks.load(), 0);
-  EXPECT_EQ(wrong.load(), 0) << "of " << parks.load()
-                             << " parks, these did not time out on `from` or `to`";
-  EXPECT_EQ(queued_on(&from), 0U);
-  EXPECT_EQ(queued_on(&to), 0U);
+  ASSERT_NE(to, nullptr) << "no two keys in different buckets among 64 adjacent bytes";
+  EXPECT_EXIT(
+      {
+        const auto child_fails = [](const char* what) {
+          std::fprintf(stderr, "child check failed: %s\n", what);
+          std::_Exit(1);
+        };
+        const HookInstalled hook(pl::detail::park_timed_out_relock_hook_for_test,
+                                 &requeue_self_before_relock);
+        t_requeue_from = from;
+        t_requeue_to = to;
+        const void* seen = nullptr;
+        bool last = false;
+        // A deadline that has passed: the park queues itself, then times out at once.
+        const pl::ParkResult r = pl::park(
+            from, [] { return true; }, [] {},
+            [&](const void* k, bool was_last) {
+              seen = k;
+              last = was_last;
+            },
+            pl::kDefaultParkToken, pl::deadline_after(0ns));
+        if (t_requeued != 1) child_fails("the hook's requeue did not move the parking thread");
+        if (!r.is_timed_out()) child_fails("the park did not time out");
+        if (seen != to) child_fails("timed_out did not get the key the requeue moved it to");
+        if (!last) child_fails("timed_out did not report the last thread of the key");
+        if (queued_on(from) != 0 || queued_on(to) != 0) child_fails("a thread is left queued");
+        std::fputs("timed out on the requeue's key\n", stderr);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "timed out on the requeue's key")
+      << "a timed-out park that a requeue moved to another bucket between reading its key and "
+         "locking that key's bucket did not leave the queue it was in (without the re-check of "
+         "the key under the lock it searches the bucket it left)";
 }
 
 TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
