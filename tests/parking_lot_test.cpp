@@ -1442,10 +1442,10 @@ TEST(ParkingLot, WasLastThreadAfterARequeueCountsTheDestinationKey) {
 
 namespace {
 
-// Two keys in one bucket of the parking lot's table. White-box: bucket_of in src/parking_lot.cpp
-// keeps the top 12 bits (4096 buckets) of the address times 2^64/phi; 4097 addresses of one
-// array always hold a pair. The test checks that the pair does share a bucket (through
-// detail::may_have_waiters), so a change of the hash fails it instead of leaving it vacuous.
+// Two keys in one bucket of the parking lot's table (bucket_index above: 4096 buckets, so 4097
+// addresses of one array always hold a pair). The test checks that the pair does share a bucket
+// (through detail::may_have_waiters), so a change of bucket_of's hash fails it instead of leaving
+// it vacuous; that check also covers bucket_index's other user, the timed-out-park requeue test.
 struct SameBucketKeys {
   const void* a = nullptr;
   const void* b = nullptr;
@@ -1454,9 +1454,7 @@ SameBucketKeys same_bucket_keys() {
   static char pool[4097];
   static std::vector<int> first(4096, -1);
   for (int i = 0; i < 4097; ++i) {
-    const auto h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&pool[i])) *
-                   0x9E3779B97F4A7C15ULL;
-    const auto bucket = static_cast<std::size_t>(h >> 52);
+    const std::size_t bucket = bucket_index(&pool[i]);
     if (first[bucket] >= 0) return {&pool[first[bucket]], &pool[i]};
     first[bucket] = i;
   }
@@ -1492,7 +1490,7 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
   ASSERT_TRUE(wait_until_queued(keys.a, 1));
   // The copy of bucket_of's hash above still matches: keys.b's bucket counts keys.a's waiter.
   ASSERT_TRUE(pl::detail::may_have_waiters(keys.b))
-      << "keys.a and keys.b are no longer in one bucket: same_bucket_keys() needs bucket_of's hash";
+      << "keys.a and keys.b are no longer in one bucket: bucket_index() needs bucket_of's hash";
   tb = std::thread([&] { rb = park_while_false(keys.b, &go, pl::ParkToken{99}); });
   ASSERT_TRUE(wait_until_queued(keys.b, 1));
   park_a(2);
