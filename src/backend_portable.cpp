@@ -13,12 +13,7 @@ WaitStatus PortableBackend::wait(Word& word, std::uint32_t expected,
   // wake_one() is ordered before this load by the mutex (its unlock happens-before our lock), so
   // a stale PARKED here means its wake_one() has not yet taken the mutex and will notify us.
   if (word.load(std::memory_order_relaxed) != expected) return WaitStatus::woken;
-  // Relaxed: the hook publishes nothing through itself. A test installs it before its waiter
-  // gets here (on the waiter's own thread, or before starting it); any other thread that loads
-  // it meanwhile runs a hook that returns at once for a backend that is not the test's.
-  if (void (*hook)(PortableBackend&) = before_sleep_hook_for_test.load(std::memory_order_relaxed)) {
-    hook(*this);
-  }
+  before_sleep_hook_for_test(*this);  // tests only (detail/test_hook.hpp)
   using std::chrono::nanoseconds;
   switch (deadline.clock) {
     case Deadline::Clock::forever:

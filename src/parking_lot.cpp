@@ -292,13 +292,8 @@ void unlock_pair(Bucket& a, Bucket& b) noexcept {
 Bucket& lock_own_bucket(const ThreadData& self) noexcept {
   for (;;) {
     const void* key = self.key.load(std::memory_order_relaxed);
-    // Tests only (parking_lot_test_hooks.hpp), before the lock: a requeue needs it. Relaxed: the
-    // hook publishes nothing through itself; a test stores it before the thread that runs it
-    // starts (or on that thread), and any other thread that loads it returns from it at once.
-    if (void (*hook)(const void*) =
-            detail::park_timed_out_relock_hook_for_test.load(std::memory_order_relaxed)) {
-      hook(key);
-    }
+    // Tests only (parking_lot_test_hooks.hpp), before the lock: a requeue needs it.
+    detail::park_timed_out_relock_hook_for_test(key);
     Bucket& b = bucket_of(key);
     b.lock.lock();
     // Under the lock the key is stable for this bucket (INV-Q): a requeue changes it only while
@@ -419,12 +414,9 @@ void wake_list(ThreadData* list) noexcept {
 }
 
 // Tests only (parking_lot_test_hooks.hpp): called by wait_idle right before each futex wait,
-// without any lock (an unpark takes the bucket lock). Relaxed: the hook publishes nothing through
-// itself; a test stores it before the thread that runs it starts (or on that thread), and any
-// other thread that loads it returns from it at once.
+// without any lock (an unpark takes the bucket lock). The key is read only when a hook is set.
 void before_sleep_for_test(const ThreadData& self) noexcept {
-  if (void (*hook)(const void*) =
-          detail::park_before_sleep_hook_for_test.load(std::memory_order_relaxed)) {
+  if (const auto hook = detail::park_before_sleep_hook_for_test.get()) {
     // Relaxed: the owner's own key, written under the bucket lock by it or by a requeue; the
     // hook only compares it.
     hook(self.key.load(std::memory_order_relaxed));

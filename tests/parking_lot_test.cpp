@@ -253,19 +253,8 @@ void unpark_self_before_sleep(const void* key) {
   g_unparked_before_sleep.store(pl::unpark_one(key).unparked_threads, std::memory_order_relaxed);
 }
 
-// Installs a test hook for the scope and removes it at its end. Relaxed: see the hooks' loads.
-class HookInstalled {
- public:
-  HookInstalled(std::atomic<void (*)(const void*)>& hook, void (*f)(const void*)) : hook_(hook) {
-    hook_.store(f, std::memory_order_relaxed);
-  }
-  ~HookInstalled() { hook_.store(nullptr, std::memory_order_relaxed); }
-  HookInstalled(const HookInstalled&) = delete;
-  HookInstalled& operator=(const HookInstalled&) = delete;
-
- private:
-  std::atomic<void (*)(const void*)>& hook_;
-};
+// Installs a test hook for the scope and removes it at its end (detail/test_hook.hpp).
+using HookInstalled = parkpool::detail::TestHook<const void*>::Scoped;
 
 }  // namespace
 

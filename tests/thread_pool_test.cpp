@@ -1148,7 +1148,8 @@ TEST(ThreadPoolShutdown, DrainKeepsEveryWorkerWhileOneHoldsATaskItTook) {
   g_drain_hook_armed = false;
   g_drain_hook_entered = false;
   g_drain_worker_left = false;
-  Core::drain_took_task_hook_for_test.store(&hold_the_drained_task);
+  const parkpool::detail::TestHook<>::Scoped hook(Core::drain_took_task_hook_for_test,
+                                                  &hold_the_drained_task);
   PoolOptions o = with_threads(2);
   o.on_thread_stop = [](std::size_t) { g_drain_worker_left.store(true); };
   std::atomic<bool> y_ran{false};
@@ -1180,7 +1181,6 @@ TEST(ThreadPoolShutdown, DrainKeepsEveryWorkerWhileOneHoldsATaskItTook) {
     });
     pool.shutdown();
   }
-  Core::drain_took_task_hook_for_test.store(nullptr);
   EXPECT_TRUE(g_drain_hook_entered.load());
   EXPECT_TRUE(y_ran.load());
 }

@@ -617,10 +617,7 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
     }
     if (TaskBase* t = w.find_task()) {
       backoff = 0;
-      // Relaxed: a test sets it before the pool drains (it is ordered by shutdown()).
-      if (void (*hook)() = drain_took_task_hook_for_test.load(std::memory_order_relaxed)) {
-        hook();
-      }
+      drain_took_task_hook_for_test();  // tests only: once per task of the final drain
       t->fn(t, true);
       continue;
     }

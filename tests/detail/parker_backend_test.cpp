@@ -53,20 +53,20 @@ void hold_between_check_and_sleep(PortableBackend& backend) {
 // Installs the hook for one backend and removes it on every way out of the test.
 class BeforeSleepHook {
  public:
-  explicit BeforeSleepHook(PortableBackend& backend) {
+  // The hook is installed first, inert until g_target names the backend (it checks that).
+  explicit BeforeSleepHook(PortableBackend& backend)
+      : installed_(PortableBackend::before_sleep_hook_for_test, &hold_between_check_and_sleep) {
     g_in_window.store(false, std::memory_order_relaxed);
     g_wake_returned.store(false, std::memory_order_relaxed);
     g_returned_in_window.store(false, std::memory_order_relaxed);
     g_target.store(&backend, std::memory_order_relaxed);
-    PortableBackend::before_sleep_hook_for_test.store(&hold_between_check_and_sleep,
-                                                      std::memory_order_relaxed);
   }
-  ~BeforeSleepHook() {
-    PortableBackend::before_sleep_hook_for_test.store(nullptr, std::memory_order_relaxed);
-    g_target.store(nullptr, std::memory_order_relaxed);
-  }
+  ~BeforeSleepHook() { g_target.store(nullptr, std::memory_order_relaxed); }
   BeforeSleepHook(const BeforeSleepHook&) = delete;
   BeforeSleepHook& operator=(const BeforeSleepHook&) = delete;
+
+ private:
+  parkpool::detail::TestHook<PortableBackend&>::Scoped installed_;  // removed after g_target
 };
 
 // wait() checks the word and sleeps under the mutex; wake_one() takes and releases that mutex

@@ -12,6 +12,7 @@
 #include "parkpool/detail/cpu_relax.hpp"
 #include "parkpool/detail/deadline.hpp"
 #include "parkpool/detail/parker_protocol.hpp"
+#include "parkpool/detail/test_hook.hpp"
 
 #ifndef PARKPOOL_PORTABLE_BACKEND
 #if defined(__linux__)
@@ -73,7 +74,7 @@ struct PortableBackend {
   // at once for any other. It lets a test hold a waiter between its check and its sleep, the
   // window that wake_one()'s lock round closes. Costs one relaxed load and a branch, only on the
   // sleep path, which is about to block anyway.
-  static inline std::atomic<void (*)(PortableBackend&)> before_sleep_hook_for_test{nullptr};
+  static inline TestHook<PortableBackend&> before_sleep_hook_for_test;
 
   std::mutex mutex;
   std::condition_variable condvar;

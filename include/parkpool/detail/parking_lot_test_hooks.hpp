@@ -7,7 +7,7 @@
 // thread) and removes it when done.
 #pragma once
 
-#include <atomic>
+#include "parkpool/detail/test_hook.hpp"
 
 namespace parkpool::parking_lot::detail {
 
@@ -15,12 +15,12 @@ namespace parkpool::parking_lot::detail {
 // before each futex wait of its park, with the key it is parked on: an unpark made here lands
 // between the thread's last check and its sleep, the window that the unparker's increment of the
 // home word closes (INV-H). Costs one relaxed load and a branch per sleep, which blocks anyway.
-inline std::atomic<void (*)(const void* key)> park_before_sleep_hook_for_test{nullptr};
+inline parkpool::detail::TestHook<const void*> park_before_sleep_hook_for_test;
 
 // Called by a park whose deadline passed, each time it has read its key to find its bucket and
 // before it locks that bucket, with the key it read: a requeue made here moves the thread after
 // the read and before the lock, the move that the key's re-check under the lock catches (INV-Q).
 // Costs one relaxed load and a branch, only on a timed-out park, which is about to take a lock.
-inline std::atomic<void (*)(const void* key)> park_timed_out_relock_hook_for_test{nullptr};
+inline parkpool::detail::TestHook<const void*> park_timed_out_relock_hook_for_test;
 
 }  // namespace parkpool::parking_lot::detail

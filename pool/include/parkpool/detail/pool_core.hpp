@@ -34,6 +34,7 @@
 #include "parkpool/detail/chase_lev_deque.hpp"
 #include "parkpool/detail/injector.hpp"
 #include "parkpool/detail/task_cache.hpp"
+#include "parkpool/detail/test_hook.hpp"
 #include "parkpool/idle.hpp"
 #include "parkpool/pool_options.hpp"
 
@@ -492,7 +493,7 @@ class PoolCore {
   std::size_t drain_idle_for_test() const noexcept {
     return drain_idle_.load(std::memory_order_relaxed);
   }
-  static inline std::atomic<void (*)()> drain_took_task_hook_for_test{nullptr};
+  static inline TestHook<> drain_took_task_hook_for_test;  // detail/test_hook.hpp
 
   // Accepts a task or throws (pool_closed; std::bad_alloc). On a worker of this pool: local deque
   // (accepted even while shutdown drains, so accepted work can finish); elsewhere: the injector.
