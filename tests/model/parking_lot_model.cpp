@@ -5,8 +5,18 @@
 // lock-free unpark_one; the waiter parks while the flag is clear. No lost wakeup is allowed
 // (it shows as a Relacy deadlock), whatever order the user's own flag accesses use.
 //
-// PARKPOOL_MODEL_CORRECT: fast_unpark
-// PARKPOOL_MODEL_BROKEN: waiters_relaxed waiters_plain_load
+// The two_homes suite builds the one wake list that holds threads of two home words (INV-H),
+// which no primitive's model builds (their batches are all of one key that nobody is requeued
+// onto): thread 0 parks on key 2 (home word 0), thread 1 on key 1 (home word 1), and thread 2
+// sets a flag, requeues key 2 onto key 1 and unpark_all's key 1. Both parkers park while the flag
+// is clear (validate re-checks it under the bucket lock, so one that comes after the requeue
+// does not park), and each must return (a lost wake of either home word is a Relacy deadlock;
+// wake_first_home_only is found within the first few hundred of the 200,000 schedules).
+//
+// clang-format off
+// PARKPOOL_MODEL_CORRECT: fast_unpark two_homes
+// PARKPOOL_MODEL_BROKEN: waiters_relaxed waiters_plain_load wake_first_home_only
+// clang-format on
 #include <cstdio>
 #include <string>
 
@@ -39,20 +49,55 @@ struct FastUnparkTest : rl::test_suite<FastUnparkTest, 2> {
   }
 };
 
+struct TwoHomesTest : rl::test_suite<TwoHomesTest, 3> {
+  model::Lot lot;
+  rl::atomic<int> flag;
+
+  void before() {
+    lot.init(3, &g_bugs);
+    flag.store(0, rl::mo_relaxed, $);
+  }
+  void thread(unsigned index) {
+    const int me = static_cast<int>(index);
+    if (index == 2) {
+      // Relaxed: the parkers read the flag under the bucket lock, which the requeue and the
+      // unpark take after this store.
+      flag.store(1, rl::mo_relaxed, $);
+      lot.unpark_requeue(
+          2, 1, [] { return model::Op::requeue_all; },
+          [](model::Op, const model::UnparkResult&) { return 0; });
+      lot.unpark_all(1, [](const model::UnparkResult&) { return 0; });
+      return;
+    }
+    const int key = index == 0 ? 2 : 1;
+    while (flag.load(rl::mo_relaxed, $) == 0) {
+      lot.park(
+          me, key, [this] { return flag.load(rl::mo_relaxed, $) == 0; }, [] {});
+    }
+  }
+};
+
 bool run_model(const std::string& variant, int& known) {
   g_bugs = model::Bugs{};
   known = 1;
+  bool two_homes = true;
   if (variant == "fast_unpark") {
+    two_homes = false;
+  } else if (variant == "two_homes") {
+  } else if (variant == "wake_first_home_only") {
+    g_bugs.wake_first_home_only = true;
   } else if (variant == "waiters_relaxed") {
+    two_homes = false;
     g_bugs.waiters_relaxed = true;
   } else if (variant == "waiters_plain_load") {
+    two_homes = false;
     g_bugs.waiters_plain_load = true;
   } else {
     known = 0;
     return false;
   }
   rl::test_params p = parkpool::model::random_params();
-  return rl::simulate<FastUnparkTest>(p);
+  return two_homes ? rl::simulate<TwoHomesTest>(p) : rl::simulate<FastUnparkTest>(p);
 }
 
 }  // namespace

@@ -81,6 +81,9 @@ struct Bugs {
                                            // threads are still queued (ignores was_last)
   bool timeout_clears_cv_state = false;    // Condvar's timed_out clears state_ even when other
                                            // waiters are still queued (ignores was_last)
+  bool wake_first_home_only = false;  // INV-H: wake_list increments and wakes only the first home
+                                      // word of its list; the runs of later home words (threads
+                                      // requeued from keys of other homes) get neither
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -459,6 +462,13 @@ class Lot {
     const bool key_word = bugs_ != nullptr && bugs_->wake_key_word;
     const bool early = bugs_ != nullptr && bugs_->wake_before_idle;
     const bool own_early = bugs_ != nullptr && bugs_->own_word_wake_before_idle;
+    // wake_first_home_only: the home-word runs woken so far; a later one is skipped.
+    int runs = 0;
+    const auto wake_run = [this, &runs](int h, int b) {
+      if (bug(&Bugs::wake_first_home_only) && runs > 0) return;  // BUG: no increment, no wake
+      ++runs;
+      wake_home(h, b);
+    };
     int home = -1;
     int bits = 0;
     for (int i = 0; i < n; ++i) {
@@ -472,7 +482,7 @@ class Lot {
         continue;
       }
       if (h != home) {
-        if (home >= 0 && !early) wake_home(home, bits);
+        if (home >= 0 && !early) wake_run(home, bits);
         home = h;
         bits = 0;
       }
@@ -481,7 +491,7 @@ class Lot {
       if (early) wake_home(h, bit);               // BUG: before the kIdle store
       state_[t].store(kIdle, rl::mo_release, $);  // (P1)
     }
-    if (home >= 0 && !early) wake_home(home, bits);
+    if (home >= 0 && !early) wake_run(home, bits);
   }
 
   // Under the bucket lock: the FIFO head for `key`, or -1.
@@ -512,6 +522,7 @@ class Lot {
   }
 
   bool relaxed_waiters() const { return bugs_ != nullptr && bugs_->waiters_relaxed; }
+  bool bug(bool Bugs::*flag) const { return bugs_ != nullptr && bugs_->*flag; }
 
   static constexpr int kTokenNormalLot = 0;
   int threads_ = 0;
