@@ -14,7 +14,7 @@
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked notify_all_locked_own_word notify_all_unlocked_own_word notify_one_locked_own_word timed_notify_all_locked timed_notify_all_unlocked timed_notify_one_locked timed_notify_one_unlocked
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle timeout_clears_cv_state
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle timeout_clears_cv_state own_word_no_wake home_word_no_bump
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -146,6 +146,13 @@ bool run_model(const std::string& variant, int& known) {
     g_timed = true;
     g_bugs.timeout_clears_cv_state = true;
     g_notify_all = false;
+  } else if (variant == "own_word_no_wake") {
+    g_bugs.own_word_no_wake = true;  // the second waiter sleeps on its own word
+    g_home_bits = 1;
+    g_notify_locked = false;
+  } else if (variant == "home_word_no_bump") {
+    g_bugs.home_word_no_bump = true;
+    g_notify_locked = false;
   } else if (variant == "seq_load_relaxed") {
     g_bugs.seq_load_relaxed = true;
     g_notify_locked = false;

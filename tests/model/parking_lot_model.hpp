@@ -84,6 +84,8 @@ struct Bugs {
   bool wake_first_home_only = false;  // INV-H: wake_list increments and wakes only the first home
                                       // word of its list; the runs of later home words (threads
                                       // requeued from keys of other homes) get neither
+  bool own_word_no_wake = false;      // INV-B: no FUTEX_WAKE of the own word after its kIdle
+  bool home_word_no_bump = false;     // INV-H: wake_home wakes without incrementing (P3) first
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -449,7 +451,7 @@ class Lot {
   // (P3) release increment of the home word, then the kernel wake of `bits` on it, then the
   // bits are free again (INV-B).
   void wake_home(int home, int bits) {
-    home_word_[home].fetch_add(1, rl::mo_release, $);
+    if (!bug(&Bugs::home_word_no_bump)) home_word_[home].fetch_add(1, rl::mo_release, $);
     futex_.wake(home, bits);
     wake_bits_[home].fetch_and(~bits, rl::mo_relaxed, $);
   }
@@ -462,6 +464,7 @@ class Lot {
     const bool key_word = bugs_ != nullptr && bugs_->wake_key_word;
     const bool early = bugs_ != nullptr && bugs_->wake_before_idle;
     const bool own_early = bugs_ != nullptr && bugs_->own_word_wake_before_idle;
+    const bool own_none = bug(&Bugs::own_word_no_wake);
     // wake_first_home_only: the home-word runs woken so far; a later one is skipped.
     int runs = 0;
     const auto wake_run = [this, &runs](int h, int b) {
@@ -478,7 +481,7 @@ class Lot {
       if (bit == 0) {
         if (own_early) futex_.wake(own_word(t), kAnyBit);  // BUG: before the kIdle store
         state_[t].store(kIdle, rl::mo_release, $);         // (P1)
-        if (!own_early) futex_.wake(own_word(t), kAnyBit);
+        if (!own_early && !own_none) futex_.wake(own_word(t), kAnyBit);  // BUG if own_none
         continue;
       }
       if (h != home) {
