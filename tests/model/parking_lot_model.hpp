@@ -81,11 +81,14 @@ struct Bugs {
                                            // threads are still queued (ignores was_last)
   bool timeout_clears_cv_state = false;    // Condvar's timed_out clears state_ even when other
                                            // waiters are still queued (ignores was_last)
-  bool wake_first_home_only = false;  // INV-H: wake_list increments and wakes only the first home
-                                      // word of its list; the runs of later home words (threads
-                                      // requeued from keys of other homes) get neither
-  bool own_word_no_wake = false;      // INV-B: no FUTEX_WAKE of the own word after its kIdle
-  bool home_word_no_bump = false;     // INV-H: wake_home wakes without incrementing (P3) first
+  bool wake_first_home_only = false;   // INV-H: wake_list increments and wakes only the first home
+                                       // word of its list; the runs of later home words (threads
+                                       // requeued from keys of other homes) get neither
+  bool own_word_no_wake = false;       // INV-B: no FUTEX_WAKE of the own word after its kIdle
+  bool home_word_no_bump = false;      // INV-H: wake_home wakes without incrementing (P3) first
+  bool unpark_all_first_only = false;  // unpark_all stops after the first thread it unparks
+  bool filter_drops_second = false;    // unpark_filter dequeues the second thread it selects but
+                                       // leaves it out of its wake list: never kWaking nor woken
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -250,10 +253,21 @@ class Lot {
 
   // parking_lot::unpark_filter(key, always unpark, callback): every thread on `key`, woken with
   // one batched wake per home word (src/parking_lot.cpp's wake_list).
+  //
+  // src/parking_lot.cpp's unpark_all_slow (callback-less, one token, its own loop) is not modelled
+  // as such: no primitive calls it; this is the shape of Condvar::notify_all's unpark_filter.
   template <class Callback>
   UnparkResult unpark_all(int key, Callback callback) {
+    const bool first_only = bug(&Bugs::unpark_all_first_only);
+    bool one = false;
     return unpark_filter(
-        key, [](int) { return kFilterUnpark; }, callback);
+        key,
+        [first_only, &one](int) {
+          if (first_only && one) return kFilterStop;  // BUG: the others stay parked, unwoken
+          one = true;
+          return kFilterUnpark;
+        },
+        callback);
   }
 
   // parking_lot::unpark_filter: the threads on `key` in FIFO order; filter(park_token) returns
@@ -279,10 +293,11 @@ class Lot {
       }
       key_[t]($) = kNoKey;
       waiters_.fetch_sub(1, rl::mo_relaxed, $);
+      ++r.unparked;
+      if (bug(&Bugs::filter_drops_second) && r.unparked == 2) continue;  // BUG: lost, kParked
       list[n++] = t;
     }
-    r.unparked = n;
-    if (n != 0) r.be_fair = rl::rand(2) == 1;
+    if (r.unparked != 0) r.be_fair = rl::rand(2) == 1;
     const int token = callback(r);
     for (int i = 0; i < n; ++i) {
       token_[list[i]]($) = token;
