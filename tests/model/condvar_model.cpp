@@ -14,7 +14,7 @@
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: notify_all_locked notify_all_unlocked notify_one_locked notify_one_unlocked notify_all_locked_own_word notify_all_unlocked_own_word notify_one_locked_own_word timed_notify_all_locked timed_notify_all_unlocked timed_notify_one_locked timed_notify_one_unlocked
-// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle timeout_clears_cv_state own_word_no_wake home_word_no_bump unpark_all_first_only filter_drops_second
+// PARKPOOL_MODEL_BROKEN: unlock_before_queueing requeue_without_parked_bit wake_before_idle wake_key_word seq_load_relaxed batch_one_bit own_word_wake_before_idle timeout_clears_cv_state own_word_no_wake home_word_no_bump unpark_all_first_only filter_drops_second requeue_keeps_key
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -159,6 +159,12 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "filter_drops_second") {
     g_bugs.filter_drops_second = true;  // the mutex-free notify_all loses the second waiter
     g_notify_locked = false;
+  } else if (variant == "requeue_keeps_key") {
+    // notify_one requeues a waiter that stays on the Condvar. (notify_all's requeue_all would
+    // meet its requeued waiters again and never end, as src's walk does when the two keys share a
+    // bucket and two threads are requeued.)
+    g_bugs.requeue_keeps_key = true;
+    g_notify_all = false;
   } else if (variant == "seq_load_relaxed") {
     g_bugs.seq_load_relaxed = true;
     g_notify_locked = false;

@@ -89,6 +89,7 @@ struct Bugs {
   bool unpark_all_first_only = false;  // unpark_all stops after the first thread it unparks
   bool filter_drops_second = false;    // unpark_filter dequeues the second thread it selects but
                                        // leaves it out of its wake list: never kWaking nor woken
+  bool requeue_keeps_key = false;      // a requeue moves threads to the tail without rekeying them
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -349,7 +350,11 @@ class Lot {
           w = t;
           r.unparked = 1;
         } else {
-          key_[t]($) = to;  // requeue: stays kParked, appended to the destination queue
+          // Requeue: stays kParked, appended to the destination queue. With the bug it keeps
+          // key `from`: src's same-bucket case (moved to the tail of the one queue, still on
+          // key_from); the other-bucket case (in `to`'s queue under a key of `from`'s bucket,
+          // found by no unpark) needs a second bucket, which the model does not have.
+          if (!bug(&Bugs::requeue_keeps_key)) key_[t]($) = to;
           seq_[t]($) = next_seq_($);
           next_seq_($) = next_seq_($) + 1;
           ++r.requeued;
