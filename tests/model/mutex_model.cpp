@@ -12,7 +12,7 @@
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: correct own_word timed timed_own_word
-// PARKPOOL_MODEL_BROKEN: relaxed_lock relaxed_unlock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit
+// PARKPOOL_MODEL_BROKEN: relaxed_lock relaxed_unlock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit timeout_stays_queued
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -102,6 +102,9 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "timeout_ignores_unpark") {
     timed = true;
     g_bugs.timeout_ignores_unpark = true;
+  } else if (variant == "timeout_stays_queued") {
+    timed = true;
+    g_bugs.timeout_stays_queued = true;
   } else if (variant == "timeout_clears_parked_bit") {
     timed = true;
     g_bugs.timeout_clears_parked_bit = true;

@@ -90,6 +90,8 @@ struct Bugs {
   bool filter_drops_second = false;    // unpark_filter dequeues the second thread it selects but
                                        // leaves it out of its wake list: never kWaking nor woken
   bool requeue_keeps_key = false;      // a requeue moves threads to the tail without rekeying them
+  bool timeout_stays_queued = false;   // the timed-out path does not unlink its thread (it still
+                                       // leaves INV-W's count, frees its bit, sets kIdle)
 };
 
 // The kernel side of FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET, emulated: `lock_` is the futex
@@ -442,7 +444,8 @@ class Lot {
       return token_[me]($);
     }
     const int key_now = key_[me]($);  // a requeue may have moved us
-    key_[me]($) = kNoKey;
+    // unlink (the bug leaves the thread queued: a later unpark takes it for a parked one)
+    if (!bug(&Bugs::timeout_stays_queued)) key_[me]($) = kNoKey;
     waiters_.fetch_sub(1, rl::mo_relaxed, $);
     state_[me].store(kIdle, rl::mo_relaxed, $);  // we own it again
     const int bit = bit_[me]($);
