@@ -36,6 +36,15 @@
 //    Condvar::wait_timed on it.
 // Not modelled: spinning (SpinWait only delays). Plain data protected by the mutex is an rl::var,
 // so Relacy reports a data race when a broken ordering fails to create happens-before.
+// Also not modelled, so the mutations of src/parking_lot.cpp there have no broken variant here:
+//  - a second bucket: lock_pair, lock_own_bucket's re-check of the key after locking (a requeue
+//    may have moved the thread to another bucket), and a requeue moving INV-W's counts from one
+//    bucket to another (and its guard on the destination) cannot go wrong with one bucket;
+//  - the queue's links: a thread's place is its key and a sequence number, so enqueue / unlink
+//    (head, tail, next) have no counterpart;
+//  - the bucket lock's futex protocol: bucket_ is Relacy's mutex. (The same three-state protocol
+//    is checked in tests/model/futex_lock_model.cpp, but on FutexLockProtocol, another copy.)
+//  - unpark_all_slow's own loop: no primitive calls it (see unpark_all below).
 #pragma once
 
 #include "model_main.hpp"
