@@ -44,6 +44,7 @@
 #include <parkpool/parking_lot.hpp>
 
 #include "parking_lot_internal.hpp"
+#include "parkpool/detail/futex_lock.hpp"
 #include "parkpool/detail/futex_syscall.hpp"
 #include "parkpool/detail/parking_lot_test_hooks.hpp"
 
@@ -108,51 +109,38 @@ void futex_wake_bits(std::atomic<std::uint32_t>& word, std::uint32_t bits) noexc
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bucket lock: a three-state futex lock. Held only for short queue operations and callbacks.
-//   state_   meaning                         transitions
-//   0        unlocked                        lock: 0 -> 1 (CAS) or 0 -> 2 (exchange, slow path)
-//   1        locked, nobody sleeps on it     unlock: -> 0
-//   2        locked, maybe sleepers          unlock: -> 0 then FUTEX_WAKE one
+// Bucket lock: the three-state futex lock of include/parkpool/detail/futex_lock.hpp (its word's
+// states, transitions, orderings and INV-W are documented there, and tests/model/
+// futex_lock_model.cpp model-checks that very protocol), with a short spin before it sleeps:
+// a bucket is held only for queue operations and callbacks, a few hundred ns at most, so a
+// contender usually gets it by waiting that long instead of two syscalls. (The coordinator's
+// FutexLock never spins: see futex_lock.hpp for why that lock must not.)
 // ---------------------------------------------------------------------------------------------
 class BucketLock {
  public:
   constexpr BucketLock() noexcept = default;
 
   void lock() noexcept {
-    std::uint32_t expected = 0;
-    // (L1) acquire: pairs with the release exchange in unlock() (U1), so the queue and every
-    // callback's effects of the previous holder are visible. Relaxed on failure: we retry.
-    if (state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-      return;
-    }
-    lock_slow();
+    if (!Protocol::try_lock(word_)) lock_slow();
   }
-
-  void unlock() noexcept {
-    // (U1) release: pairs with (L1)/(L2).
-    if (state_.exchange(0, std::memory_order_release) == 2) futex_wake(state_, 1);
-  }
+  void unlock() noexcept { Protocol::unlock(word_, backend_); }
 
  private:
+  using Protocol = parkpool::detail::FutexLockProtocol<parkpool::detail::FutexBackend>;
+
   void lock_slow() noexcept {
-    // Hold times are a few hundred ns at most, so spin a little before sleeping.
     for (int i = 0; i < 64; ++i) {
       cpu_relax();
-      std::uint32_t expected = 0;
-      // Relaxed load: only a hint to avoid a failing CAS; the CAS itself acquires.
-      if (state_.load(std::memory_order_relaxed) == 0 &&
-          state_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
+      // Relaxed load: only a hint that spares a failing RMW; the CAS in try_lock acquires.
+      if (word_.load(std::memory_order_relaxed) == Protocol::kFree && Protocol::try_lock(word_)) {
         return;
       }
     }
-    // (L2) acquire, pairs with (U1). Setting 2 (not 1) because we cannot know whether other
-    // sleepers exist: an extra FUTEX_WAKE is harmless, a missing one is a lost wakeup.
-    while (state_.exchange(2, std::memory_order_acquire) != 0) futex_wait(state_, 2, nullptr);
+    Protocol::lock_contended(word_, backend_);
   }
 
-  std::atomic<std::uint32_t> state_{0};
+  parkpool::detail::ParkerWord word_{Protocol::kFree};
+  [[no_unique_address]] parkpool::detail::FutexBackend backend_;  // stateless
 };
 
 // ---------------------------------------------------------------------------------------------

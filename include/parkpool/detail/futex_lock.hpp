@@ -11,7 +11,9 @@
 // default mutex, this one sleeps as soon as the word says the lock is held.
 //
 // The protocol is written once over a Backend (detail/parker_protocol.hpp has the requirements:
-// Word, wait, wake_one) so that tests/model/futex_lock_model.cpp model-checks this very code.
+// Word, wait, wake_one) so that tests/model/futex_lock_model.cpp model-checks this very code. The
+// parking lot's bucket locks (src/parking_lot.cpp, BucketLock) run it too, with a short spin
+// before lock_contended().
 //
 // The word (the three-state futex mutex of Drepper's "Futexes Are Tricky"; glibc's lll_lock and
 // lll_unlock use the same states):
