@@ -42,8 +42,8 @@
 //    bucket to another (and its guard on the destination) cannot go wrong with one bucket;
 //  - the queue's links: a thread's place is its key and a sequence number, so enqueue / unlink
 //    (head, tail, next) have no counterpart;
-//  - the bucket lock's futex protocol: bucket_ is Relacy's mutex. (The same three-state protocol
-//    is checked in tests/model/futex_lock_model.cpp, but on FutexLockProtocol, another copy.)
+//  - the bucket lock's futex protocol: bucket_ is Relacy's mutex. (src/parking_lot.cpp's
+//    BucketLock runs detail::FutexLockProtocol, which tests/model/futex_lock_model.cpp checks.)
 //  - unpark_all_slow's own loop: no primitive calls it (see unpark_all below).
 #pragma once
 
