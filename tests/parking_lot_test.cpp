@@ -1441,7 +1441,9 @@ struct SameBucketKeys {
 };
 SameBucketKeys same_bucket_keys() {
   static char pool[4097];
-  static std::vector<int> first(4096, -1);
+  // Not static: a second call must search afresh (a `first` kept from the first call maps
+  // pool[0]'s bucket to pool[0] and returns the pair {pool[0], pool[0]}, one key twice).
+  std::vector<int> first(4096, -1);
   for (int i = 0; i < 4097; ++i) {
     const std::size_t bucket = bucket_index(&pool[i]);
     if (first[bucket] >= 0) return {&pool[first[bucket]], &pool[i]};
