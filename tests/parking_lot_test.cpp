@@ -52,6 +52,24 @@ pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
       [](const void*, bool) {}, token, deadline);
 }
 
+// For returns that Finished (join_on_exit.hpp) cannot count, as it counts thread bodies: each of
+// a thread's many parks, a park in a thread_local destructor. Succeeds once `n` reaches `count`;
+// after `bound`, fails with a message naming `what`, as Finished::within does.
+[[nodiscard]] testing::AssertionResult reaches_within(const std::atomic<int>& n, int count,
+                                                      const char* what,
+                                                      std::chrono::seconds bound = kWakeBound) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  while (n.load() < count) {
+    if (std::chrono::steady_clock::now() >= end) {
+      return testing::AssertionFailure()
+             << "lost wakeup: only " << n.load() << " of " << count << " park(s) returned within "
+             << bound.count() << " s (" << what << ")";
+    }
+    std::this_thread::yield();
+  }
+  return testing::AssertionSuccess();
+}
+
 }  // namespace
 
 TEST(ParkingLot, ValidateFalseReturnsInvalidWithoutSleeping) {
@@ -84,7 +102,8 @@ TEST(ParkingLot, UnparkOneDeliversTokenAndHappensBefore) {
   std::atomic<bool> go{false};
   int payload = 0;
   pl::ParkResult result = pl::ParkResult::invalid();
-  std::thread t([&] { result = park_while_false(&key, &go); });
+  Finished finished;
+  std::thread t(finished([&] { result = park_while_false(&key, &go); }));
   JoinOnExit join(let_go(go, key), t);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   payload = 42;  // plain write: the unpark must publish it (TSAN checks)
@@ -93,6 +112,7 @@ TEST(ParkingLot, UnparkOneDeliversTokenAndHappensBefore) {
     EXPECT_FALSE(res.have_more_threads);
     return pl::UnparkToken{7};
   });
+  ASSERT_TRUE(finished.within(1, "the waiter unpark_one dequeued", kWakeBound));
   t.join();
   EXPECT_EQ(r.unparked_threads, 1U);
   ASSERT_TRUE(result.is_unparked());
@@ -107,13 +127,17 @@ TEST(ParkingLot, BeforeSleepRunsAfterQueueingSoItCannotMissAnUnpark) {
   std::atomic<bool> never{false};
   std::latch queued(1);
   pl::ParkResult result = pl::ParkResult::invalid();
-  std::thread t([&] {
+  Finished finished;
+  std::thread t(finished([&] {
     result = pl::park(
         &key, [&] { return !never.load(); }, [&] { queued.count_down(); },
         [](const void*, bool) {});
-  });
+  }));
+  JoinOnExit join(let_go(never, key), t);
   queued.wait();
   EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U);
+  ASSERT_TRUE(
+      finished.within(1, "the waiter unpark_one dequeued during its before_sleep", kWakeBound));
   t.join();
   EXPECT_TRUE(result.is_unparked());
 }
@@ -309,14 +333,15 @@ TEST(ParkingLot, FifoOrderPerKey) {
   std::vector<int> order;
   std::atomic<int> wake_seq{0};
   std::vector<int> woke_at(kThreads, -1);
+  Finished finished;
   std::vector<std::thread> threads;
   JoinOnExit join(let_go(go, key), threads);
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
+    threads.emplace_back(finished([&, i] {
       const pl::ParkResult r = park_while_false(&key, &go);
       EXPECT_TRUE(r.is_unparked());
       woke_at[static_cast<std::size_t>(i)] = static_cast<int>(r.token().value);
-    });
+    }));
     ASSERT_TRUE(wait_until_queued(&key, static_cast<std::size_t>(i) + 1));  // enforce park order i
   }
   for (int i = 0; i < kThreads; ++i) {
@@ -325,6 +350,8 @@ TEST(ParkingLot, FifoOrderPerKey) {
       return pl::UnparkToken{static_cast<std::size_t>(wake_seq.fetch_add(1))};
     });
   }
+  ASSERT_TRUE(finished.within(kThreads, "the threads the unpark_one calls dequeued one by one",
+                              kWakeBound));
   for (auto& t : threads) t.join();
   for (int i = 0; i < kThreads; ++i) EXPECT_EQ(woke_at[static_cast<std::size_t>(i)], i);
 }
@@ -479,18 +506,22 @@ TEST(ParkingLot, ParkedThreadsUseNoCpuAlsoBeyondThe32WakeBits) {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
   };
+  Finished finished;
   std::vector<std::thread> threads;
   JoinOnExit join(let_go(never, key), threads);
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&] {
+    threads.emplace_back(finished([&] {
       const std::int64_t before = thread_cpu_ns();
       if (park_while_false(&key, &never).is_unparked()) unparked.fetch_add(1);
       parked_cpu_ns.fetch_add(thread_cpu_ns() - before);
-    });
+    }));
   }
   ASSERT_TRUE(wait_until_queued(&key, kThreads));
   std::this_thread::sleep_for(kWindow);
   EXPECT_EQ(pl::unpark_all(&key), static_cast<std::size_t>(kThreads));
+  ASSERT_TRUE(finished.within(
+      kThreads, "unpark_all woke the threads, 32 on the home word and 8 on their own words",
+      kWakeBound));
   for (auto& t : threads) t.join();
   EXPECT_EQ(unparked.load(), kThreads);
   const auto used = std::chrono::nanoseconds(parked_cpu_ns.load());
@@ -521,7 +552,8 @@ TEST(ParkingLot, TimeoutTable) {
     bool last = false;
     pl::ParkResult r = pl::ParkResult::invalid();
     const auto start = std::chrono::steady_clock::now();
-    std::thread t([&] {
+    Finished finished;
+    std::thread t(finished([&] {
       r = pl::park(
           &key, [&] { return !go.load(); }, [] {},
           [&](const void* k, bool was_last) {
@@ -530,12 +562,15 @@ TEST(ParkingLot, TimeoutTable) {
             timed_out_calls.fetch_add(1);
           },
           pl::kDefaultParkToken, pl::deadline_after(row.timeout));
-    });
+    }));
     JoinOnExit join(let_go(go, key), t);
     if (row.unpark) {
       ASSERT_TRUE(wait_until_queued(&key, 1));
       pl::unpark_one(&key);
     }
+    // Bounded below the unparked row's 30 s deadline: a lost unpark fails here, naming it, rather
+    // than as a timeout once the deadline passed.
+    ASSERT_TRUE(finished.within(1, "the waiter, timed out or dequeued by unpark_one", kWakeBound));
     t.join();
     const auto elapsed = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(r.is_unparked(), row.expect_unparked);
@@ -638,7 +673,8 @@ TEST(ParkingLotDeathTest, ATimedOutParkMovedByARequeueBeforeItRelocksLeavesTheQu
 TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
   int key = 0;
   std::atomic<bool> go{false};
-  std::thread forever([&] { EXPECT_TRUE(park_while_false(&key, &go).is_unparked()); });
+  Finished finished;
+  std::thread forever(finished([&] { EXPECT_TRUE(park_while_false(&key, &go).is_unparked()); }));
   JoinOnExit join(let_go(go, key), forever);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   bool last = true;
@@ -648,6 +684,7 @@ TEST(ParkingLot, TimedOutReportsWasLastThreadCorrectly) {
   EXPECT_TRUE(r.is_timed_out());
   EXPECT_FALSE(last);  // the other thread is still parked on the key
   EXPECT_EQ(pl::unpark_all(&key), 1U);
+  ASSERT_TRUE(finished.within(1, "the untimed thread unpark_all dequeued", kWakeBound));
   forever.join();
 }
 
@@ -693,12 +730,13 @@ TEST(ParkingLot, RequeueMovesThreadsAndTimedOutSeesNewKey) {
   int from = 0;
   int to = 0;
   std::atomic<bool> go{false};
+  Finished finished;
   std::vector<std::thread> threads;
   std::atomic<int> unparked{0};
   for (int i = 0; i < 3; ++i) {
-    threads.emplace_back([&] {
+    threads.emplace_back(finished([&] {
       if (park_while_false(&from, &go).is_unparked()) unparked.fetch_add(1);
-    });
+    }));
   }
   JoinOnExit join(let_go(go, from, to), threads);
   ASSERT_TRUE(wait_until_queued(&from, 3));
@@ -712,6 +750,8 @@ TEST(ParkingLot, RequeueMovesThreadsAndTimedOutSeesNewKey) {
         return pl::kDefaultUnparkToken;
       });
   EXPECT_EQ(r.requeued_threads, 2U);
+  ASSERT_TRUE(finished.within(
+      1, "the thread unpark_requeue(unpark_one_requeue_rest) dequeued first", kWakeBound));
   EXPECT_EQ(queued_on(&from), 0U);
   EXPECT_EQ(queued_on(&to), 2U);
   // requeue_one moves one back; abort does nothing and skips the callback.
@@ -733,6 +773,8 @@ TEST(ParkingLot, RequeueMovesThreadsAndTimedOutSeesNewKey) {
   EXPECT_EQ(r.requeued_threads + r.unparked_threads, 0U);
   EXPECT_EQ(pl::unpark_all(&from), 1U);
   EXPECT_EQ(pl::unpark_all(&to), 1U);
+  ASSERT_TRUE(finished.within(
+      3, "the requeued threads unpark_all(from) and unpark_all(to) dequeued", kWakeBound));
   for (auto& t : threads) t.join();
   EXPECT_EQ(unparked.load(), 3);
 }
@@ -816,13 +858,15 @@ TEST(ParkingLot, BeFairEventuallyBecomesTrue) {
   bool saw_fair = false;
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (!saw_fair && std::chrono::steady_clock::now() < end) {
-    std::thread t([&] { park_while_false(&key, &go); });
+    Finished finished;
+    std::thread t(finished([&] { park_while_false(&key, &go); }));
     JoinOnExit join(let_go(go, key), t);
     ASSERT_TRUE(wait_until_queued(&key, 1));
     pl::unpark_one(&key, [&](pl::UnparkResult r) {
       saw_fair = r.be_fair;
       return pl::kDefaultUnparkToken;
     });
+    ASSERT_TRUE(finished.within(1, "the thread unpark_one dequeued", kWakeBound));
     t.join();
     std::this_thread::sleep_for(2ms);  // time itself is what is tested: let the fair delay pass
   }
@@ -837,11 +881,13 @@ TEST(ParkingLot, BeFairIsRareForBackToBackUnparks) {
   // wherever an unpark cycle takes under 0.25 ms (tens of microseconds in the dev build).
   int key = 0;
   constexpr int kRounds = 400;
-  std::thread waiter([&key] {
+  std::atomic<int> returned{0};  // parks of the waiter that returned
+  std::thread waiter([&key, &returned] {
     for (int i = 0; i < kRounds; ++i) {
       (void)pl::park(
           &key, []() noexcept { return true; }, []() noexcept {},
           [](const void*, bool) noexcept {});
+      returned.fetch_add(1);
     }
   });
   // Its parks validate true: each of JoinOnExit's repeated calls wakes the one it is in.
@@ -854,6 +900,8 @@ TEST(ParkingLot, BeFairIsRareForBackToBackUnparks) {
       if (r.be_fair) ++fair;
       return pl::kDefaultUnparkToken;
     });
+    // Bounded: a lost wakeup would otherwise show as the next round's waiter never queueing.
+    ASSERT_TRUE(reaches_within(returned, i + 1, "the waiter's park unpark_one dequeued"));
   }
   const double elapsed_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -876,11 +924,13 @@ TEST(ParkingLot, PlainFunctionsAreCallbacks) {
   int key = 0;
   EXPECT_TRUE(pl::park(&key, F::validate_false, F::nothing, F::timed_out).is_invalid());
   pl::ParkResult r = pl::ParkResult::invalid();
-  std::thread t([&] { r = pl::park(&key, F::validate_true, F::nothing, F::timed_out); });
+  Finished finished;
+  std::thread t(finished([&] { r = pl::park(&key, F::validate_true, F::nothing, F::timed_out); }));
   // Repeated until it returns: also wakes a park that queues after the first call.
   JoinOnExit join([&key] { pl::unpark_all(&key); }, t);
   ASSERT_TRUE(wait_until_queued(&key, 1));
   EXPECT_EQ(pl::unpark_one(&key, F::callback).unparked_threads, 1U);
+  ASSERT_TRUE(finished.within(1, "the waiter unpark_one dequeued", kWakeBound));
   t.join();
   ASSERT_TRUE(r.is_unparked());
   EXPECT_EQ(r.token(), pl::UnparkToken{42});
@@ -1147,6 +1197,7 @@ TEST(Deadline, TimePointsTooFarToRepresentMeanNoDeadline) {
 
 namespace {
 std::atomic<bool> g_teardown_release{false};
+std::atomic<int> g_teardown_returned{0};  // destructors whose park loop ended
 int g_teardown_key = 0;
 struct ParksInDestructor {
   bool armed = false;
@@ -1157,6 +1208,7 @@ struct ParksInDestructor {
           &g_teardown_key, [] { return !g_teardown_release.load(); }, [] {},
           [](const void*, bool) {});
     }
+    g_teardown_returned.fetch_add(1);
   }
 };
 thread_local ParksInDestructor t_parks_in_destructor;
@@ -1166,11 +1218,15 @@ TEST(ParkingLot, ParkDuringThreadLocalTeardown) {
   // A thread_local destructor parks after the thread's function returned: the parking lot's own
   // per-thread data is constant-initialized and trivially destructible, so it is still valid.
   g_teardown_release.store(false);
+  g_teardown_returned.store(0);
   std::thread t([] { t_parks_in_destructor.armed = true; });
   JoinOnExit join(let_go(g_teardown_release, g_teardown_key), t);
   ASSERT_TRUE(wait_until_queued(&g_teardown_key, 1));
   g_teardown_release.store(true);
   EXPECT_EQ(pl::unpark_all(&g_teardown_key), 1U);
+  // Counted by the destructor itself: the thread's body returned before it parked.
+  ASSERT_TRUE(reaches_within(g_teardown_returned, 1,
+                             "the thread_local destructor's park unpark_all dequeued"));
   t.join();
 }
 
@@ -1246,11 +1302,12 @@ TEST(ParkingLot, UnparkFilterStopEndsTheWalkAndSkipKeepsTheThreadParked) {
   int key = 0;
   std::atomic<bool> go{false};
   constexpr std::size_t kThreads = 3;
+  Finished finished;
   std::vector<std::thread> threads;
   JoinOnExit join(let_go(go, key), threads);
   for (std::size_t i = 0; i < kThreads; ++i) {
-    threads.emplace_back(
-        [&, i] { EXPECT_TRUE(park_while_false(&key, &go, pl::ParkToken{i}).is_unparked()); });
+    threads.emplace_back(finished(
+        [&, i] { EXPECT_TRUE(park_while_false(&key, &go, pl::ParkToken{i}).is_unparked()); }));
     ASSERT_TRUE(wait_until_queued(&key, i + 1));
   }
   // Runs unpark_filter with `op(token)` and returns the tokens the filter saw.
@@ -1287,6 +1344,9 @@ TEST(ParkingLot, UnparkFilterStopEndsTheWalkAndSkipKeepsTheThreadParked) {
   EXPECT_TRUE(r.have_more_threads);
   EXPECT_EQ(queued_on(&key), kThreads) << "a thread after the stop was unparked";
   EXPECT_EQ(pl::unpark_all(&key), kThreads);
+  ASSERT_TRUE(finished.within(static_cast<int>(kThreads),
+                              "the threads the filters left, which unpark_all dequeued",
+                              kWakeBound));
   for (auto& t : threads) t.join();
 }
 
@@ -1298,10 +1358,11 @@ TEST(ParkingLot, RequeueUnparkOneWakesTheFirstAndLeavesTheOthers) {
   std::atomic<bool> go{false};
   constexpr std::size_t kThreads = 3;
   std::vector<pl::ParkResult> results(kThreads, pl::ParkResult::invalid());
+  Finished finished;
   std::vector<std::thread> threads;
   JoinOnExit join(let_go(go, from, to), threads);
   for (std::size_t i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] { results[i] = park_while_false(&from, &go); });
+    threads.emplace_back(finished([&, i] { results[i] = park_while_false(&from, &go); }));
     ASSERT_TRUE(wait_until_queued(&from, i + 1));
   }
   bool callback_ran = false;
@@ -1318,6 +1379,8 @@ TEST(ParkingLot, RequeueUnparkOneWakesTheFirstAndLeavesTheOthers) {
   EXPECT_TRUE(callback_ran);
   EXPECT_EQ(r.unparked_threads, 1U);
   EXPECT_EQ(r.requeued_threads, 0U);
+  ASSERT_TRUE(finished.within(1, "the first thread, which unpark_requeue(unpark_one) dequeued",
+                              kWakeBound));
   threads[0].join();  // FIFO: the first thread to park
   ASSERT_TRUE(results[0].is_unparked());
   EXPECT_EQ(results[0].token(), pl::UnparkToken{5}) << "the callback's token was not delivered";
@@ -1325,6 +1388,8 @@ TEST(ParkingLot, RequeueUnparkOneWakesTheFirstAndLeavesTheOthers) {
   EXPECT_EQ(queued_on(&to), 0U) << "unpark_one requeued threads";
   EXPECT_EQ(pl::unpark_all(&from), kThreads - 1);
   EXPECT_EQ(pl::unpark_all(&to), 0U);  // also lets go of threads moved there by mistake
+  ASSERT_TRUE(finished.within(static_cast<int>(kThreads),
+                              "the threads left on `from`, which unpark_all dequeued", kWakeBound));
   for (auto& t : threads) {
     if (t.joinable()) t.join();
   }
@@ -1340,7 +1405,8 @@ TEST(ParkingLot, RequeueReportsBeFairOnlyWhenItWakesAThread) {
   bool saw_fair = false;
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (!saw_fair && std::chrono::steady_clock::now() < end) {
-    std::thread t([&] { park_while_false(&from, &go); });
+    Finished finished;
+    std::thread t(finished([&] { park_while_false(&from, &go); }));
     JoinOnExit join(let_go(go, from, to), t);
     ASSERT_TRUE(wait_until_queued(&from, 1));
     // Requeue only: nothing is handed over.
@@ -1358,6 +1424,7 @@ TEST(ParkingLot, RequeueReportsBeFairOnlyWhenItWakesAThread) {
           saw_fair = r.be_fair;
           return pl::kDefaultUnparkToken;
         });
+    ASSERT_TRUE(finished.within(1, "the thread unpark_requeue(unpark_one) dequeued", kWakeBound));
     t.join();
     std::this_thread::sleep_for(2ms);
   }
@@ -1392,7 +1459,8 @@ TEST(ParkingLot, WasLastThreadAfterARequeueCountsTheDestinationKey) {
   int to = 0;
   std::atomic<bool> go{false};
   std::atomic<bool> requeued{false};
-  std::thread forever([&] { EXPECT_TRUE(park_while_false(&from, &go).is_unparked()); });
+  Finished finished;
+  std::thread forever(finished([&] { EXPECT_TRUE(park_while_false(&from, &go).is_unparked()); }));
   JoinOnExit join0(let_go(go, from, to), forever);
   ASSERT_TRUE(wait_until_queued(&from, 1));
   const void* seen_key = nullptr;
@@ -1426,6 +1494,7 @@ TEST(ParkingLot, WasLastThreadAfterARequeueCountsTheDestinationKey) {
   EXPECT_EQ(seen_key, &to);
   EXPECT_FALSE(was_last) << "the other thread is still parked on the destination key";
   EXPECT_EQ(pl::unpark_all(&to), 1U);
+  ASSERT_TRUE(finished.within(1, "the requeued thread unpark_all(to) dequeued", kWakeBound));
   forever.join();
 }
 
@@ -1460,6 +1529,7 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
   const SameBucketKeys keys = same_bucket_keys();
   ASSERT_NE(keys.b, nullptr);
   std::atomic<bool> go{false};
+  Finished finished;
   std::vector<std::thread> threads;
   std::atomic<int> woken_a{0};
   pl::ParkResult rb = pl::ParkResult::invalid();
@@ -1473,16 +1543,16 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
       },
       threads, tb);
   const auto park_a = [&](std::size_t token) {
-    threads.emplace_back([&, token] {
+    threads.emplace_back(finished([&, token] {
       if (park_while_false(keys.a, &go, pl::ParkToken{token}).is_unparked()) woken_a.fetch_add(1);
-    });
+    }));
   };
   park_a(1);
   ASSERT_TRUE(wait_until_queued(keys.a, 1));
   // The copy of bucket_of's hash above still matches: keys.b's bucket counts keys.a's waiter.
   ASSERT_TRUE(pl::detail::may_have_waiters(keys.b))
       << "keys.a and keys.b are no longer in one bucket: bucket_index() needs bucket_of's hash";
-  tb = std::thread([&] { rb = park_while_false(keys.b, &go, pl::ParkToken{99}); });
+  tb = std::thread(finished([&] { rb = park_while_false(keys.b, &go, pl::ParkToken{99}); }));
   ASSERT_TRUE(wait_until_queued(keys.b, 1));
   park_a(2);
   ASSERT_TRUE(wait_until_queued(keys.a, 2));
@@ -1499,10 +1569,13 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
   EXPECT_TRUE(f.have_more_threads);
 
   EXPECT_EQ(pl::unpark_all(keys.a), 2U);
+  ASSERT_TRUE(
+      finished.within(2, "the 2 threads of keys.a unpark_all(keys.a) dequeued", kWakeBound));
   for (auto& t : threads) t.join();
   EXPECT_EQ(woken_a.load(), 2);
   EXPECT_EQ(queued_on(keys.b), 1U) << "unpark_all woke another key's thread";
   EXPECT_EQ(pl::unpark_all(keys.b), 1U);
+  ASSERT_TRUE(finished.within(3, "the thread of keys.b unpark_all(keys.b) dequeued", kWakeBound));
   tb.join();
   EXPECT_TRUE(rb.is_unparked());
 }
@@ -1563,10 +1636,13 @@ TEST(ParkingLot, CallbacklessUnparksTakeNoLockOnceTheQueueIsEmptyAgain) {
   // Parks one thread on `key`, ends its park with `unpark`, joins it.
   const auto park_and = [&](auto unpark) {
     std::atomic<bool> go{false};
-    std::thread t([&] { park_while_false(&key, &go); });
+    Finished finished;
+    std::thread t(finished([&] { park_while_false(&key, &go); }));
     JoinOnExit join(let_go(go, key, to), t);
     ASSERT_TRUE(wait_until_queued(&key, 1));
     unpark();
+    ASSERT_TRUE(finished.within(1, "the thread the unpark (or requeue and unpark_all(to)) dequeued",
+                                kWakeBound));
     t.join();
   };
   park_and([&] { EXPECT_EQ(pl::unpark_one(&key).unparked_threads, 1U); });
