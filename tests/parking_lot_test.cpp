@@ -2,17 +2,21 @@
 #include <parkpool/parking_lot.hpp>
 
 #include <gtest/gtest.h>
+#include <linux/futex.h>
 #include <time.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <latch>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -21,6 +25,7 @@
 
 #include "join_on_exit.hpp"
 #include "parking_lot_probe.hpp"
+#include "parkpool/detail/futex_syscall.hpp"
 #include "parkpool/detail/parking_lot_test_hooks.hpp"
 #include "parkpool_test.hpp"
 #include "thread_state.hpp"
@@ -1578,6 +1583,172 @@ TEST(ParkingLot, KeysSharingABucketAreKeptApart) {
   ASSERT_TRUE(finished.within(3, "the thread of keys.b unpark_all(keys.b) dequeued", kWakeBound));
   tb.join();
   EXPECT_TRUE(rb.is_unparked());
+}
+
+namespace {
+
+// Set by the test's waiter on its own thread before its park: the key the hook below unparks, on
+// the waiter's second sleep (the first one the test inspects).
+thread_local const void* t_unpark_before_second_sleep = nullptr;
+
+// park_before_sleep_hook_for_test for AnUnparkRightBeforeASleepOnTheOwnWordIsNotLost, on the
+// waiter's thread only: counts the sleeps the waiter is about to take and, once the test has seen
+// the first one and set g_own_word_unpark_now, unparks the waiter itself right before its next
+// sleep and records how many threads that woke. Relaxed where only the value matters; the release
+// and acquire pairs are labelled.
+std::atomic<int> g_own_word_sleeps{0};
+std::atomic<bool> g_own_word_unpark_now{false};
+std::atomic<std::size_t> g_own_word_unparked{0};
+void unpark_self_before_second_sleep(const void* key) {
+  if (t_unpark_before_second_sleep == nullptr || key != t_unpark_before_second_sleep) return;
+  g_own_word_sleeps.fetch_add(1, std::memory_order_relaxed);
+  // Acquire: pairs with the test's release store; nothing else is published through it.
+  if (!g_own_word_unpark_now.load(std::memory_order_acquire)) return;  // the first sleep
+  t_unpark_before_second_sleep = nullptr;  // once: the sleep that follows must end the park
+  // Release: pairs with the test's acquire load, which then stops waking the waiter's word.
+  g_own_word_unparked.store(pl::unpark_one(key).unparked_threads, std::memory_order_release);
+}
+
+}  // namespace
+
+// INV-B's other sleep path (wait_idle in src/parking_lot.cpp): a thread whose home word has no
+// free bit sleeps on its own state word, and an unpark that lands after it checked its state but
+// before its FUTEX_WAIT_BITSET on that word must still end the park; there what keeps it from
+// sleeping through the unpark is the unparker's kIdle store on the very word it waits on (the
+// kernel compares it with the kParked the thread read), where on the home word it is the
+// increment (P3). 32 threads park on a key of the waiter's bucket and take the home word's 32
+// bits; the waiter parks on another key of that bucket, so it gets none. Checked, not assumed:
+// /proc shows the waiter's first sleep (the hook lets it happen) on a word other than the one a
+// bit holder sleeps on, with the any-bit mask of the own-word path where a bit holder has its one
+// bit. The test then wakes that sleep spuriously with a raw FUTEX_WAKE on the word /proc showed
+// (spurious wakeups are allowed; the park loops), and the hook, right before the sleep that
+// follows, unparks the waiter. The return is bounded as in the home-word test above. With
+// wake_list's kIdle store skipped for own-word threads this fails after 5 s, every run. Deleting
+// the own-word FUTEX_WAKE instead passes here, as it must: an unpark before the sleep is stopped
+// by the kernel's compare, not by the wake; a thread already asleep on its own word needs the wake,
+// and BatchedWakeSparesRequeuedThreadsThatShareTheirHomeWord and
+// ParkedThreadsUseNoCpuAlsoBeyondThe32WakeBits lose it then (2026-12-07).
+TEST(ParkingLot, AnUnparkRightBeforeASleepOnTheOwnWordIsNotLost) {
+  constexpr int kHolders = 32;  // every bit of the home word (INV-B)
+  const SameBucketKeys keys = same_bucket_keys();
+  ASSERT_NE(keys.b, nullptr);
+  ASSERT_NE(keys.a, keys.b) << "the waiter needs a key of its own, in the bit holders' bucket";
+  if (!std::ifstream("/proc/self/task/" + std::to_string(parkpool::test::current_tid()) +
+                     "/syscall")) {
+    GTEST_SKIP() << "/proc/self/task/<tid>/syscall is not readable: cannot see the sleep path";
+  }
+  std::atomic<bool> never{false};
+  std::vector<std::atomic<pid_t>> holder_tids(kHolders);
+  Finished holders_returned;
+  std::vector<std::thread> holders;
+  JoinOnExit join(
+      [&] {
+        never.store(true, std::memory_order_relaxed);
+        pl::unpark_all(keys.a);
+      },
+      holders);
+  for (int i = 0; i < kHolders; ++i) {
+    holders.emplace_back(holders_returned([&, i] {
+      holder_tids[static_cast<std::size_t>(i)].store(parkpool::test::current_tid());
+      EXPECT_TRUE(park_while_false(keys.a, &never).is_unparked());
+    }));
+  }
+  // Queued: each took its bit under the bucket lock before it was queued.
+  ASSERT_TRUE(wait_until_queued(keys.a, kHolders));
+  ASSERT_TRUE(pl::detail::may_have_waiters(keys.b))
+      << "keys.a and keys.b are no longer in one bucket: bucket_index() needs bucket_of's hash";
+  const auto is_wait_bitset = [](const parkpool::test::FutexCall& c) {
+    return c.op == FUTEX_WAIT_BITSET_PRIVATE;
+  };
+  // A bit holder asleep on the home word, with its one bit: what the other path looks like.
+  const std::optional<parkpool::test::FutexCall> home = parkpool::test::wait_until_in_futex(
+      holder_tids[0].load(), std::chrono::milliseconds(kWakeBound), is_wait_bitset);
+  ASSERT_TRUE(home.has_value()) << "a bit holder was never seen asleep in FUTEX_WAIT_BITSET";
+  ASSERT_EQ(std::popcount(home->bitset), 1) << "a bit holder sleeps with its one bit as the mask";
+
+  struct Shared {
+    std::atomic<pid_t> tid{0};
+    pl::ParkResult result = pl::ParkResult::invalid();
+    std::atomic<bool> returned{false};
+  };
+  const auto s = std::make_shared<Shared>();
+  g_own_word_sleeps.store(0, std::memory_order_relaxed);
+  g_own_word_unpark_now.store(false, std::memory_order_relaxed);
+  g_own_word_unparked.store(0, std::memory_order_relaxed);
+  const HookInstalled hook(pl::detail::park_before_sleep_hook_for_test,
+                           &unpark_self_before_second_sleep);
+  const void* const key = keys.b;
+  std::thread waiter([s, key] {
+    s->tid.store(parkpool::test::current_tid());
+    t_unpark_before_second_sleep = key;
+    s->result = pl::park(
+        key, [] { return true; }, [] {}, [](const void*, bool) {});
+    // Release: pairs with the test's acquire load; publishes `result`.
+    s->returned.store(true, std::memory_order_release);
+  });
+  // Ends the test without hanging on a waiter nothing will wake: it is left behind (its state
+  // is shared, so it outlives the test), after one last unpark in case it is still queued.
+  const auto abandon_waiter = [&] {
+    pl::unpark_all(key);
+    waiter.detach();
+  };
+  // The waiter's first sleep, as the kernel shows it.
+  std::optional<parkpool::test::FutexCall> own;
+  const auto end = std::chrono::steady_clock::now() + kWakeBound;
+  while (s->tid.load() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  if (s->tid.load() != 0) {
+    own = parkpool::test::wait_until_in_futex(s->tid.load(), std::chrono::milliseconds(kWakeBound),
+                                              is_wait_bitset);
+  }
+  if (!own.has_value()) {
+    abandon_waiter();
+    FAIL() << "the waiter was never seen asleep in FUTEX_WAIT_BITSET (hook calls: "
+           << g_own_word_sleeps.load() << ")";
+  }
+  if (own->bitset != FUTEX_BITSET_MATCH_ANY || own->addr == home->addr) {
+    abandon_waiter();
+    FAIL() << "the waiter is not on the own-word path: it sleeps on " << std::hex << own->addr
+           << " with mask " << own->bitset << ", a bit holder on " << home->addr << " with mask "
+           << home->bitset;
+  }
+  // Release: pairs with the hook's acquire load. Then a spurious wakeup of that sleep, repeated
+  // until the hook has unparked (a wake that lands while the waiter is between two sleeps finds
+  // nobody): only then is the waiter's next sleep the one this test is about. The raw wake
+  // targets the word /proc showed: the waiter's own state word, valid while it is in park().
+  g_own_word_unpark_now.store(true, std::memory_order_release);
+  // Acquire: pairs with the hook's release store.
+  while (g_own_word_unparked.load(std::memory_order_acquire) == 0) {
+    if (std::chrono::steady_clock::now() >= end) {
+      abandon_waiter();
+      FAIL() << "the hook never unparked the waiter (hook calls: " << g_own_word_sleeps.load()
+             << "): the raw FUTEX_WAKE did not end its first sleep";
+    }
+    parkpool::detail::futex_syscall(reinterpret_cast<std::uint32_t*>(own->addr), FUTEX_WAKE_PRIVATE,
+                                    1, nullptr, nullptr, 0);
+    std::this_thread::yield();
+  }
+  const auto wake_end = std::chrono::steady_clock::now() + kWakeBound;
+  // Acquire: pairs with the waiter's release store.
+  while (!s->returned.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= wake_end) {
+      waiter.detach();  // sleeps forever: nothing can wake it any more
+      FAIL() << "lost wakeup: the waiter, asleep on its own state word (its home word's 32 bits "
+                "were taken), unparked by unpark_one (which woke "
+             << g_own_word_unparked.load() << ") right before its next sleep, did not return "
+             << "from park within " << kWakeBound.count() << " s";
+    }
+    std::this_thread::yield();
+  }
+  waiter.join();
+  EXPECT_EQ(g_own_word_unparked.load(), 1U) << "the hook's unpark_one found no thread";
+  EXPECT_GE(g_own_word_sleeps.load(), 2) << "the hook did not run before a second sleep";
+  EXPECT_TRUE(s->result.is_unparked());
+  EXPECT_EQ(queued_on(key), 0U);
+  EXPECT_EQ(queued_on(keys.a), static_cast<std::size_t>(kHolders));
+  never.store(true, std::memory_order_relaxed);
+  EXPECT_EQ(pl::unpark_all(keys.a), static_cast<std::size_t>(kHolders));
+  ASSERT_TRUE(holders_returned.within(kHolders, "unpark_all woke the 32 bit holders", kWakeBound));
+  for (auto& t : holders) t.join();
 }
 
 namespace {
