@@ -148,15 +148,32 @@ TYPED_TEST(LockableContract, TimedLockSucceedsWhenReleasedDuringTheWait) {
   if (skip_std_timed_under_tsan<TypeParam>()) GTEST_SKIP() << "TSAN cannot see timed std locks";
   TypeParam m;
   m.lock();
+  bool held = true;  // by this thread (JoinOnExit calls its release from this thread)
   std::latch started(1);
   bool got = false;
-  std::thread t([&] {
+  Finished finished;
+  std::thread t(finished([&] {
     started.count_down();
     got = m.try_lock_for(30s);
     if (got) m.unlock();
-  });
+  }));
+  JoinOnExit join(
+      [&] {
+        unlock_if_held(held, m);
+        unpark_mutex(m);
+      },
+      t);
   started.wait();
+  // A parkpool::Mutex is unlocked only once the waiter is parked on it, so that the unlock must
+  // wake it (the std mutex cannot be observed: there the unlock may come first).
+  if constexpr (std::is_same_v<TypeParam, parkpool::Mutex>) {
+    ASSERT_TRUE(parkpool::test::wait_until_queued(&m, 1));
+  }
+  held = false;
   m.unlock();
+  // Bounded below the waiter's 30 s deadline: a lost unlock wakeup fails here, naming it, rather
+  // than as a timed-out try_lock_for once the deadline passed.
+  ASSERT_TRUE(finished.within(1, "the timed waiter unlock() must wake"));
   t.join();
   EXPECT_TRUE(got);
 }
