@@ -153,25 +153,29 @@ TEST(Condvar, NotifyOneWakesExactlyOneAndNoSpuriousWakeups) {
   Condvar cv;
   std::atomic<int> returned{0};
   constexpr int kWaiters = 3;
+  Finished finished;
   std::vector<std::thread> ts;
   for (int i = 0; i < kWaiters; ++i) {
-    ts.emplace_back([&] {
+    ts.emplace_back(finished([&] {
       std::unique_lock lk(m);
       cv.wait(lk);  // no predicate: returns only on a notify (no spurious wakeups)
       EXPECT_TRUE(lk.owns_lock());
       returned.fetch_add(1);
-    });
+    }));
   }
   // Repeated until they return: also wakes a waiter that starts waiting after the first call.
-  JoinOnExit join([&cv] { cv.notify_all(); }, ts);
+  JoinOnExit join(
+      [&] {
+        cv.notify_all();
+        parkpool::parking_lot::unpark_all(&m);
+      },
+      ts);
   ASSERT_TRUE(wait_until_queued(&cv, kWaiters));
   for (int i = 1; i <= kWaiters; ++i) {
     EXPECT_TRUE(cv.notify_one());
-    const auto end = std::chrono::steady_clock::now() + 30s;
-    while (returned.load() < i) {
-      ASSERT_LT(std::chrono::steady_clock::now(), end);
-      std::this_thread::yield();
-    }
+    // Bounded (it was, by an unnamed 30 s ASSERT_LT): a notify_one that wakes nobody fails here,
+    // naming it.
+    ASSERT_TRUE(finished.within(i, "the waiters the notify_one() calls, one each, must wake"));
     // Exactly i returned: the rest are still parked on the Condvar.
     EXPECT_EQ(returned.load(), i);
     EXPECT_EQ(queued_on(&cv), static_cast<std::size_t>(kWaiters - i));
