@@ -28,6 +28,7 @@ using parkpool::ParkerOptions;
 using parkpool::Unparker;
 using parkpool::UnparkReason;
 using parkpool::detail::ParkerTestAccess;
+using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
 using Clock = std::chrono::steady_clock;
 
@@ -310,15 +311,18 @@ TEST(Parker, HugeTimeoutDoesNotReturnEarly) {
   // check (after real time has passed: time is what is tested here) that it is still asleep.
   Parker p;
   std::atomic<bool> returned{false};
-  std::thread t([&] {
+  Finished finished;
+  std::thread t(finished([&] {
     EXPECT_EQ(p.park_timeout(std::chrono::nanoseconds::max()), UnparkReason::unparked);
     returned.store(true, std::memory_order_release);
-  });
+  }));
   JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p));
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(returned.load(std::memory_order_acquire));
   p.unparker().unpark();
+  // Bounded: the park has no deadline, so an unpark that does not wake it would hang the join.
+  ASSERT_TRUE(finished.within(1, "the owner parked with a huge timeout, which unpark() must wake"));
   t.join();
   EXPECT_TRUE(returned.load());
 }
@@ -331,10 +335,12 @@ template <class Park>
 UnparkReason park_then_unpark_once_parked(Parker& p, Park park) {
   std::atomic<bool> returned{false};
   UnparkReason r = UnparkReason::timed_out;
-  std::thread owner([&] {
+  Finished finished;
+  std::thread owner(finished([&] {
     r = park(p);
     returned.store(true, std::memory_order_release);
-  });
+  }));
+  JoinOnExit join([&p] { p.unparker().unpark(); }, owner);
   const auto end = Clock::now() + 30s;
   while (ParkerTestAccess::state(p) != parkpool::detail::kParked &&
          !returned.load(std::memory_order_acquire)) {
@@ -345,6 +351,14 @@ UnparkReason park_then_unpark_once_parked(Parker& p, Park park) {
     std::this_thread::yield();
   }
   if (!returned.load(std::memory_order_acquire)) p.unparker().unpark();
+  // Bounded: a park that should wait forever and an unpark that does not wake it would hang the
+  // join. On failure the JoinOnExit unparks again and joins.
+  if (testing::AssertionResult done =
+          finished.within(1, "the owner, which the unpark() once it was parked must wake");
+      !done) {
+    ADD_FAILURE() << done.message();
+    return UnparkReason::timed_out;
+  }
   owner.join();
   return r;
 }
@@ -458,10 +472,11 @@ TEST(Parker, SignalsNeverCauseAnEarlyReturn) {
 
   Parker p;
   std::atomic<bool> returned{false};
-  std::thread t([&] {
+  Finished finished;
+  std::thread t(finished([&] {
     p.park();
     returned.store(true, std::memory_order_release);
-  });
+  }));
   JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   const int before = g_signals.load();
   for (int i = 0; i < 20; ++i) {
@@ -476,6 +491,8 @@ TEST(Parker, SignalsNeverCauseAnEarlyReturn) {
     EXPECT_FALSE(returned.load(std::memory_order_acquire)) << "park returned after signal " << i;
   }
   p.unparker().unpark();
+  // Bounded: an unpark that does not wake the owner would hang the join.
+  ASSERT_TRUE(finished.within(1, "the owner, parked through 20 signals, which unpark() must wake"));
   t.join();
   EXPECT_TRUE(returned.load());
   if (!parkpool::test::slow_instrumentation()) {
@@ -548,8 +565,21 @@ TEST(Parker, IntoRawFromRawRoundTrips) {
 TEST(Parker, MovedToAnotherThreadParksThere) {
   Parker p;
   Unparker u = p.unparker();
-  std::thread t([q = std::move(p)]() mutable { q.park(); });
+  std::atomic<const Parker*> moved{nullptr};  // the Parker in the thread, once it runs
+  Finished finished;
+  std::thread t(finished([q = std::move(p), &moved]() mutable {
+    moved.store(&q);
+    q.park();
+  }));
+  JoinOnExit join([&u] { u.unpark(); }, t);
+  // Unparked once it sleeps there (q lives until the park returns), so that the wake must reach
+  // the thread the Parker moved to.
+  const auto end = Clock::now() + 30s;
+  while (moved.load() == nullptr && Clock::now() < end) std::this_thread::yield();
+  ASSERT_NE(moved.load(), nullptr) << "the thread never started";
+  ASSERT_TRUE(parkpool::test::wait_until_parked(*moved.load()));
   u.unpark();
+  ASSERT_TRUE(finished.within(1, "the owner on the Parker's new thread, which unpark() must wake"));
   t.join();
 }
 
@@ -605,10 +635,12 @@ TEST(Parker, SpinningParkerReceivesUnparkWithoutSleeping) {
 
 TEST(Parker, SpinEndsThenSleeps) {
   Parker p(ParkerOptions{2ms});
-  std::thread t([&] { p.park(); });
+  Finished finished;
+  std::thread t(finished([&] { p.park(); }));
   JoinOnExit join([&p] { p.unparker().unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p)) << "the spinner never went to sleep";
   p.unparker().unpark();
+  ASSERT_TRUE(finished.within(1, "the owner asleep after its spin, which unpark() must wake"));
   t.join();
 }
 
@@ -706,10 +738,13 @@ TEST(Parker, UnparkFromASignalHandlerWakesTheParkedThread) {
       g_handler_unparker = nullptr;
     }
   } restore{old};
-  std::thread t([&] { p.park(); });  // returns only once the handler's token arrives
+  Finished finished;
+  std::thread t(finished([&] { p.park(); }));  // returns only once the handler's token arrives
   JoinOnExit join([&u] { u.unpark(); }, t);
   ASSERT_TRUE(parkpool::test::wait_until_parked(p));
   ASSERT_EQ(raise(SIGUSR2), 0);
+  // Bounded: a handler's unpark that does not wake the owner would hang the join.
+  ASSERT_TRUE(finished.within(1, "the owner the signal handler's unpark() must wake"));
   t.join();
 }
 
