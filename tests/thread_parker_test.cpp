@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parker_access.hpp"
 #include "parkpool_test.hpp"
 
@@ -25,6 +26,8 @@ using parkpool::ParkThread;
 using parkpool::UnparkReason;
 using parkpool::UnparkThread;
 using parkpool::Waker;
+using parkpool::test::Finished;
+using parkpool::test::JoinOnExit;
 
 TEST(ParkThread, UnparkBeforeParkReturnsImmediately) {
   ParkThread p;
@@ -109,12 +112,27 @@ UnparkReason park_then_unpark_once_parked(ParkerOf parker_of, Park park) {
   std::atomic<bool> returned{false};
   std::latch checked(1);  // keeps the owner (and its cached parker) alive until main is done
   UnparkReason r = UnparkReason::timed_out;
+  Finished parked;  // counts the owner's return from park(), before it waits for `checked`
   std::thread owner([&] {
     parker.store(&parker_of(), std::memory_order_release);
-    r = park();
+    parked([&] { r = park(); })();
     returned.store(true, std::memory_order_release);
     checked.wait();
   });
+  bool checked_released = false;  // used on this thread only (JoinOnExit releases here too)
+  // The owner's parker lives until `checked` lets the owner go: unparked only before that.
+  JoinOnExit join(
+      [&] {
+        if (!returned.load(std::memory_order_acquire)) {
+          if (const parkpool::Parker* q = parker.load(std::memory_order_acquire)) {
+            q->unparker().unpark();
+          }
+        } else if (!checked_released) {
+          checked_released = true;
+          checked.count_down();
+        }
+      },
+      owner);
   const auto end = std::chrono::steady_clock::now() + 30s;
   const parkpool::Parker* p = nullptr;
   while (!returned.load(std::memory_order_acquire)) {
@@ -130,6 +148,15 @@ UnparkReason park_then_unpark_once_parked(ParkerOf parker_of, Park park) {
     }
     std::this_thread::yield();
   }
+  // Bounded: a park that should wait forever and an unpark that does not wake it would hang the
+  // join. On failure the JoinOnExit unparks the owner until its park returned, then lets it go.
+  if (testing::AssertionResult done =
+          parked.within(1, "the owner, which the unpark() once it was parked must wake");
+      !done) {
+    ADD_FAILURE() << done.message();
+    return UnparkReason::timed_out;
+  }
+  checked_released = true;
   checked.count_down();
   owner.join();
   return r;
@@ -210,19 +237,28 @@ TEST(ParkThread, ShutdownWakesAllParkedThreads) {
   for (int i = 0; i < kThreads; ++i) parkers.push_back(std::make_unique<ParkThread>());
   std::latch about_to_park(kThreads);
   std::atomic<int> woke{0};
+  Finished finished;
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
+    threads.emplace_back(finished([&, i] {
       about_to_park.count_down();
       // Parks until shutdown, however the shutdown interleaves with this call; park() is called
       // repeatedly to show that after shutdown none of them blocks.
       for (int k = 0; k < 3; ++k) parkers[static_cast<std::size_t>(i)]->park();
       woke.fetch_add(1, std::memory_order_relaxed);
-    });
+    }));
   }
+  JoinOnExit join(
+      [&] {
+        for (auto& p : parkers) p->unpark().unpark();
+      },
+      threads);
   about_to_park.wait();
   EXPECT_EQ(woke.load(), 0);  // nobody returns before shutdown (no spurious wakeups)
   for (auto& p : parkers) p->shutdown();
+  // Bounded: a shutdown that does not wake its parked thread would hang the joins.
+  ASSERT_TRUE(
+      finished.within(kThreads, "the threads parked until shutdown(), which must wake them"));
   for (auto& t : threads) t.join();
   EXPECT_EQ(woke.load(), kThreads);
 }
