@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "counting_new.hpp"  // this executable's one replacement of operator new
+#include "join_on_exit.hpp"
 #include "parkpool/async_event.hpp"
 #include "parkpool/task.hpp"
 #include "parkpool/thread_parker.hpp"
@@ -265,18 +266,45 @@ struct ResumeOnNewThreadOnceOwnerSleeps {
 // finished the root (a completer that published kDone without waking, or an owner that parked
 // without a waker for completers to use, hangs here until the ctest TIMEOUT).
 // CoroutineFinishedOnAForeignThread covers the same path but parks only when the scheduler
-// lets the owner get there first.
+// lets the owner get there first. block_on runs on a thread of its own, so that a lost wake fails
+// the test (after 20 s, naming it) instead of hanging the binary: that thread is then left behind
+// (nothing can wake it; its state is shared, so it outlives the test).
 TEST(BlockOn, RootFinishedOnAForeignThreadWhileTheOwnerIsParked) {
-  std::thread worker;
-  std::thread::id finished_on;
-  auto task = [&]() -> Task<int> {
-    co_await ResumeOnNewThreadOnceOwnerSleeps{worker, parkpool::test::current_tid()};
-    finished_on = std::this_thread::get_id();
-    co_return 8;
+  struct Shared {
+    std::thread worker;
+    std::thread::id owner_id;
+    std::thread::id finished_on;
+    int result = 0;
+    std::atomic<bool> returned{false};
   };
-  EXPECT_EQ(block_on(task()), 8);
-  worker.join();
-  EXPECT_NE(finished_on, std::this_thread::get_id());
+  const auto s = std::make_shared<Shared>();
+  std::thread owner([s] {
+    s->owner_id = std::this_thread::get_id();
+    auto task = [&sh = *s]() -> Task<int> {
+      co_await ResumeOnNewThreadOnceOwnerSleeps{sh.worker, parkpool::test::current_tid()};
+      sh.finished_on = std::this_thread::get_id();
+      co_return 8;
+    };
+    s->result = block_on(task());
+    // Release: pairs with the test's acquire load; publishes the results.
+    s->returned.store(true, std::memory_order_release);
+  });
+  constexpr auto kBound = parkpool::test::Finished::kFinishBound;
+  const auto end = std::chrono::steady_clock::now() + kBound;
+  // Acquire: pairs with the owner's release store.
+  while (!s->returned.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= end) {
+      owner.detach();  // parked for good: nothing can wake it any more
+      FAIL() << "lost wakeup: block_on, parked while another thread finished its root, did not "
+                "return within "
+             << kBound.count() << " s (the completer's wake of the parked owner)";
+    }
+    std::this_thread::yield();
+  }
+  owner.join();
+  s->worker.join();
+  EXPECT_EQ(s->result, 8);
+  EXPECT_NE(s->finished_on, s->owner_id);
 }
 
 TEST(BlockOn, NestedBlockOnOnDifferentThreads) {
