@@ -12,6 +12,7 @@
 #include <latch>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -30,6 +31,7 @@ using parkpool::UnparkReason;
 using parkpool::detail::ParkerTestAccess;
 using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
+using parkpool::test::WakeWithin;
 using Clock = std::chrono::steady_clock;
 
 TEST(Parker, UnparkBeforeParkReturnsImmediately) {
@@ -60,7 +62,12 @@ TEST(Parker, ParkReturnsOnlyAfterUnparkFromAnotherThread) {
     unparked.store(true, std::memory_order_relaxed);
     u.unpark();
   });
-  p.park();
+  {
+    // Bounded: an unpark that does not wake this thread fails, naming it, instead of hanging.
+    WakeWithin wake("this thread's park, which the other thread's unpark() must wake",
+                    [u = p.unparker()] { u.unpark(); });
+    p.park();
+  }
   EXPECT_TRUE(unparked.load(std::memory_order_relaxed));
   t.join();
 }
@@ -74,7 +81,11 @@ TEST(Parker, UnparkPublishesPriorWrites) {
       payload = i + 1;
       u.unpark();
     });
-    p.park();
+    {
+      WakeWithin wake("this thread's park, which the other thread's unpark() must end",
+                      [u = p.unparker()] { u.unpark(); });
+      p.park();
+    }
     EXPECT_EQ(payload, i + 1);
     t.join();
   }
@@ -269,7 +280,13 @@ TEST_P(ParkerTimeoutTable, Behaves) {
   // within 30 ms (the park timed out and the token was left for the next call).
   const auto finite = c.unpark == UnparkWhen::during ? std::chrono::milliseconds(30s) : 30ms;
   const auto start = Clock::now();
+  std::optional<WakeWithin> wake;  // bounds the park that an unpark "during" must end
+  if (c.unpark == UnparkWhen::during) {
+    wake.emplace("this thread's park, which the other thread's unpark() once it slept must wake",
+                 [u = p.unparker()] { u.unpark(); });
+  }
   const UnparkReason r = park_with(p, form, c.deadline, finite);
+  wake.reset();
   const auto elapsed = Clock::now() - start;
   if (unparker.joinable()) unparker.join();
 
@@ -453,8 +470,12 @@ TEST(Parker, CustomClockCoarseDeadlinesSaturate) {
     EXPECT_TRUE(parkpool::test::wait_until_parked(p)) << "the owner never slept";
     u.unpark();
   });
-  EXPECT_EQ(p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1))),
-            UnparkReason::unparked);
+  {
+    WakeWithin wake("this thread's park, which the other thread's unpark() once it slept must wake",
+                    [u = p.unparker()] { u.unpark(); });
+    EXPECT_EQ(p.park_deadline(H(std::chrono::hours::max() - std::chrono::hours(1))),
+              UnparkReason::unparked);
+  }
   t.join();
 }
 

@@ -33,9 +33,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -163,6 +165,70 @@ class Finished {
 
  private:
   std::atomic<int> count_{0};
+};
+
+// Bounds a wait of the test's own thread (a park, a block_on) that only a wake from the library
+// ends: there no guarded thread can be counted by Finished, since the thread that blocks is the
+// test's. Declared right before the blocking call, in a scope that ends right after it:
+//
+//   {
+//     WakeWithin wake("the owner's park, which the other thread's unpark() must wake",
+//                     [u = p.unparker()] { u.unpark(); });
+//     p.park();
+//   }
+//
+// A watcher thread waits for the scope to end. After `bound` it records a failure naming `what`
+// (from the watcher: gtest's assertions are thread-safe) and calls `release` again and again,
+// so that the blocked call returns and the test goes on (`release` must be safe to call
+// repeatedly and from another thread; [] {} when nothing but the lost wake can end the call).
+// If the call has not returned 10 s after that, the release does not reach it: reported, and the
+// binary aborts, as JoinOnExit does.
+class WakeWithin {
+ public:
+  WakeWithin(const char* what, std::function<void()> release,
+             std::chrono::seconds bound = Finished::kFinishBound)
+      : watcher_(
+            [this, what, release = std::move(release), bound] { watch(what, release, bound); }) {}
+  WakeWithin(const WakeWithin&) = delete;
+  WakeWithin& operator=(const WakeWithin&) = delete;
+
+  ~WakeWithin() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      returned_ = true;
+    }
+    cv_.notify_one();
+    watcher_.join();
+  }
+
+ private:
+  void watch(const char* what, const std::function<void()>& release, std::chrono::seconds bound) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (cv_.wait_for(lock, bound, [this] { return returned_; })) return;
+    lock.unlock();
+    ADD_FAILURE() << "lost wakeup: the test's thread was still blocked after " << bound.count()
+                  << " s (" << what << ")";
+    constexpr std::chrono::seconds kReleaseBound(10);
+    const auto end = std::chrono::steady_clock::now() + kReleaseBound;
+    for (;;) {
+      lock.lock();
+      if (returned_) return;
+      lock.unlock();
+      if (std::chrono::steady_clock::now() >= end) {
+        ADD_FAILURE() << "the test's thread did not return " << kReleaseBound.count()
+                      << " s after its release: aborting";
+        std::fflush(stdout);
+        std::abort();
+      }
+      release();
+      std::this_thread::yield();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool returned_ = false;  // guarded by mutex_
+  std::thread watcher_;    // last: it starts once the members it uses exist
 };
 
 }  // namespace parkpool::test
