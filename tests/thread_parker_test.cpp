@@ -12,6 +12,7 @@
 #include <latch>
 #include <memory>
 #include <new>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,7 @@ using parkpool::UnparkThread;
 using parkpool::Waker;
 using parkpool::test::Finished;
 using parkpool::test::JoinOnExit;
+using parkpool::test::WakeWithin;
 
 TEST(ParkThread, UnparkBeforeParkReturnsImmediately) {
   ParkThread p;
@@ -50,7 +52,12 @@ TEST(ParkThread, UnparkFromAnotherThreadWakesParkedThread) {
     data = 42;  // published by unpark (release) to the park that consumes it (acquire)
     u.unpark();
   });
-  p.park();
+  {
+    // Bounded: an unpark that does not wake this thread fails, naming it, instead of hanging.
+    WakeWithin wake("this thread's park, which the other thread's unpark() must end",
+                    [u = p.unpark()] { u.unpark(); });
+    p.park();
+  }
   EXPECT_EQ(data, 42);
   t.join();
 }
@@ -97,7 +104,14 @@ TEST(ParkThread, ParkTimeoutTable) {
       });
     }
     started.count_down();
-    EXPECT_EQ(p.park_timeout(row.timeout), row.expected);
+    {
+      std::optional<WakeWithin> wake;  // bounds the park that an unpark "during" must end
+      if (row.token == Token::during) {
+        wake.emplace("this thread's park, which the other thread's unpark() must end",
+                     [u = p.unpark()] { u.unpark(); });
+      }
+      EXPECT_EQ(p.park_timeout(row.timeout), row.expected);
+    }
     if (unparker.joinable()) unparker.join();
   }
 }
@@ -275,8 +289,12 @@ TEST(ParkThread, ShutdownRacingWithParkNeverHangs) {
       p.shutdown();
     });
     sync.arrive_and_wait();
-    p.park();
-    p.park();
+    {
+      WakeWithin wake("this thread's parks, which the other thread's shutdown() must end",
+                      [&p] { p.shutdown(); });
+      p.park();
+      p.park();
+    }
     t.join();
   }
 }
@@ -535,7 +553,11 @@ TEST(ThisThread, CurrentUnparkerWakesTheCallingThread) {
     target.unpark();
   });
   ready.count_down();
-  while (!flag.load(std::memory_order_relaxed)) parkpool::this_thread::park();
+  {
+    WakeWithin wake("this thread's park, which the other thread's unpark() must end",
+                    [target] { target.unpark(); });
+    while (!flag.load(std::memory_order_relaxed)) parkpool::this_thread::park();
+  }
   t.join();
   // If the flag was set before the first park, the unpark's token is still there: take it, so
   // that it does not wake a later test's first park on this (the main) thread early.
@@ -553,8 +575,8 @@ TEST(ThisThread, EachThreadHasItsOwnCachedParker) {
   EXPECT_EQ(cached.unpark(), mine);
 }
 
-// 10^5 wake/park cycles between two threads: a lost wakeup hangs (caught by the ctest TIMEOUT)
-// and a spurious one fails a counter check. Each side parks exactly once per round, never in a
+// 10^5 wake/park cycles between two threads: a lost wakeup fails after 20 s (WakeWithin) and a
+// spurious one fails a counter check. Each side parks exactly once per round, never in a
 // loop: every round has exactly one unpark for each side, issued after the counter it publishes,
 // and the next one only after the other side's park returned, so a park that returns sees its
 // round's counter unless it returned without a token.
@@ -584,6 +606,10 @@ TEST(ThisThread, ManyWakeParkCyclesLoseNoWakeup) {
   });
   UnparkThread peer_unparker = peer_future.get();
   std::size_t spurious_main = 0;
+  // Bounded: a lost wakeup (of either side: this thread then waits for the peer) fails, naming
+  // it, instead of hanging until the ctest TIMEOUT.
+  WakeWithin wake("this thread's ping-pong parks, each of which the peer's unpark() must end",
+                  [main_unparker] { main_unparker.unpark(); });
   for (std::size_t i = 1; i <= cycles; ++i) {
     ping.store(i, std::memory_order_release);
     peer_unparker.unpark();
