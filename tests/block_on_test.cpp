@@ -25,6 +25,17 @@ namespace {
 using parkpool::AsyncEvent;
 using parkpool::block_on;
 using parkpool::Task;
+using parkpool::test::Finished;
+using parkpool::test::WakeWithin;
+
+// Bounds a block_on that waits for another thread: a lost wake of it fails the test, naming
+// `what`, after 20 s (WakeWithin) instead of hanging it. Nothing but that wake can end the call,
+// so the release does nothing (after a further 10 s the binary aborts).
+template <class Awaitable>
+decltype(auto) block_on_within(Awaitable&& a, const char* what) {
+  const WakeWithin wake(what, [] {});
+  return block_on(std::forward<Awaitable>(a));
+}
 
 Task<int> answer() { co_return 42; }
 Task<void> nothing() { co_return; }
@@ -158,7 +169,8 @@ struct ResumedFromAnotherThread {
 // fresh thread makes it (one allocation at least), a second one does not.
 TEST(BlockOn, ThreadsParkerIsCreatedByTheFirstWait) {
   long first = -1, second = -1;
-  std::thread t([&] {
+  Finished finished;  // not in the counted calls: its own allocations would count
+  std::thread t(finished([&] {
     auto waits = [] {
       std::thread resumer;
       auto root = [&]() -> Task<int> {
@@ -170,7 +182,12 @@ TEST(BlockOn, ThreadsParkerIsCreatedByTheFirstWait) {
     };
     first = parkpool::test::count_allocations(waits);
     second = parkpool::test::count_allocations(waits);
-  });
+  }));
+  // Bounded: a lost resumption wake leaves the thread in block_on; nothing else can end it, so
+  // the failed test aborts the binary 10 s later (JoinOnExit), instead of hanging it.
+  parkpool::test::JoinOnExit join([] {}, t);
+  ASSERT_TRUE(
+      finished.within(1, "the thread's two block_on calls, each ended by a resumption's wake"));
   t.join();
   EXPECT_GT(first, second);
 }
@@ -189,7 +206,7 @@ TEST(BlockOn, WaitsForACoroutineCompletedFromAnotherThread) {
     payload = 7;  // published by set() (release) to the resumed coroutine
     event.set();
   });
-  EXPECT_EQ(block_on(waiter()), 7);
+  EXPECT_EQ(block_on_within(waiter(), "block_on, which the other thread's set() must wake"), 7);
   EXPECT_EQ(resumed_on, caller);  // resumed on the block_on thread, not the setter's
   setter.join();
 }
@@ -208,14 +225,16 @@ TEST(BlockOn, ManyEventsInSequence) {
   std::thread setter([&] {
     for (auto& e : events) EXPECT_TRUE(e.set());
   });
-  EXPECT_EQ(block_on(waiter()), kEvents);
+  EXPECT_EQ(block_on_within(waiter(), "block_on, which each of the other thread's set() must wake"),
+            kEvents);
   setter.join();
 }
 
 TEST(BlockOn, AcceptsAnyAwaitable) {
   AsyncEvent event;
   std::thread setter([&] { event.set(); });
-  block_on(event);  // an lvalue awaitable, wrapped in one Task
+  // An lvalue awaitable, wrapped in one Task.
+  block_on_within(event, "block_on, which the other thread's set() must wake");
   setter.join();
   EXPECT_TRUE(event.is_set());
 }
@@ -240,7 +259,7 @@ TEST(BlockOn, CoroutineFinishedOnAForeignThread) {
       finished_on = std::this_thread::get_id();
       co_return 5;
     };
-    EXPECT_EQ(block_on(task()), 5);
+    EXPECT_EQ(block_on_within(task(), "block_on, which the foreign completion must wake"), 5);
     EXPECT_EQ(finished_on, worker.get_id());
     worker.join();
   }
@@ -327,7 +346,8 @@ TEST(BlockOn, NestedBlockOnOnDifferentThreads) {
     co_await to_outer;
     co_return 1;
   };
-  EXPECT_EQ(block_on(outer()), 1);
+  EXPECT_EQ(block_on_within(outer(), "the outer block_on, which the inner one's set() must wake"),
+            1);
   b.join();
   EXPECT_EQ(inner_result, 10);
 }
@@ -377,7 +397,10 @@ TEST(BlockOn, NestedBlockOnOnTheSameThread) {
     co_await d_done;
     co_return v + 1;
   };
-  EXPECT_EQ(block_on(outer()), 3);
+  EXPECT_EQ(block_on_within(outer(),
+                            "the nested block_on calls, which the other thread's set() calls "
+                            "must wake"),
+            3);
   setter.join();
 }
 
@@ -392,7 +415,8 @@ TEST(BlockOn, KeepsATokenLeftForThisThreadPark) {
     co_await ResumedFromAnotherThread{resumer, parkpool::test::current_tid()};
     co_return 5;
   };
-  EXPECT_EQ(block_on(root()), 5);
+  EXPECT_EQ(
+      block_on_within(root(), "block_on, parked, which the other thread's resume() must wake"), 5);
   resumer.join();
   EXPECT_EQ(parkpool::this_thread::park_timeout(std::chrono::nanoseconds(0)),
             parkpool::UnparkReason::unparked);
@@ -442,7 +466,10 @@ TEST(BlockOn, NestedBlockOnConsumingTheOuterWakeLosesNoResumption) {
     co_await detached_done;           // only the queued resumption sets it
     co_return v + 1;
   };
-  EXPECT_EQ(block_on(outer()), 2);
+  EXPECT_EQ(block_on_within(outer(),
+                            "the nested block_on, parked, which the other thread's resume() "
+                            "must wake"),
+            2);
   resumer.join();
 }
 
