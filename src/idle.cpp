@@ -429,7 +429,8 @@ bool IdleCoordinator::withdraw(std::size_t worker) noexcept {
       // Act as woken; the token, if it arrives late, makes one later park return at once, and
       // that return is then treated as foreign (in_sleepers is true again by then), or, if
       // another claim popped us just before on_unparked reads in_sleepers, as that claim's wake
-      // (see on_unparked): harmless either way.
+      // (see on_unparked): harmless either way. Relaxed: only D is used; a shutdown that popped
+      // us set it before its drain under mutex_, which we now hold.
       cur = state_.load(std::memory_order_relaxed);
       s.searching = true;  // the claim or shutdown that popped us counted us in S
     }
@@ -552,7 +553,7 @@ std::size_t IdleCoordinator::sleeping() const noexcept {
   return sleeping_of(state_.load(std::memory_order_relaxed));  // a snapshot
 }
 bool IdleCoordinator::is_shutdown() const noexcept {
-  return (state_.load(std::memory_order_relaxed) & kShutdownBit) != 0;
+  return (state_.load(std::memory_order_relaxed) & kShutdownBit) != 0;  // a snapshot
 }
 
 IdleWorkerStats IdleCoordinator::stats(std::size_t worker) const noexcept {

@@ -69,6 +69,7 @@ std::chrono::nanoseconds Parker::spin() const noexcept {
 std::ostream& operator<<(std::ostream& os, const Parker& p) {
   const detail::ParkerInner* in = p.block();
   if (in == nullptr) return os << "Parker{moved-from}";
+  // Relaxed loads: a diagnostic snapshot, as for Unparker.
   return os << "Parker{state=" << detail::state_name(in->state.load(std::memory_order_relaxed))
             << ", handles=" << in->refs.load(std::memory_order_relaxed) << ", spin=" << in->spin_ns
             << "ns, backend=" << detail::ParkerInner::Backend::kName << '}';

@@ -165,8 +165,9 @@ struct Bucket;
 
 struct ThreadData {
   std::atomic<std::uint32_t> state{kIdle};
-  // The key the thread is parked on. Written under the bucket lock(s); read by the owner without
-  // a lock only to find which bucket to lock (then re-checked under that lock), so relaxed.
+  // The key the thread is parked on. Written under the bucket lock(s) and read under them
+  // (relaxed: ordered by the lock); read by the owner without a lock only to find which bucket
+  // to lock (then re-checked under that lock), so relaxed.
   std::atomic<const void*> key{nullptr};
   ThreadData* next = nullptr;     // queue link, guarded by the bucket lock
   ParkToken park_token{};         // guarded by the bucket lock

@@ -41,7 +41,7 @@ struct HeadBatch {
 }  // namespace
 
 bool SharedMutex::try_lock() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  std::uint32_t s = state_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
   for (;;) {
     if ((s & kWriterBit) != 0 || s >= kOneReader) return false;
     // (S1') acquire, as (S1).
@@ -54,7 +54,7 @@ bool SharedMutex::try_lock() noexcept {
 }
 
 bool SharedMutex::try_lock_shared() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  std::uint32_t s = state_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
   for (;;) {
     if ((s & kWriterBit) != 0) return false;
     if (s >= kMaxReaders) too_many_readers();
@@ -69,6 +69,8 @@ bool SharedMutex::try_lock_shared() noexcept {
 
 bool SharedMutex::lock_slow(const parking_lot::Deadline& deadline) noexcept {
   parking_lot::SpinWait spin;
+  // Relaxed loads of state_ in this loop only choose the next CAS (as in Mutex::lock_slow):
+  // every acquisition is a CAS with acquire, and validate re-checks under the bucket lock.
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     if ((s & kWriterBit) == 0) {
@@ -95,12 +97,15 @@ bool SharedMutex::lock_slow(const parking_lot::Deadline& deadline) noexcept {
     const parking_lot::ParkResult r = parking_lot::park(
         this,
         [this]() noexcept {
+          // Relaxed: whoever clears W after our P (in the word's order) saw P and wakes under
+          // this bucket lock.
           const std::uint32_t st = state_.load(std::memory_order_relaxed);
           return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
         },
         []() noexcept {},
         [this](const void*, bool was_last_thread) noexcept {
-          // INV-R1. An RMW, not a store: readers change the count concurrently.
+          // INV-R1. An RMW, not a store: readers change the count concurrently. Relaxed: the
+          // bit carries no data.
           if (was_last_thread) {
             state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
           }
@@ -126,13 +131,15 @@ bool SharedMutex::wait_for_readers(const parking_lot::Deadline& deadline) noexce
   for (;;) {
     if (s < kOneReader) return true;
     if ((s & kWriterParkedBit) == 0 && spin.spin()) {
-      s = state_.load(std::memory_order_acquire);
+      s = state_.load(std::memory_order_acquire);  // (S5)
       continue;
     }
+    // Acquire on failure: `s` may show a count of zero (S5). On success only because a failure
+    // order may not be stronger (GCC's warning, Relacy); the count is re-read with (S5) anyway.
     if ((s & kWriterParkedBit) == 0 &&
         !state_.compare_exchange_weak(s, s | kWriterParkedBit, std::memory_order_acquire,
                                       std::memory_order_acquire)) {
-      continue;  // acquire on failure too: `s` may show a count of zero (S5)
+      continue;
     }
     parking_lot::ParkResult r = parking_lot::ParkResult::invalid();
     {
@@ -152,6 +159,8 @@ bool SharedMutex::wait_for_readers(const parking_lot::Deadline& deadline) noexce
     }
     if (r.is_timed_out()) {
       // Abandon the claim: readers may enter again; wake whoever parked behind our claim.
+      // Relaxed: nothing was written under the claim, and an RMW keeps the release sequences of
+      // the last unlock (S2) and the readers' (S4) going for the next acquirer.
       const std::uint32_t prev =
           state_.fetch_and(~(kWriterBit | kWriterParkedBit), std::memory_order_relaxed);
       deadlock::release_resource(this);
@@ -167,6 +176,7 @@ void SharedMutex::unlock_shared_slow() noexcept {
   parking_lot::unpark_one(readers_key(), [this](parking_lot::UnparkResult) noexcept {
     // INV-R2: cleared under the lock, so a writer's validate either runs before (and is woken
     // now) or after (and sees the bit clear: it re-checks the count instead of sleeping).
+    // Relaxed: an RMW, so it continues our (S4) release sequence; the writer re-reads with (S5).
     state_.fetch_and(~kWriterParkedBit, std::memory_order_relaxed);
     return kTokenNormal;
   });
@@ -202,7 +212,7 @@ void SharedMutex::wake_after_abandoned_claim() noexcept {
   // and the first queued writer (HeadBatch) normally and let them retry.
   HeadBatch head;
   parking_lot::unpark_filter(this, head, [this](parking_lot::UnparkResult result) noexcept {
-    // An RMW: readers change the count concurrently. INV-R1.
+    // An RMW: readers change the count concurrently. INV-R1. Relaxed: the bit carries no data.
     if (!result.have_more_threads) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
     return kTokenNormal;
   });
@@ -210,6 +220,7 @@ void SharedMutex::wake_after_abandoned_claim() noexcept {
 
 bool SharedMutex::lock_shared_slow(const parking_lot::Deadline& deadline) noexcept {
   parking_lot::SpinWait spin;
+  // Relaxed loads of state_ in this loop only choose the next CAS, as in lock_slow.
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     if ((s & kWriterBit) == 0) {
@@ -235,11 +246,14 @@ bool SharedMutex::lock_shared_slow(const parking_lot::Deadline& deadline) noexce
     const parking_lot::ParkResult r = parking_lot::park(
         this,
         [this]() noexcept {
+          // Relaxed: whoever clears W after our P (in the word's order) saw P and wakes under
+          // this bucket lock.
           const std::uint32_t st = state_.load(std::memory_order_relaxed);
           return (st & (kWriterBit | kParkedBit)) == (kWriterBit | kParkedBit);
         },
         []() noexcept {},
         [this](const void*, bool was_last_thread) noexcept {
+          // INV-R1; an RMW and relaxed, as in lock_slow.
           if (was_last_thread) state_.fetch_and(~kParkedBit, std::memory_order_relaxed);
         },
         kReaderToken, deadline);

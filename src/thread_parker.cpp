@@ -123,7 +123,7 @@ void BlockOnContext::run(std::coroutine_handle<> root) noexcept {
       break;  // kDone
     }
     // A push after the drain above comes with a wake, whose token this park consumes; a stale
-    // token only costs one more iteration.
+    // token only costs one more iteration. Relaxed: a hint; drain_ready's (Q3) takes the nodes.
     if (ready_.load(std::memory_order_relaxed) == nullptr) block_on_park_thread().park();
     s = kSleeping;
     // (B4) acquire on failure, pairs with (B3'): the result written by the completer is visible.
@@ -136,6 +136,7 @@ void BlockOnContext::run(std::coroutine_handle<> root) noexcept {
   }
   // Every resumption queued for this block_on belongs to the root's coroutine tree, which has
   // finished: nothing may be left (an awaitable resumed twice would leave a node here).
+  // Relaxed: a misuse check; it reads no node.
   if (ready_.load(std::memory_order_relaxed) != nullptr) {
     std::fputs(
         "parkpool: block_on finished with resumptions still queued (an awaitable resumed "

@@ -41,6 +41,7 @@ class AsyncEvent {
   AsyncEvent(const AsyncEvent&) = delete;
   AsyncEvent& operator=(const AsyncEvent&) = delete;
   ~AsyncEvent() {
+    // Relaxed: a debug check; a legal destruction happens-after every write of state_.
     assert((state_.load(std::memory_order_relaxed) <= kSet) &&
            "parkpool::AsyncEvent destroyed while a coroutine awaits it");
   }

@@ -598,6 +598,7 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
       // budget in time, not rounds, also with a has_work() that takes longer than the budget.
       if (i < 8 || (i & 7u) == 0) {
         if (std::chrono::steady_clock::now() >= deadline) break;
+        // Relaxed: a fast exit, as above.
         if ((state_.load(std::memory_order_relaxed) & kShutdownBit) != 0) return false;
         // On a budget of kSpinYieldMinBudget or more, every kSpinYieldRounds rounds (a couple of
         // us) offer the CPU to another runnable thread on it (an I/O thread, an external

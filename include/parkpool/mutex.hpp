@@ -63,7 +63,7 @@ class Mutex {
   }
 
   bool try_lock() noexcept {
-    std::uint8_t s = state_.load(std::memory_order_relaxed);
+    std::uint8_t s = state_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
     for (;;) {
       if ((s & kLockedBit) != 0) return false;
       // (M1') acquire, as (M1). Keeps the PARKED bit.
@@ -107,6 +107,7 @@ class Mutex {
   void unlock_fair() noexcept {
     deadlock::release_resource(this);
     std::uint8_t expected = kLockedBit;
+    // (M2) release, as in unlock().
     if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                         std::memory_order_relaxed)) {
       unlock_slow(true);
@@ -147,6 +148,7 @@ class Mutex {
 
   bool try_lock_fast() noexcept {
     std::uint8_t expected = 0;
+    // Acquire, as (M1): pairs with (M2)/(M3).
     return state_.compare_exchange_strong(expected, kLockedBit, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }

@@ -68,7 +68,7 @@ class SharedMutex {
 
   // Shared.
   void lock_shared() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    std::uint32_t s = state_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
     // (S3) acquire: pairs with (S2).
     if ((s & kWriterBit) != 0 || s >= kMaxReaders ||
         !state_.compare_exchange_weak(s, s + kOneReader, std::memory_order_acquire,

@@ -246,6 +246,7 @@ class ParkThread {
   ParkThread& operator=(ParkThread&& other) noexcept {
     if (this != &other) {
       parker_ = std::move(other.parker_);
+      // Relaxed, as in the move constructor.
       shutdown_.store(other.shutdown_.exchange(false, std::memory_order_relaxed),
                       std::memory_order_relaxed);
     }
