@@ -92,10 +92,11 @@ class ChaseLevDeque {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;  // relaxed: owner's word
     Ring* r = ring_.load(std::memory_order_relaxed);                     // relaxed: owner's word
 #if PARKPOOL_DEQUE_TSAN
+    // TSAN: seq_cst accesses stand in for the fence (D3) (see "TSAN" above).
     bottom_.store(b, std::memory_order_seq_cst);
     std::int64_t t = top_.load(std::memory_order_seq_cst);
 #else
-    bottom_.store(b, std::memory_order_relaxed);
+    bottom_.store(b, std::memory_order_relaxed);  // relaxed: ordered by the fence (D3)
     // (D3) store->load: the bottom_ store above must be visible before top_ is read, against a
     // thief's top_ read / bottom_ read (D6 fence). Without it both could take the last item.
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -121,6 +122,7 @@ class ChaseLevDeque {
   // Any thread. On success stores the item in *out.
   StealResult steal(T** out) noexcept {
 #if PARKPOOL_DEQUE_TSAN
+    // TSAN: (D1'), (D6) and (D5) as seq_cst accesses, paired with pop()'s (see "TSAN" above).
     std::int64_t t = top_.load(std::memory_order_seq_cst);
     const std::int64_t b = bottom_.load(std::memory_order_seq_cst);
 #else
@@ -185,6 +187,7 @@ class ChaseLevDeque {
  private:
   struct Ring {
     explicit Ring(std::size_t cap) : mask(cap - 1), slots(new std::atomic<T*>[cap]) {
+      // Relaxed: before the ring is shared (the constructor, or grow()'s release (G1)).
       for (std::size_t i = 0; i < cap; ++i) slots[i].store(nullptr, std::memory_order_relaxed);
     }
     // Slots are atomics because a thief reads one while the owner may overwrite it after the
@@ -265,6 +268,8 @@ class ChaseLevDeque {
   // bottom_: one past the newest item. Written only by the owner: +1 on push; -1 then maybe +1
   // on pop. Items live at [top_, bottom_).
   alignas(64) std::atomic<std::int64_t> bottom_{0};
+  // ring_: the current ring. Stored only by the owner (release on growth, G1); thieves load it
+  // with acquire in steal(), the owner relaxed.
   std::atomic<Ring*> ring_{nullptr};
   // Owner only: a value of top_ read with acquire by make_room() (D1); <= top_ at all times.
   std::int64_t top_seen_ = 0;

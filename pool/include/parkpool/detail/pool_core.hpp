@@ -256,7 +256,7 @@ class GroupLatch {
   // False (and unfolded) if nothing is pending. WorkerContext::wait_until's latch interface.
   bool register_waiter(std::uint64_t tag) noexcept {
     if (!folded_ && owner_ != nullptr) {
-      const std::uint64_t s = spawned_.load(std::memory_order_relaxed);
+      const std::uint64_t s = spawned_.load(std::memory_order_relaxed);  // relaxed: our own
       // The balance may be negative: the owner completed tasks that others ran() (shared_ +1).
       shared_.add(static_cast<std::int64_t>(s - completed_.load(std::memory_order_relaxed)));
       completed_.store(s, std::memory_order_release);  // after the add: INV-G1
