@@ -246,6 +246,8 @@ class Server final : public abi::TbbServer {
     std::size_t index;
   };
 
+  // has_work() of the idle handshake. Relaxed: the coordinator's fences order it (pool/SLEEP.md,
+  // INV-NOLOST); the client's state is acquired by the CAS in claim().
   bool has_units() const noexcept { return slack_of(word_.load(std::memory_order_relaxed)) > 0; }
 
   void run(std::size_t w) noexcept {
@@ -294,7 +296,7 @@ class Server final : public abi::TbbServer {
 
   // Claims a unit for an idle worker. Acquire: pairs with adjust's release fetch_add.
   bool claim() noexcept {
-    std::uint64_t s = word_.load(std::memory_order_relaxed);
+    std::uint64_t s = word_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
     while (slack_of(s) > 0) {
       if (word_.compare_exchange_weak(s, s - kSlackOne - kIdleOne, std::memory_order_acquire,
                                       std::memory_order_relaxed)) {
@@ -324,7 +326,7 @@ class Server final : public abi::TbbServer {
   // two per call (the new threads continue the chain).
   void maybe_launch() noexcept {
     for (int started = 0; started < 2; ++started) {
-      std::uint64_t s = word_.load(std::memory_order_relaxed);
+      std::uint64_t s = word_.load(std::memory_order_relaxed);  // relaxed: seeds the CAS
       do {
         if (slack_of(s) <= 0 || idle_of(s) != 0) return;
         // Acquire: pairs with adjust's release; the new thread inherits it (pthread_create).
@@ -389,6 +391,7 @@ class Server final : public abi::TbbServer {
   const std::size_t stack_size_;
   const std::optional<cpu_set_t> cpu_mask_;         // every worker's CPUs (nullopt: inherited)
   alignas(64) std::atomic<std::uint64_t> word_{0};  // slack | idle, its own cache line
+  // false -> true once, in request_close_connection() (release); run() reads it (acquire).
   std::atomic<bool> quit_{false};
   std::atomic<std::size_t> refs_{1};  // the connection
 #if PARKPOOL_TBB_RML_TSAN
