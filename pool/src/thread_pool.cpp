@@ -606,7 +606,17 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
   unsigned backoff = 0;
   for (;;) {
     if (counted) {
-      // seq_cst with the RMWs: all workers agree on one order of idle/busy transitions.
+      // seq_cst here and on the two RMWs below, not for the count's own order (RMWs on one word
+      // have a single modification order at any ordering) but against the deques' seq_cst
+      // operations: worker B leaves the count, then steals from C (seq_cst CAS (D4) on C's top_);
+      // C's pop sees that steal only through a relaxed read of top_, then counts itself idle.
+      // With relaxed RMWs C's increment could precede B's decrement in the count's order, so a
+      // worker could read "all idle" while B holds the stolen task. With seq_cst: B's decrement
+      // precedes its CAS in S; C's read, which saw the CAS, is sequenced before the fence (D6) of
+      // the steal attempts find_task_slow() makes before it returns nothing (n >= 2), so the CAS
+      // precedes that fence in S ([atomics.order] p4), and the fence precedes C's increment.
+      // (Argued here, not model-checked: keep seq_cst unless a Relacy model of the drain shows a
+      // weaker order suffices.)
       if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
       if (!w.any_work()) {
         drain_backoff(backoff);
