@@ -38,11 +38,33 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 namespace parkpool::test {
+
+// The last step of a failed test whose threads a lost wake stranded: calls `release` (yielding
+// between calls) until `returned()` holds. If that has not happened kReleaseBound after the first
+// call, the release does not reach them: reports `stranded` and aborts the binary rather than
+// hang it. Shared by JoinOnExit and WakeWithin.
+template <class Returned>
+void release_until(Returned returned, const std::function<void()>& release,
+                   const std::string& stranded) {
+  constexpr std::chrono::seconds kReleaseBound(10);
+  const auto end = std::chrono::steady_clock::now() + kReleaseBound;
+  while (!returned()) {
+    if (std::chrono::steady_clock::now() >= end) {
+      ADD_FAILURE() << stranded << " did not return " << kReleaseBound.count()
+                    << " s after the release: aborting";
+      std::fflush(stdout);
+      std::abort();
+    }
+    release();
+    std::this_thread::yield();
+  }
+}
 
 class JoinOnExit {
  public:
@@ -74,18 +96,8 @@ class JoinOnExit {
       for (std::thread* t : left) t->join();
       joined.store(true, std::memory_order_relaxed);
     });
-    constexpr std::chrono::seconds kBound(10);
-    const auto end = std::chrono::steady_clock::now() + kBound;
-    while (!joined.load(std::memory_order_relaxed)) {
-      if (std::chrono::steady_clock::now() >= end) {
-        ADD_FAILURE() << left.size() << " thread(s) left running by a failed test did not exit "
-                      << kBound.count() << " s after their release: aborting";
-        std::fflush(stdout);
-        std::abort();
-      }
-      release_();
-      std::this_thread::yield();
-    }
+    release_until([&joined] { return joined.load(std::memory_order_relaxed); }, release_,
+                  std::to_string(left.size()) + " thread(s) left running by a failed test");
     joiner.join();
   }
 
@@ -208,21 +220,12 @@ class WakeWithin {
     lock.unlock();
     ADD_FAILURE() << "lost wakeup: the test's thread was still blocked after " << bound.count()
                   << " s (" << what << ")";
-    constexpr std::chrono::seconds kReleaseBound(10);
-    const auto end = std::chrono::steady_clock::now() + kReleaseBound;
-    for (;;) {
-      lock.lock();
-      if (returned_) return;
-      lock.unlock();
-      if (std::chrono::steady_clock::now() >= end) {
-        ADD_FAILURE() << "the test's thread did not return " << kReleaseBound.count()
-                      << " s after its release: aborting";
-        std::fflush(stdout);
-        std::abort();
-      }
-      release();
-      std::this_thread::yield();
-    }
+    release_until(
+        [this] {
+          const std::lock_guard<std::mutex> guard(mutex_);
+          return returned_;
+        },
+        release, "the test's thread");
   }
 
   std::mutex mutex_;
