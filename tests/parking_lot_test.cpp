@@ -57,22 +57,11 @@ pl::ParkResult park_while_false(const void* key, std::atomic<bool>* flag,
       [](const void*, bool) {}, token, deadline);
 }
 
-// For returns that Finished (join_on_exit.hpp) cannot count, as it counts thread bodies: each of
-// a thread's many parks, a park in a thread_local destructor. Succeeds once `n` reaches `count`;
-// after `bound`, fails with a message naming `what`, as Finished::within does.
-[[nodiscard]] testing::AssertionResult reaches_within(const std::atomic<int>& n, int count,
-                                                      const char* what,
-                                                      std::chrono::seconds bound = kWakeBound) {
-  const auto end = std::chrono::steady_clock::now() + bound;
-  while (n.load() < count) {
-    if (std::chrono::steady_clock::now() >= end) {
-      return testing::AssertionFailure()
-             << "lost wakeup: only " << n.load() << " of " << count << " park(s) returned within "
-             << bound.count() << " s (" << what << ")";
-    }
-    std::this_thread::yield();
-  }
-  return testing::AssertionSuccess();
+// For returns that Finished cannot count (each of a thread's many parks, a park in a thread_local
+// destructor): join_on_exit.hpp's reaches_within, with this file's bound.
+[[nodiscard]] testing::AssertionResult parks_returned_within(const std::atomic<int>& n, int count,
+                                                             const char* what) {
+  return parkpool::test::reaches_within(n, count, what, kWakeBound, "park(s) returned");
 }
 
 }  // namespace
@@ -906,7 +895,7 @@ TEST(ParkingLot, BeFairIsRareForBackToBackUnparks) {
       return pl::kDefaultUnparkToken;
     });
     // Bounded: a lost wakeup would otherwise show as the next round's waiter never queueing.
-    ASSERT_TRUE(reaches_within(returned, i + 1, "the waiter's park unpark_one dequeued"));
+    ASSERT_TRUE(parks_returned_within(returned, i + 1, "the waiter's park unpark_one dequeued"));
   }
   const double elapsed_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -1230,8 +1219,8 @@ TEST(ParkingLot, ParkDuringThreadLocalTeardown) {
   g_teardown_release.store(true);
   EXPECT_EQ(pl::unpark_all(&g_teardown_key), 1U);
   // Counted by the destructor itself: the thread's body returned before it parked.
-  ASSERT_TRUE(reaches_within(g_teardown_returned, 1,
-                             "the thread_local destructor's park unpark_all dequeued"));
+  ASSERT_TRUE(parks_returned_within(g_teardown_returned, 1,
+                                    "the thread_local destructor's park unpark_all dequeued"));
   t.join();
 }
 

@@ -130,6 +130,27 @@ void unlock_if_held(bool& held, Lockable& m) {
   m.unlock();
 }
 
+// Succeeds once `n` reaches `count`; after `bound`, fails with "lost wakeup: only <n> of <count>
+// <counted> within <bound> s (<what>)". For counts a test keeps itself where Finished cannot
+// count thread bodies (each of a thread's many parks, a park in a thread_local destructor), and
+// the loop of Finished::within. Acquire loads: pair with the counter's release (or stronger)
+// increments, so what the counted code wrote is visible once this returns.
+[[nodiscard]] inline testing::AssertionResult reaches_within(const std::atomic<int>& n, int count,
+                                                             const char* what,
+                                                             std::chrono::seconds bound,
+                                                             const char* counted) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  while (n.load(std::memory_order_acquire) < count) {
+    if (std::chrono::steady_clock::now() >= end) {
+      return testing::AssertionFailure()
+             << "lost wakeup: only " << n.load(std::memory_order_acquire) << " of " << count << ' '
+             << counted << " within " << bound.count() << " s (" << what << ")";
+    }
+    std::this_thread::yield();
+  }
+  return testing::AssertionSuccess();
+}
+
 // Counts the guarded threads that finished their body, so that the test's thread waits for them
 // with a bound instead of in an unbounded join() (a waiter that a lost wakeup stranded would
 // block that join, and the binary, forever). Declared before the threads; each body is wrapped:
@@ -161,16 +182,7 @@ class Finished {
 
   [[nodiscard]] testing::AssertionResult within(int count, const char* what,
                                                 std::chrono::seconds bound = kFinishBound) const {
-    const auto end = std::chrono::steady_clock::now() + bound;
-    while (count_.load(std::memory_order_acquire) < count) {
-      if (std::chrono::steady_clock::now() >= end) {
-        return testing::AssertionFailure()
-               << "lost wakeup: only " << count_.load(std::memory_order_acquire) << " of " << count
-               << " thread(s) finished within " << bound.count() << " s (" << what << ")";
-      }
-      std::this_thread::yield();
-    }
-    return testing::AssertionSuccess();
+    return reaches_within(count_, count, what, bound, "thread(s) finished");
   }
 
   int count() const { return count_.load(std::memory_order_acquire); }
