@@ -9,7 +9,9 @@
 //   sparse_load      one ~2 us task every 20 us for 0.5 s               cpu_us_per_task (the
 //                    pool's threads plus the submitter's CPU in post()), p50_us, p99_us
 //   memory           resident bytes per queued small task, 1M queued    bytes_per_task
-//                    (each measured in a child process; see workload 7)
+//                    from outside (parkpool: the injector) and, for
+//                    parkpool_worker, from a worker (its deque); each
+//                    measured in a child process (see workload 7)
 //   injector_queue   the external-submit queue alone: 1M 56-byte items  items_per_second
 //                    from one thread to another (see workload 8)
 // Two workers unless the name says otherwise. Run with --benchmark_filter to pick one.
@@ -930,6 +932,35 @@ void BM_MemoryPerQueuedTask_Parkpool(benchmark::State& state) {
     return queue_blocked(kWorkers, [&](auto&& f) { pool.post(f); });
   });
 }
+// The same, posted from a worker: kWorkers - 1 workers blocked as above, then one task on the
+// remaining worker queues kTasks small tasks with post() (its own deque; each task in a block of
+// its TaskCache) and reports the RSS growth over those posts. The other path of a queued task:
+// MemoryPerQueuedTask/parkpool covers posts from outside (the injector's inline slots).
+void BM_MemoryPerQueuedTask_ParkpoolWorker(benchmark::State& state) {
+  memory_per_task(state, "^MemoryPerQueuedTask/parkpool_worker/", [] {
+    parkpool::ThreadPool pool(pp_options(kWorkers));
+    std::latch gate(1);
+    std::latch blocked(static_cast<std::ptrdiff_t>(kWorkers - 1));
+    for (std::size_t i = 0; i + 1 < kWorkers; ++i) {
+      pool.post([&gate, &blocked] {
+        blocked.count_down();
+        gate.wait();
+      });
+    }
+    blocked.wait();
+    std::atomic<std::size_t> done{0};
+    const double per = pool.submit([&pool, &done] {
+                         const long r0 = rss_bytes();
+                         for (std::size_t i = 0; i < kTasks; ++i)
+                           pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+                         const long r1 = rss_bytes();
+                         return static_cast<double>(r1 - r0) / static_cast<double>(kTasks);
+                       }).get();
+    gate.count_down();
+    wait_count(done, kTasks);
+    return per;
+  });
+}
 void BM_MemoryPerQueuedTask_Std(benchmark::State& state) {
   memory_per_task(state, "^MemoryPerQueuedTask/std_pool/", [] {
     StdPool pool(kWorkers);
@@ -1117,6 +1148,11 @@ BENCHMARK(BM_SparseLoad_Std)
     ->UseRealTime();
 BENCHMARK(BM_MemoryPerQueuedTask_Parkpool)
     ->Name("MemoryPerQueuedTask/parkpool")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK(BM_MemoryPerQueuedTask_ParkpoolWorker)
+    ->Name("MemoryPerQueuedTask/parkpool_worker")
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();

@@ -199,6 +199,15 @@ inline const std::vector<Target>& issue5_targets() {
          "",
          96,
          false},
+        // The same target for a task posted from a worker (its deque and a TaskCache block),
+        // where the row above is posted from outside (the injector).
+        {"(7) memory <= 96 bytes per task queued from a worker",
+         {"MemoryPerQueuedTask bytes_per_task"},
+         "parkpool_worker",
+         {},
+         "",
+         96,
+         false},
     };
   }();
   return targets;

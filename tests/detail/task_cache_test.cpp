@@ -31,10 +31,14 @@ TEST(TaskCache, FitsOnlySmallAndModestlyAlignedTypes) {
   TaskCache c;
   void* p = c.allocate();
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % TaskCache::kPayloadAlign, 0u);
-  // The whole payload is usable.
+  // The whole payload is usable, and writing all of it leaves the block's home intact: the block
+  // still goes back to this cache (a home overlapping the payload would send it elsewhere).
   auto* bytes = static_cast<unsigned char*>(p);
   for (std::size_t i = 0; i < TaskCache::kPayloadBytes; ++i)
-    bytes[i] = static_cast<unsigned char>(i);
+    bytes[i] = static_cast<unsigned char>(0xA5 ^ i);
+  TaskCache::deallocate(p, &c);
+  EXPECT_EQ(c.local_count(), 1u);
+  EXPECT_EQ(c.allocate(), p);
   TaskCache::deallocate(p, &c);
 }
 

@@ -13,7 +13,7 @@
 //   post(f)          fire-and-forget. From outside the pool, a trivially copyable callable of at
 //                    most 40 bytes (8-aligned) is stored inline in the injector's 56-byte slot:
 //                    no allocation in steady state. Otherwise one task object (an 8-byte header and
-//                    the decayed callable); up to 48 bytes it takes a 64-byte block from the
+//                    the decayed callable); up to 48 bytes it takes a 56-byte block from the
 //                    calling worker's cache, returned there by whichever worker runs it (no malloc
 //                    in steady state: detail/task_cache.hpp), else it is one allocation. On a
 //                    worker of this pool: push to its deque (no lock); elsewhere: the injector

@@ -6,14 +6,24 @@
 //   (bench/pool_bench.cpp InternalSpawn and Fib27 TaskGroup, perf, 2026-12-01): glibc's per-thread
 //   cache holds 7 chunks per size, so a fork-join tree 27 levels deep, or a producer whose tasks
 //   are freed by a thief, goes to the arena under its lock. A task of at most kPayloadBytes (and
-//   alignment <= kPayloadAlign) instead lives in a 64-byte block taken from the allocating worker's
+//   alignment <= kPayloadAlign) instead lives in a 56-byte block taken from the allocating worker's
 //   cache. Blocks come from plain operator new (16-byte aligned): a cache-line-aligned new took
 //   glibc's memalign path, which made a burst of a million fresh blocks (InternalSpawn) slower than
 //   plain malloc had been.
 //
+// Block layout: [payload, kPayloadBytes = 48][home, 8 bytes] = 56 bytes, which glibc serves from
+//   a 64-byte chunk (its size word plus the 56 bytes; the next chunk's prev_size field is ours
+//   while the chunk is in use). The payload starts the block, so it keeps operator new's 16-byte
+//   alignment. While a block is free its payload is unused and holds the free-list link (bytes
+//   0-7) and the look-ahead link (bytes 8-15, below). Until 2026-12-07 the home and the free-list
+//   link were a 16-byte header in front of the payload: a 64-byte block in an 80-byte chunk.
+//   That was 96.8 resident bytes per small task queued from a worker (the chunk, the deque's slot
+//   and its retired rings; bench/pool_bench.cpp MemoryPerQueuedTask/parkpool_worker), over the
+//   issue's 96; it is 80.8 with this layout.
+//
 // Blocks and homes
-//   A block is a 16-byte header (the home cache, a free-list link) and the payload. The worker
-//   that allocates a block becomes its home. The thread that frees a block:
+//   A block is the payload and its home cache (the layout above). The worker that allocates a
+//   block becomes its home. The thread that frees a block:
 //     - is its home: the block goes to the home's local list (no atomic; at most kLocalCap blocks,
 //       beyond that it is returned to operator delete);
 //     - is not (a thief ran the task, or a submission failed on another thread): the block goes
@@ -47,7 +57,7 @@
 //   worker flushes before it stops, while every cache of the pool is still alive.
 //
 // Memory bound
-//   Per worker: at most kLocalCap cached blocks (64 KiB) once trim() has run; trim() runs each time
+//   Per worker: at most kLocalCap cached blocks (64 KiB of malloc chunks) once trim() has run; trim() runs each time
 //   the worker goes idle. Between two trims the spare and remote lists hold blocks that were in use
 //   (tasks outstanding) since the last trim, and each worker's batch holds fewer than
 //   kRemoteBatch blocks of other homes, so memory never exceeds the task peak plus kLocalCap +
@@ -64,10 +74,10 @@ namespace parkpool::detail {
 
 class TaskCache {
  public:
-  static constexpr std::size_t kBlockBytes = 64;
-  static constexpr std::size_t kHeaderBytes = 16;
-  static constexpr std::size_t kPayloadBytes = kBlockBytes - kHeaderBytes;  // 48
-  static constexpr std::size_t kPayloadAlign = 16;
+  static constexpr std::size_t kPayloadBytes = 48;
+  static constexpr std::size_t kBlockBytes = kPayloadBytes + sizeof(void*);  // + the home: 56
+  // operator new's alignment: the payload is the block's start (the layout above).
+  static constexpr std::size_t kPayloadAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
   static constexpr std::uint32_t kLocalCap = 1024;
   // Blocks of another home a worker collects before it pushes them home with one CAS.
   static constexpr std::uint32_t kRemoteBatch = 32;
@@ -90,7 +100,7 @@ class TaskCache {
   void* allocate() {
     Block* b = local_;
     if (b != nullptr) {
-      local_ = b->next;
+      local_ = next_of(b);
       --local_count_;
     } else if ((b = spare_) != nullptr) {
       take_spare(b);
@@ -103,14 +113,14 @@ class TaskCache {
     } else {
       b = new_block();
     }
-    b->home = this;
+    set_home(b, this);
     return payload(b);
   }
 
   // Any thread without a cache of the pool (a non-worker). The block has no home.
   static void* allocate_uncached() {
     Block* b = new_block();
-    b->home = nullptr;
+    set_home(b, nullptr);
     return payload(b);
   }
 
@@ -118,7 +128,7 @@ class TaskCache {
   // payload must already be destroyed.
   static void deallocate(void* p, TaskCache* current) noexcept {
     Block* b = block_of(p);
-    TaskCache* home = b->home;
+    TaskCache* home = home_of(b);
     if (home == nullptr) {
       if (current != nullptr) {
         current->keep(b);  // adopted: any block may live in any cache
@@ -169,53 +179,67 @@ class TaskCache {
   // Owner only (tests): blocks in the spare list plus the remote list right now.
   std::size_t pending_count() const noexcept {
     std::size_t n = 0;
-    for (Block* b = spare_; b != nullptr; b = b->next) ++n;
+    for (Block* b = spare_; b != nullptr; b = next_of(b)) ++n;
     // acquire: as (R2), the links we follow were written before (R1).
-    for (Block* b = remote_.load(std::memory_order_acquire); b != nullptr; b = b->next) ++n;
+    for (Block* b = remote_.load(std::memory_order_acquire); b != nullptr; b = next_of(b)) ++n;
     return n;
   }
 
  private:
-  struct Block {
-    TaskCache* home;  // written by the allocating thread before the task is published
-    Block* next;      // free-list link; meaningful only while the block is free
-  };
-  static_assert(sizeof(Block) <= kHeaderBytes);
-  // The look-ahead link lives in the payload's first bytes, only while the block is free in a
-  // remote chain (the task object there is already destroyed; the next one overwrites it).
-  static_assert(sizeof(Block*) <= kPayloadBytes);
-  // Copied as bytes: no object is created in the payload (the next task is constructed there).
-  static void set_ahead(Block* b, Block* a) noexcept { std::memcpy(payload(b), &a, sizeof a); }
-  static Block* ahead_of(Block* b) noexcept {
-    Block* a;
-    std::memcpy(&a, payload(b), sizeof a);
-    return a;
+  // A block is raw storage of kBlockBytes from operator new (the layout in the header comment);
+  // Block* only names it. Its fields are copied in and out as bytes: no object lives there but
+  // the task constructed in the payload, and the links share the payload's bytes with it.
+  struct Block;
+  static constexpr std::size_t kHomeOffset = kPayloadBytes;  // the home: any block, any time
+  static constexpr std::size_t kNextOffset = 0;              // free-list link: free blocks only
+  static constexpr std::size_t kAheadOffset = sizeof(Block*);  // look-ahead link: free, remote
+  static_assert(kHomeOffset % alignof(TaskCache*) == 0);
+  static_assert(kAheadOffset + sizeof(Block*) <= kPayloadBytes);
+  static_assert(kPayloadAlign >= alignof(TaskCache*) && kPayloadAlign % alignof(Block*) == 0);
+
+  static unsigned char* bytes(Block* b) noexcept { return reinterpret_cast<unsigned char*>(b); }
+  template <class P>
+  static P load_at(Block* b, std::size_t offset) noexcept {
+    P v;
+    std::memcpy(&v, bytes(b) + offset, sizeof v);
+    return v;
   }
+  template <class P>
+  static void store_at(Block* b, std::size_t offset, P v) noexcept {
+    std::memcpy(bytes(b) + offset, &v, sizeof v);
+  }
+  // Written by the allocating thread before the task is published (the publication orders it
+  // for the freeing thread, as it orders the task's own fields).
+  static TaskCache* home_of(Block* b) noexcept { return load_at<TaskCache*>(b, kHomeOffset); }
+  static void set_home(Block* b, TaskCache* h) noexcept { store_at(b, kHomeOffset, h); }
+  // Meaningful only while the block is free (the task object there is already destroyed; the
+  // next one overwrites it).
+  static Block* next_of(Block* b) noexcept { return load_at<Block*>(b, kNextOffset); }
+  static void set_next(Block* b, Block* n) noexcept { store_at(b, kNextOffset, n); }
+  // Only while the block is free in a remote chain.
+  static void set_ahead(Block* b, Block* a) noexcept { store_at(b, kAheadOffset, a); }
+  static Block* ahead_of(Block* b) noexcept { return load_at<Block*>(b, kAheadOffset); }
 
   // Owner only: hands out b, the head of the spare chain (or of the remote chain just taken).
   // Those blocks were last written by other workers: each is a miss. Prefetch for writing (the
   // next task's header and body go there) the next block, and the one kAhead places ahead when
   // the freeing worker linked it, so the walk does not wait on one miss per allocation.
   void take_spare(Block* b) noexcept {
-    spare_ = b->next;
+    spare_ = next_of(b);
     if (spare_ != nullptr) __builtin_prefetch(spare_, 1);
     if (Block* a = ahead_of(b); a != nullptr) __builtin_prefetch(a, 1);
   }
 
-  static Block* new_block() { return ::new (::operator new(kBlockBytes)) Block{nullptr, nullptr}; }
+  static Block* new_block() { return static_cast<Block*>(::operator new(kBlockBytes)); }
   // Unsized: clang (the portable preset) declares sized deallocation only with
   // -fsized-deallocation.
   static void delete_block(Block* b) noexcept { ::operator delete(static_cast<void*>(b)); }
-  static void* payload(Block* b) noexcept {
-    return reinterpret_cast<unsigned char*>(b) + kHeaderBytes;
-  }
-  static Block* block_of(void* p) noexcept {
-    return std::launder(reinterpret_cast<Block*>(static_cast<unsigned char*>(p) - kHeaderBytes));
-  }
+  static void* payload(Block* b) noexcept { return b; }
+  static Block* block_of(void* p) noexcept { return static_cast<Block*>(p); }
 
   void keep(Block* b) noexcept {
     if (local_count_ < kLocalCap) {
-      b->next = local_;
+      set_next(b, local_);
       local_ = b;
       ++local_count_;
     } else {
@@ -224,7 +248,7 @@ class TaskCache {
   }
   void absorb(Block* l) noexcept {
     while (l != nullptr) {
-      Block* n = l->next;
+      Block* n = next_of(l);
       keep(l);
       l = n;
     }
@@ -237,7 +261,7 @@ class TaskCache {
       batch_home_ = home;
       batch_tail_ = b;
     }
-    b->next = batch_head_;
+    set_next(b, batch_head_);
     batch_head_ = b;
     // The home walks the chain from the head, newest first: the block kAhead places after b is
     // the one added kAhead additions before it, which batch_recent_ still holds.
@@ -251,7 +275,7 @@ class TaskCache {
   void push_remote(Block* first, Block* last) noexcept {
     Block* head = remote_.load(std::memory_order_relaxed);  // relaxed: the CAS re-checks it
     do {
-      last->next = head;
+      set_next(last, head);
       // (R1) release: pairs with (R2); publishes the chain's links and orders the freeing
       // thread's last use of each block in it before the home reuses them. Relaxed on failure: we
       // only retry. A Treiber push needs no ABA protection when the only pop takes the whole list.
@@ -262,7 +286,7 @@ class TaskCache {
     // acquire, as (R2): pairs with the remote frees' release CAS (R1), whose links we follow.
     for (Block* l : {local_, spare_, remote_.exchange(nullptr, std::memory_order_acquire)}) {
       while (l != nullptr) {
-        Block* n = l->next;
+        Block* n = next_of(l);
         delete_block(l);
         l = n;
       }
