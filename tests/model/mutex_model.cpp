@@ -9,10 +9,19 @@
 // queued), and the counter must count exactly the successful locks. Both branches of that path
 // run (the thread still queued, and already dequeued by an unlock), each in thousands of the
 // 200,000 schedules (counted once with a throwaway counter, 2026-12-06).
+// Both suites run on a lot given the variant's Bugs, so the lot's own mutations reach them. The
+// untimed suite checks those on the paths a mutex's wait and unlock take (park, unpark_one of
+// one thread): home_word_no_bump, wake_before_idle, seq_load_relaxed, and with one bit per home
+// word own_word_no_wake, own_word_wake_before_idle (a lock waiter sleeps forever: a Relacy
+// deadlock within the first 100 schedules); the timed suite checks timeout_ignores_unpark and
+// timeout_stays_queued. The others cannot happen here: the mutex has one key, never requeues
+// and never calls unpark_filter, unpark_all or the lock-free unpark_one, and each wake list
+// holds one thread (wake_first_home_only, wake_key_word, batch_one_bit, unpark_all_first_only,
+// filter_drops_second, requeue_keeps_key, waiters_relaxed and waiters_plain_load each pass).
 //
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: correct own_word timed timed_own_word
-// PARKPOOL_MODEL_BROKEN: relaxed_lock relaxed_unlock clear_bits_outside_lot park_without_validate stale_token timeout_ignores_unpark timeout_clears_parked_bit timeout_stays_queued
+// PARKPOOL_MODEL_BROKEN: relaxed_lock relaxed_unlock clear_bits_outside_lot park_without_validate stale_token home_word_no_bump wake_before_idle seq_load_relaxed own_word_no_wake own_word_wake_before_idle timeout_ignores_unpark timeout_clears_parked_bit timeout_stays_queued
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -32,7 +41,7 @@ struct MutexTest : rl::test_suite<MutexTest, 3> {
   rl::var<int> counter;
 
   void before() {
-    lot.init(3, nullptr, g_home_bits);
+    lot.init(3, &g_bugs, g_home_bits);
     mutex.init(&lot, 1, &g_bugs);
     counter($) = 0;
   }
@@ -92,6 +101,18 @@ bool run_model(const std::string& variant, int& known) {
     g_bugs.clear_bits_outside_lot = true;
   } else if (variant == "park_without_validate") {
     g_bugs.park_without_validate = true;
+  } else if (variant == "home_word_no_bump") {
+    g_bugs.home_word_no_bump = true;
+  } else if (variant == "wake_before_idle") {
+    g_bugs.wake_before_idle = true;
+  } else if (variant == "seq_load_relaxed") {
+    g_bugs.seq_load_relaxed = true;
+  } else if (variant == "own_word_no_wake") {
+    g_bugs.own_word_no_wake = true;  // the second parked thread sleeps on its own word
+    g_home_bits = 1;
+  } else if (variant == "own_word_wake_before_idle") {
+    g_bugs.own_word_wake_before_idle = true;
+    g_home_bits = 1;
   } else if (variant == "stale_token") {
     g_bugs.wake_under_stale_state = true;
   } else if (variant == "timed") {

@@ -1,5 +1,6 @@
 // A Relacy model of the parking lot protocol of src/parking_lot.cpp and of the primitives of
-// src/mutex.cpp / src/condvar.cpp, shared by mutex_model.cpp and condvar_model.cpp.
+// src/mutex.cpp / src/condvar.cpp, shared by parking_lot_, mutex_, condvar_ and
+// shared_mutex_model.cpp, each of which passes its Bugs to Lot::init (the lot's own mutations).
 //
 // What is modelled faithfully:
 //  - one bucket (all keys collide, which is a legal case of the real table) with its lock;

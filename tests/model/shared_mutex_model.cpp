@@ -18,9 +18,21 @@
 // suite: a writer that retries would itself wake, on its next unlock, the threads a broken
 // abandoned claim left asleep), and every thread without one must still get in.
 //
+// The lot runs with g_lot_bugs, so its own mutations reach these suites: filter_drops_second
+// and batch_one_bit in two_readers (an unlock wakes both queued readers through unpark_filter,
+// as src/shared_mutex.cpp's unlock_slow does: one is left asleep); home_word_no_bump,
+// wake_before_idle and seq_load_relaxed in writer_reader_writer, own_word_no_wake and
+// own_word_wake_before_idle in writer_reader_writer_own_word (a lost wake: a Relacy deadlock);
+// timeout_stays_queued and timeout_ignores_unpark in timed_reader (an unlock takes the reader
+// that timed out for a queued one, and its wake races with that reader's next park: a Relacy
+// data race). Each is found within the first 40 schedules. The others cannot happen here: no
+// requeue, no unpark_all, no lock-free unpark_one, and each wake list holds threads of one key
+// (wake_first_home_only, wake_key_word, unpark_all_first_only, requeue_keeps_key,
+// waiters_relaxed and waiters_plain_load each pass, 2026-12-07).
+//
 // clang-format off
 // PARKPOOL_MODEL_CORRECT: writer_reader_writer two_readers writer_reader_writer_own_word timed_writer timed_reader timed_writer_two_readers timed_writer_two_readers_once
-// PARKPOOL_MODEL_BROKEN: head_batch_stops_at_writer handoff_writer_skips_drain unlock_shared_relaxed last_reader_test_unmasked abandon_without_wake timeout_ignores_was_last
+// PARKPOOL_MODEL_BROKEN: head_batch_stops_at_writer handoff_writer_skips_drain unlock_shared_relaxed last_reader_test_unmasked abandon_without_wake timeout_ignores_was_last filter_drops_second batch_one_bit home_word_no_bump wake_before_idle seq_load_relaxed own_word_no_wake own_word_wake_before_idle timeout_stays_queued timeout_ignores_unpark
 // clang-format on
 #include <cstdio>
 #include <string>
@@ -62,7 +74,7 @@ struct SharedBugs {
 };
 
 SharedBugs g_bugs;
-model::Bugs g_lot_bugs;  // none: the lot is the correct one
+model::Bugs g_lot_bugs;  // the lot's own mutations (parking_lot_model.hpp); none by default
 int g_home_bits = model::kMaxThreads;
 
 constexpr int kWriterBit = 1;
@@ -287,7 +299,7 @@ struct SharedMutexTest : rl::test_suite<SharedMutexTest, 3> {
   rl::atomic<int> writes;
 
   void before() {
-    lot.init(3, nullptr, g_home_bits);
+    lot.init(3, &g_lot_bugs, g_home_bits);
     m.init(&lot, 1);
     counter($) = 0;
     writes.store(0, rl::mo_relaxed, $);
@@ -337,6 +349,7 @@ struct SharedMutexTest : rl::test_suite<SharedMutexTest, 3> {
 
 bool run_model(const std::string& variant, int& known) {
   g_bugs = SharedBugs{};
+  g_lot_bugs = model::Bugs{};
   g_home_bits = model::kMaxThreads;
   g_two_readers = false;
   g_timed_thread = -1;
@@ -366,6 +379,30 @@ bool run_model(const std::string& variant, int& known) {
   } else if (variant == "timeout_ignores_was_last") {
     g_timed_thread = 1;
     g_bugs.timeout_ignores_was_last = true;
+  } else if (variant == "filter_drops_second") {
+    g_two_readers = true;
+    g_lot_bugs.filter_drops_second = true;
+  } else if (variant == "batch_one_bit") {
+    g_two_readers = true;
+    g_lot_bugs.batch_one_bit = true;
+  } else if (variant == "home_word_no_bump") {
+    g_lot_bugs.home_word_no_bump = true;
+  } else if (variant == "own_word_no_wake") {
+    g_home_bits = 1;
+    g_lot_bugs.own_word_no_wake = true;
+  } else if (variant == "own_word_wake_before_idle") {
+    g_home_bits = 1;
+    g_lot_bugs.own_word_wake_before_idle = true;
+  } else if (variant == "wake_before_idle") {
+    g_lot_bugs.wake_before_idle = true;
+  } else if (variant == "seq_load_relaxed") {
+    g_lot_bugs.seq_load_relaxed = true;
+  } else if (variant == "timeout_stays_queued") {
+    g_timed_thread = 1;
+    g_lot_bugs.timeout_stays_queued = true;
+  } else if (variant == "timeout_ignores_unpark") {
+    g_timed_thread = 1;
+    g_lot_bugs.timeout_ignores_unpark = true;
   } else if (variant == "head_batch_stops_at_writer") {
     g_bugs.head_batch_stops_at_writer = true;
   } else if (variant == "handoff_writer_skips_drain") {
