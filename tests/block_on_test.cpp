@@ -619,7 +619,10 @@ TEST(CachedParkThread, BlockOnThroughTheHandle) {
   EXPECT_EQ(cached.block_on(answer()), 42);
 }
 
-// Many block_on calls each waiting for a set from another thread: no lost resumption.
+// Many block_on calls each waiting for a set from another thread: no lost resumption. One
+// watcher (WakeWithin over the loop's count of rounds) bounds every round: a round that has not
+// ended 20 s after the last one did fails the test naming it, instead of hanging the binary
+// until the watchdog; a watcher per round would start thousands of threads.
 TEST(BlockOn, RepeatedCrossThreadCompletionsLoseNoWakeup) {
   const std::size_t rounds = parkpool::test::scaled(20'000);
   parkpool::test::TimeBudget budget(std::chrono::seconds(30));
@@ -632,21 +635,35 @@ TEST(BlockOn, RepeatedCrossThreadCompletionsLoseNoWakeup) {
       events[i].set();
     }
   });
-  std::size_t done = 0;
-  for (std::size_t i = 0; i < rounds; ++i) {
-    auto t = [&](std::size_t k) -> Task<std::size_t> {
-      published.store(k, std::memory_order_release);
-      co_await events[k];
-      co_return k;
-    };
-    ASSERT_EQ(block_on(t(i)), i);
-    ++done;
-    if (budget.exhausted()) break;
+  // The setter needs published to advance; a failed ASSERT below returns before it did.
+  parkpool::test::JoinOnExit join([&] { published.store(rounds, std::memory_order_release); },
+                                  setter);
+  // The release, only after a round's wake was lost: every block_on of this thread parks on one
+  // parker of the thread's own (thread_parker.cpp), so a waker of it, taken once, wakes the
+  // stranded round's block_on, which then finds its resumption queued and returns.
+  const parkpool::Waker owner = block_on([]() -> Task<parkpool::Waker> {
+    co_return parkpool::detail::BlockOnContext::current()->owner_waker();
+  }());
+  std::atomic<std::size_t> done{0};  // rounds ended; WakeWithin's count
+  {
+    const WakeWithin wake("the round's block_on, which the setter's AsyncEvent::set must wake",
+                          done, [&owner] { owner.wake_by_ref(); });
+    for (std::size_t i = 0; i < rounds; ++i) {
+      auto t = [&](std::size_t k) -> Task<std::size_t> {
+        published.store(k, std::memory_order_release);
+        co_await events[k];
+        co_return k;
+      };
+      ASSERT_EQ(block_on(t(i)), i);
+      // Relaxed: a count the watcher only compares (WakeWithin).
+      done.fetch_add(1, std::memory_order_relaxed);
+      if (budget.exhausted() || wake.lost()) break;
+    }
   }
   // Let the setter finish the remaining events (it needs published to advance).
   published.store(rounds, std::memory_order_release);
   setter.join();
-  EXPECT_GT(done, 0u);
+  EXPECT_GT(done.load(std::memory_order_relaxed), 0u);
 }
 
 // task.hpp: "awaiting a Task twice (or after block_on) throws std::logic_error"; block_on of a

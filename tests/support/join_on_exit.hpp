@@ -34,6 +34,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -207,12 +208,29 @@ class Finished {
 // repeatedly and from another thread; [] {} when nothing but the lost wake can end the call).
 // If the call has not returned 10 s after that, the release does not reach it: reported, and the
 // binary aborts, as JoinOnExit does.
+//
+// A loop of many such waits gets one watcher, not one per wait: given a count of rounds that
+// the loop advances, the scope is the whole loop and the bound runs from the last advance, so a
+// failure names the round whose wake was lost. The loop stops once lost() is true (its release
+// keeps calling `release` until the scope ends):
+//
+//   std::atomic<std::size_t> done{0};
+//   {
+//     WakeWithin wake("each round's block_on, which the setter's set() must wake", done, release);
+//     for (...) {
+//       ... block_on(...) ...;
+//       done.fetch_add(1, std::memory_order_relaxed);
+//       if (wake.lost()) break;
+//     }
+//   }
 class WakeWithin {
  public:
   WakeWithin(const char* what, std::function<void()> release,
              std::chrono::seconds bound = Finished::kFinishBound)
-      : watcher_(
-            [this, what, release = std::move(release), bound] { watch(what, release, bound); }) {}
+      : WakeWithin(what, nullptr, std::move(release), bound) {}
+  WakeWithin(const char* what, const std::atomic<std::size_t>& rounds,
+             std::function<void()> release, std::chrono::seconds bound = Finished::kFinishBound)
+      : WakeWithin(what, &rounds, std::move(release), bound) {}
   WakeWithin(const WakeWithin&) = delete;
   WakeWithin& operator=(const WakeWithin&) = delete;
 
@@ -225,13 +243,50 @@ class WakeWithin {
     watcher_.join();
   }
 
+  // True once the failure is recorded (the release has begun): a loop stops there.
+  bool lost() const { return lost_.load(std::memory_order_relaxed); }
+
  private:
+  WakeWithin(const char* what, const std::atomic<std::size_t>* rounds,
+             std::function<void()> release, std::chrono::seconds bound)
+      : rounds_(rounds), watcher_([this, what, release = std::move(release), bound] {
+          watch(what, release, bound);
+        }) {}
+
   void watch(const char* what, const std::function<void()>& release, std::chrono::seconds bound) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (cv_.wait_for(lock, bound, [this] { return returned_; })) return;
+    const auto returned = [this] { return returned_; };
+    std::size_t round = 0;
+    if (rounds_ == nullptr) {
+      if (cv_.wait_for(lock, bound, returned)) return;
+    } else {
+      // Looked at every second; the bound runs from the last time the count moved. Relaxed:
+      // only its value is used (a count, not a publication).
+      constexpr std::chrono::seconds kLook(1);
+      round = rounds_->load(std::memory_order_relaxed);
+      auto moved = std::chrono::steady_clock::now();
+      for (;;) {
+        if (cv_.wait_for(lock, kLook, returned)) return;
+        const std::size_t now_round = rounds_->load(std::memory_order_relaxed);
+        const auto now = std::chrono::steady_clock::now();
+        if (now_round != round) {
+          round = now_round;
+          moved = now;
+        } else if (now - moved >= bound) {
+          break;
+        }
+      }
+    }
     lock.unlock();
-    ADD_FAILURE() << "lost wakeup: the test's thread was still blocked after " << bound.count()
-                  << " s (" << what << ")";
+    // Relaxed: the flag only ends the loop; the failure itself is recorded by gtest.
+    lost_.store(true, std::memory_order_relaxed);
+    if (rounds_ == nullptr) {
+      ADD_FAILURE() << "lost wakeup: the test's thread was still blocked after " << bound.count()
+                    << " s (" << what << ")";
+    } else {
+      ADD_FAILURE() << "lost wakeup: round " << round << " did not end within " << bound.count()
+                    << " s (" << what << ")";
+    }
     release_until(
         [this] {
           const std::lock_guard<std::mutex> guard(mutex_);
@@ -242,8 +297,10 @@ class WakeWithin {
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool returned_ = false;  // guarded by mutex_
-  std::thread watcher_;    // last: it starts once the members it uses exist
+  bool returned_ = false;                             // guarded by mutex_
+  const std::atomic<std::size_t>* rounds_ = nullptr;  // the loop's count of rounds, or none
+  std::atomic<bool> lost_{false};
+  std::thread watcher_;  // last: it starts once the members it uses exist
 };
 
 }  // namespace parkpool::test
