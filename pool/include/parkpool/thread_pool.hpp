@@ -16,8 +16,12 @@
 //                    the decayed callable); up to 48 bytes it takes a 56-byte block from the
 //                    calling worker's cache, returned there by whichever worker runs it (no malloc
 //                    in steady state: detail/task_cache.hpp), else it is one allocation. On a
-//                    worker of this pool: push to its deque (no lock); elsewhere: the injector
-//                    (its producer lock, uncontended with one submitting thread). A syscall only
+//                    worker of this pool: push to its deque (no lock); a backlog larger than its
+//                    ring (256 at first) doubles the ring, and the deque keeps every ring it grew
+//                    through until the pool is destroyed (about 16 bytes per task of the largest
+//                    backlog it held: a thief may still read an old ring). Elsewhere: the
+//                    injector (its producer lock, uncontended with one submitting thread), whose
+//                    emptied chunks go back to operator delete (one spare kept). A syscall only
 //                    when a sleeper is woken.
 //   submit(f, a...)  as post, plus a std::promise/future (its shared state is one more allocation).
 //   TaskGroup        run(f) as post, counted by the group; wait() runs the pool's tasks while the
