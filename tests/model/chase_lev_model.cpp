@@ -7,14 +7,16 @@
 // (push() without growth: the same D1 and D2, false when full), and empty_hint() (two relaxed
 // loads, bottom_ then top_) as the idle re-check any_work() uses it.
 //
-// The model mirrors the header with the same memory orders, rings of capacity 2 that grow to 4
-// (the old ring stays alive, as in the header), and slots as relaxed rl::atomic (as in the
-// header). Items are 1..3; item v names a payload rl::var written before push(v) and read by the
-// taker after taking v, so a missing publication is a data race (or a slot read as 0, which is
-// asserted against). The ring's mask is an rl::var too, so an unpublished ring is a race. Each
-// thread counts what it took per item; after() drains the rest and asserts that every item was
-// taken exactly once (INV-1). A suite is a script: each thread's steps (Script below). Deque 0 is
-// thread 0's, deque 1 thread 1's (the room suite's thief that moves items into its own deque).
+// The deque (Ring, Deque) is in chase_lev_model.hpp, shared with drain_model.cpp; its orders are
+// DequeOrders there, which this file's Config extends. The model mirrors the header with the same
+// memory orders, rings of capacity 2 that grow to 4 (the old ring stays alive, as in the header),
+// and slots as relaxed rl::atomic (as in the header). Items are 1..3; item v names a payload
+// rl::var written before push(v) and read by the taker after taking v, so a missing publication is
+// a data race (or a slot read as 0, which is asserted against). The ring's mask is an rl::var too,
+// so an unpublished ring is a race. Each thread counts what it took per item; after() drains the
+// rest and asserts that every item was taken exactly once (INV-1). A suite is a script: each
+// thread's steps (Script below). Deque 0 is thread 0's, deque 1 thread 1's (the room suite's thief
+// that moves items into its own deque).
 //
 // D1 (make_room's acquire load of top_). A relaxed D1 lets a thief's slot read, made before its
 // winning CAS, return the value the owner writes there after reading that CAS's top_ (load
@@ -109,6 +111,7 @@
 
 #include <relacy/relacy.hpp>
 
+#include "chase_lev_model.hpp"
 #include "model_params.hpp"
 
 #include <cstdio>
@@ -117,165 +120,21 @@
 
 namespace {
 
-struct Config {
-  bool pop_fence = true;                           // D3; b1: false
-  bool steal_fence = true;                         // D6; b2: false
-  bool push_fence = true;                          // D2 in push(); b3: false
-  bool last_cas = true;                            // D4 in pop; b4: false
-  rl::memory_order ring_publish = rl::mo_release;  // G1; b5: relaxed
-  bool room_fence = true;                          // D2 in push_if_room(); b6: false
-  int room_slack = 0;                              // push_if_room's room check; b7: 1
-  rl::memory_order top_refresh = rl::mo_acquire;   // D1; b8, b10: relaxed
-  bool notify_fence = true;                        // the submitter's N1 ('n'); b9: false
-  unsigned initial_capacity = 4;                   // set by run_suite()
+using parkpool::model::Deque;
+using parkpool::model::Steal;
+
+// The deque's orders (D1..D6, G1, push_if_room's check) are parkpool::model::DequeOrders
+// (chase_lev_model.hpp); run_model() copies them into g_deque_orders, which the deque reads.
+struct Config : parkpool::model::DequeOrders {
+  bool notify_fence = true;       // the submitter's N1 ('n'); b9: false
+  unsigned initial_capacity = 4;  // set by run_suite()
 };
 Config g_cfg;
 
 constexpr int kItems = 3;              // items are 1..kItems
-constexpr int kMaxCap = 4;             // the largest ring: capacity 2 grown once
 constexpr int kThreads = 3;            // the most threads a suite has
 constexpr int kDeques = 2;             // deque 0: thread 0's; deque 1: thread 1's
 constexpr int kTakers = kThreads + 1;  // + after()'s drain
-
-enum class Steal { success, empty, retry };
-
-struct Ring {
-  rl::var<int> mask;  // written before the ring is published (G1)
-  rl::atomic<int> slots[kMaxCap];
-  // D1's witness. The slots are atomics, and the failure a relaxed D1 allows is a thief's slot
-  // read (before its CAS) returning the owner's later overwrite of that slot (load buffering:
-  // the read takes its value from a store that the CAS it precedes enabled). Relacy lets a load
-  // read only stores already executed, so it cannot produce that. What D1 must provide is that
-  // the read happens before the overwrite; reader[] makes that a checked race: a thief reads
-  // reader[slot] with the slot, and a put() that overwrites an index of the ring's previous lap
-  // (i > mask) writes it. Only a thief whose CAS succeeds needs the order (a losing thief
-  // discards what it read), so the suites that wrap a ring (grow, room) have no competing CAS
-  // before a wrapping put.
-  rl::var<int> reader[kMaxCap];
-  int get(int i) {
-    const int m = mask($);
-    return slots[i & m].load(rl::mo_relaxed, $);
-  }
-  int get_for_steal(int i) {
-    const int v = get(i);
-    const int lap = reader[i & mask($)]($);  // a load: the read that D1 must order (see above)
-    (void)lap;
-    return v;
-  }
-  void put(int i, int v) {
-    const int m = mask($);
-    if (i > m) reader[i & m]($) = i;
-    slots[i & m].store(v, rl::mo_relaxed, $);
-  }
-  void init(int cap) {
-    mask($) = cap - 1;
-    for (int i = 0; i < cap; ++i) {
-      slots[i].store(0, rl::mo_relaxed, $);
-      reader[i]($) = 0;
-    }
-  }
-};
-
-struct Deque {
-  rl::atomic<int> top;
-  rl::atomic<int> bottom;
-  rl::atomic<Ring*> ring;
-  int top_seen = 0;  // owner only
-  Ring rings[2];     // rings[0] the first, rings[1] the grown one; both live until the end
-  int rings_used = 0;
-
-  void init(unsigned cap) {
-    top.store(0, rl::mo_relaxed, $);
-    bottom.store(0, rl::mo_relaxed, $);
-    rings[0].init(static_cast<int>(cap));
-    rings_used = 1;
-    top_seen = 0;
-    ring.store(&rings[0], rl::mo_relaxed, $);
-  }
-
-  Ring* grow(Ring* old, int b, int t) {
-    RL_ASSERT(rings_used == 1);  // the model's runs grow at most once
-    Ring* r = &rings[rings_used++];
-    const int cap = (old->mask($) + 1) * 2;
-    RL_ASSERT(cap <= kMaxCap);
-    r->init(cap);
-    for (int i = t; i < b; ++i) r->put(i, old->get(i));
-    ring.store(r, g_cfg.ring_publish, $);  // (G1)
-    return r;
-  }
-
-  // Owner only: push() (kGrow) and push_if_room() (false when full, nothing pushed).
-  template <bool kGrow>
-  bool push_impl(int v) {
-    const int b = bottom.load(rl::mo_relaxed, $);
-    Ring* r = ring.load(rl::mo_relaxed, $);
-    const int slack = kGrow ? 0 : g_cfg.room_slack;  // b7: push_if_room's check off by one
-    if (b - top_seen > r->mask($) + slack) {
-      top_seen = top.load(g_cfg.top_refresh, $);  // (D1) make_room()
-      if (b - top_seen > r->mask($) + slack) {
-        if (!kGrow) return false;
-        r = grow(r, b, top_seen);
-      }
-    }
-    r->put(b, v);
-    if (kGrow ? g_cfg.push_fence : g_cfg.room_fence) {
-      rl::atomic_thread_fence(rl::mo_release, $);  // (D2)
-    }
-    bottom.store(b + 1, rl::mo_relaxed, $);
-    return true;
-  }
-  void push(int v) { push_impl<true>(v); }
-  bool push_if_room(int v) { return push_impl<false>(v); }
-
-  // Owner only. 0 = nothing.
-  int pop() {
-    if (bottom.load(rl::mo_relaxed, $) <= top.load(rl::mo_relaxed, $)) return 0;
-    const int b = bottom.load(rl::mo_relaxed, $) - 1;
-    Ring* r = ring.load(rl::mo_relaxed, $);
-    bottom.store(b, rl::mo_relaxed, $);
-    if (g_cfg.pop_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // (D3)
-    int t = top.load(rl::mo_relaxed, $);
-    int item = 0;
-    if (t <= b) {
-      item = r->get(b);
-      if (t == b) {
-        if (g_cfg.last_cas) {
-          if (!top.compare_exchange_strong(t, t + 1, rl::mo_seq_cst, $, rl::mo_relaxed, $)) {
-            item = 0;  // a thief won
-          }
-        } else {
-          top.store(t + 1, rl::mo_seq_cst, $);  // b4: assumes it won
-        }
-        bottom.store(b + 1, rl::mo_relaxed, $);
-      }
-    } else {
-      bottom.store(b + 1, rl::mo_relaxed, $);
-    }
-    return item;
-  }
-
-  // Any thread.
-  Steal steal(int& out) {
-    int t = top.load(rl::mo_acquire, $);                                // (D1')
-    if (g_cfg.steal_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // (D6)
-    const int b = bottom.load(rl::mo_acquire, $);                       // (D5)
-    if (t >= b) return Steal::empty;
-    Ring* r = ring.load(rl::mo_acquire, $);
-    const int item = r->get_for_steal(t);
-    if (!top.compare_exchange_strong(t, t + 1, rl::mo_seq_cst, $, rl::mo_relaxed, $)) {
-      return Steal::retry;
-    }
-    out = item;
-    return Steal::success;
-  }
-
-  // Any thread: size_hint() == 0, the header's order (both loads relaxed, bottom_ first).
-  bool empty_hint() {
-    const int b = bottom.load(rl::mo_relaxed, $);
-    const int t = top.load(rl::mo_relaxed, $);
-    return b <= t;
-  }
-};
 
 // Shared by the suites: the deques, the items' payloads, per-taker counts, and the idle
 // handshake's sleeper word and the two answers it gave.
@@ -495,6 +354,7 @@ bool run_model(const std::string& v, int& known) {
     known = 1;
     g_cfg = Config{};
     x.change(g_cfg);
+    parkpool::model::g_deque_orders = g_cfg;
     return x.suite();
   }
   known = 0;
