@@ -615,8 +615,17 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
       // precedes its CAS in S; C's read, which saw the CAS, is sequenced before the fence (D6) of
       // the steal attempts find_task_slow() makes before it returns nothing (n >= 2), so the CAS
       // precedes that fence in S ([atomics.order] p4), and the fence precedes C's increment.
-      // (Argued here, not model-checked: keep seq_cst unless a Relacy model of the drain shows a
-      // weaker order suffices.)
+      // Model-checked by tests/model/drain_model.cpp (2 and 3 workers, the deques with their own
+      // orders, a running task that pushes): it rejects the drain before 2026-12-06 (b1, b2), a
+      // leave without the count (b3), the fetch_sub below deleted (b5), the deques' D3 or D6
+      // removed (b4, b6). It cannot decide the orders argued above: Relacy passes the drain with
+      // the two RMWs and this load relaxed (variants relaxed_two, relaxed_three, run by hand),
+      // because the outcome feared is load buffering, which Relacy never produces. By
+      // [atomics.order] p4.4 the steal path needs no seq_cst here (the D6 fence of B's steal,
+      // after its decrement, and C's D6 before its increment order the two: the model's header);
+      // the injector path (B's own pop may take the fence-free fast path, C sees the empty
+      // injector through relaxed loads) is covered by neither argument and not settled. Kept
+      // seq_cst: it costs only the drain's few RMWs.
       if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
       if (!w.any_work()) {
         drain_backoff(backoff);
