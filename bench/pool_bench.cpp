@@ -950,12 +950,13 @@ void BM_MemoryPerQueuedTask_ParkpoolWorker(benchmark::State& state) {
     blocked.wait();
     std::atomic<std::size_t> done{0};
     const double per = pool.submit([&pool, &done] {
-                         const long r0 = rss_bytes();
-                         for (std::size_t i = 0; i < kTasks; ++i)
-                           pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
-                         const long r1 = rss_bytes();
-                         return static_cast<double>(r1 - r0) / static_cast<double>(kTasks);
-                       }).get();
+                             const long r0 = rss_bytes();
+                             for (std::size_t i = 0; i < kTasks; ++i)
+                               pool.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+                             const long r1 = rss_bytes();
+                             return static_cast<double>(r1 - r0) / static_cast<double>(kTasks);
+                           })
+                           .get();
     gate.count_down();
     wait_count(done, kTasks);
     return per;

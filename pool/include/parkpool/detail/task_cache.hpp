@@ -57,11 +57,11 @@
 //   worker flushes before it stops, while every cache of the pool is still alive.
 //
 // Memory bound
-//   Per worker: at most kLocalCap cached blocks (64 KiB of malloc chunks) once trim() has run; trim() runs each time
-//   the worker goes idle. Between two trims the spare and remote lists hold blocks that were in use
-//   (tasks outstanding) since the last trim, and each worker's batch holds fewer than
-//   kRemoteBatch blocks of other homes, so memory never exceeds the task peak plus kLocalCap +
-//   kRemoteBatch blocks per worker.
+//   Per worker: at most kLocalCap cached blocks (64 KiB of malloc chunks) once trim() has run;
+//   trim() runs each time the worker goes idle. Between two trims the spare and remote lists hold
+//   blocks that were in use (tasks outstanding) since the last trim, and each worker's batch holds
+//   fewer than kRemoteBatch blocks of other homes, so memory never exceeds the task peak plus
+//   kLocalCap + kRemoteBatch blocks per worker.
 #pragma once
 
 #include <atomic>
@@ -190,8 +190,8 @@ class TaskCache {
   // Block* only names it. Its fields are copied in and out as bytes: no object lives there but
   // the task constructed in the payload, and the links share the payload's bytes with it.
   struct Block;
-  static constexpr std::size_t kHomeOffset = kPayloadBytes;  // the home: any block, any time
-  static constexpr std::size_t kNextOffset = 0;              // free-list link: free blocks only
+  static constexpr std::size_t kHomeOffset = kPayloadBytes;    // the home: any block, any time
+  static constexpr std::size_t kNextOffset = 0;                // free-list link: free blocks only
   static constexpr std::size_t kAheadOffset = sizeof(Block*);  // look-ahead link: free, remote
   static_assert(kHomeOffset % alignof(TaskCache*) == 0);
   static_assert(kAheadOffset + sizeof(Block*) <= kPayloadBytes);
