@@ -309,6 +309,7 @@ bool run_bounded(unsigned preemptions) {
   if (const char* e = std::getenv("CHASE_LEV_MODEL_BOUND"))
     preemptions = static_cast<unsigned>(std::strtoul(e, nullptr, 10));
   rl::test_params p = parkpool::model::bounded_params(preemptions);
+  parkpool::model::g_deque_orders = g_cfg;  // the variant's deque orders (a slice of Config)
   return rl::simulate<Suite>(p);
 }
 
@@ -325,11 +326,7 @@ bool room() { return run_suite<Room>(2, kRoomBound); }
 bool hint() { return run_suite<Hint>(4, kHintBound); }
 
 // Each variant: a suite and what it changes in the model (the header's list says why).
-struct Variant {
-  const char* name;
-  bool (*suite)();
-  void (*change)(Config&);
-};
+using Variant = parkpool::model::Variant<Config>;
 constexpr Variant kVariants[] = {
     {"owner_thief", owner_thief, [](Config&) {}},
     {"last_item", last_item, [](Config&) {}},
@@ -349,16 +346,7 @@ constexpr Variant kVariants[] = {
 };
 
 bool run_model(const std::string& v, int& known) {
-  for (const Variant& x : kVariants) {
-    if (v != x.name) continue;
-    known = 1;
-    g_cfg = Config{};
-    x.change(g_cfg);
-    parkpool::model::g_deque_orders = g_cfg;
-    return x.suite();
-  }
-  known = 0;
-  return false;
+  return parkpool::model::run_variant(kVariants, g_cfg, v, known);
 }
 
 }  // namespace

@@ -328,11 +328,7 @@ bool three() {
   return run<Three>(p);
 }
 
-struct Variant {
-  const char* name;
-  bool (*suite)();
-  void (*change)(Config&);
-};
+using Variant = parkpool::model::Variant<Config>;
 constexpr Variant kVariants[] = {
     {"two", two, [](Config&) {}},
     {"three", three, [](Config&) {}},
@@ -355,15 +351,7 @@ constexpr Variant kVariants[] = {
 };
 
 bool run_model(const std::string& v, int& known) {
-  for (const Variant& x : kVariants) {
-    if (v != x.name) continue;
-    known = 1;
-    g_cfg = Config{};
-    x.change(g_cfg);
-    return x.suite();
-  }
-  known = 0;
-  return false;
+  return parkpool::model::run_variant(kVariants, g_cfg, v, known);
 }
 
 }  // namespace

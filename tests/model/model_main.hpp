@@ -5,6 +5,7 @@
 // bad arguments. tests/model/CMakeLists.txt registers one ctest test per variant.
 #pragma once
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 
@@ -31,6 +32,30 @@ int model_main(int argc, char** argv, Run run) {
   }
   std::printf("%s: %s\n", variant.c_str(), ok ? "no failure found" : "FAILURE found");
   return ok ? 0 : 1;
+}
+
+// A model whose variants are a suite plus a change to its Config: a table of these, and
+// run_variant() as the `run` of model_main(). `cfg` is reset to Config{} and changed by the named
+// variant before its suite runs.
+template <class Config>
+struct Variant {
+  const char* name;
+  bool (*suite)();
+  void (*change)(Config&);
+};
+
+template <class Config, std::size_t N>
+bool run_variant(const Variant<Config> (&variants)[N], Config& cfg, const std::string& name,
+                 int& known) {
+  for (const Variant<Config>& v : variants) {
+    if (name != v.name) continue;
+    known = 1;
+    cfg = Config{};
+    v.change(cfg);
+    return v.suite();
+  }
+  known = 0;
+  return false;
 }
 
 }  // namespace parkpool::model
