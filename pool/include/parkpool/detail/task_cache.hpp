@@ -222,7 +222,7 @@ class TaskCache {
 
   // Owner only: hands out b, the head of the spare chain (or of the remote chain just taken).
   // Those blocks were last written by other workers: each is a miss. Prefetch for writing (the
-  // next task's header and body go there) the next block, and the one kAhead places ahead when
+  // next task and its home go there) the next block, and the one kAhead places ahead when
   // the freeing worker linked it, so the walk does not wait on one miss per allocation.
   void take_spare(Block* b) noexcept {
     spare_ = next_of(b);
