@@ -606,32 +606,41 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
   unsigned backoff = 0;
   for (;;) {
     if (counted) {
-      // seq_cst here and on the two RMWs below, not for the count's own order (RMWs on one word
-      // have a single modification order at any ordering) but against the deques' seq_cst
-      // operations: worker B leaves the count, then steals from C (seq_cst CAS (D4) on C's top_);
-      // C's pop sees that steal only through a relaxed read of top_, then counts itself idle.
-      // With relaxed RMWs C's increment could precede B's decrement in the count's order, so a
-      // worker could read "all idle" while B holds the stolen task. With seq_cst: B's decrement
-      // precedes its CAS in S; C's read, which saw the CAS, is sequenced before the fence (D6) of
-      // the steal attempts find_task_slow() makes before it returns nothing (n >= 2), so the CAS
-      // precedes that fence in S ([atomics.order] p4), and the fence precedes C's increment.
+      // Why a worker that reads "all idle" here leaves no task behind. Suppose C reads
+      // workers_.size() (load L) while worker B, after its decrement Rb (the fetch_sub below),
+      // takes a task T that C's last find_task() missed, so that C counted itself (Rc, the
+      // fetch_add below) and C's L reads a value of the count before Rb. L and Rb are seq_cst,
+      // so L precedes Rb in S ([atomics.order] p4.1). C missed T because one of its reads saw a
+      // write B made in taking T or later: the injector's head_ after B's pop (or a later pop,
+      // which B's pop happens before through head_mutex_), or C's or another deque's top_
+      // after B's steal CAS. Each such write W follows B's fence (X, after Rb), and each such
+      // read precedes C's fence (Y, before Rc): W is coherence-ordered before C's read, so X
+      // precedes Y in S (p4.4); then Rb < X < Y < Rc < L in S (each sequenced before the
+      // next), against L < Rb. So L reads Rb or later, and then "all idle" includes B's next
+      // increment, after T. (T cannot be in B's own deque: only its owner fills a deque and a
+      // counted worker emptied its own and runs nothing.) The two fences carry the argument
+      // whatever the path; the deque's own fences (D3, D6) cover only its steals, and the
+      // injector's pre-check reads head_ and tail_ relaxed, with no fence on either side: with
+      // these two fences and relaxed RMWs C's increment could not come before B's decrement
+      // either, but the RMWs and this load stay seq_cst (p4.1 above), at the cost of the
+      // drain's few RMWs. Until 2026-12-08 the fences were absent and the injector path was
+      // argued by nothing (the steal path by D6 alone).
       // Model-checked by tests/model/drain_model.cpp (2 and 3 workers, the deques with their own
       // orders, a running task that pushes): it rejects the drain before 2026-12-06 (b1, b2), a
       // leave without the count (b3), the fetch_sub below deleted (b5), the deques' D3 or D6
       // removed (b4, b6). It cannot decide the orders argued above: Relacy passes the drain with
-      // the two RMWs and this load relaxed (variants relaxed_two, relaxed_three, run by hand),
-      // because the outcome feared is load buffering, which Relacy never produces. By
-      // [atomics.order] p4.4 the steal path needs no seq_cst here (the D6 fence of B's steal,
-      // after its decrement, and C's D6 before its increment order the two: the model's header);
-      // the injector path (B's own pop may take the fence-free fast path, C sees the empty
-      // injector through relaxed loads) is covered by neither argument and not settled. Kept
-      // seq_cst: it costs only the drain's few RMWs.
+      // the two RMWs and this load relaxed and without the fences (variants relaxed_two,
+      // relaxed_three, run by hand), because the outcome they exclude is load buffering (C's
+      // read reads from W, W after Rb, Rb reads from Rc), which Relacy never produces.
       if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
       if (!w.any_work()) {
         drain_backoff(backoff);
         continue;
       }
-      drain_idle_.fetch_sub(1, std::memory_order_seq_cst);
+      drain_idle_.fetch_sub(1, std::memory_order_seq_cst);  // Rb (above)
+      // X (above): pairs with Y of a worker that counts itself idle after missing the task this
+      // worker takes next.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
       counted = false;
     }
     if (TaskBase* t = w.find_task()) {
@@ -640,7 +649,9 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
       t->fn(t, true);
       continue;
     }
-    drain_idle_.fetch_add(1, std::memory_order_seq_cst);
+    // Y (above): pairs with X of a worker that took a task this find_task() missed.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    drain_idle_.fetch_add(1, std::memory_order_seq_cst);  // Rc (above)
     counted = true;
   }
 
