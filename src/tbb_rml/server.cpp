@@ -333,10 +333,15 @@ class Server final : public abi::TbbServer {
       } while (!word_.compare_exchange_weak(s, s - kSlackOne, std::memory_order_acquire,
                                             std::memory_order_relaxed));
       if (!launch_one()) {
-        // No capacity (max_job_count threads, or closing): give the unit back. A worker may have
-        // gone idle meanwhile: the release RMW + notify_work() keep the no-lost-wakeup handshake
-        // for it.
-        word_.fetch_add(kSlackOne, std::memory_order_release);
+        // No capacity (max_job_count threads, or closing): give the unit back. Relaxed, like
+        // give_back()'s: this thread publishes nothing, and the client's state that the unit
+        // stands for stays published to its next claimer by adjust()'s release fetch_add: every
+        // write to word_ is an RMW, so this one continues that release sequence, and a claim()
+        // or the CAS above that reads it still synchronizes with adjust() ([intro.races]). A
+        // worker may have gone idle meanwhile: notify_work() (its own seq_cst fence, N1) keeps
+        // the no-lost-wakeup handshake for it, with this RMW as the publication. (Release until
+        // 2026-12-08: stronger than needed.)
+        word_.fetch_add(kSlackOne, std::memory_order_relaxed);
         idle_.notify_work();
         return;
       }

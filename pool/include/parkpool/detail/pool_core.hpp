@@ -199,10 +199,10 @@ struct WorkerContext;
 //                     done_snapshot() with a backoff (PoolCore::wait_foreign), helping with tasks
 //                     if it is a worker.
 // INV-G1 (done_snapshot never reports 0 early): it reads completed_ (acquire), then shared_
-//   (acquire), then spawned_. Every completion it counts has its spawn counted: a completion in
-//   completed_ happens after its spawn, so the later reads of shared_ / spawned_ see the spawn;
-//   a completion in shared_ (release RMW) likewise precedes the read of spawned_. By the same
-//   order a counted completion of a task T shows every run() that T made. So a snapshot of 0
+//   (acquire), then spawned_ (relaxed). Every completion it counts has its spawn counted: a
+//   completion in completed_ happens after its spawn, so the later reads of shared_ / spawned_ see
+//   the spawn; a completion in shared_ (release RMW) likewise precedes the read of spawned_. By the
+//   same order a counted completion of a task T shows every run() that T made. So a snapshot of 0
 //   means: every task run() before the wait (and every task those ran) has completed. A fold
 //   adds to shared_ before it raises completed_ (release): a snapshot sees both or counts the
 //   owned balance twice (too high, never too low). tests/model/group_latch_model.cpp checks the
@@ -248,7 +248,10 @@ class GroupLatch {
   bool done_snapshot() const noexcept {
     const std::uint64_t c = completed_.load(std::memory_order_acquire);  // INV-G1: first
     const std::int64_t sh = shared_.count();                             // acquire, second
-    const std::uint64_t s = spawned_.load(std::memory_order_acquire);    // last
+    // Last; relaxed: spawned_ is only ever stored relaxed (add()'s bump; no RMW), so an acquire
+    // here would synchronize with nothing. What the snapshot needs of it is its place after the
+    // two acquires above (INV-G1), which those give it. (Acquire until 2026-12-08.)
+    const std::uint64_t s = spawned_.load(std::memory_order_relaxed);
     return static_cast<std::int64_t>(s - c) + sh == 0;
   }
 
