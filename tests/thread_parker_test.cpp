@@ -13,6 +13,8 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -326,6 +328,49 @@ TEST(ParkThreadDeathTest, ParkOnAMovedFromShutDownParkThreadTerminates) {
   d = std::move(c);
   EXPECT_TRUE(d.is_shutdown());
   EXPECT_DEATH((void)c.park_timeout(1h), "moved-from Parker");  // NOLINT(bugprone-use-after-move)
+}
+
+// An executor's worker owns its ParkThread and leaves once a park returns because of the shutdown,
+// destroying it; the park may see the flag as soon as shutdown() has stored it, while shutdown()
+// still runs on the executor's thread. shutdown() must therefore not touch the ParkThread after
+// its flag store (as AsyncEvent::set after its exchange). Forced with
+// shutdown_flag_stored_hook_for_test: between the store and the unpark the hook destroys the
+// ParkThread, as that worker would, and fills its storage with the state address of a decoy
+// Parker: a shutdown that still reads its ParkThread then unparks the decoy (found by review:
+// shutdown() read parker_ after the store, and unparked the decoy).
+alignas(ParkThread) unsigned char g_owner_exits_storage[sizeof(ParkThread)];
+void* g_owner_exits_decoy = nullptr;  // Unparker::into_raw of the decoy (one reference)
+int g_owner_exits_calls = 0;
+void destroy_park_thread_as_its_owner_would(const void* p) {
+  if (p != static_cast<const void*>(g_owner_exits_storage)) return;  // not the test's
+  ++g_owner_exits_calls;
+  std::launder(reinterpret_cast<ParkThread*>(g_owner_exits_storage))->~ParkThread();
+  for (std::size_t off = 0; off + sizeof(void*) <= sizeof g_owner_exits_storage;
+       off += sizeof(void*)) {
+    std::memcpy(g_owner_exits_storage + off, &g_owner_exits_decoy, sizeof(void*));
+  }
+}
+
+TEST(ParkThread, ShutdownDoesNotTouchTheParkThreadAfterItsFlagStore) {
+  g_owner_exits_calls = 0;  // a global: a repeated run (--gtest_repeat) counts from 0 again
+  parkpool::Parker decoy;
+  g_owner_exits_decoy = parkpool::Unparker::into_raw(parkpool::Unparker(decoy.unparker()));
+  auto* pt = new (g_owner_exits_storage) ParkThread;
+  const UnparkThread observer = pt->unpark();  // keeps the state alive to look at it afterwards
+  {
+    const parkpool::detail::TestHook<const void*>::Scoped hook(
+        ParkThread::shutdown_flag_stored_hook_for_test, &destroy_park_thread_as_its_owner_would);
+    pt->shutdown();
+  }
+  EXPECT_EQ(g_owner_exits_calls, 1);
+  EXPECT_EQ(decoy.park_timeout(0ns), UnparkReason::timed_out)
+      << "shutdown() read its ParkThread after the flag store (the decoy's address was there)";
+  std::ostringstream state;
+  state << observer.unparker();
+  EXPECT_NE(state.str().find("NOTIFIED"), std::string::npos)
+      << "the shutdown's token did not reach its parker: " << state.str();
+  (void)parkpool::Unparker::from_raw(g_owner_exits_decoy);  // the reference taken above
+  g_owner_exits_decoy = nullptr;
 }
 
 TEST(Waker, FromUnparkerWakes) {

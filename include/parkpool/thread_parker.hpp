@@ -85,6 +85,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "parkpool/detail/test_hook.hpp"
 #include "parkpool/parker.hpp"
 #include "parkpool/task.hpp"
 
@@ -282,8 +283,12 @@ class ParkThread {
   UnparkThread unpark() const noexcept { return UnparkThread(parker_.unparker()); }
 
   /// Wakes the thread parked here and makes every later park return at once. Any thread;
-  /// idempotent.
+  /// idempotent. Does not touch the ParkThread after it sets the flag, so the owner may destroy
+  /// it as soon as a park returns because of the shutdown (a worker that then exits).
   void shutdown() noexcept {
+    // Taken before (S1): once the flag is visible the owner may destroy *this (parker_ too); the
+    // copy's reference keeps the parker state alive for the unpark below.
+    const Unparker unparker = parker_.unparker();
     // (S1) release, pairs with (S2): writes before shutdown() happen-before a park that returns
     // because it saw the flag. Then unpark: a park that read the flag before (S1) was visible is
     // about to sleep on (or already sleeps on) the parker, and the token wakes it. A park that
@@ -291,7 +296,8 @@ class ParkThread {
     // (S1), so every park after it sees the flag: at most one park "uses" the shutdown token and
     // none can sleep after shutdown (argument written out in tests/model/thread_parker_model.cpp).
     shutdown_.store(true, std::memory_order_release);
-    parker_.unparker().unpark();
+    shutdown_flag_stored_hook_for_test(this);  // tests only (detail/test_hook.hpp): a cold path
+    unparker.unpark();
   }
   bool is_shutdown() const noexcept {
     // (S2) acquire, pairs with (S1).
@@ -299,6 +305,9 @@ class ParkThread {
   }
 
   const Parker& parker() const noexcept { return parker_; }
+
+  // Called by shutdown() between its flag store (S1) and its unpark, with `this`.
+  static inline detail::TestHook<const void*> shutdown_flag_stored_hook_for_test;
 
  private:
   Parker parker_;

@@ -1,6 +1,7 @@
 // parkpool::detail::TestHook: a seam a test can install at an exact point of the library's code,
 // to force an interleaving it could otherwise only make likely. Used by the portable backend
-// (PortableBackend::before_sleep_hook_for_test), the parking lot (parking_lot_test_hooks.hpp) and
+// (PortableBackend::before_sleep_hook_for_test), the parking lot (parking_lot_test_hooks.hpp),
+// ParkThread::shutdown (ParkThread::shutdown_flag_stored_hook_for_test) and
 // the pool's drain (PoolCore::drain_took_task_hook_for_test).
 //
 // Tests only: null in production, where a call costs one relaxed load and a branch; each place
