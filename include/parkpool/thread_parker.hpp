@@ -56,7 +56,8 @@
 // Errors
 //   block_on of an empty (moved-from) Task throws std::invalid_argument; awaiting a Task twice
 //   throws std::logic_error; park* on a moved-from ParkThread terminates with a message (Parker),
-//   also when it had been shut down before the move (the shutdown moves with it).
+//   also when it had been shut down before the move (the shutdown moves with it), but not once
+//   shutdown() was called on it after the move: it then returns at once, as on any shut-down one.
 //   Waker::wake() on an empty Waker is a documented no-op. The first use of a thread's cached
 //   parker allocates it and may throw std::bad_alloc (this_thread::*, or an awaitable arming a
 //   Resumption); a block_on that must park and cannot allocate it terminates (see run()).
@@ -239,7 +240,8 @@ class ParkThread {
   explicit ParkThread(ParkerOptions options) : parker_(options) {}
   /// Moving is for handing the ParkThread to its thread; it must not race with park/shutdown.
   /// The shutdown moves too: the moved-from ParkThread is empty and not shut down, so its park*
-  /// terminates (Parker) instead of returning as a shut-down one would.
+  /// terminates (Parker) instead of returning as a shut-down one would (until shutdown() is
+  /// called on it: the flag is checked first).
   ParkThread(ParkThread&& other) noexcept
       : parker_(std::move(other.parker_)),
         // Relaxed: the move itself must not race with shutdown() (documented above).
