@@ -582,9 +582,11 @@ Task<R> wrap_awaitable(A&& a) {
 
 /// Runs `awaitable` to completion on the calling thread and returns its result (or rethrows its
 /// exception). A parkpool::Task is driven directly (no extra frame); any other awaitable is
-/// wrapped in one Task. Between resumptions the thread parks on its block_on parker (a
-/// thread-local ParkThread apart from this_thread's, see "What it is"); the coroutine's
-/// resumptions queued by parkpool awaitables (Resumption) run on this thread.
+/// wrapped in one Task, and its result is returned by value: an awaitable whose await_resume()
+/// returns a reference gives an object copied (T&, const T&) or moved (T&&) from the referent,
+/// not the reference (a Task holds no reference, see task.hpp). Between resumptions the thread
+/// parks on its block_on parker (a thread-local ParkThread apart from this_thread's, see "What it
+/// is"); the coroutine's resumptions queued by parkpool awaitables (Resumption) run on this thread.
 /// Throws std::invalid_argument for an empty (moved-from) Task, and std::logic_error for a Task
 /// that was already started (awaited, or run by an earlier block_on).
 template <class Awaitable>
