@@ -626,12 +626,19 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
       // drain's few RMWs. Until 2026-12-08 the fences were absent and the injector path was
       // argued by nothing (the steal path by D6 alone).
       // Model-checked by tests/model/drain_model.cpp (2 and 3 workers, the deques with their own
-      // orders, a running task that pushes): it rejects the drain before 2026-12-06 (b1, b2), a
-      // leave without the count (b3), the fetch_sub below deleted (b5), the deques' D3 or D6
-      // removed (b4, b6). It cannot decide the orders argued above: Relacy passes the drain with
-      // the two RMWs and this load relaxed and without the fences (variants relaxed_two,
-      // relaxed_three, run by hand), because the outcome they exclude is load buffering (C's
-      // read reads from W, W after Rb, Rb reads from Rc), which Relacy never produces.
+      // orders, the closed injector with its pre-check and head lock, a running task that
+      // pushes, X and Y as here): it rejects the drain before 2026-12-06 (b1, b2, b11), a leave
+      // without the count (b3, b12), the fetch_sub below deleted (b5), the deques' D3 or D6
+      // removed (b4, b6), find_task_slow() without pop_injector() (b7) and three one-line
+      // mutations of the injector's pop() (b8 to b10). It cannot decide the orders argued above:
+      // Relacy passes the drain without the fences (variants nofence_*), and with the two RMWs
+      // and this load relaxed as well (relaxed_*), run by hand, because the outcome they exclude
+      // is load buffering (C's read reads from W, W after Rb, Rb reads from Rc), which Relacy
+      // never produces. The injector path above does not arise here (the model's header argues
+      // it, and an assertion planted in the model held): B counted itself only after its own
+      // find_task() found the closed injector empty, which in the drain is exact (G3 to G5 make
+      // tail_'s last value visible) and final, so a worker with a decrement to make takes no
+      // injector task; the steal path remains, which the deques' D6 fences order too.
       if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
       if (!w.any_work()) {
         drain_backoff(backoff);
