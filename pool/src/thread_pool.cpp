@@ -608,46 +608,40 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
     if (counted) {
       // Why a worker that reads "all idle" here leaves no task behind. Suppose C reads
       // workers_.size() (load L) while worker B, after its decrement Rb (the fetch_sub below),
-      // takes a task T that C's last find_task() missed, so that C counted itself (Rc, the
-      // fetch_add below) and C's L reads a value of the count before Rb. L and Rb are seq_cst,
-      // so L precedes Rb in S ([atomics.order] p4.1). C missed T because one of its reads saw a
-      // write B made in taking T or later: the injector's head_ after B's pop (or a later pop,
-      // which B's pop happens before through head_mutex_), or C's or another deque's top_
-      // after B's steal CAS. Each such write W follows B's fence (X, after Rb), and each such
-      // read precedes C's fence (Y, before Rc): W is coherence-ordered before C's read, so X
-      // precedes Y in S (p4.4); then Rb < X < Y < Rc < L in S (each sequenced before the
-      // next), against L < Rb. So L reads Rb or later, and then "all idle" includes B's next
-      // increment, after T. (T cannot be in B's own deque: only its owner fills a deque and a
-      // counted worker emptied its own and runs nothing.) The two fences carry the argument
-      // whatever the path; the deque's own fences (D3, D6) cover only its steals, and the
-      // injector's pre-check reads head_ and tail_ relaxed, with no fence on either side: with
-      // these two fences and relaxed RMWs C's increment could not come before B's decrement
-      // either, but the RMWs and this load stay seq_cst (p4.1 above), at the cost of the
-      // drain's few RMWs. Until 2026-12-08 the fences were absent and the injector path was
-      // argued by nothing (the steal path by D6 alone).
+      // takes a task T that C's last find_task() missed before C counted itself (Rc, the
+      // fetch_add below). Where can T be?
+      //   - Not in B's own deque: only its owner fills a deque, and a counted worker emptied its
+      //     own and runs nothing.
+      //   - Not in the injector: B counted itself only after its own find_task() found the
+      //     closed injector empty, which in the drain is exact (G3 to G5 make tail_'s last value
+      //     visible to every worker, so "head_ == tail_" there reads the final tail_) and final
+      //     (nothing is pushed any more), so a worker with a decrement to make never takes an
+      //     injector task.
+      //   - In a deque, then, taken by B's steal: B's steal runs the seq_cst fence D6 after Rb,
+      //     and C missed T because a read of C saw that steal (its own pop reading top_, or its
+      //     steal attempts, each with D6, before Rc). The deques' own seq_cst operations then
+      //     order Rb before Rc in S ([atomics.order] p4.2/p4.4; the argument in full is in the
+      //     header of tests/model/drain_model.cpp), whatever the count's own orders.
+      // So L reads Rb or a later value, and "all idle" includes B's next increment, after T.
+      // The RMWs and this load are seq_cst anyway, at the cost of the drain's few RMWs: the
+      // argument above leans on the deques' fences, and this keeps the count's own part of it
+      // trivial (p4.1). No fence of its own is needed here (774c03b added two for the injector
+      // path, and the model's extension below showed that path does not arise: removed again).
       // Model-checked by tests/model/drain_model.cpp (2 and 3 workers, the deques with their own
       // orders, the closed injector with its pre-check and head lock, a running task that
-      // pushes, X and Y as here): it rejects the drain before 2026-12-06 (b1, b2, b11), a leave
-      // without the count (b3, b12), the fetch_sub below deleted (b5), the deques' D3 or D6
-      // removed (b4, b6), find_task_slow() without pop_injector() (b7) and three one-line
-      // mutations of the injector's pop() (b8 to b10). It cannot decide the orders argued above:
-      // Relacy passes the drain without the fences (variants nofence_*), and with the two RMWs
-      // and this load relaxed as well (relaxed_*), run by hand, because the outcome they exclude
-      // is load buffering (C's read reads from W, W after Rb, Rb reads from Rc), which Relacy
-      // never produces. The injector path above does not arise here (the model's header argues
-      // it, and an assertion planted in the model held): B counted itself only after its own
-      // find_task() found the closed injector empty, which in the drain is exact (G3 to G5 make
-      // tail_'s last value visible) and final, so a worker with a decrement to make takes no
-      // injector task; the steal path remains, which the deques' D6 fences order too.
+      // pushes): it rejects the drain before 2026-12-06 (b1, b2, b11), a leave without the count
+      // (b3, b12), the fetch_sub below deleted (b5), the deques' D3 or D6 removed (b4, b6),
+      // find_task_slow() without pop_injector() (b7) and three one-line mutations of the
+      // injector's pop() (b8 to b10); an assertion planted there (not kept) that no worker takes
+      // an injector task after a decrement held in every schedule. It cannot decide the count's
+      // orders: Relacy passes the drain with the two RMWs and this load relaxed (relaxed_*, run
+      // by hand), because the outcome they exclude is load buffering, which it never produces.
       if (drain_idle_.load(std::memory_order_seq_cst) == workers_.size()) break;
       if (!w.any_work()) {
         drain_backoff(backoff);
         continue;
       }
       drain_idle_.fetch_sub(1, std::memory_order_seq_cst);  // Rb (above)
-      // X (above): pairs with Y of a worker that counts itself idle after missing the task this
-      // worker takes next.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
       counted = false;
     }
     if (TaskBase* t = w.find_task()) {
@@ -656,8 +650,6 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
       t->fn(t, true);
       continue;
     }
-    // Y (above): pairs with X of a worker that took a task this find_task() missed.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     drain_idle_.fetch_add(1, std::memory_order_seq_cst);  // Rc (above)
     counted = true;
   }

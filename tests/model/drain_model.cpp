@@ -26,9 +26,10 @@
 //     only switch threads; pop_injector() finds nothing, as before the injector was modelled);
 //   - the drain loop as thread_pool.cpp has it: the seq_cst load of drain_idle_ (the exit test),
 //     any_work() (the injector's empty_hint(), then empty_hint() of every deque: relaxed loads),
-//     the drain backoff as rl::yield, the fetch_sub (Rb) then the seq_cst fence X before
-//     find_task(), and after it found nothing the seq_cst fence Y then the fetch_add (Rc), both
-//     RMWs seq_cst;
+//     the drain backoff as rl::yield, the fetch_sub (Rb) before find_task() and the fetch_add
+//     (Rc) after it found nothing, both seq_cst, with no fence of their own (774c03b had added
+//     two, X after Rb and Y before Rc, for the injector path; this model's extension showed that
+//     path does not arise, below, and they were removed again);
 //   - tasks: a suite's first tasks are in worker 0's deque (pushed before the threads start, as a
 //     task pushed before shutdown) or in the injector; a task, when it runs, pushes its children
 //     onto the running worker's own deque (a running task that pushes: what the count is for); a
@@ -48,16 +49,16 @@
 // spins forever (the count never reads "all idle") is Relacy's livelock (execution_depth_limit).
 // The suites reach the case the count is for: a planted assertion (not kept) that no worker that
 // had counted itself and left the count holds a task taken from a deque when another worker counts
-// itself (Y) fails in every suite (two: iteration 68,169; three: 502; inj_two: 464,106;
+// itself (Rc) fails in every suite (two: iteration 68,169; three: 502; inj_two: 464,106;
 // inj_three: 522,563; without the task body's point it never failed in inj_two or inj_three, whose
 // deque tasks push nothing); one that no other worker holds a task taken from the injector when a
 // worker counts itself fails in inj_two at 60,387 (the counting worker's pre-check read head_ ==
 // seen_ == tail_ after the other's pop) and inj_three at 30. (The earlier plant of 54e3401, any
 // task held, failed in two at 126,354 and three at 2.)
 //
-// The injector path of the fences' argument does not arise in the drain. The comment at the
-// drain_idle_ load argues that X and Y order a worker B that left the count (Rb) and then takes a
-// task T that C's find_task() missed, whatever the path, the injector's included. But B counted
+// The injector path does not arise in the drain. 774c03b argued that a worker B that left the count
+// (Rb) and then takes a task T that C's find_task() missed through the injector's relaxed
+// pre-check needs fences X (after Rb) and Y (before C's Rc) to be ordered. But B counted
 // itself only after its own pop_injector() found the injector empty, and that is exact in the
 // drain: tail_'s last value happens before the drain (G3 to G5), so the pre-check's h == tail_
 // means every item was popped (head_ only grows), and the locked check is exact; the closed
@@ -80,10 +81,8 @@
 // instead: it lets another thread run and makes the spinning thread's relaxed loads see the newest
 // stores, as time does).
 //
-// The relaxed count and the fences (by hand: `drain_model relaxed_two` etc.; not registered).
-// relaxed_<suite> makes both RMWs and the load on drain_idle_ relaxed and removes X and Y (the
-// weakest drain the argument could be about: nothing of the count's own orders is left);
-// nofence_<suite> removes X and Y only (the drain before 774c03b). Relacy passes all eight
+// The relaxed count (by hand: `drain_model relaxed_two` etc.; not registered). relaxed_<suite>
+// makes both RMWs and the load on drain_idle_ relaxed. Relacy passes all four
 // (figures under Search), and cannot do otherwise: it executes one operation at a time, a load
 // reads only stores already executed and an RMW the newest value, so the count's modification
 // order is the execution order of its RMWs. Take B, which leaves the count (Rb) and then steals
@@ -91,20 +90,20 @@
 // and which then counts itself (Rc): Rc before Rb in the modification order, with Rb before the
 // CAS, the CAS before C's read of top_ (which reads it) and that read before Rc, is a cycle in
 // Relacy's execution order. The outcome feared is load buffering (Rb reads from Rc; po, rf, po
-// back to Rc), which Relacy never produces. So this model can show neither that seq_cst or the
-// fences are needed nor that they are not. By the C++20 rules the deques' fences suffice on the
+// back to Rc), which Relacy never produces. So this model can show neither that seq_cst is needed
+// nor that it is not. By the C++20 rules the deques' fences suffice on the
 // steal path: [atomics.order] p4.4 with M = drain_idle_, A = Rc coherence-ordered before B = Rb,
 // X' = C's D6 fence (sequenced before Rc) and Y' = the D6 fence of B's successful steal (sequenced
 // after Rb) puts X' before Y' in S; Y' precedes B's CAS in S (sequenced before it, both seq_cst);
 // the CAS precedes X' in S (p4.2: C's read of top_ is coherence-ordered after the CAS and sequenced
 // before X'). A cycle: the deque's own fences forbid the outcome whatever the count's orders. (If
 // C learns of the steal by losing its last-item CAS to B's, that CAS is seq_cst and sequenced
-// before X': the same.) With 774c03b's X and Y the same cycle closes through them instead of the
-// D6 fences. The injector path, which no fence of the deques covers, does not arise (above).
+// before X': the same.) The injector path, which no fence of the deques covers, does not arise
+// (above).
 //
 // Variants (argv[1]):
 //   two        2 workers; task 1 in worker 0's deque pushes tasks 2 and 3 (two items in one deque:
-//              the owner's pop races a thief's steals). The production orders, X and Y.
+//              the owner's pop races a thief's steals). The production orders.
 //   three      3 workers; task 1 in worker 0's deque pushes task 2; the victim order of
 //              find_task_slow() is Relacy's choice. The production orders.
 //   inj_two    2 workers; tasks 1 and 2 in the injector, task 1 pushes task 3 onto its runner's
@@ -144,13 +143,12 @@
 //       leaves while the other holds an injector task
 // By hand only (Relacy passes them; see above):
 //   relaxed_two, relaxed_three, relaxed_inj_two, relaxed_inj_three   the suite with both RMWs
-//       and the load on drain_idle_ relaxed, and X and Y removed
-//   nofence_two, nofence_three, nofence_inj_two, nofence_inj_three   the suite without X and Y
+//       and the load on drain_idle_ relaxed
 //   any_work_no_injector (inj_two), any_work_no_injector_three (inj_three)   any_work() without
 //       the injector's empty_hint(): not a bug of the drain (above)
 //
 // Search: two and inj_two run every schedule with at most 3 preemptions (rl::sched_bound; two
-// before the injector, X and Y and the task body's point: 1 -> 653 schedules, 2 -> 32,718, 3 ->
+// before the injector and the task body's point: 1 -> 653 schedules, 2 -> 32,718, 3 ->
 // 1,110,348; 4 not tried: each bound multiplied the count by 34 to 50); three and inj_three run
 // 1,000,000 random schedules (random_params): the bounded tree explodes with three spinning
 // workers (three at bound 1: 1,141,779 schedules, 9.8 s; bound 2 stopped by hand past 36 million;
@@ -158,17 +156,16 @@
 // it at once).
 // DRAIN_MODEL_BOUND=<n> (a bounded search, for any suite) and DRAIN_MODEL_ITERATIONS=<n> (the
 // random search's length) override them. Measured on this 2-core VM on 2026-12-07/08 while other
-// jobs kept its load at 5 to 7, one variant at a time (user time, then wall time): two 1,347,882
-// schedules, 7.3 s (22.6 s); inj_two 2,074,486, 13.1 s (25.0 s); three 7.4 s (38.6 s); inj_three
-// 8.1 s (13.3 s); in `ctest -R 'model\.drain_model' -j2` under that load two took 18.3 s, three
-// 20.7 s, inj_two 31.1 s, inj_three 23.3 s. By hand: relaxed_two 1,299,550 schedules,
-// relaxed_inj_two 1,977,484, nofence_two 1,248,127 (without the task body's point 1,110,348, the
-// count of 54e3401's two: the same drain), nofence_inj_two 1,918,090, any_work_no_injector
-// 1,854,156, the three-worker ones 1,000,000 each; 6.8 to 10.6 s user each.
-// Every broken variant is rejected within 2 s of user time: b1 at schedule 39,429 (it needs 3
-// preemptions), b2 at random schedule 12,426, b3 at 419, b4 33,051, b5 5,740, b6 34,265, b7 and
-// b8 at 1, b9 3,433, b10 6,049, b11 at random schedule 263,244 (2.0 s), b12 2,828.
-// Usage: drain_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
+// jobs kept its load at 5 to 7, one variant at a time (user time, then wall time), with 774c03b's
+// fences X and Y still in: two 1,347,882 schedules, 7.3 s (22.6 s); inj_two 2,074,486, 13.1 s
+// (25.0 s); three 7.4 s (38.6 s); inj_three 8.1 s (13.3 s). Without them, as now: two 1,248,127
+// (without the task body's point 1,110,348, the count of 54e3401's two: the same drain), inj_two
+// 1,918,090 (9.6 s user, on a loaded machine). By hand: relaxed_two 1,299,550 schedules,
+// relaxed_inj_two 1,977,484, any_work_no_injector 1,854,156, the three-worker ones 1,000,000
+// each; 6.8 to 10.6 s user each. Every broken variant is rejected within 2 s of user time: b1 at
+// schedule 39,429 (it needs 3 preemptions), b2 at random schedule 12,426, b3 at 419, b4 33,051, b5
+// 5,740, b6 34,265, b7 and b8 at 1, b9 3,433, b10 6,049, b11 at random schedule 263,244 (2.0 s),
+// b12 2,828. Usage: drain_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
 // PARKPOOL_MODEL_CORRECT: two three inj_two inj_three
 // PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12
 #include "model_main.hpp"
@@ -205,7 +202,6 @@ struct Config {
   Drain drain = Drain::counted_before_find;
   rl::memory_order count_rmw = rl::mo_seq_cst;   // the fetch_sub and the fetch_add
   rl::memory_order count_load = rl::mo_seq_cst;  // the exit test's load
-  bool fences = true;                            // X after the fetch_sub, Y before the fetch_add
   bool leave_count = true;                       // the fetch_sub; b5: false (deleted)
   bool pop_fence = true;                         // D3; b4: false
   bool steal_fence = true;                       // D6; b6: false
@@ -406,9 +402,6 @@ struct DrainSuite : rl::test_suite<DrainSuite<N, C>, N> {
     for (unsigned w = 0; w < N; ++w) RL_ASSERT(held[w] == 0);  // a task still running elsewhere
   }
   bool all_idle() { return drain_idle.load(g_cfg.count_load, $) == N; }
-  void fence() {
-    if (g_cfg.fences) rl::atomic_thread_fence(rl::mo_seq_cst, $);
-  }
 
   void thread(unsigned me) {
     switch (g_cfg.drain) {
@@ -436,14 +429,12 @@ struct DrainSuite : rl::test_suite<DrainSuite<N, C>, N> {
           continue;
         }
         if (g_cfg.leave_count) drain_idle.fetch_sub(1, g_cfg.count_rmw, $);  // Rb
-        fence();                                                             // X
         counted = false;
       }
       if (const int t = find_task(me)) {
         run(me, t);
         continue;
       }
-      fence();                                      // Y
       drain_idle.fetch_add(1, g_cfg.count_rmw, $);  // Rc
       counted = true;
     }
@@ -531,13 +522,11 @@ bool three() { return random_search<Three>(); }
 bool inj_two() { return bounded<InjTwo>(); }
 bool inj_three() { return random_search<InjThree>(); }
 
-// The relaxed count: both RMWs and the load relaxed, and fences X and Y removed.
+// The relaxed count: both RMWs and the load relaxed.
 void relaxed(Config& c) {
   c.count_rmw = rl::mo_relaxed;
   c.count_load = rl::mo_relaxed;
-  c.fences = false;
 }
-void no_fences(Config& c) { c.fences = false; }
 
 using Variant = parkpool::model::Variant<Config>;
 constexpr Variant kVariants[] = {
@@ -561,10 +550,6 @@ constexpr Variant kVariants[] = {
     {"relaxed_three", three, relaxed},
     {"relaxed_inj_two", inj_two, relaxed},
     {"relaxed_inj_three", inj_three, relaxed},
-    {"nofence_two", two, no_fences},
-    {"nofence_three", three, no_fences},
-    {"nofence_inj_two", inj_two, no_fences},
-    {"nofence_inj_three", inj_three, no_fences},
     {"any_work_no_injector", inj_two, [](Config& c) { c.any_work_injector = false; }},
     {"any_work_no_injector_three", inj_three, [](Config& c) { c.any_work_injector = false; }},
 };
