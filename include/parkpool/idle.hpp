@@ -377,6 +377,15 @@ class IdleCoordinator {
   const IdleOptions& options() const noexcept { return options_; }
   // True if notify_work_local() runs without a fence (the asymmetric barrier is in use).
   bool asymmetric() const noexcept { return asymmetric_; }
+  // (H) The process-wide barrier, for other protocols of the pool that need one (the deque's
+  // ring reclamation, chase_lev_deque.hpp). Contract: only meaningful when asymmetric() is true;
+  // then every thread of the process that is running executes a full memory barrier at some
+  // point during the call, and a thread not running passed one when it was switched out
+  // (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), with the fallbacks of src/idle.cpp; it
+  // terminates the process rather than return without that guarantee). When asymmetric() is
+  // false it may do nothing at all: the caller must not rely on it then. Any thread; a syscall
+  // (an IPI per CPU running a thread of the process): for rare paths only.
+  void heavy_barrier() noexcept;
   std::size_t searching() const noexcept;  // workers counted as searching
   std::size_t sleeping() const noexcept;   // workers announced asleep and not yet woken
   // True if some worker searches or is announced asleep: a pool that could keep work private
@@ -516,8 +525,6 @@ class IdleCoordinator {
   // R0, wrote) shows a worker working besides the `self_working` caller: then a re-check that
   // found nothing must be repeated after heavy_barrier() (pool/SLEEP.md, Lemma H).
   bool others_working(std::uint64_t after, std::size_t self_working) const noexcept;
-  // (H) the membarrier: every running thread of the process executes a full barrier.
-  void heavy_barrier() noexcept;
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
   // The tick rate as of s's episode start: the nanoseconds over the ticks elapsed from

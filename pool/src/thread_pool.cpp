@@ -275,7 +275,7 @@ void foreign_backoff(unsigned& round) noexcept { backoff_round(round, 10); }
     // times, then move on. Returning nullptr with work left is harmless: the idle re-check sees it.
     for (int attempt = 0; attempt < 4; ++attempt) {
       TaskBase* t = nullptr;
-      const StealResult r = victim.steal(&t);
+      const StealResult r = victim.steal(&t, &steal_hazard);  // R1/R3 (chase_lev_deque.hpp)
       if (r == StealResult::success) {
         steals.bump(1 + steal_more(victim));
         return t;
@@ -303,7 +303,7 @@ std::size_t WorkerContext::steal_more(ChaseLevDeque<TaskBase>& victim) noexcept 
   std::size_t moved = 0;
   while (moved < want) {
     TaskBase* t = nullptr;
-    if (victim.steal(&t) != StealResult::success) break;
+    if (victim.steal(&t, &steal_hazard) != StealResult::success) break;  // R1/R3, as above
     // Oldest first, as in the victim: we pop the newest first, thieves take the oldest.
     if (!deque.push_if_room(t)) {
       // Unreachable (see above). Never drop a task: run it now, on this thread; the caller's
@@ -556,6 +556,24 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
   }
 }
 
+void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
+  // Every steal() on a worker's deque is a worker's, with its own steal_hazard (find_task_slow,
+  // steal_more), so the scan below covers every thief reclaim() must know of.
+  // No exception escapes: reclaim() catches std::bad_alloc of its fresh ring, and freeing cannot
+  // throw.
+  w.deque.reclaim([this] { idle_.heavy_barrier(); },  // (S2): asymmetric() was checked
+                  [this](const void* deque) noexcept {
+                    for (const auto& other : workers_) {
+                      // (S3) acquire: pairs with the thief's release stores R1 and R3, so a slot
+                      // read before R3 (or before a later R1) happens before the free.
+                      if (other->steal_hazard.load(std::memory_order_acquire) == deque) {
+                        return true;
+                      }
+                    }
+                    return false;
+                  });
+}
+
 [[gnu::hot]] void PoolCore::worker_main(std::size_t i) noexcept {
   WorkerContext& w = *workers_[i];
   tl_current_worker = &w;
@@ -583,6 +601,15 @@ void PoolCore::report_post_exception(WorkerContext& w, std::exception_ptr e) noe
       continue;
     }
     w.cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
+    // Going idle: after a backlog grew the deque, return to its initial ring and free the retired
+    // ones (reclaim_rings). A pool whose deques never grew pays has_spare_rings(): two loads of
+    // this worker's own words and one of its ring's mask, and a branch. Only with the asymmetric
+    // barrier: reclaim() needs a process-wide barrier (membarrier); without it (TSAN, no
+    // membarrier, valgrind, IdleOptions::asymmetric_barrier false) the rings are kept until the
+    // pool is destroyed, as before.
+    if (w.deque.has_spare_rings() && idle_.asymmetric()) [[unlikely]] {
+      reclaim_rings(w);
+    }
     if (w.idle_closed ||
         !idle_.wait_for_work(
             i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); })) {

@@ -227,3 +227,97 @@ TEST(ChaseLevDeque, LastItemRaceBetweenPopAndSteal) {
 }
 
 }  // namespace
+
+// ---- reclaim() (INV-2 (b), the header's "Reclaiming rings"), single-threaded ----
+
+// A barrier and a scan that count their calls; `named` is the scan's answer.
+struct ReclaimProbe {
+  int barriers = 0;
+  int scans = 0;
+  bool named = false;
+  bool reclaim(ChaseLevDeque<int>& d) {
+    return d.reclaim([this] { ++barriers; },
+                     [this, &d](const void* deque) {
+                       EXPECT_EQ(deque, static_cast<const void*>(&d));
+                       ++scans;
+                       return named;
+                     });
+  }
+};
+
+TEST(ChaseLevDeque, ReclaimReturnsAnEmptyGrownDequeToItsInitialRing) {
+  ChaseLevDeque<int> d(4);
+  EXPECT_FALSE(d.has_spare_rings());
+  std::vector<int> v(100);
+  for (int& x : v) d.push(&x);
+  ASSERT_EQ(d.capacity(), 128u);     // 4 -> 8 -> ... -> 128
+  ASSERT_EQ(d.retired_rings(), 5u);  // 4, 8, 16, 32, 64
+  EXPECT_TRUE(d.has_spare_rings());
+
+  ReclaimProbe probe;
+  // Not empty: left as it is, no barrier.
+  EXPECT_FALSE(probe.reclaim(d));
+  EXPECT_EQ(d.capacity(), 128u);
+  EXPECT_EQ(d.retired_rings(), 5u);
+  EXPECT_EQ(probe.barriers, 0);
+  // One item left (taken by a steal at the top): still not empty.
+  for (std::size_t i = 99; i >= 2; --i) ASSERT_EQ(d.pop(), &v[i]);
+  int* out = nullptr;
+  ASSERT_EQ(d.steal(&out), StealResult::success);
+  EXPECT_EQ(out, &v[0]);
+  EXPECT_FALSE(probe.reclaim(d));
+  EXPECT_EQ(d.capacity(), 128u);
+  EXPECT_EQ(probe.barriers, 0);
+  ASSERT_EQ(d.pop(), &v[1]);
+
+  // Empty: a fresh ring of the initial capacity, one barrier, one scan, every retired ring freed.
+  EXPECT_TRUE(probe.reclaim(d));
+  EXPECT_EQ(d.capacity(), 4u);
+  EXPECT_EQ(d.retired_rings(), 0u);
+  EXPECT_EQ(probe.barriers, 1);
+  EXPECT_EQ(probe.scans, 1);
+  EXPECT_FALSE(d.has_spare_rings());
+  // Nothing left to do: no barrier.
+  EXPECT_TRUE(probe.reclaim(d));
+  EXPECT_EQ(probe.barriers, 1);
+
+  // The deque works on from the fresh ring: order kept, growth again.
+  for (int& x : v) d.push(&x);
+  EXPECT_EQ(d.capacity(), 128u);
+  ASSERT_EQ(d.steal(&out), StealResult::success);
+  EXPECT_EQ(out, &v[0]);
+  for (std::size_t i = 99; i >= 1; --i) ASSERT_EQ(d.pop(), &v[i]);
+  EXPECT_EQ(d.pop(), nullptr);
+}
+
+TEST(ChaseLevDeque, ReclaimKeepsRetiredRingsWhileAHazardSlotNamesTheDeque) {
+  ChaseLevDeque<int> d(4);
+  std::vector<int> v(10);
+  for (int& x : v) d.push(&x);  // 4 -> 8 -> 16
+  while (d.pop() != nullptr) {
+  }
+  ReclaimProbe probe;
+  probe.named = true;
+  EXPECT_FALSE(probe.reclaim(d));
+  EXPECT_EQ(d.capacity(), 4u) << "the shrink does not wait for the scan";
+  EXPECT_EQ(d.retired_rings(), 3u) << "4, 8 and the 16 it replaced: kept";
+  EXPECT_EQ(probe.barriers, 1);
+  probe.named = false;
+  EXPECT_TRUE(probe.reclaim(d));
+  EXPECT_EQ(d.retired_rings(), 0u);
+  EXPECT_EQ(probe.barriers, 2);
+}
+
+// A steal with a hazard slot leaves it null whatever the outcome (R3 runs before the CAS).
+TEST(ChaseLevDeque, StealWithAHazardSlotClearsIt) {
+  ChaseLevDeque<int> d(4);
+  std::atomic<const void*> hazard{nullptr};
+  int* out = nullptr;
+  EXPECT_EQ(d.steal(&out, &hazard), StealResult::empty);
+  EXPECT_EQ(hazard.load(), nullptr);
+  int x = 1;
+  d.push(&x);
+  ASSERT_EQ(d.steal(&out, &hazard), StealResult::success);
+  EXPECT_EQ(out, &x);
+  EXPECT_EQ(hazard.load(), nullptr);
+}

@@ -53,6 +53,7 @@
 //   grow         5   3,244,233 schedules   quiet  11 s, loaded 20.6 s
 //   room         3   1,999,767 schedules                loaded 16.4 s (bound 4: > 60 s, > 6M)
 //   hint         5   1,269,182 schedules                loaded  5.9 s (bound 6: 31 s)
+//   reclaim      3     593,759 schedules   loaded (a CI run beside it) 4.3 s
 // (room and hint were measured loaded only; by grow's ratio about 9 s and 3 s quiet.)
 // Every broken variant is rejected with a bound of 1, and at its suite's bound in about a second
 // or less (b1, b2: ~1 s loaded), except b8: ~8 s at grow's bound 5 (the bounded search reaches a
@@ -104,9 +105,26 @@
 //       D2 is a release fence: it orders the push for acquirers, not the store->load pattern
 //   b10 room with D1 relaxed (push_if_room()'s make_room()): thread 1's wrapping push_if_room()
 //       overwrites slot 0 of deque 1 unordered after thread 2's read of it (reader[]: race)
+//   reclaim      the header's ring reclamation (INV-2 (b)): capacity 2; the owner pushes 1, 2, 3
+//                (the third grows the ring to 4 unless a steal made room), pops three times and
+//                reclaims: if empty, a fresh ring of 2 (S1), the barrier (S2), the scan of the
+//                hazard slots (S3), and unless one names the deque, rings 0 and 1 are freed
+//                (Ring::freed := 1). One thief steals twice with its hazard slot (R1, R3) and
+//                then returns. membarrier (S2) is modelled as in idle_model: the thief polls for
+//                a pending barrier before and after each step from R1 on and acknowledges under
+//                a mutex with a seq_cst fence; its return acknowledges every later barrier. A
+//                thief's slot read reads Ring::freed and asserts 0: a read after the free fails
+//                the assert, a read unordered with the free is a data race
+//   b11 reclaim with R3 (the hazard cleared) before the slot read: the owner's scan reads null,
+//       frees, and the thief's read of the old ring races the free
+//   b12 reclaim without the barrier (S2): the scan may read the slot's old null while the thief
+//       holds the old ring (race)
+//   b13 reclaim without the scan (S3): frees although the thief holds the old ring (race)
+//   b14 reclaim with R1 (the hazard set) after the ring_ load: the barrier lands between the
+//       load and R1, the scan reads null, the thief reads the freed old ring (race)
 // Usage: chase_lev_model <variant> [--expect-failure]. Exit 0 = the expected outcome.
-// PARKPOOL_MODEL_CORRECT: owner_thief last_item grow room hint
-// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10
+// PARKPOOL_MODEL_CORRECT: owner_thief last_item grow room hint reclaim
+// PARKPOOL_MODEL_BROKEN: b1 b2 b3 b4 b5 b6 b7 b8 b9 b10 b11 b12 b13 b14
 #include "model_main.hpp"
 
 #include <relacy/relacy.hpp>
@@ -127,6 +145,8 @@ using parkpool::model::Steal;
 // (chase_lev_model.hpp); run_model() copies them into g_deque_orders, which the deque reads.
 struct Config : parkpool::model::DequeOrders {
   bool notify_fence = true;       // the submitter's N1 ('n'); b9: false
+  bool reclaim_barrier = true;    // reclaim()'s S2 ('r'); b12: false
+  bool reclaim_scan = true;       // reclaim()'s S3 ('r'); b13: false (frees unconditionally)
   unsigned initial_capacity = 4;  // set by run_suite()
 };
 Config g_cfg;
@@ -145,6 +165,19 @@ struct State {
   rl::atomic<int> sleepers;                 // the idle state word, reduced to P
   rl::var<int> saw_sleeper;                 // 'n': the submitter's N2 read P > 0
   rl::var<int> saw_empty;                   // 'w': the sleeper's re-check found deque 0 empty
+  rl::atomic<Deque*> hazard[kThreads];      // each thread's hazard slot ('h')
+  // membarrier emulation for reclaim()'s S2, as idle_model's: the owner's request waits until
+  // the thief (the one thread that polls: the reclaim suite's thread 1) has executed a seq_cst
+  // fence after it, at a membarrier_point() or when it returns (a thread not running passed a
+  // full barrier when it was switched out). The mutex gives membarrier's two orders: what the
+  // thief did before its acknowledgement happens before what the owner does after the barrier,
+  // and what the owner did before the barrier happens before the thief's later steps.
+  rl::mutex mb_mutex;
+  rl::condition_variable mb_cv;
+  rl::var<int> mb_requested;
+  rl::var<int> mb_acked;
+  rl::var<int> mb_thief_gone;
+  rl::atomic<int> mb_pending;  // a hint the thief polls (relaxed): a request may be waiting
 
   void init() {
     for (auto& d : q) d.init(g_cfg.initial_capacity);
@@ -155,6 +188,58 @@ struct State {
     sleepers.store(0, rl::mo_relaxed, $);
     saw_sleeper($) = 0;
     saw_empty($) = 0;
+    for (auto& h : hazard) h.store(nullptr, rl::mo_relaxed, $);
+    mb_requested($) = 0;
+    mb_acked($) = 0;
+    mb_thief_gone($) = 0;
+    mb_pending.store(0, rl::mo_relaxed, $);
+  }
+  // (S2) IdleCoordinator::heavy_barrier(): wait until the thief has fenced after this request.
+  void heavy_barrier() {
+    mb_mutex.lock($);
+    const int ticket = ++mb_requested($);
+    mb_pending.store(1, rl::mo_relaxed, $);
+    while (mb_acked($) < ticket && mb_thief_gone($) == 0) mb_cv.wait(mb_mutex, $);
+    mb_mutex.unlock($);
+  }
+  // The thief: the IPI of a pending barrier may land here.
+  void membarrier_point() {
+    if (mb_pending.load(rl::mo_relaxed, $) == 0) return;
+    mb_mutex.lock($);
+    if (mb_acked($) < mb_requested($)) {
+      rl::atomic_thread_fence(rl::mo_seq_cst, $);
+      mb_acked($) = mb_requested($);
+      mb_cv.notify_all($);
+    }
+    mb_mutex.unlock($);
+  }
+  void thief_returns() {
+    mb_mutex.lock($);
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    mb_thief_gone($) = 1;
+    mb_cv.notify_all($);
+    mb_mutex.unlock($);
+  }
+  // 'h': a steal from deque 0 with the thief's hazard slot (the pool's find_task_slow).
+  void steal_hazard(int taker) {
+    int v = 0;
+    if (q[0].steal_hazard(v, hazard[taker], [this] { membarrier_point(); }) == Steal::success) {
+      took(taker, v);
+    }
+  }
+  // 'r': the owner's reclaim() of deque 0 (PoolCore::reclaim_rings): S2 and S3 as configured.
+  void reclaim() {
+    q[0].reclaim(
+        [this] {
+          if (g_cfg.reclaim_barrier) heavy_barrier();
+        },
+        [this](Deque* d) {
+          if (!g_cfg.reclaim_scan) return false;
+          for (auto& h : hazard) {
+            if (h.load(rl::mo_acquire, $) == d) return true;  // (S3)
+          }
+          return false;
+        });
   }
   void push(int d, int v) {
     payload[v]($) = 10 * v;  // the pusher's write before push: must be visible to the taker
@@ -217,6 +302,9 @@ struct State {
 //   'm' steal once from deque 0 and push_if_room() the item into deque 1 (thread 1 only)
 //   'n' the submitter's side of the idle handshake (after its pushes)
 //   'w' the sleeper's side: announce, fence, empty_hint() of deque 0
+//   'h' steal once from deque 0 with the thread's hazard slot, polling for the owner's barrier
+//   'r' reclaim() deque 0 (thread 0 only)
+//   'x' the thief returns: acknowledges every later barrier (last step of a thread using 'h')
 struct Script {
   const char* steps[kThreads];
   int pushes(unsigned below) const {
@@ -264,6 +352,16 @@ struct Scenario : rl::test_suite<Scenario<Threads, S>, Threads> {
         case 'w':
           s.announce();
           break;
+        case 'h':
+          s.steal_hazard(me);
+          break;
+        case 'r':
+          RL_ASSERT(me == 0);
+          s.reclaim();
+          break;
+        case 'x':
+          s.thief_returns();
+          break;
         default:
           RL_ASSERT(false);
       }
@@ -290,19 +388,26 @@ using Room = Scenario<3, kRoom>;
 // re-checks with empty_hint().
 constexpr Script kHint{{"++n", "s", "w"}};
 using Hint = Scenario<3, kHint>;
+// reclaim (b11..b14): capacity 2; the owner pushes 1, 2, 3 (the third grows the ring to 4 unless
+// a steal made room), pops three times and reclaims (shrinks to a fresh ring of 2, barrier,
+// scan, frees rings 0 and 1); one thief steals twice with its hazard slot, polling for the
+// barrier, then returns.
+constexpr Script kReclaim{{"+++---r", "hhx"}};
+using Reclaim = Scenario<2, kReclaim>;
 
 // The exhaustive search (rl::sched_full) of the smallest suite has ~10^14 schedules; each suite
 // runs every schedule with at most this many preemptions instead (rl::sched_bound), the most
 // that keeps a run under ~15-20 s (one core; measured: owner_thief 4 -> 3.8 s, 5 -> 35 s;
 // last_item 4 -> 14 s, 5 -> over 100 s; grow 5 -> 11 s; loaded: room 3 -> 16 s, 4 -> over 60 s;
-// hint 5 -> 6 s, 6 -> 31 s; the file's header has the schedule counts). Every broken
-// variant is rejected with a bound of 1. CHASE_LEV_MODEL_BOUND=<n> overrides the bound (to search
-// deeper by hand).
+// hint 5 -> 6 s, 6 -> 31 s; reclaim 3 -> 4.3 s loaded; the file's header has the schedule
+// counts). Every broken variant is rejected with a bound of 1. CHASE_LEV_MODEL_BOUND=<n>
+// overrides the bound (to search deeper by hand).
 constexpr unsigned kOwnerThiefBound = 4;
 constexpr unsigned kLastItemBound = 4;
 constexpr unsigned kGrowBound = 5;
 constexpr unsigned kRoomBound = 3;
 constexpr unsigned kHintBound = 5;
+constexpr unsigned kReclaimBound = 3;
 
 template <class Suite>
 bool run_bounded(unsigned preemptions) {
@@ -324,6 +429,7 @@ bool last_item() { return run_suite<LastItem>(4, kLastItemBound); }
 bool grow() { return run_suite<Grow>(2, kGrowBound); }
 bool room() { return run_suite<Room>(2, kRoomBound); }
 bool hint() { return run_suite<Hint>(4, kHintBound); }
+bool reclaim() { return run_suite<Reclaim>(2, kReclaimBound); }
 
 // Each variant: a suite and what it changes in the model (the header's list says why).
 using Variant = parkpool::model::Variant<Config>;
@@ -343,6 +449,11 @@ constexpr Variant kVariants[] = {
     {"b8", grow, [](Config& c) { c.top_refresh = rl::mo_relaxed; }},
     {"b9", hint, [](Config& c) { c.notify_fence = false; }},
     {"b10", room, [](Config& c) { c.top_refresh = rl::mo_relaxed; }},
+    {"reclaim", reclaim, [](Config&) {}},
+    {"b11", reclaim, [](Config& c) { c.hazard_clear_after_read = false; }},
+    {"b12", reclaim, [](Config& c) { c.reclaim_barrier = false; }},
+    {"b13", reclaim, [](Config& c) { c.reclaim_scan = false; }},
+    {"b14", reclaim, [](Config& c) { c.hazard_set_before_load = false; }},
 };
 
 bool run_model(const std::string& v, int& known) {

@@ -23,6 +23,8 @@ struct DequeOrders {
   bool room_fence = true;                          // D2 in push_if_room(); cl_b6: false
   int room_slack = 0;                              // push_if_room's room check; cl_b7: 1
   rl::memory_order top_refresh = rl::mo_acquire;   // D1; cl_b8, cl_b10: relaxed
+  bool hazard_clear_after_read = true;             // R3 after the slot read; cl_b11: before
+  bool hazard_set_before_load = true;              // R1 before the ring_ load; cl_b14: after
 };
 inline DequeOrders g_deque_orders;
 
@@ -43,11 +45,16 @@ struct Ring {
   // discards what it read), so the suites that wrap a ring (grow, room) have no competing CAS
   // before a wrapping put.
   rl::var<int> reader[kMaxCap];
+  // Set by reclaim() when it frees the ring (the header's INV-2 (b)); a thief's slot read reads
+  // it and asserts 0: a read after the free fails the assert, a read unordered with the free is
+  // a data race.
+  rl::var<int> freed;
   int get(int i) {
     const int m = mask($);
     return slots[i & m].load(rl::mo_relaxed, $);
   }
   int get_for_steal(int i) {
+    RL_ASSERT(freed($) == 0);  // INV-2: no thief reads a freed ring
     const int v = get(i);
     const int lap = reader[i & mask($)]($);  // a load: the read that D1 must order (see above)
     (void)lap;
@@ -72,14 +79,24 @@ struct Deque {
   rl::atomic<int> bottom;
   rl::atomic<Ring*> ring;
   int top_seen = 0;  // owner only
-  Ring rings[2];     // rings[0] the first, rings[1] the grown one; both live until the end
+  // rings[0] the first, rings[1] the grown one, rings[2] reclaim()'s fresh ring of the initial
+  // capacity. Each stays allocated (the model marks a free in Ring::freed).
+  Ring rings[3];
   int rings_used = 0;
+  int initial_cap = 0;  // owner only
+  int current = 0;      // owner only: the index in rings[] of ring's value
+  int retired[3];       // owner only: rings replaced and not yet freed
+  int n_retired = 0;
 
   void init(unsigned cap) {
     top.store(0, rl::mo_relaxed, $);
     bottom.store(0, rl::mo_relaxed, $);
+    for (Ring& r : rings) r.freed($) = 0;
     rings[0].init(static_cast<int>(cap));
     rings_used = 1;
+    initial_cap = static_cast<int>(cap);
+    current = 0;
+    n_retired = 0;
     top_seen = 0;
     ring.store(&rings[0], rl::mo_relaxed, $);
   }
@@ -92,6 +109,8 @@ struct Deque {
     r->init(cap);
     for (int i = t; i < b; ++i) r->put(i, old->get(i));
     ring.store(r, g_deque_orders.ring_publish, $);  // (G1)
+    retired[n_retired++] = current;
+    current = rings_used - 1;
     return r;
   }
 
@@ -158,6 +177,64 @@ struct Deque {
     }
     out = item;
     return Steal::success;
+  }
+
+  // Any thread, with the thief's hazard slot (the header's R1..R3) and `poll`, called between the
+  // steps from R1 on, where the IPI of the owner's barrier (S2) may land (idle_model's
+  // membarrier emulation; chase_lev_model.cpp's State::membarrier_point).
+  template <class Poll>
+  Steal steal_hazard(int& out, rl::atomic<Deque*>& hazard, Poll poll) {
+    int t = top.load(rl::mo_acquire, $);                                         // (D1')
+    if (g_deque_orders.steal_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // (D6)
+    const int b = bottom.load(rl::mo_acquire, $);                                // (D5)
+    if (t >= b) return Steal::empty;
+    poll();
+    // (R1) release, then (R2) a compiler barrier (nothing to model: the program order is kept).
+    if (g_deque_orders.hazard_set_before_load) hazard.store(this, rl::mo_release, $);
+    poll();
+    Ring* r = ring.load(rl::mo_acquire, $);
+    poll();
+    if (!g_deque_orders.hazard_set_before_load) {
+      hazard.store(this, rl::mo_release, $);  // cl_b14: R1 after the ring_ load
+      poll();
+    }
+    if (!g_deque_orders.hazard_clear_after_read) {
+      hazard.store(nullptr, rl::mo_release, $);  // cl_b11: R3 before the slot read
+      poll();
+    }
+    const int item = r->get_for_steal(t);
+    poll();
+    if (g_deque_orders.hazard_clear_after_read) hazard.store(nullptr, rl::mo_release, $);  // (R3)
+    poll();
+    if (!top.compare_exchange_strong(t, t + 1, rl::mo_seq_cst, $, rl::mo_relaxed, $)) {
+      return Steal::retry;
+    }
+    out = item;
+    return Steal::success;
+  }
+
+  // Owner only: the header's reclaim(). barrier() is S2; named() is S3 (true: a hazard slot,
+  // read with acquire, names this deque). The model's runs shrink at most once.
+  template <class Barrier, class Named>
+  void reclaim(Barrier barrier, Named named) {
+    const int t = top.load(rl::mo_acquire, $);     // (S0)
+    const int b = bottom.load(rl::mo_relaxed, $);  // owner's word
+    if (t != b) return;
+    top_seen = t;
+    Ring* cur = ring.load(rl::mo_relaxed, $);
+    if (cur->mask($) + 1 != initial_cap) {
+      RL_ASSERT(rings_used == 2);
+      Ring* r = &rings[rings_used++];
+      r->init(initial_cap);
+      ring.store(r, rl::mo_release, $);  // (S1)
+      retired[n_retired++] = current;
+      current = rings_used - 1;
+    }
+    if (n_retired == 0) return;
+    barrier();                                                           // (S2)
+    if (named(this)) return;                                             // (S3)
+    for (int i = 0; i < n_retired; ++i) rings[retired[i]].freed($) = 1;  // the free
+    n_retired = 0;
   }
 
   // Any thread: size_hint() == 0, the header's order (both loads relaxed, bottom_ first).

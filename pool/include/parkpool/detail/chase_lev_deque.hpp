@@ -24,9 +24,56 @@
 //
 // Growth and lifetime
 //   The ring starts at `initial_capacity` (rounded up to a power of two) and doubles when full.
-//   Old rings are kept until the deque dies (a thief may still be reading one), so memory is at
-//   most twice the peak ring. Indices are 64-bit signed and never wrap in practice (2^63 pushes);
-//   the ring position wraps (index & mask). Destroying the deque does not touch the pointees.
+//   A ring replaced by a bigger one is retired, not freed: a thief that loaded the old ring_ may
+//   still read a slot of it. Retired rings are freed only by reclaim() (below) or with the deque
+//   (INV-2), so memory is at most twice the peak ring until then. Indices are 64-bit signed and
+//   never wrap in practice (2^63 pushes); the ring position wraps (index & mask). Destroying the
+//   deque does not touch the pointees.
+//
+// Reclaiming rings (reclaim(), owner only; the pool calls it when a worker goes idle)
+//   INV-2: a ring is freed only (a) with the deque, or (b) by reclaim(), after a process-wide
+//   barrier, when no thief's hazard slot names this deque. A thief that passes a hazard slot to
+//   steal() stores the deque's address into it (R1, release) before it loads ring_ (R2, a
+//   compiler barrier between them) and stores nullptr (R3, release) after its slot read, before
+//   its CAS; only on the path where the deque looked non-empty, so a searcher scanning empty
+//   deques pays nothing. reclaim(), on an empty deque (exact: top_ read with acquire ==
+//   bottom_): (S1) replaces a grown ring by a fresh one of the initial capacity (release store of
+//   ring_, as G1) and retires the grown one; (S2) calls `barrier`, which must make every running
+//   thread of the process execute a full memory barrier at some point B during the call (a
+//   thread not running passed one when it was switched out): membarrier(2),
+//   IdleCoordinator::heavy_barrier(); (S3) reads every thief's hazard slot with acquire
+//   (`named_by_hazard`); if none names this deque it frees every retired ring, else it keeps them
+//   for the next call. Why no thief reads a freed ring, for a thief T whose ring_ load L is a
+//   retired ring, that is a value stored before S1's store (ring_ is stored only by the owner):
+//   - T's barrier point B after its R1 (in T's program order): the barrier makes R1 visible to
+//     S3, which reads R1 (keeps the rings) or a later store of T's slot: R3 of this steal, or R1
+//     of a later steal, both release and sequenced after T's slot read, so that read
+//     happens-before the free.
+//   - B before R1: S1's store precedes the barrier call, and T's L follows B, so L reads S1's
+//     ring or a later one, never a retired one (contradiction).
+//   R2 keeps the compiler from moving L above R1 (a release store and a later acquire load may
+//   be swapped); the CPU may still do so, which the barrier covers: B is a full barrier wherever
+//   it lands. A thief whose CAS succeeds needs none of this: the deque stays empty during
+//   reclaim() (only the owner pushes), so its CAS precedes in top_'s order the value S0 reads
+//   with acquire, and its slot read happens-before the free. The hazard is for the thieves whose
+//   CAS will fail, which still read a slot.
+//   A thief with stale t/b after S1 cannot take a wrong item: the deque was empty at S0 with
+//   top_ == bottom_ == n, so a t < n fails its CAS (top_ only grows), and a thief that read a
+//   bottom_ > n written by a push after reclaim() synchronizes with that push's D2 and so loads
+//   S1's ring or a later one. A bottom_ > n stored before S0 cannot be read with t == n: the
+//   last pop that lowered bottom_ from n + 1 to n read top_ < n after its D3 (had it read n, its
+//   last-item CAS would have made top_ n + 1), T's top_ read of n is later in top_'s order, so
+//   D3 precedes T's D6 and T's bottom_ read returns that pop's store or a later one (the D3/D6
+//   argument of pop()). A thief that passes no hazard slot (nullptr) is not covered: reclaim()
+//   may only be used where every thief passes one (the pool: every steal() is a worker's, with
+//   its own slot).
+//   Checked by the Relacy model tests/model/chase_lev_model.cpp, suite reclaim (the owner
+//   grows, drains, shrinks and reclaims while a thief steals; membarrier modelled by its
+//   guarantee, as in idle_model): it rejects R3 before the slot read (b11), S2 omitted (b12),
+//   S3 omitted (b13) and R1 after the ring_ load (b14).
+//   The pool uses reclaim() only with IdleCoordinator::asymmetric(): under TSAN (no membarrier
+//   path) rings are kept until the deque dies, so TSAN never checks this protocol; the asan
+//   stress test tests/stress/chase_lev_reclaim_stress_test.cpp runs it with the real barrier.
 //
 // TSAN
 //   ThreadSanitizer does not model free-standing fences. Under __SANITIZE_THREAD__ (or clang's
@@ -65,6 +112,8 @@ class ChaseLevDeque {
   explicit ChaseLevDeque(std::size_t initial_capacity = 256) {
     std::size_t cap = 2;
     while (cap < initial_capacity) cap <<= 1;
+    initial_capacity_ = cap;
+    capacity_.store(cap, std::memory_order_relaxed);  // relaxed: before sharing
     rings_.push_back(std::make_unique<Ring>(cap));
     ring_.store(rings_.back().get(), std::memory_order_relaxed);  // relaxed: before sharing
   }
@@ -119,8 +168,9 @@ class ChaseLevDeque {
     return item;
   }
 
-  // Any thread. On success stores the item in *out.
-  StealResult steal(T** out) noexcept {
+  // Any thread. On success stores the item in *out. `hazard`: the calling thief's hazard slot
+  // (see "Reclaiming rings"), or nullptr where reclaim() is never used on this deque.
+  StealResult steal(T** out, std::atomic<const void*>* hazard = nullptr) noexcept {
 #if PARKPOOL_DEQUE_TSAN
     // TSAN: (D1'), (D6) and (D5) as seq_cst accesses, paired with pop()'s (see "TSAN" above).
     std::int64_t t = top_.load(std::memory_order_seq_cst);
@@ -134,9 +184,26 @@ class ChaseLevDeque {
     const std::int64_t b = bottom_.load(std::memory_order_acquire);
 #endif
     if (t >= b) return StealResult::empty;
-    // acquire: pairs with the release store of ring_ in grow() (G1), so the copied slots are seen.
+    if (hazard != nullptr) {
+      // (R1) release: pairs with reclaim()'s acquire scan (S3). Not for this store's own sake
+      // (the barrier S2 makes it visible, or S1's ring_ store visible to R2's load) but so that
+      // an owner that reads a later value of this slot, R1 of a later steal, also sees this
+      // steal's slot read (R3 below) ordered before its free. A plain store on this thread's own
+      // line: no RMW, no fence.
+      hazard->store(this, std::memory_order_release);
+      // (R2) compiler barrier only: keeps the ring_ load below after R1 in the program text. The
+      // store->load order on the CPU comes from the owner's process-wide barrier (S2).
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    // acquire: pairs with the release store of ring_ in grow() (G1) and reclaim() (S1), so the
+    // copied (or initial) slots are seen.
     Ring* r = ring_.load(std::memory_order_acquire);
     T* item = r->get(t);
+    if (hazard != nullptr) {
+      // (R3) release: orders the slot read above (and ring_'s mask) before an owner's free that
+      // reads this nullptr (or a later R1) with acquire in its scan (S3).
+      hazard->store(nullptr, std::memory_order_release);
+    }
     // (D4) seq_cst CAS: claims index t; at most one of the owner and the thieves succeeds.
     if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
                                       std::memory_order_relaxed)) {
@@ -174,8 +241,65 @@ class ChaseLevDeque {
   std::int64_t top_hint() const noexcept {
     return top_.load(std::memory_order_relaxed);  // relaxed: a hint only
   }
+  // Any thread; snapshots for tests: the current ring's capacity, and how many retired rings
+  // the deque still keeps. Copies the owner stores, not reads through ring_: a ring may be
+  // freed under a reader that is not a thief with a hazard slot.
   std::size_t capacity() const noexcept {
-    return ring_.load(std::memory_order_relaxed)->mask + 1;  // relaxed: owner/test use only
+    return capacity_.load(std::memory_order_relaxed);  // relaxed: a statistic, nothing read via it
+  }
+  std::size_t retired_rings() const noexcept {
+    return retired_.load(std::memory_order_relaxed);  // relaxed: a statistic, nothing read via it
+  }
+  std::size_t initial_capacity() const noexcept { return initial_capacity_; }
+
+  // Owner only: true if reclaim() may have something to return: a retired ring, or a current
+  // ring bigger than the initial one. One load of an owner-only field and one of ring_.
+  bool has_spare_rings() const noexcept {
+    return rings_.size() > 1 ||
+           ring_.load(std::memory_order_relaxed)->mask + 1 != initial_capacity_;  // relaxed: own
+  }
+
+  // Owner only (INV-2 (b), "Reclaiming rings" above). If the deque is empty: (S1) returns to a
+  // ring of the initial capacity (if std::bad_alloc, keeps the current ring), then, if rings are
+  // retired, (S2) barrier(), (S3) named_by_hazard(const void* deque): true if some thief's
+  // hazard slot, read with acquire, holds that address; if false, frees every retired ring.
+  // A deque that is not empty is left as it is. Returns true if no ring is retired afterwards.
+  // Every thread that may call steal() on this deque must pass a hazard slot that
+  // named_by_hazard reads, and barrier must be a real process-wide barrier (see above).
+  template <class Barrier, class NamedByHazard>
+  bool reclaim(Barrier&& barrier, NamedByHazard&& named_by_hazard) {
+    // (S0) acquire: pairs with the CAS (D4) of every thief that took an item, so their slot
+    // reads happen before the free below. Owner's exact view: only the owner changes bottom_,
+    // and a top_ equal to bottom_ cannot grow further (a CAS needs t < b).
+    const std::int64_t t = top_.load(std::memory_order_acquire);
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: owner's word
+    if (t != b) return rings_.size() == 1;
+    top_seen_ = t;                                      // an acquire read of top_, as D1's
+    Ring* cur = ring_.load(std::memory_order_relaxed);  // relaxed: only the owner stores ring_
+    if (cur->mask + 1 != initial_capacity_) {
+      try {
+        rings_.reserve(rings_.size() + 1);
+        rings_.push_back(std::make_unique<Ring>(initial_capacity_));
+        // (S1) release: pairs with steal()'s acquire load of ring_ (as G1), so a thief sees the
+        // fresh ring's null slots and mask. Nothing to copy: the deque is empty. A thief with
+        // stale t/b cannot take a wrong item from it (header, "Reclaiming rings").
+        ring_.store(rings_.back().get(), std::memory_order_release);
+        capacity_.store(initial_capacity_, std::memory_order_relaxed);  // relaxed: a statistic
+        retired_.store(rings_.size() - 1, std::memory_order_relaxed);   // relaxed: a statistic
+      } catch (const std::bad_alloc&) {
+        // Keep the grown ring (nothing changed: push_back cannot throw after reserve; a failed
+        // make_unique leaves rings_ as it was); the retired ones may still be freed below.
+      }
+    }
+    if (rings_.size() == 1) return true;
+    barrier();  // (S2): see "Reclaiming rings"
+    if (named_by_hazard(static_cast<const void*>(this))) return false;  // (S3): next time
+    // No thief can still read a retired ring (INV-2 (b)): free all but the current one.
+    std::unique_ptr<Ring> current = std::move(rings_.back());
+    rings_.clear();
+    rings_.push_back(std::move(current));
+    retired_.store(0, std::memory_order_relaxed);  // relaxed: a statistic
+    return true;
   }
   // Any thread: starts loading the lines of top_ and bottom_ (and ring_), which pop, steal and
   // the hints read. No effect on the deque's state.
@@ -257,8 +381,11 @@ class ChaseLevDeque {
     Ring* r = bigger.get();
     rings_.push_back(std::move(bigger));  // cannot throw: reserved
     // (G1) release: pairs with the acquire load of ring_ in steal(). The old ring stays alive in
-    // rings_ (INV-2: a ring is freed only with the deque), so a thief that read it may finish.
+    // rings_, retired (INV-2: freed only by reclaim() or with the deque), so a thief that read it
+    // may finish.
     ring_.store(r, std::memory_order_release);
+    capacity_.store(r->mask + 1, std::memory_order_relaxed);       // relaxed: a statistic
+    retired_.store(rings_.size() - 1, std::memory_order_relaxed);  // relaxed: a statistic
     return r;
   }
 
@@ -268,12 +395,19 @@ class ChaseLevDeque {
   // bottom_: one past the newest item. Written only by the owner: +1 on push; -1 then maybe +1
   // on pop. Items live at [top_, bottom_).
   alignas(64) std::atomic<std::int64_t> bottom_{0};
-  // ring_: the current ring. Stored only by the owner (release on growth, G1); thieves load it
-  // with acquire in steal(), the owner relaxed.
+  // ring_: the current ring. Stored only by the owner (release on growth, G1, and on the shrink,
+  // S1); thieves load it with acquire in steal(), the owner relaxed.
   std::atomic<Ring*> ring_{nullptr};
-  // Owner only: a value of top_ read with acquire by make_room() (D1); <= top_ at all times.
+  // Owner only: a value of top_ read with acquire by make_room() (D1) or reclaim() (S0); <= top_
+  // at all times.
   std::int64_t top_seen_ = 0;
-  std::vector<std::unique_ptr<Ring>> rings_;  // owner only; INV-2: every ring ever used
+  // Owner only: the current ring (last) and the retired ones not yet freed (INV-2).
+  std::vector<std::unique_ptr<Ring>> rings_;
+  std::size_t initial_capacity_ = 0;  // the constructor's, rounded up to a power of two
+  // The current ring's capacity and rings_.size() - 1, for capacity() and retired_rings().
+  // Written only by the owner.
+  std::atomic<std::size_t> capacity_{0};
+  std::atomic<std::size_t> retired_{0};
   static_assert(std::atomic<std::int64_t>::is_always_lock_free);
   static_assert(std::atomic<T*>::is_always_lock_free);
 };

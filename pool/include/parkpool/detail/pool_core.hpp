@@ -311,10 +311,17 @@ struct alignas(64) WorkerContext {
 
   PoolCore* const pool;
   const std::size_t index;
-  // The ring never shrinks, so it always holds at least this many (steal_more relies on it).
+  // The ring never shrinks below this (reclaim() returns to it), so it always holds at least this
+  // many (steal_more relies on it).
   static constexpr std::size_t kDequeCapacity = 256;
   ChaseLevDeque<TaskBase> deque{kDequeCapacity};
-  TaskCache cache;    // blocks for small heap tasks (task_cache.hpp)
+  TaskCache cache;  // blocks for small heap tasks (task_cache.hpp)
+  // This worker's hazard slot as a thief (chase_lev_deque.hpp, "Reclaiming rings"): the deque it
+  // is reading a slot of, or nullptr. Stored only by this worker, in steal() (R1, R3), on a line
+  // of its own words (rng and the counters below, which only it writes), so a steal adds two
+  // plain stores to a line it owns. Read with acquire by any worker reclaiming its rings
+  // (PoolCore::reclaim_rings, S3), which happens only after a growth, when that worker goes idle.
+  alignas(64) std::atomic<const void*> steal_hazard{nullptr};
   std::uint64_t rng;  // xorshift64 state, owner only
 
   // Single-writer (this worker) statistics.
@@ -554,6 +561,10 @@ class PoolCore {
  private:
   friend struct WorkerContext;
   void worker_main(std::size_t index) noexcept;
+  // Worker w going idle, its deque grown (has_spare_rings()), the asymmetric barrier in use:
+  // ChaseLevDeque::reclaim() with IdleCoordinator::heavy_barrier() and a scan of every worker's
+  // steal_hazard. w's thread only.
+  [[gnu::noinline]] void reclaim_rings(WorkerContext& w) noexcept;
 
   PoolOptions options_;
   // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
