@@ -832,9 +832,10 @@ TEST(ThreadPool, AWorkerGoingIdleReturnsItsGrownDequeToTheInitialRing) {
   ASSERT_LT(p, core.size());
   EXPECT_GE(grown_to.load(std::memory_order_relaxed), std::size_t{131072});
   const auto& deque = core.workers()[p]->deque;
-  // The poster goes idle once the backlog is gone, and reclaims before it sleeps. (A scan that saw
-  // the other worker's hazard slot name this deque, mid-steal, would leave the rings to the next
-  // idle: that needs the other worker preempted inside a steal of an empty deque, not seen here.)
+  // The poster goes idle once the backlog is gone, and reclaims before it sleeps. (A scan that
+  // sees the other worker's hazard slot name this deque looks again, 64 times with a yield in
+  // between, before it leaves the rings to the next idle: that needs the other worker preempted
+  // inside its one-slot read of a steal for all that time; not seen here.)
   parkpool::test::TimeBudget budget(20s);
   while ((deque.capacity() != kInitial || deque.retired_rings() != 0) && !budget.exhausted()) {
     std::this_thread::yield();

@@ -561,16 +561,30 @@ void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
   // steal_more), so the scan below covers every thief reclaim() must know of.
   // No exception escapes: reclaim() catches std::bad_alloc of its fresh ring, and freeing cannot
   // throw.
+  // A slot that names the deque is looked at again, a few times, yielding in between: a thief
+  // holds its slot for a few instructions (one slot read) unless it is preempted there, and
+  // otherwise the rings would wait for this worker's next idle, which may be far off. No second
+  // barrier is needed: a thief's R1 after its barrier point B is followed by a ring_ load that
+  // sees S1's ring (chase_lev_deque.hpp, "Reclaiming rings"), and a later read of the slot that
+  // finds another value reads R3 of the dangerous steal or a later store of that thief (coherence
+  // with the first read), which orders its slot read before the free as the first scan would.
+  constexpr int kHazardLooks = 64;
   w.deque.reclaim([this] { idle_.heavy_barrier(); },  // (S2): asymmetric() was checked
                   [this](const void* deque) noexcept {
-                    for (const auto& other : workers_) {
-                      // (S3) acquire: pairs with the thief's release stores R1 and R3, so a slot
-                      // read before R3 (or before a later R1) happens before the free.
-                      if (other->steal_hazard.load(std::memory_order_acquire) == deque) {
-                        return true;
+                    for (int look = 0; look < kHazardLooks; ++look) {
+                      bool named = false;
+                      for (const auto& other : workers_) {
+                        // (S3) acquire: pairs with the thief's release stores R1 and R3, so a
+                        // slot read before R3 (or before a later R1) happens before the free.
+                        if (other->steal_hazard.load(std::memory_order_acquire) == deque) {
+                          named = true;
+                          break;
+                        }
                       }
+                      if (!named) return false;
+                      std::this_thread::yield();
                     }
-                    return false;
+                    return true;  // still named: keep the rings for the next idle
                   });
 }
 

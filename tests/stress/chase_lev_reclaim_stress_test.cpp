@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "join_on_exit.hpp"
 #include "parkpool/detail/chase_lev_deque.hpp"
 #include "parkpool/idle.hpp"
 #include "parkpool_test.hpp"
@@ -72,6 +73,9 @@ TEST(ChaseLevReclaimStress, ThievesStealWhileTheOwnerGrowsDrainsAndReclaims) {
       }
     });
   }
+
+  // A failed ASSERT below returns with the thieves running: stop and join them.
+  parkpool::test::JoinOnExit join([&] { stop.store(true, std::memory_order_release); }, thieves);
 
   auto reclaim = [&] {
     return d.reclaim([&] { idle.heavy_barrier(); },
