@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <initializer_list>
 #include <mutex>
 #include <stdexcept>
@@ -226,6 +227,12 @@ class Waiter {
           const bool r =
               c.wait_for_work(w, [&work] { return work.load(std::memory_order_acquire); });
           result_.store(r ? 1 : 0, std::memory_order_release);
+        }) {}
+  // The same around any call: `call` runs on the waiter's thread and returns what wait_for_work()
+  // returned (a form with more arguments).
+  Waiter(IdleCoordinator& c, std::size_t w, std::function<bool()> call)
+      : c_(c), w_(w), thread_([call = std::move(call), this] {
+          result_.store(call() ? 1 : 0, std::memory_order_release);
         }) {}
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
@@ -566,6 +573,91 @@ TEST(IdleCoordinator, TimedParkExpiryRechecksWorkPublishedWithoutNotify) {
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(c.stats(0).parks, 1u);
   EXPECT_EQ(c.stats(0).timed_out_parks, 1u);
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);
+}
+
+// The long-idle form of wait_for_work(): on_long_idle() runs once the hold has passed, on the
+// worker's thread, while the worker is still announced; a notify_work() that comes during the
+// hook, or right after it, must still end the untimed park that follows (the claim's unpark leaves
+// its token in the Parker). A lost wakeup there leaves the waiter parked: Waiter::result() then
+// fails the test after 10 s instead of hanging. No sleep makes a race unlikely: the notify is sent
+// while the hook provably runs (the hook waits for it, bounded), or in a race with the park that
+// follows the hook, where either order must wake.
+TEST(IdleCoordinator, LongIdleHookRunsOnceAnnouncedAndANotifyDuringItWakesTheWorker) {
+  IdleCoordinator c(2, no_spin_options());
+  std::atomic<bool> work{false};  // never set: only the claim's token can end the park
+  std::atomic<int> hooks{0};
+  std::atomic<std::size_t> sleeping_in_hook{99};
+  std::atomic<bool> notified{false};
+  Waiter w(c, 0, [&] {
+    return c.wait_for_work(
+        0, [&] { return work.load(std::memory_order_acquire); }, []() noexcept {}, 1ms,
+        [&]() noexcept {
+          hooks.fetch_add(1, std::memory_order_relaxed);
+          sleeping_in_hook.store(c.sleeping(), std::memory_order_relaxed);
+          // Bounded: returns after 10 s without the notify (the test then fails below).
+          (void)eventually([&] { return notified.load(std::memory_order_acquire); });
+        });
+  });
+  ASSERT_TRUE(eventually([&] { return hooks.load(std::memory_order_relaxed) == 1; }));
+  c.notify_work();  // claims worker 0, announced in its hook
+  notified.store(true, std::memory_order_release);
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(hooks.load(), 1);
+  EXPECT_EQ(sleeping_in_hook.load(), 1u);     // still announced while the hook ran
+  EXPECT_EQ(c.stats(0).unparks, 1u);          // the claim's token ended the untimed park
+  EXPECT_GE(c.stats(0).timed_out_parks, 1u);  // the hold's park expired
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 1u);  // woken as a searcher
+}
+
+TEST(IdleCoordinator, LongIdleHookThenANotifyRacingTheUntimedParkWakesTheWorker) {
+  IdleCoordinator c(2, no_spin_options());
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<bool> work{false};
+    std::atomic<bool> hooked{false};
+    Waiter w(c, 0, [&] {
+      return c.wait_for_work(
+          0, [&] { return work.load(std::memory_order_acquire); }, []() noexcept {}, 0ns,
+          [&]() noexcept { hooked.store(true, std::memory_order_release); });
+    });
+    ASSERT_TRUE(eventually([&] { return hooked.load(std::memory_order_acquire); }));
+    c.notify_work();  // before, while or after the worker parks
+    ASSERT_TRUE(w.result()) << "round " << round;
+    c.found_work(0, [] { return false; });  // woken as a searcher: stop searching
+  }
+  EXPECT_EQ(c.sleeping(), 0u);
+  EXPECT_EQ(c.searching(), 0u);
+}
+
+TEST(IdleCoordinator, LongIdleHookIsSkippedWhenAWakeComesBeforeTheHold) {
+  IdleCoordinator c(2, no_spin_options());
+  std::atomic<bool> work{false};
+  std::atomic<int> hooks{0};
+  Waiter w(c, 0, [&] {
+    return c.wait_for_work(
+        0, [&] { return work.load(std::memory_order_acquire); }, []() noexcept {}, 60s,
+        [&]() noexcept { hooks.fetch_add(1, std::memory_order_relaxed); });
+  });
+  ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));  // in its hold park
+  work.store(true, std::memory_order_release);
+  c.notify_work();
+  EXPECT_TRUE(w.result());
+  EXPECT_EQ(hooks.load(), 0);
+  EXPECT_EQ(c.stats(0).timed_out_parks, 0u);
+}
+
+TEST(IdleCoordinator, LongIdleHookIsFollowedByACheckThatSeesWorkPublishedMeanwhile) {
+  // As after the timed park: work published without a notify (misuse) during the hook is seen
+  // by the check that follows it (a safety net). Call 1 is the re-check after the announce.
+  IdleCoordinator c(2, no_spin_options(false));
+  int calls = 0;
+  int hooks = 0;
+  EXPECT_TRUE(wait_for_work_bounded(
+      c, 0, [&] { return ++calls == 2; }, []() noexcept {}, 1ms, [&]() noexcept { ++hooks; }));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(hooks, 1);
   EXPECT_EQ(c.sleeping(), 0u);
   EXPECT_EQ(c.searching(), 1u);
 }

@@ -795,53 +795,122 @@ TEST(ThreadPool, InlinePostedTaskKeepsItsCapturesAcrossANestedWait) {
   g.wait();  // already done; only one thread waits on a group at a time
 }
 
-// A worker whose deque grew for a backlog returns it to the initial ring, and frees the rings it
-// grew through, when it goes idle (PoolCore::reclaim_rings; chase_lev_deque.hpp, INV-2 (b)).
-// Only with the asymmetric barrier (membarrier): without it (TSAN, seccomp, valgrind) the rings are
-// kept until the pool is destroyed, and the test is skipped. One worker posts 100k tasks onto its
-// own deque while the other is blocked in a task, so nothing is stolen during the pushes and the
-// ring grows from 256 to 131072.
-TEST(ThreadPool, AWorkerGoingIdleReturnsItsGrownDequeToTheInitialRing) {
-  ThreadPool pool(with_threads(2));
+// One worker of a 2-worker pool posts `tasks` tasks onto its own deque while the other is blocked
+// in a task, so nothing is stolen during the pushes and the ring grows from 256 (to 131072 for
+// 100k). Returns once every task ran: the poster's index and its ring's capacity after the pushes.
+struct Backlog {
+  std::size_t poster;
+  std::size_t grown_to;
+};
+Backlog post_backlog_from_a_worker(ThreadPool& pool, int tasks) {
   parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
-  if (!core.idle().asymmetric()) {
-    GTEST_SKIP() << "no asymmetric barrier (TSAN build, no membarrier, valgrind): rings are kept";
-  }
-  constexpr int kTasks = 100000;
-  constexpr std::size_t kInitial = parkpool::detail::WorkerContext::kDequeCapacity;
   std::latch blocked(1);
   std::latch release(1);
   std::atomic<int> ran{0};
+  std::atomic<int> left{0};  // the two tasks below that are done with the latches
   std::atomic<std::size_t> poster{core.size()};
   std::atomic<std::size_t> grown_to{0};
   pool.post([&] {
     blocked.count_down();
     release.wait();
+    left.fetch_add(1, std::memory_order_acq_rel);
   });
   blocked.wait();  // one worker is held; the next post runs on the other
   pool.post([&] {
     parkpool::detail::WorkerContext* w = core.local_worker();
-    for (int i = 0; i < kTasks; ++i)
+    for (int i = 0; i < tasks; ++i)
       pool.post([&ran] { ran.fetch_add(1, std::memory_order_acq_rel); });
     grown_to.store(w->deque.capacity(), std::memory_order_relaxed);
     poster.store(w->index, std::memory_order_release);
     release.count_down();
+    left.fetch_add(1, std::memory_order_acq_rel);
   });
-  ASSERT_TRUE(parkpool::test::reaches_within(ran, kTasks, "the posted backlog", 20s, "tasks run"));
-  const std::size_t p = poster.load(std::memory_order_acquire);
-  ASSERT_LT(p, core.size());
-  EXPECT_GE(grown_to.load(std::memory_order_relaxed), std::size_t{131072});
-  const auto& deque = core.workers()[p]->deque;
-  // The poster goes idle once the backlog is gone, and reclaims before it sleeps. (A scan that
-  // sees the other worker's hazard slot name this deque looks again, 64 times with a yield in
+  EXPECT_TRUE(parkpool::test::reaches_within(ran, tasks, "the posted backlog", 20s, "tasks run"));
+  // The latches and counters are this frame's: wait (bounded) until both tasks are past them.
+  EXPECT_TRUE(parkpool::test::wait_for([&] { return left.load(std::memory_order_acquire) == 2; }));
+  return {poster.load(std::memory_order_acquire), grown_to.load(std::memory_order_relaxed)};
+}
+
+// A worker whose deque grew for a backlog returns it to the initial ring, and frees the rings it
+// grew through, once it has stayed idle for PoolOptions::deque_ring_hold (1 s by default; the
+// long-idle hook of wait_for_work, PoolCore::reclaim_rings; chase_lev_deque.hpp, INV-2 (b)).
+// Only with the asymmetric barrier (membarrier): without it (TSAN, seccomp, valgrind) the rings are
+// kept until the pool is destroyed, and the test is skipped.
+TEST(ThreadPool, AWorkerIdlePastTheHoldReturnsItsGrownDequeToTheInitialRing) {
+  ThreadPool pool(with_threads(2));
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  if (!core.idle().asymmetric()) {
+    GTEST_SKIP() << "no asymmetric barrier (TSAN build, no membarrier, valgrind): rings are kept";
+  }
+  constexpr std::size_t kInitial = parkpool::detail::WorkerContext::kDequeCapacity;
+  const Backlog b = post_backlog_from_a_worker(pool, 100000);
+  ASSERT_LT(b.poster, core.size());
+  EXPECT_GE(b.grown_to, std::size_t{131072});
+  const auto& deque = core.workers()[b.poster]->deque;
+  // The poster goes idle once the backlog is gone, parks for the hold and then reclaims. (A scan
+  // that sees the other worker's hazard slot name this deque looks again, 64 times with a yield in
   // between, before it leaves the rings to the next idle: that needs the other worker preempted
-  // inside its one-slot read of a steal for all that time; not seen here.)
+  // inside its one-slot read of a steal for all that time; not seen here.) 20 s: the hold and
+  // a loaded machine's delays.
   parkpool::test::TimeBudget budget(20s);
   while ((deque.capacity() != kInitial || deque.retired_rings() != 0) && !budget.exhausted()) {
     std::this_thread::yield();
   }
   EXPECT_EQ(deque.capacity(), kInitial);
   EXPECT_EQ(deque.retired_rings(), 0u);
+}
+
+// Bursts that come back within the hold find the ring grown: a worker parked in its hold keeps
+// it, and a burst from it does not grow it again. The hold (60 s) is longer than the test may
+// take, so no timing decides the outcome: each check runs while both workers are provably
+// asleep (announced), the poster in its hold's park.
+TEST(ThreadPool, BurstsWithinTheHoldKeepTheGrownRing) {
+  PoolOptions o = with_threads(2);
+  o.deque_ring_hold = std::chrono::milliseconds(60000);
+  ThreadPool pool(o);
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  const Backlog first = post_backlog_from_a_worker(pool, 100000);
+  ASSERT_LT(first.poster, core.size());
+  ASSERT_GE(first.grown_to, std::size_t{131072});
+  const auto& deque = core.workers()[first.poster]->deque;
+  const std::size_t retired = deque.retired_rings();
+  EXPECT_GE(retired, 1u);
+  for (int burst = 0; burst < 4; ++burst) {
+    ASSERT_TRUE(parkpool::test::wait_for([&] { return core.idle().sleeping() == 2; }))
+        << "burst " << burst << ": the workers did not both go to sleep";
+    EXPECT_EQ(deque.capacity(), first.grown_to) << "burst " << burst;
+    EXPECT_EQ(deque.retired_rings(), retired) << "burst " << burst;
+    const Backlog next = post_backlog_from_a_worker(pool, 100000);
+    ASSERT_LT(next.poster, core.size());
+    // Whichever worker posted, the first poster's ring is still the grown one, not regrown.
+    EXPECT_EQ(deque.capacity(), first.grown_to) << "burst " << burst;
+    EXPECT_EQ(deque.retired_rings(), retired) << "burst " << burst;
+  }
+}
+
+// With a hold of 0 the hook frees the rings at every idle (right after the announce and the
+// re-check, while announced): backlogs that follow each other grow and free the ring again and
+// again while the other worker steals, wakes and sleeps around them. Every task must run (a wake
+// lost around the hook would leave the backlog's waiter at its 20 s bound), and under ASAN no
+// thief may read a freed ring.
+TEST(ThreadPool, BacklogsWithAZeroHoldFreeAndRegrowTheRingAndRunEveryTask) {
+  PoolOptions o = with_threads(2);
+  o.deque_ring_hold = std::chrono::milliseconds(0);
+  ThreadPool pool(o);
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  constexpr std::size_t kInitial = parkpool::detail::WorkerContext::kDequeCapacity;
+  for (int round = 0; round < 30; ++round) {
+    const Backlog b = post_backlog_from_a_worker(pool, 5000);
+    ASSERT_LT(b.poster, core.size()) << "round " << round;
+    EXPECT_GE(b.grown_to, std::size_t{8192}) << "round " << round;
+  }
+  if (!core.idle().asymmetric()) return;  // rings kept: nothing more to check
+  for (const auto& w : core.workers()) {
+    EXPECT_TRUE(parkpool::test::wait_for([&] {
+      return w->deque.capacity() == kInitial && w->deque.retired_rings() == 0;
+    })) << "worker "
+        << w->index << ": capacity " << w->deque.capacity();
+  }
 }
 
 TEST(ThreadPool, StatsCountASubmittedTaskBeforeItsFutureIsReady) {

@@ -309,7 +309,36 @@ class IdleCoordinator {
   // (pool/SLEEP.md, "Tuning"). The coordinator prefetches its own lines there too. on_wake must
   // be cheap and noexcept and must not call into *this.
   template <class HasWork, class OnWake>
-  bool wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake);
+  bool wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake) {
+    return wait_for_work_impl<false>(worker, std::forward<HasWork>(has_work),
+                                     std::forward<OnWake>(on_wake), std::chrono::nanoseconds{0},
+                                     []() noexcept {});
+  }
+  // Same, with a long-idle hook: for a worker that holds something it should give back only if
+  // it stays idle (the pool: the grown rings of its deque). If the worker has been in this call
+  // for `hold` (from its entry, the spin included) without being woken or finding work, it calls
+  // on_long_idle() once, then checks has_work() once more and parks untimed as usual. The sleep
+  // is then: spin, announce and re-check, the timed park of IdleOptions::timed_park if any,
+  // park_timeout() for what is left of `hold`, on_long_idle(), a has_work() check, an untimed
+  // park. hold <= 0: on_long_idle() runs right after the re-check (and the timed park, if any),
+  // before the untimed park. A wake, a found work or shutdown() before the hold ends skips the
+  // hook: it runs at most once per call, and never in a call that returns early.
+  // on_long_idle() runs on this thread, while this worker is still announced asleep (in the
+  // sleepers, counted by sleeping()): a notify_work() meanwhile may claim it, and its unpark then
+  // makes the following park return at once, so a wake that comes during or right after the hook
+  // is not lost (pool/SLEEP.md, "Long-idle hook"). It must be noexcept (a throw would leave the
+  // worker announced), may take its time (it delays only this worker's own wake) and may call
+  // heavy_barrier(), notify_work(), the statistics, searching() and sleeping(); it must not call
+  // the worker-side calls for any index (wait_for_work, found_work, try_start_searching,
+  // notify_work_local: this worker is not working) nor shutdown(). The plain forms above never
+  // arm a timer and make no clock read for this.
+  template <class HasWork, class OnWake, class OnLongIdle>
+  bool wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake,
+                     std::chrono::nanoseconds hold, OnLongIdle&& on_long_idle) {
+    return wait_for_work_impl<true>(worker, std::forward<HasWork>(has_work),
+                                    std::forward<OnWake>(on_wake), hold,
+                                    std::forward<OnLongIdle>(on_long_idle));
+  }
 
   // ---- Submitter side, any thread. ----
 
@@ -525,6 +554,11 @@ class IdleCoordinator {
   // R0, wrote) shows a worker working besides the `self_working` caller: then a re-check that
   // found nothing must be repeated after heavy_barrier() (pool/SLEEP.md, Lemma H).
   bool others_working(std::uint64_t after, std::size_t self_working) const noexcept;
+  // wait_for_work(), both forms; kHold: the long-idle form (nothing of it is compiled into the
+  // plain one).
+  template <bool kHold, class HasWork, class OnWake, class OnLongIdle>
+  bool wait_for_work_impl(std::size_t worker, HasWork&& has_work, OnWake&& on_wake,
+                          std::chrono::nanoseconds hold, OnLongIdle&& on_long_idle);
   void on_spin_hit(Slot& s) noexcept;
   void adapt_after_sleep(Slot& s) noexcept;  // after a park or a re-check found work
   // The tick rate as of s's episode start: the nanoseconds over the ticks elapsed from
@@ -563,9 +597,16 @@ class IdleCoordinator {
   std::int64_t anchor_tick_;
 };
 
-template <class HasWork, class OnWake>
-bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWake&& on_wake) {
+template <bool kHold, class HasWork, class OnWake, class OnLongIdle>
+bool IdleCoordinator::wait_for_work_impl(std::size_t worker, HasWork&& has_work, OnWake&& on_wake,
+                                         [[maybe_unused]] std::chrono::nanoseconds hold,
+                                         [[maybe_unused]] OnLongIdle&& on_long_idle) {
   static_assert(noexcept(on_wake()), "IdleCoordinator::wait_for_work: on_wake must be noexcept");
+  static_assert(noexcept(on_long_idle()),
+                "IdleCoordinator::wait_for_work: on_long_idle must be noexcept");
+  // The long-idle form: the hold runs from here (one clock read per call, only in that form).
+  [[maybe_unused]] std::chrono::steady_clock::time_point hold_end{};
+  if constexpr (kHold) hold_end = std::chrono::steady_clock::now() + hold;
   // has_work() must not throw: an exception here would leave this worker counted as a searcher
   // or sleeper, and every later notify_work() would rely on it. Called through a noexcept
   // wrapper, a throw terminates the process at once instead of hanging it later.
@@ -648,6 +689,25 @@ bool IdleCoordinator::wait_for_work(std::size_t worker, HasWork&& has_work, OnWa
     on_timed_out(s);
     // Still announced (in sleepers_, counted in P): this check is a safety net, not part of the
     // handshake. If it sees work, withdraw (which copes with a claim racing the timeout).
+    if (check()) return withdraw(worker);
+  }
+  if constexpr (kHold) {
+    // The long-idle hook (see its declaration). Still announced, as after the timed park above:
+    // a claim that pops this worker meanwhile leaves its unpark's token in the Parker, so the
+    // untimed park below returns at once (SLEEP.md, "Long-idle hook").
+    for (auto now = std::chrono::steady_clock::now(); now < hold_end;
+         now = std::chrono::steady_clock::now()) {
+      bump(s.parks);
+      if (s.parker.park_timeout(hold_end - now) == UnparkReason::unparked) {
+        prefetch_after_wake(s);
+        on_wake();
+        return on_unparked(worker);
+      }
+      bump(s.timed_out_parks);  // the statistic only: the spin budget is left to the wake
+    }
+    on_long_idle();
+    // As after the timed park: a safety net, not part of the handshake (a notify during the hook
+    // is seen through the Parker's token). Withdraw copes with a claim that raced the hook.
     if (check()) return withdraw(worker);
   }
   bump(s.parks);

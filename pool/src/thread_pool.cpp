@@ -615,14 +615,22 @@ void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
       continue;
     }
     w.cache.trim();  // going idle: bound the cached task blocks (task_cache.hpp)
-    // Going idle: after a backlog grew the deque, return to its initial ring and free the retired
-    // ones (reclaim_rings). A pool whose deques never grew pays has_spare_rings(): two loads of
+    // Going idle after a backlog grew the deque: the long-idle form of wait_for_work(), whose
+    // hook returns the deque to its initial ring and frees the retired ones (reclaim_rings) once
+    // the worker has stayed idle for options_.deque_ring_hold; a burst that comes back sooner
+    // finds its ring grown. A pool whose deques never grew pays has_spare_rings(): two loads of
     // this worker's own words and one of its ring's mask, and a branch. Only with the asymmetric
     // barrier: reclaim() needs a process-wide barrier (membarrier); without it (TSAN, no
     // membarrier, valgrind, IdleOptions::asymmetric_barrier false) the rings are kept until the
     // pool is destroyed, as before.
     if (w.deque.has_spare_rings() && idle_.asymmetric()) [[unlikely]] {
-      reclaim_rings(w);
+      if (w.idle_closed ||
+          !idle_.wait_for_work(
+              i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); },
+              options_.deque_ring_hold, [this, &w]() noexcept { reclaim_rings(w); })) {
+        break;
+      }
+      continue;
     }
     if (w.idle_closed ||
         !idle_.wait_for_work(

@@ -2,6 +2,7 @@
 // count. See <parkpool/thread_pool.hpp> for the pool's contract.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -54,6 +55,16 @@ struct PoolOptions {
   /// to wait()). Called on the worker thread that ran the task; an exception it throws is ignored.
   /// Default (empty): the exception is counted in stats() and its what() is written to stderr.
   std::function<void(std::exception_ptr)> on_post_exception;
+  /// How long a worker whose deque grew for a backlog (its ring doubled past 256 tasks) must stay
+  /// idle, in one idle episode, before it returns the deque to a ring of 256 and frees the grown
+  /// and retired rings (about 16 bytes per task of the largest backlog; <parkpool/thread_pool.hpp>,
+  /// post). Until then the worker parks with this timeout instead of untimed, and a burst that
+  /// comes back within it finds its ring grown. 0: at every idle episode (each burst then grows its
+  /// ring again: measured 5-20% on 1M-task bursts). 1 s: a workload that repeats its bursts
+  /// within a second keeps its rings; one that stays idle for a second gives them back at the cost
+  /// of one timer wakeup per worker (pool/SLEEP.md, "Long-idle hook"). Rings are freed only
+  /// where the pool's asymmetric barrier is in use (IdleCoordinator::asymmetric()).
+  std::chrono::milliseconds deque_ring_hold{1000};
 };
 
 }  // namespace parkpool

@@ -30,7 +30,8 @@
 //   never wrap in practice (2^63 pushes); the ring position wraps (index & mask). Destroying the
 //   deque does not touch the pointees.
 //
-// Reclaiming rings (reclaim(), owner only; the pool calls it when a worker goes idle)
+// Reclaiming rings (reclaim(), owner only; the pool calls it when a worker has stayed idle for
+// PoolOptions::deque_ring_hold, from IdleCoordinator::wait_for_work's long-idle hook)
 //   INV-2: a ring is freed only (a) with the deque, or (b) by reclaim(), after a process-wide
 //   barrier, when no thief's hazard slot names this deque. A thief that passes a hazard slot to
 //   steal() stores the deque's address into it (R1, release) before it loads ring_ (R2, a

@@ -320,7 +320,8 @@ struct alignas(64) WorkerContext {
   // is reading a slot of, or nullptr. Stored only by this worker, in steal() (R1, R3), on a line
   // of its own words (rng and the counters below, which only it writes), so a steal adds two
   // plain stores to a line it owns. Read with acquire by any worker reclaiming its rings
-  // (PoolCore::reclaim_rings, S3), which happens only after a growth, when that worker goes idle.
+  // (PoolCore::reclaim_rings, S3), which happens only after a growth, when that worker has stayed
+  // idle for PoolOptions::deque_ring_hold.
   alignas(64) std::atomic<const void*> steal_hazard{nullptr};
   std::uint64_t rng;  // xorshift64 state, owner only
 
@@ -561,9 +562,10 @@ class PoolCore {
  private:
   friend struct WorkerContext;
   void worker_main(std::size_t index) noexcept;
-  // Worker w going idle, its deque grown (has_spare_rings()), the asymmetric barrier in use:
-  // ChaseLevDeque::reclaim() with IdleCoordinator::heavy_barrier() and a scan of every worker's
-  // steal_hazard. w's thread only.
+  // Worker w idle for PoolOptions::deque_ring_hold (IdleCoordinator::wait_for_work's long-idle
+  // hook: w is announced asleep), its deque grown (has_spare_rings()), the asymmetric barrier in
+  // use: ChaseLevDeque::reclaim() with IdleCoordinator::heavy_barrier() and a scan of every
+  // worker's steal_hazard. w's thread only.
   [[gnu::noinline]] void reclaim_rings(WorkerContext& w) noexcept;
 
   PoolOptions options_;
