@@ -247,19 +247,21 @@ TEST(ParkThread, EveryTimedParkAfterShutdownReportsUnparked) {
 }
 
 // An executor with N workers, each parked on its own ParkThread; shutting all down wakes all.
+// shutdown() runs only once every worker is seen PARKED (its Parker's state word: asleep in the
+// kernel, or about to sleep with the word already PARKED, so that only a token can end its park):
+// the flag, which park() checks before it sleeps, cannot end these parks, the shutdown's unpark
+// must. (Until 2026-12-08 the workers only counted down a latch before parking, and the shutdowns
+// could land before any park, where the flag alone returns it.)
 TEST(ParkThread, ShutdownWakesAllParkedThreads) {
   constexpr int kThreads = 4;
   std::vector<std::unique_ptr<ParkThread>> parkers;
   for (int i = 0; i < kThreads; ++i) parkers.push_back(std::make_unique<ParkThread>());
-  std::latch about_to_park(kThreads);
   std::atomic<int> woke{0};
   Finished finished;
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back(finished([&, i] {
-      about_to_park.count_down();
-      // Parks until shutdown, however the shutdown interleaves with this call; park() is called
-      // repeatedly to show that after shutdown none of them blocks.
+      // The first park sleeps until shutdown(); the two after it show that none blocks after it.
       for (int k = 0; k < 3; ++k) parkers[static_cast<std::size_t>(i)]->park();
       woke.fetch_add(1, std::memory_order_relaxed);
     }));
@@ -269,10 +271,15 @@ TEST(ParkThread, ShutdownWakesAllParkedThreads) {
         for (auto& p : parkers) p->unpark().unpark();
       },
       threads);
-  about_to_park.wait();
+  for (int i = 0; i < kThreads; ++i) {
+    // A bounded poll of the state word, no sleep: shutdown() waits until the park is under way.
+    ASSERT_TRUE(
+        parkpool::test::wait_until_parked(parkers[static_cast<std::size_t>(i)]->parker(), 20s))
+        << "worker " << i << " was not seen parked within 20 s";
+  }
   EXPECT_EQ(woke.load(), 0);  // nobody returns before shutdown (no spurious wakeups)
   for (auto& p : parkers) p->shutdown();
-  // Bounded: a shutdown that does not wake its parked thread would hang the joins.
+  // Bounded: a shutdown that does not wake its parked thread fails here after 20 s, naming it.
   ASSERT_TRUE(
       finished.within(kThreads, "the threads parked until shutdown(), which must wake them"));
   for (auto& t : threads) t.join();
