@@ -65,7 +65,11 @@ TEST(ParkThread, UnparkFromAnotherThreadWakesParkedThread) {
 }
 
 // park_timeout from a table: timeout (past / zero / short / huge) x token (before / from another
-// thread during the park / never) x shutdown (before / never).
+// thread during the park / never) x shutdown (before / never). A shutdown row parks twice: the
+// shutdown also leaves a token, so the first park would report `unparked` even if it ignored the
+// flag; the second finds no token, and only the flag check makes it return `unparked` at once
+// (without it, the past and zero rows time out at once, the 2 ms row after 2 ms, and the forever
+// row sleeps until its WakeWithin fails it and unparks it).
 TEST(ParkThread, ParkTimeoutTable) {
   enum class Token { before, during, never };
   struct Row {
@@ -86,6 +90,7 @@ TEST(ParkThread, ParkTimeoutTable) {
       {std::chrono::hours(1), Token::during, false, UnparkReason::unparked},
       {-1ms, Token::never, true, UnparkReason::unparked},
       {0ns, Token::never, true, UnparkReason::unparked},
+      {2ms, Token::never, true, UnparkReason::unparked},
       {std::chrono::nanoseconds::max(), Token::never, true, UnparkReason::unparked},
   };
   for (const Row& row : rows) {
@@ -107,12 +112,20 @@ TEST(ParkThread, ParkTimeoutTable) {
     }
     started.count_down();
     {
-      std::optional<WakeWithin> wake;  // bounds the park that an unpark "during" must end
+      // Bounds the park that an unpark "during" must end, or that the shutdown flag must.
+      std::optional<WakeWithin> wake;
       if (row.token == Token::during) {
         wake.emplace("this thread's park, which the other thread's unpark() must end",
                      [u = p.unpark()] { u.unpark(); });
+      } else if (row.shutdown) {
+        wake.emplace("the second park after shutdown(), which the flag must return at once",
+                     [u = p.unpark()] { u.unpark(); });
       }
       EXPECT_EQ(p.park_timeout(row.timeout), row.expected);
+      if (row.shutdown) {
+        EXPECT_EQ(p.park_timeout(row.timeout), UnparkReason::unparked)
+            << "the second park after shutdown(), with the shutdown's token taken by the first";
+      }
     }
     if (unparker.joinable()) unparker.join();
   }
