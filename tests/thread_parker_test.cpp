@@ -597,15 +597,53 @@ TEST(Waker, WakeMayDestroyTheWakerItIsCalledOn) {
   for (unsigned char b : g_record_storage) ASSERT_EQ(b, 0xA5) << "wake() wrote to a dead Waker";
 }
 
+// "Lifetime": the parker state lives as long as any Waker referring to it, and waking a thread
+// that has exited is a harmless no-op. A second handle (an UnparkThread taken on the thread) shows
+// the state through its snapshot ("Unparker{state=..., handles=...}"): after the thread's exit its
+// cached ParkThread's reference is gone and the Waker's remains; each clone, wake and drop then
+// does to the orphaned state what it does to a live one (a token, one reference more or less),
+// and nothing else: the test's own thread is not woken.
 TEST(Waker, OutlivesItsThread) {
+  (void)parkpool::this_thread::park_timeout(0ns);  // takes a token an earlier test may have left
   Waker w;
-  std::thread t([&] { w = parkpool::this_thread::waker(); });
+  std::optional<UnparkThread> observer;
+  std::thread t([&] {
+    w = parkpool::this_thread::waker();
+    observer.emplace(parkpool::this_thread::current_unparker());
+  });
   t.join();  // the thread and its cached ParkThread are gone; the Waker keeps the state alive
   ASSERT_TRUE(w);
-  Waker copy = w;
-  copy.wake();  // harmless no-op on a parker nobody owns any more
-  w.wake_by_ref();
+  ASSERT_TRUE(observer);
+  const auto state = [&observer] {
+    std::ostringstream os;
+    os << observer->unparker();
+    return os.str();
+  };
+  if (state() != "Unparker{state=EMPTY, handles=2}") {
+    ADD_FAILURE() << "after its thread exited, the state should be held by the Waker and the "
+                     "observer only: "
+                  << state();
+    // The Waker holds no reference of its own: its drop would release the observer's, and the
+    // observer's destructor would then release a freed state. Leak the observer instead.
+    (void)new UnparkThread(std::move(*observer));
+    return;
+  }
+  EXPECT_TRUE(w.will_wake(observer->into_waker()));  // the exited thread's parker
+  w.wake_by_ref();                                   // a token nobody will take
+  EXPECT_EQ(state(), "Unparker{state=NOTIFIED, handles=2}");
+  {
+    Waker copy = w;
+    EXPECT_TRUE(copy.will_wake(w));
+    EXPECT_EQ(state(), "Unparker{state=NOTIFIED, handles=3}");
+    copy.wake();  // consumes the copy's reference; the token is still one
+    EXPECT_FALSE(copy);
+    EXPECT_EQ(state(), "Unparker{state=NOTIFIED, handles=2}");
+  }
   w.wake();
+  EXPECT_FALSE(w);
+  EXPECT_EQ(state(), "Unparker{state=NOTIFIED, handles=1}");  // the observer's alone
+  // No wake reached this thread's own cached parker.
+  EXPECT_EQ(parkpool::this_thread::park_timeout(0ns), UnparkReason::timed_out);
 }
 
 TEST(ThisThread, CurrentUnparkerWakesTheCallingThread) {
