@@ -130,6 +130,7 @@
 #include <relacy/relacy.hpp>
 
 #include "chase_lev_model.hpp"
+#include "model_membarrier.hpp"
 #include "model_params.hpp"
 
 #include <cstdio>
@@ -166,18 +167,9 @@ struct State {
   rl::var<int> saw_sleeper;                 // 'n': the submitter's N2 read P > 0
   rl::var<int> saw_empty;                   // 'w': the sleeper's re-check found deque 0 empty
   rl::atomic<Deque*> hazard[kThreads];      // each thread's hazard slot ('h')
-  // membarrier emulation for reclaim()'s S2, as idle_model's: the owner's request waits until
-  // the thief (the one thread that polls: the reclaim suite's thread 1) has executed a seq_cst
-  // fence after it, at a membarrier_point() or when it returns (a thread not running passed a
-  // full barrier when it was switched out). The mutex gives membarrier's two orders: what the
-  // thief did before its acknowledgement happens before what the owner does after the barrier,
-  // and what the owner did before the barrier happens before the thief's later steps.
-  rl::mutex mb_mutex;
-  rl::condition_variable mb_cv;
-  rl::var<int> mb_requested;
-  rl::var<int> mb_acked;
-  rl::var<int> mb_thief_gone;
-  rl::atomic<int> mb_pending;  // a hint the thief polls (relaxed): a request may be waiting
+  // membarrier for reclaim()'s S2 (model_membarrier.hpp, as idle_model's): the owner requests,
+  // the thief (the one thread that polls: the reclaim suite's thread 1) acknowledges.
+  parkpool::model::ModelMembarrier mb;
 
   void init() {
     for (auto& d : q) d.init(g_cfg.initial_capacity);
@@ -189,37 +181,13 @@ struct State {
     saw_sleeper($) = 0;
     saw_empty($) = 0;
     for (auto& h : hazard) h.store(nullptr, rl::mo_relaxed, $);
-    mb_requested($) = 0;
-    mb_acked($) = 0;
-    mb_thief_gone($) = 0;
-    mb_pending.store(0, rl::mo_relaxed, $);
+    mb.reset();
   }
   // (S2) IdleCoordinator::heavy_barrier(): wait until the thief has fenced after this request.
-  void heavy_barrier() {
-    mb_mutex.lock($);
-    const int ticket = ++mb_requested($);
-    mb_pending.store(1, rl::mo_relaxed, $);
-    while (mb_acked($) < ticket && mb_thief_gone($) == 0) mb_cv.wait(mb_mutex, $);
-    mb_mutex.unlock($);
-  }
+  void heavy_barrier() { mb.barrier(); }
   // The thief: the IPI of a pending barrier may land here.
-  void membarrier_point() {
-    if (mb_pending.load(rl::mo_relaxed, $) == 0) return;
-    mb_mutex.lock($);
-    if (mb_acked($) < mb_requested($)) {
-      rl::atomic_thread_fence(rl::mo_seq_cst, $);
-      mb_acked($) = mb_requested($);
-      mb_cv.notify_all($);
-    }
-    mb_mutex.unlock($);
-  }
-  void thief_returns() {
-    mb_mutex.lock($);
-    rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    mb_thief_gone($) = 1;
-    mb_cv.notify_all($);
-    mb_mutex.unlock($);
-  }
+  void membarrier_point() { mb.point(); }
+  void thief_returns() { mb.polled_returns(); }
   // 'h': a steal from deque 0 with the thief's hazard slot (the pool's find_task_slow).
   void steal_hazard(int taker) {
     int v = 0;

@@ -148,6 +148,7 @@
 
 #include <relacy/relacy.hpp>
 
+#include "model_membarrier.hpp"
 #include "model_params.hpp"
 
 #include <cstdio>
@@ -230,13 +231,9 @@ struct Coordinator {
   rl::condition_variable park_cv[kMaxWorkers];
   rl::var<int> token[kMaxWorkers];
   rl::atomic<int> taken;  // TwoSleepers: tasks taken; the last taker calls shutdown()
-  // membarrier emulation (see the header comment): requests and acknowledgements under mb_mutex.
-  rl::mutex mb_mutex;
-  rl::condition_variable mb_cv;
-  rl::var<int> mb_requested;
-  rl::var<int> mb_acked;
-  rl::var<int> mb_publisher_gone;
-  rl::atomic<int> mb_pending;  // a hint the publisher polls (relaxed): a request may be waiting
+  // membarrier emulation (see the header comment and model_membarrier.hpp): the sleepers
+  // request, the publisher acknowledges.
+  parkpool::model::ModelMembarrier mb;
 
   void init(unsigned initial_state) {
     state.store(initial_state, rl::mo_relaxed, $);
@@ -247,10 +244,7 @@ struct Coordinator {
       token[w]($) = 0;
     }
     taken.store(0, rl::mo_relaxed, $);
-    mb_requested($) = 0;
-    mb_acked($) = 0;
-    mb_publisher_gone($) = 0;
-    mb_pending.store(0, rl::mo_relaxed, $);
+    mb.reset();
   }
 
   // others_working(): the asymmetric barrier is in use and `after` (the value the caller's own
@@ -260,31 +254,10 @@ struct Coordinator {
            searching_of(after) + sleeping_of(after) + self_working < g_cfg.workers;
   }
   // (H): wait until the publisher has executed a seq_cst fence after this request (or returned).
-  void heavy_barrier() {
-    mb_mutex.lock($);
-    const int ticket = ++mb_requested($);
-    mb_pending.store(1, rl::mo_relaxed, $);
-    while (mb_acked($) < ticket && mb_publisher_gone($) == 0) mb_cv.wait(mb_mutex, $);
-    mb_mutex.unlock($);
-  }
+  void heavy_barrier() { mb.barrier(); }
   // The publisher: the IPI of a pending (H) may land here.
-  void membarrier_point() {
-    if (mb_pending.load(rl::mo_relaxed, $) == 0) return;
-    mb_mutex.lock($);
-    if (mb_acked($) < mb_requested($)) {
-      rl::atomic_thread_fence(rl::mo_seq_cst, $);
-      mb_acked($) = mb_requested($);
-      mb_cv.notify_all($);
-    }
-    mb_mutex.unlock($);
-  }
-  void publisher_returns() {
-    mb_mutex.lock($);
-    rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    mb_publisher_gone($) = 1;
-    mb_cv.notify_all($);
-    mb_mutex.unlock($);
-  }
+  void membarrier_point() { mb.point(); }
+  void publisher_returns() { mb.polled_returns(); }
 
   // sleepers_ under sleepers_mutex: push, erase (if listed), pop the victim.
   void list_push(unsigned w) {
