@@ -631,13 +631,18 @@ TEST(IdleCoordinator, LongIdleHookThenANotifyRacingTheUntimedParkWakesTheWorker)
   EXPECT_EQ(c.searching(), 0u);
 }
 
-TEST(IdleCoordinator, LongIdleHookIsSkippedWhenAWakeComesBeforeTheHold) {
+// Also with a hold past what steady_clock can count (nanoseconds::max(): the pool's "never"),
+// which must saturate instead of overflowing the deadline (UBSAN in the asan preset): a wake
+// still ends the park, and the hook never runs.
+class LongIdleHoldTest : public ::testing::TestWithParam<std::chrono::nanoseconds> {};
+TEST_P(LongIdleHoldTest, LongIdleHookIsSkippedWhenAWakeComesBeforeTheHold) {
   IdleCoordinator c(2, no_spin_options());
   std::atomic<bool> work{false};
   std::atomic<int> hooks{0};
+  const std::chrono::nanoseconds hold = GetParam();
   Waiter w(c, 0, [&] {
     return c.wait_for_work(
-        0, [&] { return work.load(std::memory_order_acquire); }, []() noexcept {}, 60s,
+        0, [&] { return work.load(std::memory_order_acquire); }, []() noexcept {}, hold,
         [&]() noexcept { hooks.fetch_add(1, std::memory_order_relaxed); });
   });
   ASSERT_TRUE(eventually([&] { return c.total_stats().parks == 1; }));  // in its hold park
@@ -647,6 +652,9 @@ TEST(IdleCoordinator, LongIdleHookIsSkippedWhenAWakeComesBeforeTheHold) {
   EXPECT_EQ(hooks.load(), 0);
   EXPECT_EQ(c.stats(0).timed_out_parks, 0u);
 }
+INSTANTIATE_TEST_SUITE_P(IdleCoordinator, LongIdleHoldTest,
+                         ::testing::Values(std::chrono::nanoseconds(60s),
+                                           std::chrono::nanoseconds::max()));
 
 TEST(IdleCoordinator, LongIdleHookIsFollowedByACheckThatSeesWorkPublishedMeanwhile) {
   // As after the timed park: work published without a notify (misuse) during the hook is seen

@@ -913,6 +913,45 @@ TEST(ThreadPool, BacklogsWithAZeroHoldFreeAndRegrowTheRingAndRunEveryTask) {
   }
 }
 
+// deque_ring_hold: a negative one is rejected before any thread starts; milliseconds::max() (past
+// what steady_clock's nanoseconds can count) is "never", not an overflow (UBSAN in the asan
+// preset): the grown ring stays while both workers sleep, and the pool still wakes for work.
+TEST(ThreadPool, DequeRingHoldNegativeThrowsAndMaxKeepsTheRings) {
+  PoolOptions bad = with_threads(2);
+  bad.deque_ring_hold = std::chrono::milliseconds(-1);
+  EXPECT_THROW(ThreadPool{bad}, std::invalid_argument);
+
+  PoolOptions o = with_threads(2);
+  o.deque_ring_hold = std::chrono::milliseconds::max();
+  ThreadPool pool(o);
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  const Backlog b = post_backlog_from_a_worker(pool, 100000);
+  ASSERT_LT(b.poster, core.size());
+  ASSERT_GE(b.grown_to, std::size_t{131072});
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return core.idle().sleeping() == 2; }))
+      << "the workers did not both go to sleep";
+  // Two tasks that wait for each other: both workers must wake and run one, so each has left the
+  // idle episode it was announced in, and any hook of that episode has run (it runs before the
+  // park that the wake ends). Only then is the ring checked: a hold that reclaimed (an overflow
+  // to a negative hold frees the rings at once) cannot still be pending.
+  std::atomic<int> arrived{0};
+  auto meet = [&arrived] {
+    arrived.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count, nothing published
+    parkpool::test::TimeBudget budget(20s);
+    while (arrived.load(std::memory_order_relaxed) < 2 && !budget.exhausted()) {
+      std::this_thread::yield();
+    }
+    return arrived.load(std::memory_order_relaxed) >= 2;
+  };
+  auto first = pool.submit(meet);
+  auto second = pool.submit(meet);
+  ASSERT_TRUE(first.get()) << "the two workers did not both wake within 20 s";
+  ASSERT_TRUE(second.get());
+  const auto& deque = core.workers()[b.poster]->deque;
+  EXPECT_EQ(deque.capacity(), b.grown_to);
+  EXPECT_GE(deque.retired_rings(), 1u);
+}
+
 TEST(ThreadPool, StatsCountASubmittedTaskBeforeItsFutureIsReady) {
   // Once get() returned, stats() includes the task (it was counted after the future became
   // ready: 159,215 of 200,000 snapshots were one short, found by review). Also through the

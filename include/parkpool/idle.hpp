@@ -321,8 +321,10 @@ class IdleCoordinator {
   // is then: spin, announce and re-check, the timed park of IdleOptions::timed_park if any,
   // park_timeout() for what is left of `hold`, on_long_idle(), a has_work() check, an untimed
   // park. hold <= 0: on_long_idle() runs right after the re-check (and the timed park, if any),
-  // before the untimed park. A wake, a found work or shutdown() before the hold ends skips the
-  // hook: it runs at most once per call, and never in a call that returns early.
+  // before the untimed park. A hold past what steady_clock can reach (nanoseconds::max()) never
+  // ends: the timed park then lasts until a wake, and the hook never runs. A wake, a found work
+  // or shutdown() before the hold ends skips the hook: it runs at most once per call, and never
+  // in a call that returns early.
   // on_long_idle() runs on this thread, while this worker is still announced asleep (in the
   // sleepers, counted by sleeping()): a notify_work() meanwhile may claim it, and its unpark then
   // makes the following park return at once, so a wake that comes during or right after the hook
@@ -606,7 +608,13 @@ bool IdleCoordinator::wait_for_work_impl(std::size_t worker, HasWork&& has_work,
                 "IdleCoordinator::wait_for_work: on_long_idle must be noexcept");
   // The long-idle form: the hold runs from here (one clock read per call, only in that form).
   [[maybe_unused]] std::chrono::steady_clock::time_point hold_end{};
-  if constexpr (kHold) hold_end = std::chrono::steady_clock::now() + hold;
+  if constexpr (kHold) {
+    // Saturated: a hold past what the clock can count (nanoseconds::max()) ends never.
+    const auto now = std::chrono::steady_clock::now();
+    hold_end = hold >= std::chrono::steady_clock::time_point::max() - now
+                   ? std::chrono::steady_clock::time_point::max()
+                   : now + hold;
+  }
   // has_work() must not throw: an exception here would leave this worker counted as a searcher
   // or sleeper, and every later notify_work() would rely on it. Called through a noexcept
   // wrapper, a throw terminates the process at once instead of hanging it later.

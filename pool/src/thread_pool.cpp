@@ -433,12 +433,23 @@ void PoolCore::wait_foreign(GroupLatch& latch) noexcept {
 namespace {
 PoolOptions validated(PoolOptions o) {
   if (o.threads == 0) throw std::invalid_argument("parkpool::ThreadPool: threads must be >= 1");
+  if (o.deque_ring_hold.count() < 0) {
+    throw std::invalid_argument("parkpool::ThreadPool: deque_ring_hold must be >= 0");
+  }
   return o;
+}
+// PoolOptions::deque_ring_hold in nanoseconds, saturated to nanoseconds::max() ("never") where
+// the conversion would overflow.
+std::chrono::nanoseconds ring_hold_ns(std::chrono::milliseconds hold) noexcept {
+  constexpr auto kMaxMs =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
+  return hold >= kMaxMs ? std::chrono::nanoseconds::max() : std::chrono::nanoseconds(hold);
 }
 }  // namespace
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(validated(std::move(options))),
+      ring_hold_(ring_hold_ns(options_.deque_ring_hold)),
       idle_slack_(static_cast<std::uint32_t>(
           options_.threads -
           std::min(options_.threads, std::max<std::size_t>(1, available_cpus())))),
@@ -623,11 +634,13 @@ void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
     // barrier: reclaim() needs a process-wide barrier (membarrier); without it (TSAN, no
     // membarrier, valgrind, IdleOptions::asymmetric_barrier false) the rings are kept until the
     // pool is destroyed, as before.
-    if (w.deque.has_spare_rings() && idle_.asymmetric()) [[unlikely]] {
+    // A hold of nanoseconds::max() is "never": the plain form below.
+    if (w.deque.has_spare_rings() && idle_.asymmetric() &&
+        ring_hold_ != std::chrono::nanoseconds::max()) [[unlikely]] {
       if (w.idle_closed ||
           !idle_.wait_for_work(
               i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); },
-              options_.deque_ring_hold, [this, &w]() noexcept { reclaim_rings(w); })) {
+              ring_hold_, [this, &w]() noexcept { reclaim_rings(w); })) {
         break;
       }
       continue;

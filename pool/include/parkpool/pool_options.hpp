@@ -64,6 +64,9 @@ struct PoolOptions {
   /// within a second keeps its rings; one that stays idle for a second gives them back at the cost
   /// of one timer wakeup per worker (pool/SLEEP.md, "Long-idle hook"). Rings are freed only
   /// where the pool's asymmetric barrier is in use (IdleCoordinator::asymmetric()).
+  /// std::chrono::milliseconds::max() (or any hold longer than steady_clock's nanoseconds can
+  /// count, ~292 years): never; the worker then parks untimed as without a grown deque. Negative:
+  /// std::invalid_argument from the ThreadPool constructor.
   std::chrono::milliseconds deque_ring_hold{1000};
 };
 

@@ -332,8 +332,9 @@ auto join_on_worker(WorkerContext& w, A& a, B& b) -> std::pair<join_result_t<A>,
 class ThreadPool {
  public:
   /// Starts options.threads workers. Throws std::invalid_argument if options.threads == 0 or
-  /// exceeds IdleCoordinator::kMaxWorkers (65535), or if the IdleOptions are invalid (all checked
-  /// before any thread starts); std::system_error if a thread cannot be started.
+  /// exceeds IdleCoordinator::kMaxWorkers (65535), if options.deque_ring_hold is negative, or if
+  /// the IdleOptions are invalid (all checked before any thread starts); std::system_error if a
+  /// thread cannot be started.
   explicit ThreadPool(PoolOptions options = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -569,6 +569,9 @@ class PoolCore {
   [[gnu::noinline]] void reclaim_rings(WorkerContext& w) noexcept;
 
   PoolOptions options_;
+  // options_.deque_ring_hold in steady_clock's unit, or nanoseconds::max() for "never" (a hold
+  // the unit cannot count: milliseconds::max() among them). Constant.
+  std::chrono::nanoseconds ring_hold_;
   // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
   std::uint32_t idle_slack_;
   IdleCoordinator idle_;
