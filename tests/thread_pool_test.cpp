@@ -965,6 +965,53 @@ TEST(ThreadPool, DequeRingHoldNegativeThrowsAndMaxKeepsTheRings) {
   EXPECT_GE(deque.retired_rings(), 1u);
 }
 
+// Rings kept through idle episodes shorter than the hold are freed once kRingKeepHolds holds have
+// passed since the first idle episode that found them: a worker that runs light work after a
+// backlog gives them back too. One worker, so that every idle episode is its own, and each lasts
+// only until the next light task (one every ~2 ms: the workload's shape, far below the 500 ms
+// hold), so the hold's hook never runs and only the keep rule can free them, not before 5 s.
+// Without the asymmetric barrier (TSAN) the rings are kept, which the test checks instead.
+TEST(ThreadPool, RingsKeptThroughShortIdlesAreFreedAfterTheKeepTime) {
+  PoolOptions o = with_threads(1);
+  o.deque_ring_hold = std::chrono::milliseconds(500);
+  const auto keep = o.deque_ring_hold * parkpool::detail::PoolCore::kRingKeepHolds;
+  ThreadPool pool(o);
+  parkpool::detail::PoolCore& core = parkpool::detail::PoolAccess::core(pool);
+  const auto& deque = core.workers()[0]->deque;
+  constexpr std::size_t kInitial = parkpool::detail::WorkerContext::kDequeCapacity;
+  constexpr int kTasks = 100000;
+  std::atomic<int> ran{0};
+  pool.submit([&] {
+        for (int i = 0; i < kTasks; ++i)
+          pool.post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+      })
+      .get();
+  ASSERT_TRUE(parkpool::test::reaches_within(ran, kTasks, "the posted backlog", 20s, "tasks run"));
+  const std::size_t grown_to = deque.capacity();
+  ASSERT_GE(grown_to, std::size_t{131072});
+  const auto start = std::chrono::steady_clock::now();
+  // Light work until the rings are freed (or, without the barrier, for the keep time and more).
+  const auto light_until = [&](auto done) {
+    parkpool::test::TimeBudget budget(20s);
+    while (!done() && !budget.exhausted()) {
+      pool.submit([] {}).get();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the gap between tasks
+    }
+  };
+  if (!core.idle().asymmetric()) {
+    light_until([&] { return std::chrono::steady_clock::now() - start > keep + 500ms; });
+    EXPECT_EQ(deque.capacity(), grown_to);
+    return;
+  }
+  light_until([&] { return deque.capacity() == kInitial && deque.retired_rings() == 0; });
+  const auto freed_after = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(deque.capacity(), kInitial) << "still grown after 20 s of light work";
+  EXPECT_EQ(deque.retired_rings(), 0u);
+  // Not before the keep time, counted from the first idle episode after the backlog: that came
+  // after its last task, at most the backlog wait's polling delay before `start` (100 ms margin).
+  EXPECT_GE(freed_after, keep - std::chrono::milliseconds(100));
+}
+
 TEST(ThreadPool, StatsCountASubmittedTaskBeforeItsFutureIsReady) {
   // Once get() returned, stats() includes the task (it was counted after the future became
   // ready: 159,215 of 200,000 snapshots were one short, found by review). Also through the

@@ -445,11 +445,18 @@ std::chrono::nanoseconds ring_hold_ns(std::chrono::milliseconds hold) noexcept {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
   return hold >= kMaxMs ? std::chrono::nanoseconds::max() : std::chrono::nanoseconds(hold);
 }
+// kRingKeepHolds holds, saturated: how long a worker keeps its grown rings through idle episodes
+// shorter than the hold (worker_main).
+std::chrono::nanoseconds ring_keep_ns(std::chrono::nanoseconds hold) noexcept {
+  constexpr auto kMax = std::chrono::nanoseconds::max();
+  return hold >= kMax / PoolCore::kRingKeepHolds ? kMax : hold * PoolCore::kRingKeepHolds;
+}
 }  // namespace
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(validated(std::move(options))),
       ring_hold_(ring_hold_ns(options_.deque_ring_hold)),
+      ring_keep_(ring_keep_ns(ring_hold_)),
       idle_slack_(static_cast<std::uint32_t>(
           options_.threads -
           std::min(options_.threads, std::max<std::size_t>(1, available_cpus())))),
@@ -597,6 +604,7 @@ void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
                     }
                     return true;  // still named: keep the rings for the next idle
                   });
+  if (!w.deque.has_spare_rings()) w.spare_rings_since = {};  // freed: the next growth starts anew
 }
 
 [[gnu::hot]] void PoolCore::worker_main(std::size_t i) noexcept {
@@ -637,13 +645,27 @@ void PoolCore::reclaim_rings(WorkerContext& w) noexcept {
     // A hold of nanoseconds::max() is "never": the plain form below.
     if (w.deque.has_spare_rings() && idle_.asymmetric() &&
         ring_hold_ != std::chrono::nanoseconds::max()) [[unlikely]] {
-      if (w.idle_closed ||
-          !idle_.wait_for_work(
-              i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); },
-              ring_hold_, [this, &w]() noexcept { reclaim_rings(w); })) {
-        break;
+      // Kept too long: a worker that, after a backlog, runs light work whose idle episodes never
+      // last the hold would keep its rings for good. So once ring_keep_ (kRingKeepHolds holds)
+      // has passed since the first idle episode that found them, they are freed at this one,
+      // however short (a workload that repeats its bursts then regrows its ring once per
+      // ring_keep_). One clock read per idle episode, only while the rings are kept.
+      const auto now = std::chrono::steady_clock::now();
+      if (w.spare_rings_since == std::chrono::steady_clock::time_point{}) {
+        w.spare_rings_since = now;
+      } else if (now - w.spare_rings_since >= ring_keep_) {
+        reclaim_rings(w);  // resets spare_rings_since if it freed them
       }
-      continue;
+      // Still kept (not yet too long, or a thief's hazard slot named the deque): the hold.
+      if (w.deque.has_spare_rings()) {
+        if (w.idle_closed ||
+            !idle_.wait_for_work(
+                i, [&w] { return w.any_work(); }, [&w]() noexcept { w.prefetch_after_wake(); },
+                ring_hold_, [this, &w]() noexcept { reclaim_rings(w); })) {
+          break;
+        }
+        continue;
+      }
     }
     if (w.idle_closed ||
         !idle_.wait_for_work(

@@ -62,8 +62,12 @@ struct PoolOptions {
   /// comes back within it finds its ring grown. 0: at every idle episode (each burst then grows its
   /// ring again: measured 5-20% on 1M-task bursts). 1 s: a workload that repeats its bursts
   /// within a second keeps its rings; one that stays idle for a second gives them back at the cost
-  /// of one timer wakeup per worker (pool/SLEEP.md, "Long-idle hook"). Rings are freed only
-  /// where the pool's asymmetric barrier is in use (IdleCoordinator::asymmetric()).
+  /// of one timer wakeup per worker (pool/SLEEP.md, "Long-idle hook"). Rings that shorter idle
+  /// episodes kept for 10 holds (PoolCore::kRingKeepHolds) since the first idle episode that found
+  /// them are freed at the next one, however short: a pool running light work after a backlog
+  /// gives them back too, and a workload that repeats its bursts regrows its ring once per 10
+  /// holds. Rings are freed only where the pool's asymmetric barrier is in use
+  /// (IdleCoordinator::asymmetric()).
   /// std::chrono::milliseconds::max() (or any hold longer than steady_clock's nanoseconds can
   /// count, ~292 years): never; the worker then parks untimed as without a grown deque. Negative:
   /// std::invalid_argument from the ThreadPool constructor.

@@ -21,12 +21,13 @@
 //                    through (about 16 bytes per task of the largest backlog it held: a thief may
 //                    still read an old ring) until the worker has stayed idle, its deque empty,
 //                    for PoolOptions::deque_ring_hold (1 s; bursts that come back sooner keep
-//                    the grown ring): it then returns to a ring of 256 and frees the others, after
-//                    a process-wide barrier (membarrier) and a check that no thief is reading them
-//                    (kept for the next idle if one is). Only where the pool's asymmetric barrier
-//                    is available (IdleCoordinator::asymmetric(): not under TSAN or valgrind, nor
-//                    where seccomp refuses membarrier); without it the rings are kept until the
-//                    pool is destroyed. Elsewhere: the injector (its producer lock, uncontended
+//                    the grown ring, for 10 holds at most): it then returns to a ring of 256
+//                    and frees the others, after a process-wide barrier (membarrier) and a
+//                    check that no thief is reading them (kept for the next idle if one is).
+//                    Only where the pool's asymmetric barrier is available
+//                    (IdleCoordinator::asymmetric(): not under TSAN or valgrind, nor where
+//                    seccomp refuses membarrier); without it the rings are kept until the pool
+//                    is destroyed. Elsewhere: the injector (its producer lock, uncontended
 //                    with one submitting thread), whose emptied chunks go back to operator delete
 //                    (one spare kept). A syscall only when a sleeper is woken.
 //   submit(f, a...)  as post, plus a std::promise/future (its shared state is one more allocation).
@@ -36,10 +37,10 @@
 //   join(pool, a, b) runs a here while b is offered to thieves; no heap allocation on a worker
 //                    (b's job lives on this stack frame), except that a nest holding more b's
 //                    than a worker's deque ring (256 at first) grows the ring, which is then kept
-//                    until the worker stays idle for PoolOptions::deque_ring_hold, or for the
-//                    pool's lifetime without the asymmetric barrier (as for post; measured before
-//                    rings were reclaimed: 18 allocations for the first nest 10,000 deep, none for
-//                    the next; a nest after such an idle grows the ring again; std::bad_alloc is
+//                    as for post (PoolOptions::deque_ring_hold), or for the pool's lifetime
+//                    without the asymmetric barrier (measured before rings were reclaimed: 18
+//                    allocations for the first nest 10,000 deep, none for the next; a nest
+//                    after such an idle grows the ring again; std::bad_alloc is
 //                    possible from join then); results returned as a std::pair, void as
 //                    std::monostate, by value. Below the 8 outermost joins on a worker, b is kept
 //                    private (no fence, no atomic) while no worker is idle; the first join that

@@ -323,6 +323,9 @@ struct alignas(64) WorkerContext {
   // (PoolCore::reclaim_rings, S3), which happens only after a growth, when that worker has stayed
   // idle for PoolOptions::deque_ring_hold.
   alignas(64) std::atomic<const void*> steal_hazard{nullptr};
+  // Owner only: when an idle episode first found this deque's grown rings kept (epoch: none
+  // kept, or not yet seen); PoolCore::worker_main frees them PoolCore::ring_keep_ later.
+  std::chrono::steady_clock::time_point spare_rings_since{};
   std::uint64_t rng;  // xorshift64 state, owner only
 
   // Single-writer (this worker) statistics.
@@ -568,10 +571,21 @@ class PoolCore {
   // worker's steal_hazard. w's thread only.
   [[gnu::noinline]] void reclaim_rings(WorkerContext& w) noexcept;
 
+ public:
+  // PoolOptions::deque_ring_hold's multiple after which grown rings are freed at any idle
+  // episode, however short (worker_main; pool_options.hpp). 10: a workload that repeats its
+  // bursts regrows its rings once per 10 holds (10 s by default), a regrowth costing a few ms
+  // per 1M-task ring.
+  static constexpr int kRingKeepHolds = 10;
+
+ private:
   PoolOptions options_;
   // options_.deque_ring_hold in steady_clock's unit, or nanoseconds::max() for "never" (a hold
   // the unit cannot count: milliseconds::max() among them). Constant.
   std::chrono::nanoseconds ring_hold_;
+  // ring_hold_ * kRingKeepHolds (saturated): rings kept through shorter idle episodes are freed
+  // at the first idle episode this long after the first one that found them (worker_main).
+  std::chrono::nanoseconds ring_keep_;
   // threads - min(threads, available_cpus()) at construction: the workers beyond the CPUs.
   std::uint32_t idle_slack_;
   IdleCoordinator idle_;
