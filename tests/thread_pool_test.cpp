@@ -968,9 +968,10 @@ TEST(ThreadPool, DequeRingHoldNegativeThrowsAndMaxKeepsTheRings) {
 // Rings kept through idle episodes shorter than the hold are freed once kRingKeepHolds holds have
 // passed since the first idle episode that found them: a worker that runs light work after a
 // backlog gives them back too. One worker, so that every idle episode is its own, and each lasts
-// only until the next light task (one every ~2 ms: the workload's shape, far below the 500 ms
-// hold), so the hold's hook never runs and only the keep rule can free them, not before 5 s.
-// Without the asymmetric barrier (TSAN) the rings are kept, which the test checks instead.
+// only until the next light task (submitted as soon as the last one's future is ready:
+// microseconds, far below the 500 ms hold), so the hold's hook never runs and only the keep rule
+// can free them, not before 5 s. Without the asymmetric barrier (TSAN) the rings are kept, which
+// the test checks instead.
 TEST(ThreadPool, RingsKeptThroughShortIdlesAreFreedAfterTheKeepTime) {
   PoolOptions o = with_threads(1);
   o.deque_ring_hold = std::chrono::milliseconds(500);
@@ -993,10 +994,7 @@ TEST(ThreadPool, RingsKeptThroughShortIdlesAreFreedAfterTheKeepTime) {
   // Light work until the rings are freed (or, without the barrier, for the keep time and more).
   const auto light_until = [&](auto done) {
     parkpool::test::TimeBudget budget(20s);
-    while (!done() && !budget.exhausted()) {
-      pool.submit([] {}).get();
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the gap between tasks
-    }
+    while (!done() && !budget.exhausted()) pool.submit([] {}).get();
   };
   if (!core.idle().asymmetric()) {
     light_until([&] { return std::chrono::steady_clock::now() - start > keep + 500ms; });
