@@ -266,6 +266,36 @@ TEST(TaskGroup, Nests10000Deep) {
   }
 }
 
+// The owner's wait() first runs what it finds in its own deque (TaskGroup::wait_impl), and must
+// then still wait for a task of the group that another worker took and is running. Here the
+// owner's only task is stolen (the owner polls until the other worker started it), and that task
+// finishes only after the owner has parked inside wait(): a wait() that returned once its own
+// deque was empty would see it unfinished.
+TEST(TaskGroup, TheOwnersWaitReturnsOnlyAfterAStolenTaskFinished) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> started{false}, gate{false}, finished{false}, entering{false};
+  std::atomic<std::uint64_t> parks_before{0};
+  auto owner = pool.submit([&] {
+    TaskGroup g(pool);
+    g.run([&] {
+      started.store(true);
+      parkpool::test::wait_for([&] { return gate.load(); });
+      finished.store(true);
+    });
+    if (!parkpool::test::wait_for([&] { return started.load(); })) return false;
+    parks_before.store(pool.stats().total.parks);
+    entering.store(true);
+    g.wait();
+    return finished.load();
+  });
+  ASSERT_TRUE(parkpool::test::wait_for([&] { return entering.load(); }));
+  // The other worker is running the task, so a new park is the owner's, in wait().
+  EXPECT_TRUE(
+      parkpool::test::wait_for([&] { return pool.stats().total.parks > parks_before.load(); }));
+  gate.store(true);
+  EXPECT_TRUE(owner.get());
+}
+
 // A group constructed in a task is owned by that worker: its run()s there and the group's tasks
 // it runs are counted in plain stores that cannot wake anyone. A waiter elsewhere polls. Here
 // every count is the owner's (one worker), so only the polling can see the tasks finish: a waiter

@@ -1,0 +1,238 @@
+// TaskGroup's inline slot (thread_pool.hpp, TaskGroup::run): the owner worker's first run() after
+// the group's construction or after its own wait() stores a callable of at most
+// kInlineCallableBytes in the group itself; every other task is allocated. Where a callable lives
+// is observed through its own address (`this` in its call operator): inside the TaskGroup object
+// or not. Checked: which run()s use the slot, that a thread other than the owner never does, that
+// a failed run() leaves the slot free, and that a slot task run by a thief is reused only after
+// the owner's wait() (its payload intact in every round; TSAN checks the ordering of the reuse).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "parkpool/thread_pool.hpp"
+#include "parkpool_test.hpp"
+#include "pool_test.hpp"
+
+namespace {
+
+using parkpool::TaskGroup;
+using parkpool::ThreadPool;
+
+using parkpool::test::wait_for;
+using parkpool::test::with_threads;
+
+bool inside(const TaskGroup& g, const void* p) {
+  const auto* b = reinterpret_cast<const unsigned char*>(&g);
+  const auto* q = static_cast<const unsigned char*>(p);
+  return q >= b && q < b + sizeof(TaskGroup);
+}
+
+// A callable of `Bytes` bytes (a multiple of 8) that records where it ran from.
+template <std::size_t Bytes>
+struct Where {
+  static_assert(Bytes >= 8 && Bytes % 8 == 0);
+  const void** out;
+  std::array<std::uint64_t, Bytes / 8 - 1> pad{};
+  void operator()() const { *out = this; }
+};
+static_assert(sizeof(Where<TaskGroup::kInlineCallableBytes>) == TaskGroup::kInlineCallableBytes);
+
+TEST(TaskGroupSlot, TheOwnersFirstRunIsStoredInTheGroupUntilItsWait) {
+  ThreadPool pool(with_threads(1));
+  pool.submit([&] {
+        TaskGroup g(pool);
+        const void* a = nullptr;
+        const void* b = nullptr;
+        const void* c = nullptr;
+        g.run(Where<8>{&a});
+        g.run(Where<8>{&b});  // the slot holds a's task until the wait: b is allocated
+        g.wait();             // one worker: both ran here, in this wait
+        ASSERT_NE(a, nullptr);
+        ASSERT_NE(b, nullptr);
+        EXPECT_TRUE(inside(g, a));
+        EXPECT_FALSE(inside(g, b));
+        g.run(Where<8>{&c});  // after the owner's wait the slot is free again
+        g.wait();
+        ASSERT_NE(c, nullptr);
+        EXPECT_TRUE(inside(g, c));
+      })
+      .get();
+}
+
+TEST(TaskGroupSlot, OnlyCallablesUpToTheLimitAreStoredInTheGroup) {
+  ThreadPool pool(with_threads(1));
+  pool.submit([&] {
+        const void* at_limit = nullptr;
+        const void* over = nullptr;
+        {
+          TaskGroup g(pool);
+          g.run(Where<TaskGroup::kInlineCallableBytes>{&at_limit});
+          g.wait();
+          EXPECT_TRUE(inside(g, at_limit));
+        }
+        {
+          TaskGroup g(pool);
+          g.run(Where<TaskGroup::kInlineCallableBytes + 8>{&over});
+          g.wait();
+          ASSERT_NE(over, nullptr);
+          EXPECT_FALSE(inside(g, over));
+        }
+      })
+      .get();
+}
+
+TEST(TaskGroupSlot, RunsFromOtherThreadsAreNeverStoredInTheGroup) {
+  ThreadPool pool(with_threads(2));
+  // Constructed off the pool: no owner, so no run() uses the slot.
+  {
+    TaskGroup g(pool);
+    const void* a = nullptr;
+    g.run(Where<8>{&a});
+    g.wait();
+    ASSERT_NE(a, nullptr);
+    EXPECT_FALSE(inside(g, a));
+  }
+  // Constructed on worker A, whose slot is free: a run() from worker B is not stored in it. B's
+  // run() comes from a task A posted and did not pop itself (A polls until B has run it).
+  pool.submit([&] {
+        TaskGroup g(pool);
+        const void* from_b = nullptr;
+        std::atomic<bool> b_done{false};
+        const std::thread::id a_id = std::this_thread::get_id();
+        std::atomic<bool> ran_on_a{false};
+        pool.post([&] {
+          ran_on_a.store(std::this_thread::get_id() == a_id, std::memory_order_relaxed);
+          g.run(Where<8>{&from_b});
+          b_done.store(true, std::memory_order_release);
+        });
+        ASSERT_TRUE(wait_for([&] { return b_done.load(std::memory_order_acquire); }));
+        EXPECT_FALSE(ran_on_a.load(std::memory_order_relaxed));
+        const void* from_a = nullptr;
+        g.run(Where<8>{&from_a});  // the owner's first run(): the slot
+        g.wait();
+        ASSERT_NE(from_b, nullptr);
+        ASSERT_NE(from_a, nullptr);
+        EXPECT_FALSE(inside(g, from_b));
+        EXPECT_TRUE(inside(g, from_a));
+      })
+      .get();
+}
+
+TEST(TaskGroupSlot, AWaitOnAnotherThreadLeavesTheSlotTakenUntilTheOwnersWait) {
+  ThreadPool pool(with_threads(1));
+  std::unique_ptr<TaskGroup> g;  // owned by the worker, outlives the task that constructs it
+  const void* first = nullptr;
+  pool.submit([&] {
+        g = std::make_unique<TaskGroup>(pool);
+        g->run(Where<8>{&first});
+      })
+      .get();
+  g->wait();  // here, off the pool (polls): the slot's task has finished, but the slot stays
+              // taken, since the owner might be in run() during a wait of another thread
+  ASSERT_NE(first, nullptr);
+  EXPECT_TRUE(inside(*g, first));
+  const void* second = nullptr;
+  const void* third = nullptr;
+  pool.submit([&] {
+        g->run(Where<8>{&second});  // allocated
+        g->wait();                  // the owner's wait frees the slot
+        g->run(Where<8>{&third});   // the slot again
+        g->wait();
+      })
+      .get();
+  ASSERT_NE(second, nullptr);
+  ASSERT_NE(third, nullptr);
+  EXPECT_FALSE(inside(*g, second));
+  EXPECT_TRUE(inside(*g, third));
+}
+
+// A callable that fits the slot and whose copy throws: run() throws, nothing is counted, and the
+// slot stays free for the next run().
+struct SmallCopyThrows {
+  const void** out;
+  explicit SmallCopyThrows(const void** o) : out(o) {}
+  SmallCopyThrows(const SmallCopyThrows&) { throw std::runtime_error("copy"); }
+  void operator()() const { *out = this; }
+};
+
+TEST(TaskGroupSlot, ARunWhoseCallableThrowsLeavesTheSlotFree) {
+  ThreadPool pool(with_threads(1));
+  pool.submit([&] {
+        TaskGroup g(pool);
+        const void* never = nullptr;
+        const SmallCopyThrows bad(&never);
+        EXPECT_THROW(g.run(bad), std::runtime_error);
+        const void* a = nullptr;
+        g.run(Where<8>{&a});
+        g.wait();
+        EXPECT_EQ(never, nullptr);
+        ASSERT_NE(a, nullptr);
+        EXPECT_TRUE(inside(g, a));
+      })
+      .get();
+}
+
+// Each round: the owner fills the slot, then polls until the other worker has run the task (the
+// owner pops nothing meanwhile, so the task is stolen), then waits for the group. The task checks
+// that its payload is its round's and that it runs from the slot, on the thief. The next round
+// refills the slot: the thief's destruction of the last callable must happen-before that (the
+// group's count, L1); TSAN reports a reuse it did not order, ASAN one after the group died.
+struct RoundCheck {
+  const TaskGroup* group = nullptr;
+  std::thread::id owner;
+  std::atomic<int> started{-1};
+  std::atomic<int> bad_payload{0}, off_slot{0}, on_owner{0};
+};
+std::uint64_t payload_of(int round) {
+  return static_cast<std::uint64_t>(static_cast<unsigned>(round)) * std::uint64_t{0x9E3779B97F4A7C15};
+}
+struct RoundTask {
+  int round;
+  std::uint64_t check;
+  RoundCheck* c;
+  void operator()() const {
+    if (check != payload_of(round)) {
+      c->bad_payload.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!inside(*c->group, this)) c->off_slot.fetch_add(1, std::memory_order_relaxed);
+    if (std::this_thread::get_id() == c->owner) c->on_owner.fetch_add(1, std::memory_order_relaxed);
+    c->started.store(round, std::memory_order_release);
+  }
+};
+static_assert(sizeof(RoundTask) <= TaskGroup::kInlineCallableBytes);
+
+TEST(TaskGroupSlot, ASlotTaskRunByAThiefIsReusedAfterTheOwnersWait) {
+  ThreadPool pool(with_threads(2));
+  constexpr int kRounds = 2000;
+  RoundCheck c;
+  int rounds = 0;
+  pool.submit([&] {
+        TaskGroup g(pool);
+        c.group = &g;
+        c.owner = std::this_thread::get_id();
+        for (int r = 0; r < kRounds; ++r) {
+          g.run(RoundTask{r, payload_of(r), &c});
+          if (!wait_for([&] { return c.started.load(std::memory_order_acquire) == r; })) {
+            ADD_FAILURE() << "round " << r << ": the other worker did not run the task in 20 s";
+            g.wait();
+            return;
+          }
+          g.wait();
+          ++rounds;
+        }
+      })
+      .get();
+  EXPECT_EQ(rounds, kRounds);
+  EXPECT_EQ(c.bad_payload.load(), 0);
+  EXPECT_EQ(c.on_owner.load(), 0);
+  EXPECT_EQ(c.off_slot.load(), 0);
+}
+
+}  // namespace
