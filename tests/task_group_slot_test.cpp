@@ -180,15 +180,16 @@ TEST(TaskGroupSlot, ARunWhoseCallableThrowsLeavesTheSlotFree) {
 }
 
 // Each round: the owner fills the slot, then polls until the other worker has run the task (the
-// owner pops nothing meanwhile, so the task is stolen), then waits for the group. The task checks
-// that its payload is its round's and that it runs from the slot, on the thief. The next round
-// refills the slot: the thief's destruction of the last callable must happen-before that (the
-// group's count, L1); TSAN reports a reuse it did not order, ASAN one after the group died.
+// owner pops nothing meanwhile, so the task is stolen), runs a second task, which must not go to
+// the slot although the thief may be done with it, and waits for the group. The first task
+// checks that its payload is its round's and that it runs from the slot, on the thief. The next
+// round refills the slot: the thief's destruction of the last callable must happen-before that
+// (the group's count, L1); TSAN reports a reuse it did not order, ASAN one after the group died.
 struct RoundCheck {
   const TaskGroup* group = nullptr;
   std::thread::id owner;
   std::atomic<int> started{-1};
-  std::atomic<int> bad_payload{0}, off_slot{0}, on_owner{0};
+  std::atomic<int> bad_payload{0}, off_slot{0}, on_owner{0}, second_in_slot{0};
 };
 std::uint64_t payload_of(int round) {
   return static_cast<std::uint64_t>(static_cast<unsigned>(round)) * std::uint64_t{0x9E3779B97F4A7C15};
@@ -207,6 +208,12 @@ struct RoundTask {
   }
 };
 static_assert(sizeof(RoundTask) <= TaskGroup::kInlineCallableBytes);
+struct SecondTask {
+  RoundCheck* c;
+  void operator()() const {
+    if (inside(*c->group, this)) c->second_in_slot.fetch_add(1, std::memory_order_relaxed);
+  }
+};
 
 TEST(TaskGroupSlot, ASlotTaskRunByAThiefIsReusedAfterTheOwnersWait) {
   ThreadPool pool(with_threads(2));
@@ -224,6 +231,9 @@ TEST(TaskGroupSlot, ASlotTaskRunByAThiefIsReusedAfterTheOwnersWait) {
             g.wait();
             return;
           }
+          // The slot is still taken (the owner has not waited): this one is allocated, while
+          // the thief may still be finishing the slot's task.
+          g.run(SecondTask{&c});
           g.wait();
           ++rounds;
         }
@@ -233,6 +243,7 @@ TEST(TaskGroupSlot, ASlotTaskRunByAThiefIsReusedAfterTheOwnersWait) {
   EXPECT_EQ(c.bad_payload.load(), 0);
   EXPECT_EQ(c.on_owner.load(), 0);
   EXPECT_EQ(c.off_slot.load(), 0);
+  EXPECT_EQ(c.second_in_slot.load(), 0);
 }
 
 }  // namespace
