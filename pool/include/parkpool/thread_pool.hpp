@@ -49,7 +49,11 @@
 //                    private (no fence, no atomic) while no worker is idle; the first join that
 //                    sees an idle worker publishes every private b (oldest first) to thieves, so an
 //                    idle worker waits at most until the owner's next join for that (small) work
-//                    (detail/pool_core.hpp, WorkerContext::private_jobs). From a non-worker thread
+//                    (detail/pool_core.hpp, WorkerContext::private_jobs). Hence a() must not
+//                    block waiting for something b() does (a latch b counts down, a future b
+//                    sets): a private b runs only on this thread, after a() returns (or at a join
+//                    that a() makes once a worker is idle), so such an a() hangs, where rayon's
+//                    b would be stolen. From a non-worker thread
 //                    the whole join is injected as a stack job and the caller blocks until a worker
 //                    has run it.
 //   parallel_for     recursive halving with join down to `grain` indices per leaf.
@@ -432,8 +436,10 @@ auto join_cold(ThreadPool& pool, A& a, B& b) -> std::pair<join_result_t<A>, join
 }  // namespace detail
 
 /// Runs a() on this thread and b() on this thread or a thief; returns {a(), b()} (void results
-/// as std::monostate). Does not allocate on a worker of `pool`; nests arbitrarily (each level
-/// costs one stack frame on the worker's stack). See the header comment for exceptions.
+/// as std::monostate). a() must not block waiting for b() (see the header comment: b may be
+/// private to this thread until a() returns). Does not allocate on a worker of `pool`; nests
+/// arbitrarily (each level costs one stack frame on the worker's stack). See the header comment
+/// for exceptions.
 template <class A, class B>
 auto join(ThreadPool& pool, A&& a, B&& b)
     -> std::pair<detail::join_result_t<A>, detail::join_result_t<B>> {
