@@ -192,7 +192,8 @@ struct RoundCheck {
   std::atomic<int> bad_payload{0}, off_slot{0}, on_owner{0}, second_in_slot{0};
 };
 std::uint64_t payload_of(int round) {
-  return static_cast<std::uint64_t>(static_cast<unsigned>(round)) * std::uint64_t{0x9E3779B97F4A7C15};
+  return static_cast<std::uint64_t>(static_cast<unsigned>(round)) *
+         std::uint64_t{0x9E3779B97F4A7C15};
 }
 struct RoundTask {
   int round;

@@ -53,9 +53,8 @@
 //                    block waiting for something b() does (a latch b counts down, a future b
 //                    sets): a private b runs only on this thread, after a() returns (or at a join
 //                    that a() makes once a worker is idle), so such an a() hangs, where rayon's
-//                    b would be stolen. From a non-worker thread
-//                    the whole join is injected as a stack job and the caller blocks until a worker
-//                    has run it.
+//                    b would be stolen. From a non-worker thread the whole join is injected as a
+//                    stack job and the caller blocks until a worker has run it.
 //   parallel_for     recursive halving with join down to `grain` indices per leaf.
 //
 // Thread safety
@@ -485,8 +484,7 @@ class TaskGroup {
       // flag is shared with the executor: a run() that polled one the executor clears would
       // take a cache miss per task when thieves run the group's tasks (InternalSpawn with
       // TaskGroup, 1M run()s then one wait(): 21% slower in 8 alternating process pairs).
-      if (!slot_used_ && latch_.owner() != nullptr &&
-          latch_.owner() == detail::tl_current_worker) {
+      if (!slot_used_ && latch_.owner() != nullptr && latch_.owner() == detail::tl_current_worker) {
         t = ::new (static_cast<void*>(slot_)) Task<D, true>(std::forward<F>(f), this);
         slot_used_ = true;  // after the construction, which may throw
       } else {
