@@ -3,8 +3,11 @@
 // kInlineCallableBytes in the group itself; every other task is allocated. Where a callable lives
 // is observed through its own address (`this` in its call operator): inside the TaskGroup object
 // or not. Checked: which run()s use the slot, that a thread other than the owner never does, that
-// a failed run() leaves the slot free, and that a slot task run by a thief is reused only after
-// the owner's wait() (its payload intact in every round; TSAN checks the ordering of the reuse).
+// a failed run() leaves the slot free (the callable's copy throwing; schedule() throwing
+// std::bad_alloc: task_group_badalloc_test.cpp), that a run() or wait() made by the callable's
+// copy inside run() neither takes nor frees the slot being built, and that a slot task run by a
+// thief is reused only after the owner's wait() (its payload intact in every round; TSAN checks the
+// ordering of the reuse).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -177,6 +180,54 @@ TEST(TaskGroupSlot, ARunWhoseCallableThrowsLeavesTheSlotFree) {
         EXPECT_TRUE(inside(g, a));
       })
       .get();
+}
+
+// A callable whose copy, made by the owner's run() while it builds the task in the slot, itself
+// calls run() on the same group (reentrant; `nested` 2: wait() first, which finds nothing
+// pending). That inner run() must not take the slot the outer one is still building its task in:
+// with the slot marked taken only after the construction, the inner task went into the slot, the
+// outer construction then overwrote it, and the deque held the slot twice (the outer callable ran
+// twice, the inner one never).
+struct RunsWhileCopied {
+  TaskGroup* g;
+  std::atomic<int>* runs;  // runs[which] counts this callable's calls
+  int which;
+  int nested;  // 0: a plain copy; 1: the copy calls run(); 2: the copy calls wait(), then run()
+  RunsWhileCopied(TaskGroup* grp, std::atomic<int>* r, int w, int n)
+      : g(grp), runs(r), which(w), nested(n) {}
+  RunsWhileCopied(const RunsWhileCopied& o) : g(o.g), runs(o.runs), which(o.which), nested(0) {
+    if (o.nested == 2) g->wait();
+    if (o.nested != 0) g->run(RunsWhileCopied(g, runs, 1, 0));  // a plain copy: no recursion
+  }
+  void operator()() const { runs[which].fetch_add(1, std::memory_order_relaxed); }
+};
+static_assert(sizeof(RunsWhileCopied) <= TaskGroup::kInlineCallableBytes);
+
+void run_reentrant_copy(int nested) {
+  ThreadPool pool(with_threads(1));
+  std::array<std::atomic<int>, 2> runs{};
+  pool.submit([&] {
+        TaskGroup g(pool);
+        const RunsWhileCopied outer(&g, runs.data(), 0, nested);
+        g.run(outer);  // the owner's first run(): its copy runs the inner run()
+        g.wait();
+        const void* after = nullptr;
+        g.run(Where<8>{&after});  // the owner's wait freed the slot
+        g.wait();
+        ASSERT_NE(after, nullptr);
+        EXPECT_TRUE(inside(g, after));
+      })
+      .get();
+  EXPECT_EQ(runs[0].load(), 1);
+  EXPECT_EQ(runs[1].load(), 1);
+}
+
+TEST(TaskGroupSlot, ARunMadeByTheCallablesCopyDoesNotTakeTheSlotBeingBuilt) {
+  run_reentrant_copy(1);
+}
+
+TEST(TaskGroupSlot, AWaitMadeByTheCallablesCopyDoesNotFreeTheSlotBeingBuilt) {
+  run_reentrant_copy(2);
 }
 
 // Each round: the owner fills the slot, then polls until the other worker has run the task (the

@@ -465,11 +465,12 @@ class TaskGroup {
   /// Schedules f() as part of the group. Throws pool_closed / std::bad_alloc (then f is not
   /// accepted and the group is unchanged).
   /// Storage: the owner worker's first run() after the group's construction or after its own
-  /// last wait() stores a callable of at most kInlineCallableBytes (8-aligned; an over-aligned
-  /// one if it fits with its padding) in the group itself, as the b half of a join lives on
-  /// join's stack frame: no task block is taken or freed. Every other task is allocated as for
-  /// post(). Fork-join code (run one task, do the other half here, wait) thus never allocates.
-  /// Either way the callable is destroyed before wait() returns.
+  /// last wait() (not counting a run() that threw, nor one made by the callable's copy or move
+  /// inside that run()) stores a callable of at most kInlineCallableBytes (8-aligned; an
+  /// over-aligned one if it fits with its padding) in the group itself, as the b half of a join
+  /// lives on join's stack frame: no task block is taken or freed. Every other task is allocated
+  /// as for post(). Fork-join code (run one task, do the other half here, wait) thus never
+  /// allocates. Either way the callable is destroyed before wait() returns.
   template <class F>
   void run(F&& f) {
     // The task first: building it may throw (the callable's copy or move, std::bad_alloc), and
@@ -478,18 +479,42 @@ class TaskGroup {
     using D = std::decay_t<F>;
     detail::TaskBase* t;
     if constexpr (sizeof(Task<D, true>) <= kSlotBytes && alignof(Task<D, true>) <= kSlotAlign) {
-      // The slot is free when slot_used_ is false: only the owner fills it and only the owner's
-      // wait() empties slot_used_, after every task of the group, the slot's included, finished
-      // (its acquire of the count, L1, orders the slot task's end before the reuse). So no
-      // flag is shared with the executor: a run() that polled one the executor clears would
-      // take a cache miss per task when thieves run the group's tasks (InternalSpawn with
-      // TaskGroup, 1M run()s then one wait(): 21% slower in 8 alternating process pairs).
-      if (!slot_used_ && latch_.owner() != nullptr && latch_.owner() == detail::tl_current_worker) {
-        t = ::new (static_cast<void*>(slot_)) Task<D, true>(std::forward<F>(f), this);
-        slot_used_ = true;  // after the construction, which may throw
-      } else {
-        t = detail::new_task<Task<D, false>>(*core_, std::forward<F>(f), this);
+      // The slot is free when slot_state_ is Slot::free: only the owner fills it and only the
+      // owner's wait() frees it, after every task of the group, the slot's included, finished
+      // (its acquire of the count, L1, orders the slot task's end before the reuse). So no flag
+      // is shared with the executor: a run() that polled one the executor clears would take a
+      // cache miss per task when thieves run the group's tasks (InternalSpawn with TaskGroup,
+      // 1M run()s then one wait(): 21% slower in 8 alternating process pairs).
+      if (slot_state_ == Slot::free && latch_.owner() != nullptr &&
+          latch_.owner() == detail::tl_current_worker) {
+        // Building before the construction: the callable's copy or move is user code, which may
+        // call run() (it must not take the slot being built) or wait() (it must not free it) on
+        // this group. Free again if the construction throws. (Until 2026-12-08 the slot was
+        // marked only after the construction: such a run() built its own task in the slot, the
+        // outer construction overwrote it, and the deque held the slot twice.)
+        slot_state_ = Slot::building;
+        try {
+          t = ::new (static_cast<void*>(slot_)) Task<D, true>(std::forward<F>(f), this);
+        } catch (...) {
+          slot_state_ = Slot::free;
+          throw;
+        }
+        slot_state_ = Slot::taken;
+        latch_.add(detail::tl_current_worker);
+        try {
+          detail::schedule_or_release(*core_, t);
+        } catch (...) {
+          // std::bad_alloc (on the owner, schedule() never throws pool_closed): the task was
+          // released (destroyed, counted down) and never published, since schedule() threw
+          // before its push (publish_private) or in it (the deque unchanged). Nothing refers to
+          // the slot: free again, the group unchanged. (Until 2026-12-08 it stayed taken until
+          // the owner's wait(), and every run() until then allocated.)
+          slot_state_ = Slot::free;
+          throw;
+        }
+        return;
       }
+      t = detail::new_task<Task<D, false>>(*core_, std::forward<F>(f), this);
     } else {
       t = detail::new_task<Task<D, false>>(*core_, std::forward<F>(f), this);
     }
@@ -519,9 +544,11 @@ class TaskGroup {
   void wait() {
     wait_impl();
     // Every task has finished: on the owner, the slot may take the next run()'s task. (A wait
-    // on another thread leaves slot_used_ alone: the owner may be in run() meanwhile.)
-    if (latch_.owner() != nullptr && latch_.owner() == detail::tl_current_worker) {
-      slot_used_ = false;
+    // on another thread leaves slot_state_ alone: the owner may be in run() meanwhile. So does
+    // a wait made by a callable's copy while run() builds its task in the slot: building.)
+    if (latch_.owner() != nullptr && latch_.owner() == detail::tl_current_worker &&
+        slot_state_ == Slot::taken) {
+      slot_state_ = Slot::free;
     }
     cancelled_.store(false, std::memory_order_relaxed);  // relaxed: no task of the group is left
     // The first exception goes to one waiter only: an overlapping wait that was not detected
@@ -625,15 +652,17 @@ class TaskGroup {
   detail::GroupLatch latch_;
   // The owner's inline task (run()): the header, a callable of up to kInlineCallableBytes and the
   // group pointer, on a line of its own (the lines above are read by every task of the group),
-  // and slot_used_ (owner only: set by the run() that fills the slot, cleared by the owner's
-  // wait()). Fork-join fib(27) with TaskGroup (a run() and a wait() per call), 8 alternating
-  // process pairs on the 2-vCPU AMD EPYC VM (2026-12-08), median per-pair time ratio against task
-  // blocks: 0.93 on 2 workers, 0.93 on 1; InternalSpawn with TaskGroup 0.99.
+  // and slot_state_ (owner only: building while a run() constructs its task there, then taken,
+  // free again after the owner's wait()). Fork-join fib(27) with TaskGroup (a run() and a wait()
+  // per call), 8 alternating process pairs on the 2-vCPU AMD EPYC VM (2026-12-08), median
+  // per-pair time ratio against task blocks: 0.93 on 2 workers, 0.93 on 1; InternalSpawn with
+  // TaskGroup 0.99.
   static constexpr std::size_t kSlotBytes = 56;
   static constexpr std::size_t kSlotAlign = 64;
   static_assert(kInlineCallableBytes + 2 * sizeof(void*) == kSlotBytes);
   alignas(kSlotAlign) unsigned char slot_[kSlotBytes];
-  bool slot_used_ = false;
+  enum class Slot : unsigned char { free, building, taken };
+  Slot slot_state_ = Slot::free;
 };
 
 /// Calls body(i) once for every i in [first, last), in parallel, with chunks of at most `grain`
