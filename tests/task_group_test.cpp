@@ -296,6 +296,97 @@ TEST(TaskGroup, TheOwnersWaitReturnsOnlyAfterAStolenTaskFinished) {
   EXPECT_TRUE(owner.get());
 }
 
+// A wait nested in a task that the owner runs while its own outer wait() of the same group is
+// registered for the group's last count_down: the nested wait registers too (the same tag), and
+// when it returns it drops the registration (and GroupLatch's fold). The task then runs one more
+// task of the group, Z, which the other worker takes. Two endings:
+//   - Z finishes only after the owner went back to sleep in its outer wait: the outer wait must
+//     have registered again, or Z's count_down wakes nobody (until 2026-12-08 it slept on with
+//     the group done);
+//   - Z finishes before the task returns: the outer wait then ends, and must leave the group's
+//     count intact (until 2026-12-08 its clear_waiter() zeroed the shared count that balanced
+//     Z's owned +1, so a second wait() of the done group slept for good).
+// Each sleep of the owner is seen as a new park, counted from before this thread lets the owner
+// go on (the other worker runs one of the group's tasks meanwhile and does not park).
+void outer_wait_after_a_nested_wait(bool z_ends_before_the_task_returns) {
+  using parkpool::test::wait_for;
+  ThreadPool pool(with_threads(2));
+  std::atomic<bool> y_started{false}, z_started{false}, gate_y{false}, gate_z{false};
+  std::atomic<bool> go_outer{false}, go_nested{false}, go_finish{false};
+  std::atomic<bool> t_started{false}, t_ready_to_finish{false}, t_on_owner{false};
+  std::atomic<TaskGroup*> group{nullptr};
+  std::atomic<std::thread::id> owner_id{};
+  auto parks = [&] { return pool.stats().total.parks; };
+  auto a_park_after = [&](std::uint64_t before) {
+    return wait_for([&] { return parks() > before; });
+  };
+  auto owner = pool.submit([&] {
+    owner_id.store(std::this_thread::get_id());
+    TaskGroup g(pool);
+    g.run([&] {  // Y: taken by the other worker (this one polls)
+      y_started.store(true);
+      wait_for([&] { return gate_y.load(); });
+    });
+    if (!wait_for([&] { return y_started.load(); })) return false;
+    group.store(&g);
+    if (!wait_for([&] { return go_outer.load(); })) return false;
+    g.wait();  // the outer wait: registers, sleeps, runs T (posted below) when woken
+    g.wait();  // the group is done: returns at once
+    return true;
+  });  // and the destructor finds it done
+  ASSERT_TRUE(wait_for([&] { return group.load() != nullptr; }));
+  std::uint64_t before = parks();
+  go_outer.store(true);
+  ASSERT_TRUE(a_park_after(before)) << "the owner did not park in its outer wait";
+  pool.post([&] {  // T: the owner, the only sleeper, is woken for it and runs it
+    TaskGroup& g = *group.load();
+    t_on_owner.store(std::this_thread::get_id() == owner_id.load());
+    t_started.store(true);
+    wait_for([&] { return go_nested.load(); });
+    g.wait();    // nested: the same tag; returns when Y is done, and drops the registration
+    g.run([&] {  // Z: taken by the other worker (this one polls)
+      z_started.store(true);
+      wait_for([&] { return gate_z.load(); });
+    });
+    wait_for([&] { return z_started.load(); });
+    if (z_ends_before_the_task_returns) {
+      // Z's end: the other worker then goes idle and parks (after Z's count_down); nothing else
+      // parks while this worker runs T.
+      const std::uint64_t z_running = parks();
+      gate_z.store(true);
+      a_park_after(z_running);
+    }
+    t_ready_to_finish.store(true);
+    wait_for([&] { return go_finish.load(); });
+  });
+  ASSERT_TRUE(wait_for([&] { return t_started.load(); }));
+  ASSERT_TRUE(t_on_owner.load()) << "T did not run on the owner";
+  before = parks();
+  go_nested.store(true);
+  ASSERT_TRUE(a_park_after(before)) << "the owner did not park in the nested wait";
+  gate_y.store(true);  // Y ends: the nested wait returns; Z goes to the other worker
+  ASSERT_TRUE(wait_for([&] { return t_ready_to_finish.load(); }));
+  if (!z_ends_before_the_task_returns) {
+    before = parks();
+    go_finish.store(true);  // T returns: the owner goes back to its outer wait
+    ASSERT_TRUE(a_park_after(before)) << "the owner did not park in its outer wait again";
+    gate_z.store(true);  // Z's count_down is the group's last
+  } else {
+    go_finish.store(true);  // T returns: the group is done
+  }
+  ASSERT_EQ(owner.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "the owner's waits did not return after the group's last task";
+  EXPECT_TRUE(owner.get());
+}
+
+TEST(TaskGroup, AnOuterWaitIsWokenAfterAWaitNestedInItsTaskDroppedTheRegistration) {
+  outer_wait_after_a_nested_wait(false);
+}
+
+TEST(TaskGroup, AnOuterWaitThatEndsAfterANestedWaitLeavesTheGroupDone) {
+  outer_wait_after_a_nested_wait(true);
+}
+
 // A group constructed in a task is owned by that worker: its run()s there and the group's tasks
 // it runs are counted in plain stores that cannot wake anyone. A waiter elsewhere polls. Here
 // every count is the owner's (one worker), so only the polling can see the tasks finish: a waiter

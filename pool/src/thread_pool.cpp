@@ -376,7 +376,8 @@ bool WorkerContext::stale_backlog_slow() noexcept {
 template <class Latch>
 void WorkerContext::wait_until(Latch& latch) noexcept {
   IdleCoordinator& idle = pool->idle_;
-  bool registered = false;
+  bool registered = false;  // registered at least once: drop the registration at the end
+  bool armed = false;       // our registration is known to be in place
   bool slept = false;
   unsigned backoff = 0;
   while (!latch.done()) {
@@ -385,12 +386,21 @@ void WorkerContext::wait_until(Latch& latch) noexcept {
       if (!idle_closed) idle.found_work(index, [this] { return any_work(); });
       slept = false;
       t->fn(t, true);
+      // The task may have waited on this same latch (a TaskGroup's wait() nested in a task its
+      // owner runs while it waits: same thread, same tag), and that wait dropped the registration
+      // when it returned (clear_waiter; for a GroupLatch also the fold). Register again before
+      // the next sleep. Until 2026-12-08 this wait slept on as if registered, and the count_down
+      // of a task run() after the nested wait woke nobody: the test
+      // TaskGroup.AnOuterWaitIsWokenAfterAWaitNestedInItsTaskDroppedTheRegistration hung. Costs
+      // one load of the latch's word when the registration is still in place (register_waiter:
+      // the same tag again).
+      armed = false;
       continue;
     }
-    if (!registered) {
+    if (!armed) {
       // Register before sleeping so the last count_down wakes us (one RMW, no store->load race).
       if (!latch.register_waiter(index + 1)) break;
-      registered = true;
+      registered = armed = true;
       continue;  // re-check the latch and the queues once more
     }
     slept = true;

@@ -469,8 +469,9 @@ class TaskGroup {
   /// inside that run()) stores a callable of at most kInlineCallableBytes (8-aligned; an
   /// over-aligned one if it fits with its padding) in the group itself, as the b half of a join
   /// lives on join's stack frame: no task block is taken or freed. Every other task is allocated
-  /// as for post(). Fork-join code (run one task, do the other half here, wait) thus never
-  /// allocates. Either way the callable is destroyed before wait() returns.
+  /// as for post(). Fork-join code (run one task, do the other half here, wait) thus allocates
+  /// no task (a deque ring that fills up still grows, as for join). Either way the callable is
+  /// destroyed before wait() returns.
   template <class F>
   void run(F&& f) {
     // The task first: building it may throw (the callable's copy or move, std::bad_alloc), and

@@ -179,8 +179,9 @@ struct WorkerContext;
 // pending = (spawned_ - completed_) + shared_.count(), where
 //   spawned_, completed_  the owner's part: tasks run() on the owner worker (the worker that
 //                constructed the group, owner_) and tasks of the group completed on it, while the
-//                owner is not folded. Each is written only by the owner (a relaxed load + store,
-//                no RMW: no locked instruction), never decreases, and is readable from any thread.
+//                owner is not folded. Each is written only by the owner (a store of its plain
+//                owner-only copy's new value: no load, no RMW, no locked instruction), never
+//                decreases, and is readable from any thread.
 //   shared_      everything else: run() on any other thread, completions on any other thread, and
 //                every event on the owner while folded_. Its count goes negative when a thief
 //                completes a task whose +1 sits in spawned_.
@@ -248,7 +249,7 @@ class GroupLatch {
   bool done_snapshot() const noexcept {
     const std::uint64_t c = completed_.load(std::memory_order_acquire);  // INV-G1: first
     const std::int64_t sh = shared_.count();                             // acquire, second
-    // Last; relaxed: spawned_ is only ever stored relaxed (add()'s bump; no RMW), so an acquire
+    // Last; relaxed: spawned_ is only ever stored relaxed (add()'s store; no RMW), so an acquire
     // here would synchronize with nothing. What the snapshot needs of it is its place after the
     // two acquires above (INV-G1), which those give it. (Acquire until 2026-12-08.)
     const std::uint64_t s = spawned_.load(std::memory_order_relaxed);
@@ -270,8 +271,15 @@ class GroupLatch {
     folded_ = false;  // nothing pending: later events may be owned again
     return false;
   }
+  // The waiter, once done(). With an owner, a registration is always folded (register_waiter
+  // folds first), so unfolded means no tag of ours is left: a wait nested in a task the owner ran
+  // while it waited (the same thread) already cleared it and unfolded. shared_ may then hold a
+  // nonzero count that the owned counters balance (a thief completed a task the owner run() after
+  // that nested wait), and CountLatch::clear_waiter(), which stores 0, would lose it: the group
+  // would never be done again. (Until 2026-12-08 it did: a second wait() of the done group slept
+  // for good; TaskGroup.AnOuterWaitThatEndsAfterANestedWaitLeavesTheGroupDone.)
   void clear_waiter() noexcept {
-    shared_.clear_waiter();
+    if (folded_ || owner_ == nullptr) shared_.clear_waiter();
     folded_ = false;
   }
 
