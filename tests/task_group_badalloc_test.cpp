@@ -1,15 +1,15 @@
 // TaskGroup::run() when its task cannot be scheduled: the owner's deque is full and growing it
 // throws std::bad_alloc. run()'s contract: it throws, accepts nothing and leaves the group
 // unchanged, so the group's inline slot (thread_pool.hpp, TaskGroup::run) is free again for the
-// next run(). Its own executable: it replaces the global operator new (in every build, as
-// thread_parker_badalloc_test.cpp does) to make the allocations of one thread fail on demand.
+// next run(). Its own executable: it replaces the global operator new (support/failing_new.hpp,
+// in every build) to make the allocations of one thread fail on demand.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstddef>
-#include <cstdlib>
 #include <new>
 
+#include "failing_new.hpp"
 #include "parkpool/thread_pool.hpp"
 #include "parkpool_test.hpp"
 #include "pool_test.hpp"
@@ -19,32 +19,13 @@ namespace {
 thread_local bool t_refuse = false;
 // Refusals made so far: shows that the bad_alloc the test sees is the injected one.
 std::atomic<int> g_refusals{0};
-
-void* allocate(std::size_t n, std::size_t align) {
-  if (t_refuse) {
-    g_refusals.fetch_add(1, std::memory_order_relaxed);
-    throw std::bad_alloc();
-  }
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n == 0 ? 1 : n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
 }  // namespace
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) { return allocate(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return allocate(n, static_cast<std::size_t>(a));
+bool parkpool::test::refuse_allocation(std::size_t) noexcept {
+  if (!t_refuse) return false;
+  g_refusals.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 

@@ -6,8 +6,9 @@
 //   (b) an awaitable arming a Resumption under block_on (AsyncEvent's co_await) allocates the
 //       thread's block_on parker the first time and may throw std::bad_alloc;
 //   (c) a block_on that must park and cannot allocate its parker terminates (run() is noexcept).
-// Its own executable: it replaces the global operator new, to make the next allocation of one
-// thread fail on demand. Every test runs on a fresh thread, whose cached parkers do not exist yet.
+// Its own executable: it replaces the global operator new (support/failing_new.hpp), to make the
+// next allocation of one thread fail on demand. Every test runs on a fresh thread, whose cached
+// parkers do not exist yet.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "failing_new.hpp"
 #include "parkpool/async_event.hpp"
 #include "parkpool/task.hpp"
 #include "parkpool/thread_parker.hpp"
@@ -32,19 +34,6 @@ thread_local bool t_refuse_next = false;
 // Refusals made so far, by any thread: shows that the bad_alloc a test sees is the injected one.
 std::atomic<int> g_refusals{0};
 
-void* allocate(std::size_t n, std::size_t align) {
-  if (t_refuse_next) {
-    t_refuse_next = false;
-    g_refusals.fetch_add(1, std::memory_order_relaxed);
-    throw std::bad_alloc();
-  }
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n == 0 ? 1 : n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
 void refuse_next_allocation() { t_refuse_next = true; }
 
 // Runs f on a new thread (whose cached parkers do not exist yet) and joins it.
@@ -54,18 +43,12 @@ void on_fresh_thread(F f) {
 }
 }  // namespace
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) { return allocate(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return allocate(n, static_cast<std::size_t>(a));
+bool parkpool::test::refuse_allocation(std::size_t) noexcept {
+  if (!t_refuse_next) return false;
+  t_refuse_next = false;
+  g_refusals.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 using namespace std::chrono_literals;

@@ -1,7 +1,8 @@
 // Tests of <parkpool/asio.hpp> when the pool cannot take a handler: ThreadPool::post throws
 // std::bad_alloc (before or after it took the handler), and keeping a handler the shut-down
-// pool refused cannot allocate. Its own executable: it replaces the global operator new, to make
-// large allocations of one thread fail on demand (the injector's 4 KiB chunk, a big task).
+// pool refused cannot allocate. Its own executable: it replaces the global operator new
+// (support/failing_new.hpp), to make large allocations of one thread fail on demand (the
+// injector's 4 KiB chunk, a big task).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -14,6 +15,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "failing_new.hpp"
 #include "parkpool/asio.hpp"
 
 namespace {
@@ -21,18 +23,6 @@ namespace {
 // then each one throws std::bad_alloc. -1 (the default): no failure.
 constexpr std::size_t kBig = 2048;
 thread_local int t_big_left = -1;
-
-void* allocate(std::size_t n, std::size_t align) {
-  if (n >= kBig && t_big_left >= 0) {
-    if (t_big_left == 0) throw std::bad_alloc();
-    --t_big_left;
-  }
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n == 0 ? 1 : n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
 
 // Sets this thread's failure budget for its lifetime.
 class FailBigAllocations {
@@ -44,18 +34,12 @@ class FailBigAllocations {
 };
 }  // namespace
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC pairs the inlined replacement delete with the library new and warns; the pair is ours.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) { return allocate(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return allocate(n, static_cast<std::size_t>(a));
+bool parkpool::test::refuse_allocation(std::size_t n) noexcept {
+  if (n < kBig || t_big_left < 0) return false;
+  if (t_big_left == 0) return true;
+  --t_big_left;
+  return false;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 namespace asio = boost::asio;
