@@ -128,6 +128,49 @@ TEST(TaskGroupSlot, RunsFromOtherThreadsAreNeverStoredInTheGroup) {
       .get();
 }
 
+// The slot's state is the owner's alone. A task of the group running on another worker calls
+// run() while the owner's run() fills the slot: that run() must not even read the state (it
+// checks that it is not the owner first), or it races with the owner's writes (TSAN reports it;
+// until 2026-12-08 run() read the state first). H, too big for the slot, is the other worker's;
+// it keeps calling run() until the owner's run() has filled the slot. None of H's tasks may land
+// in the slot.
+struct CountsSlotUse {
+  const TaskGroup* group;
+  std::atomic<int>* in_slot;
+  void operator()() const {
+    if (inside(*group, this)) in_slot->fetch_add(1, std::memory_order_relaxed);
+  }
+};
+static_assert(sizeof(CountsSlotUse) <= TaskGroup::kInlineCallableBytes);
+
+TEST(TaskGroupSlot, RunsFromTheGroupsTasksOnOtherWorkersDoNotTouchTheOwnersSlot) {
+  ThreadPool pool(with_threads(2));
+  std::atomic<int> from_h{0}, from_h_in_slot{0};
+  pool.submit([&] {
+        TaskGroup g(pool);
+        std::atomic<bool> h_started{false}, owner_ran{false};
+        g.run([&, big = std::array<std::uint64_t, 8>{}] {  // over 40 bytes: allocated
+          (void)big;
+          h_started.store(true, std::memory_order_release);
+          do {
+            g.run(CountsSlotUse{&g, &from_h_in_slot});  // this worker's deque: runs after H
+            from_h.fetch_add(1, std::memory_order_relaxed);
+          } while (!owner_ran.load(std::memory_order_acquire) &&
+                   from_h.load(std::memory_order_relaxed) < 100000);
+        });
+        ASSERT_TRUE(wait_for([&] { return h_started.load(std::memory_order_acquire); }));
+        const void* mine = nullptr;
+        g.run(Where<8>{&mine});  // the owner's first run(): the slot, while H calls run()
+        owner_ran.store(true, std::memory_order_release);
+        g.wait();
+        ASSERT_NE(mine, nullptr);
+        EXPECT_TRUE(inside(g, mine));
+      })
+      .get();
+  EXPECT_GT(from_h.load(), 0);
+  EXPECT_EQ(from_h_in_slot.load(), 0);
+}
+
 TEST(TaskGroupSlot, AWaitOnAnotherThreadLeavesTheSlotTakenUntilTheOwnersWait) {
   ThreadPool pool(with_threads(1));
   std::unique_ptr<TaskGroup> g;  // owned by the worker, outlives the task that constructs it

@@ -237,6 +237,11 @@ class GroupLatch {
   }
 
   WorkerContext* owner() const noexcept { return owner_; }
+  // `self` is the owner (not nullptr), read from owner_mine_, on the owner's own line: for the
+  // owner's per-run() checks, which must not load the line thieves RMW (see the members).
+  bool is_owner(const WorkerContext* self) const noexcept {
+    return self == owner_mine_ && owner_mine_ != nullptr;
+  }
   CountLatch& shared() noexcept { return shared_; }
 
   // Owner thread only (or any thread when owner() == nullptr): exact.
